@@ -1,0 +1,208 @@
+"""The command line: ``pipedesk [app|serve|run|doctor|...]``.
+
+Parses arguments and dispatches; the work lives in the modules it calls.
+Heavy imports (torch, gradio) happen inside the commands that need them so
+``pipedesk --help`` and ``doctor`` stay quick. User errors exit with code 2
+and one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from desktop import __version__
+from desktop.errors import UserError
+
+log = logging.getLogger(__name__)
+
+#: Extra subcommands: ``register(subparsers)`` adds parsers whose ``func`` takes the parsed args.
+COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
+
+
+def _ensure_streams() -> None:
+    """Windowed builds start with no stdout/stderr: give them somewhere harmless to write."""
+    for name in ("stdout", "stderr"):
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(os.devnull, "w", encoding="utf-8"))  # noqa: SIM115
+
+
+def terminal_progress() -> Callable[[int, int, str], None]:
+    """A ``progress(done, total, desc)`` that draws a tqdm bar on stderr."""
+    from tqdm import tqdm
+
+    bars: dict[str, Any] = {}
+
+    def report(done: int, total: int, desc: str) -> None:
+        if not total:
+            print(desc, file=sys.stderr)
+            return
+        bar = bars.get(desc)
+        if bar is None:
+            bar = bars[desc] = tqdm(total=total, desc=desc, unit="B", unit_scale=True, file=sys.stderr)
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+
+    return report
+
+
+# --- commands ---------------------------------------------------------------------------
+
+
+def cmd_app(args: argparse.Namespace) -> int:
+    """The desktop app: a native window when there is a display, a local server otherwise."""
+    try:
+        from desktop import window
+    except ImportError:
+        window = None  # type: ignore[assignment]
+    if window is not None and hasattr(window, "run_app"):
+        return window.run_app(args)
+    return _serve(args.host, args.port, args.device, open_browser=True)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Headless: serve the UI and the HTTP API until interrupted."""
+    return _serve(args.host, args.port, args.device, open_browser=False, lan=getattr(args, "lan", False))
+
+
+def _serve(host: str, port: int | None, device: str | None, open_browser: bool, lan: bool = False) -> int:
+    from desktop import logs
+
+    logs.setup(console=True)
+    from desktop import server
+    from desktop.runtime import Runtime
+    from desktop.ui.app import build_app
+
+    runtime = Runtime(device=device)
+    blocks = build_app(runtime)
+    running = server.start(blocks, host=host, port=port)
+    print(f"Pipedesk is running at {running.url}  (device: {runtime.device}; Ctrl+C to stop)", flush=True)
+    if open_browser:
+        import webbrowser
+
+        webbrowser.open(running.url)
+    try:
+        while True:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        print("Stopping…", file=sys.stderr)
+    finally:
+        running.stop()
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """One prediction: the result on stdout (plain text, or JSON with --json)."""
+    from desktop import logs
+    from desktop.runtime import Runtime
+    from desktop.tasks import get
+
+    logs.setup()
+    spec = get(args.task)
+    value = sys.stdin.read() if args.input == "-" else args.input
+    inputs = spec.cli_inputs(value)
+    options = [getattr(args, option.name) for option in spec.options]
+    runtime = Runtime(device=args.device)
+    result = spec.predict(runtime, *inputs, args.model, *options, progress=terminal_progress())
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+    if args.json:
+        payload = {"task": spec.id, "model": result.model, "result": result.data, "notes": result.notes}
+        print(json.dumps(payload, ensure_ascii=False, indent=2))
+    else:
+        print(result.text)
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Versions, device, folders and offline state: what support asks for first."""
+    from desktop import doctor
+
+    report = doctor.report(device=args.device)
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+    else:
+        print(doctor.format_report(report))
+    return 0
+
+
+# --- parser -----------------------------------------------------------------------------
+
+
+def _add_device(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--device",
+        default=None,
+        help="auto (default: CUDA, then Apple MPS, then CPU), cpu, cuda, cuda:N or mps",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from desktop.tasks import TASKS
+
+    parser = argparse.ArgumentParser(
+        prog="pipedesk",
+        description="Pipedesk: Hugging Face models on your own computer, offline.",
+    )
+    parser.add_argument("--version", action="version", version=f"pipedesk {__version__}")
+    parser.set_defaults(func=cmd_app, host="127.0.0.1", port=None, device=None)
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    app = sub.add_parser("app", help="open the desktop app (the default)")
+    _add_device(app)
+    app.set_defaults(func=cmd_app, host="127.0.0.1", port=None)
+
+    serve = sub.add_parser("serve", help="serve the app headless (servers, Spaces, containers)")
+    serve.add_argument("--host", default=os.environ.get("PIPEDESK_HOST", "127.0.0.1"),
+                       help="address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)")
+    serve.add_argument("--port", type=int, default=int(os.environ["PORT"]) if os.environ.get("PORT", "").isdigit() else None,
+                       help="port (default: $PORT, else a free port)")
+    _add_device(serve)
+    serve.set_defaults(func=cmd_serve)
+
+    run = sub.add_parser("run", help="run one task once and print the result")
+    run_sub = run.add_subparsers(title="tasks", metavar="TASK", required=True)
+    for spec in TASKS.values():
+        task = run_sub.add_parser(spec.id, help=spec.title, description=spec.description)
+        task.add_argument("input", metavar="INPUT", help="the text (or an image path for classify); - reads stdin")
+        task.add_argument("--model", default=None, help="a model label, Hub id, imported name or folder")
+        for option in spec.options:
+            task.add_argument(
+                f"--{option.name.replace('_', '-')}",
+                dest=option.name,
+                type=option.type,
+                default=option.default,
+                help=f"{option.help} (default {option.default})",
+            )
+        task.add_argument("--json", action="store_true", help="print the result as JSON")
+        _add_device(task)
+        task.set_defaults(func=cmd_run, task=spec.id)
+
+    doctor = sub.add_parser("doctor", help="print versions, device, folders and offline state")
+    doctor.add_argument("--json", action="store_true")
+    _add_device(doctor)
+    doctor.set_defaults(func=cmd_doctor)
+
+    for register in COMMANDS:
+        register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    _ensure_streams()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        print(f"pipedesk: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

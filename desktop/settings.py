@@ -1,0 +1,77 @@
+"""User settings, stored as JSON in the config directory.
+
+Read on demand (cheap) so every thread sees the latest saved values; written
+atomically so a crash never leaves a half-written file. An unreadable file is
+kept aside as ``settings.json.bad`` and defaults are used: settings are never
+silently lost.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from desktop import paths
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the user can change in the Settings tab."""
+
+    models_dir: Path | None = None
+    offline: bool = False
+    lan_enabled: bool = False
+    lan_password: str = ""
+    device: str = "auto"
+    fast_cpu: bool = False
+    window: dict[str, int] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["models_dir"] = str(self.models_dir) if self.models_dir else None
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Settings:
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        if values.get("models_dir"):
+            values["models_dir"] = Path(values["models_dir"])
+        return cls(**values)
+
+
+def settings_file() -> Path:
+    return paths.config_dir() / "settings.json"
+
+
+def load() -> Settings:
+    """The saved settings, or defaults when there are none."""
+    path = settings_file()
+    try:
+        return Settings.from_json(json.loads(path.read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        return Settings()
+    except (OSError, ValueError, TypeError):
+        try:
+            os.replace(path, path.with_suffix(".json.bad"))
+        except OSError:
+            pass
+        return Settings()
+
+
+def save(settings: Settings) -> Settings:
+    """Write ``settings`` atomically and return them."""
+    path = settings_file()
+    paths.ensure(path.parent)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(settings.to_json(), indent=2), encoding="utf-8")
+    os.replace(tmp, path)
+    return settings
+
+
+def update(**changes: Any) -> Settings:
+    """Load, change the given fields, save."""
+    return save(replace(load(), **changes))

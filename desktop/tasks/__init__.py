@@ -1,0 +1,45 @@
+"""The task registry: every task of the app, in the order the UI shows them.
+
+Adding a task is adding one module with a ``SPEC`` and listing it here; the
+UI, the CLI, the batch engine and the HTTP API are generated from this list.
+"""
+
+from __future__ import annotations
+
+from desktop.tasks import classify, generate, ner, sentiment, summarize, translate
+from desktop.tasks.spec import ModelRef, Option, Result, TaskSpec
+
+TASKS: dict[str, TaskSpec] = {
+    spec.id: spec
+    for spec in (
+        sentiment.SPEC,
+        generate.SPEC,
+        ner.SPEC,
+        classify.SPEC,
+        translate.SPEC,
+        summarize.SPEC,
+    )
+}
+
+
+def get(task_id: str) -> TaskSpec:
+    """The task called ``task_id``; raises UserError listing the known ones."""
+    from desktop.errors import UserError
+
+    try:
+        return TASKS[task_id]
+    except KeyError:
+        raise UserError(f"Unknown task {task_id!r}: choose one of {', '.join(TASKS)}.") from None
+
+
+def known_models() -> dict[str, ModelRef]:
+    """Every model a task names, by Hub id (for pinned revisions and labels)."""
+    refs: dict[str, ModelRef] = {}
+    for spec in (*TASKS.values(), classify.TEXT_SPEC, classify.IMAGE_SPEC):
+        for ref in spec.models:
+            if ref.repo and ref.repo != classify.AUTO:
+                refs.setdefault(ref.repo, ref)
+    return refs
+
+
+__all__ = ["TASKS", "ModelRef", "Option", "Result", "TaskSpec", "get", "known_models"]

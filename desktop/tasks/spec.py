@@ -1,0 +1,110 @@
+"""What a task is: data plus pure functions, collected into one registry.
+
+The UI, the CLI and the HTTP API are all generated from :class:`TaskSpec`
+objects, so adding a task is adding one module under ``desktop/tasks/``.
+Nothing here imports torch or transformers; the model call lives in
+``desktop.runtime``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    import gradio as gr
+
+    from desktop.runtime import Runtime
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A Hub model pinned to a revision, with the name people see."""
+
+    repo: str
+    revision: str = "main"
+    label: str = ""
+
+    @property
+    def display(self) -> str:
+        return self.label or self.repo
+
+
+@dataclass(frozen=True)
+class Option:
+    """A task parameter after the model (API order), e.g. ``max_new_tokens``."""
+
+    name: str
+    default: Any
+    help: str
+    type: type
+    component: Callable[[], gr.Component]
+    minimum: float | None = None
+    maximum: float | None = None
+
+    def check(self, value: Any) -> Any:
+        """Coerce ``value`` to the option's type and range, or raise UserError."""
+        from desktop.errors import UserError
+
+        if value is None or value == "":
+            return self.default
+        try:
+            value = self.type(value)
+        except (TypeError, ValueError):
+            kind = {int: "a whole number", float: "a number"}.get(self.type, self.type.__name__)
+            raise UserError(f"{self.name} must be {kind}, not {value!r}.") from None
+        if self.minimum is not None and value < self.minimum:
+            raise UserError(f"{self.name} must be at least {self.minimum:g} (got {value:g}).")
+        if self.maximum is not None and value > self.maximum:
+            raise UserError(f"{self.name} must be at most {self.maximum:g} (got {value:g}).")
+        return value
+
+
+@dataclass
+class Result:
+    """What a task returns: plain data for JSON plus the values its UI outputs show."""
+
+    data: Any
+    outputs: tuple[Any, ...]
+    text: str
+    notes: list[str] = field(default_factory=list)
+    model: str = ""
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One task of the app: what it is, which models fit, and how to run it.
+
+    ``predict(runtime, *inputs, model, *options)`` takes the API's parameters in
+    the public order and returns a :class:`Result`. ``stream`` (optional) takes
+    the same parameters and yields partial ``Result`` objects for the UI.
+    """
+
+    id: str
+    title: str
+    description: str
+    kind: str  # what runtime loads: a transformers pipeline task or "seq2seq"
+    default_model: ModelRef
+    alternatives: tuple[ModelRef, ...]
+    inputs: Callable[[], list[gr.Component]]
+    outputs: Callable[[], list[gr.Component]]
+    predict: Callable[..., Result]
+    options: tuple[Option, ...] = ()
+    examples: Sequence[Sequence[Any]] = ()
+    stream: Callable[..., Iterator[Result]] | None = None
+    cli_inputs: Callable[[str], tuple[Any, ...]] = lambda value: (value,)
+    text_input: bool = True  # a plain-text task the batch engine can run
+    kinds_by_input: dict[str, str] = field(default_factory=dict)
+    wire: Callable[[list[Any], Any], None] | None = None  # extra UI events (e.g. show/hide inputs)
+
+    @property
+    def models(self) -> tuple[ModelRef, ...]:
+        return (self.default_model, *self.alternatives)
+
+    def model_choices(self) -> list[tuple[str, str]]:
+        """(label, value) pairs for a dropdown: value is the Hub id."""
+        return [(ref.display, ref.repo) for ref in self.models]
+
+    def run(self, runtime: Runtime, *args: Any) -> Result:
+        return self.predict(runtime, *args)

@@ -1,0 +1,1 @@
+"""The Gradio interface, generated from the task registry."""

@@ -1,0 +1,92 @@
+"""The Gradio Blocks: one tab per task from the registry, then the app's own panels.
+
+Built on the main thread at start-up; event handlers run on Gradio's workers.
+Every model call shares one queue (``concurrency_id="inference"``), so a GPU
+sees one job at a time however many tabs or visitors ask.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import gradio as gr
+
+from desktop import assets
+from desktop.runtime import Runtime
+from desktop.tasks import TASKS
+from desktop.tasks.spec import TaskSpec
+from desktop.ui.handlers import make_handler
+
+INFERENCE_QUEUE = "inference"
+
+#: Panels added after the task tabs (models, batch, settings…): ``build(runtime) -> None``,
+#: called inside the Blocks context. Later modules append to this list.
+PANELS: list[Callable[[Runtime], None]] = []
+
+
+def _model_dropdown(spec: TaskSpec) -> gr.Dropdown:
+    return gr.Dropdown(
+        choices=spec.model_choices(),
+        value=spec.default_model.repo,
+        label="Model",
+        info="Pick one, or type a Hub id (owner/name), an imported name or a model folder path.",
+        allow_custom_value=True,
+        filterable=True,
+    )
+
+
+def _task_tab(spec: TaskSpec, runtime: Runtime, status: gr.Markdown) -> None:
+    with gr.Tab(spec.title, id=spec.id):
+        gr.Markdown(spec.description, elem_classes="task-description")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=1):
+                inputs = [component.render() for component in spec.inputs()]
+                model = _model_dropdown(spec)
+                options = []
+                if spec.options:
+                    with gr.Accordion("Options", open=False):
+                        options = [option.component().render() for option in spec.options]
+                run = gr.Button("Run", variant="primary", elem_id=f"run-{spec.id}")
+            with gr.Column(scale=1):
+                outputs = [component.render() for component in spec.outputs()]
+        if spec.examples:
+            gr.Examples(
+                examples=[list(example) for example in spec.examples],
+                inputs=inputs[: len(spec.examples[0])],
+                label="Examples",
+            )
+        if spec.wire:
+            spec.wire(inputs, model)
+        run.click(
+            make_handler(spec, runtime),
+            inputs=[*inputs, model, *options],
+            outputs=outputs,
+            api_name=spec.id,
+            concurrency_id=INFERENCE_QUEUE,
+            concurrency_limit=1,
+        ).then(lambda: runtime.status.line(), outputs=status, api_visibility="private", queue=False)
+
+
+def build_app(runtime: Runtime) -> gr.Blocks:
+    """The whole interface for ``runtime``."""
+    with gr.Blocks(title="Pipedesk", analytics_enabled=False) as blocks:
+        with gr.Row(elem_id="header"):
+            gr.Markdown("# Pipedesk\nHugging Face models on your own computer — offline once downloaded.")
+        status = gr.Markdown(runtime.status.line(), elem_id="status-line")
+        with gr.Tabs():
+            for spec in TASKS.values():
+                _task_tab(spec, runtime, status)
+            for panel in PANELS:
+                panel(runtime)
+        blocks.load(lambda: runtime.status.line(), outputs=status, api_visibility="private", queue=False)
+    return blocks
+
+
+def launch_options() -> dict[str, Any]:
+    """App-level look passed to ``launch()`` (gradio 6 moved these there). No Hub themes."""
+    return {
+        "theme": gr.themes.Soft(),
+        "css": assets.read_text("app.css"),
+        "favicon_path": str(assets.path("icon.png")),
+    }

@@ -1,0 +1,52 @@
+"""The UI in a real browser: headless Debian Chromium driven by Playwright."""
+
+from __future__ import annotations
+
+import pytest
+
+from desktop.tasks import TASKS
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def page(browser, app_server):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(app_server.url)
+    page.get_by_role("tab", name="Sentiment", exact=True).wait_for(timeout=60_000)
+    page.console_errors = errors  # type: ignore[attr-defined]
+    yield page
+    context.close()
+
+
+def test_sentiment_tab_types_submits_and_shows_the_label(page, tmp_path):
+    panel = page.locator("#run-sentiment").locator("xpath=ancestor::div[contains(@class,'tabitem')]").first
+    panel.get_by_label("Text").first.fill("I love this product!")
+    page.locator("#run-sentiment").click()
+    label = panel.locator("[data-testid='label-output-value']").first
+    label.wait_for(timeout=60_000)
+    page.wait_for_function(
+        "() => document.querySelector(\"[data-testid='label-output-value']\")?.textContent.includes('POSITIVE')",
+        timeout=60_000,
+    )
+    assert "POSITIVE" in label.text_content()
+    assert "latency" in page.locator("#status-line").text_content() or "last run" in page.locator("#status-line").text_content()
+    page.screenshot(path=str(tmp_path / "sentiment.png"))
+    assert page.console_errors == []
+
+
+def test_every_tab_loads_without_browser_errors(page):
+    for spec in TASKS.values():
+        page.get_by_role("tab", name=spec.title, exact=True).click()
+        page.locator(f"#run-{spec.id}").wait_for(state="visible", timeout=20_000)
+    assert page.console_errors == []
+
+
+def test_a_bad_input_shows_its_message_in_the_page(page):
+    page.locator("#run-sentiment").click()  # empty text box
+    page.get_by_text("the box is empty").first.wait_for(timeout=30_000)
+    assert page.console_errors == [] or all("500" not in e for e in page.console_errors)

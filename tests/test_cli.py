@@ -1,0 +1,95 @@
+"""``pipedesk run``, ``serve`` and ``doctor`` as real subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+from conftest import ROOT, cli_env, run_cli
+
+SST2 = "distilbert/distilbert-base-uncased-finetuned-sst-2-english"
+
+
+def test_run_prints_a_prediction_and_json(hub, pipedesk_home):
+    env = cli_env(pipedesk_home, hub)
+    plain = run_cli("run", "sentiment", "I love this product!", env=env)
+    assert plain.returncode == 0, plain.stderr
+    assert plain.stdout.startswith("POSITIVE")
+    as_json = run_cli("run", "ner", "My name is Clara and I live in Berkeley, California.", "--json", env=env)
+    assert as_json.returncode == 0, as_json.stderr
+    payload = json.loads(as_json.stdout)
+    assert payload["task"] == "ner"
+    assert {"Clara", "Berkeley"} <= {e["entity"] for e in payload["result"]["entities"]}
+
+
+def test_run_reads_stdin_and_takes_task_options(hub, pipedesk_home):
+    env = cli_env(pipedesk_home, hub)
+    out = run_cli("run", "generate", "-", "--max-new-tokens", "5", "--temperature", "0", "--json", env=env,
+                  stdin="Once upon a time")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["result"]["text"].startswith("Once upon a time")
+
+
+def test_bad_input_exits_2_with_one_line_on_stderr(hub, pipedesk_home):
+    env = cli_env(pipedesk_home, hub)
+    short = run_cli("run", "sentiment", "ok", env=env)
+    assert short.returncode == 2
+    assert short.stderr.strip().splitlines()[-1].startswith("pipedesk: error: The text is too short")
+    assert len(short.stderr.strip().splitlines()) == 1
+    missing = run_cli("run", "sentiment", "A fine text", "--model", "nobody/does-not-exist", env=env)
+    assert missing.returncode == 2 and "No model called" in missing.stderr
+    wrong = run_cli("run", "sentiment", "A fine text", "--model", "openai-community/gpt2", env=env)
+    assert wrong.returncode == 2 and "does not fit" in wrong.stderr
+    device = run_cli("run", "sentiment", "A fine text", "--device", "quantum", env=env)
+    assert device.returncode == 2 and "Unknown device" in device.stderr
+
+
+def test_doctor_reports_versions_device_and_folders(pipedesk_home):
+    out = run_cli("doctor", "--json", env=cli_env(pipedesk_home))
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["device"] == "cpu"
+    assert report["packages"]["torch"].startswith("2.")
+    assert all(str(pipedesk_home) in str(path) for path in report["folders"].values())
+    text = run_cli("doctor", env=cli_env(pipedesk_home))
+    assert "Folders" in text.stdout and "Device" in text.stdout
+
+
+def _wait_for(url: str, proc: subprocess.Popen, timeout: float = 120) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else "server exited"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return response.read().decode()
+        except OSError:
+            time.sleep(0.5)
+    raise AssertionError(f"{url} did not answer in {timeout}s")
+
+
+def test_serve_answers_http_and_stops_on_interrupt(hub, pipedesk_home):
+    from desktop.server import free_port
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "desktop", "serve", "--port", str(port)],
+        env=cli_env(pipedesk_home, hub),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        config = _wait_for(f"http://127.0.0.1:{port}/config", proc)
+        assert "sentiment" in config
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+        assert f"http://127.0.0.1:{port}/" in proc.stdout.read()
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)

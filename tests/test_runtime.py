@@ -1,0 +1,150 @@
+"""The runtime on real tiny models: model lookup, warm cache, limits, generation, long inputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from desktop.errors import ModelError, UserError
+from desktop.models import ModelStore
+from desktop.runtime import Runtime, check_fits, choose_device
+from desktop.tasks import TASKS
+from desktop.tasks.spec import ModelRef
+
+SST2 = "distilbert/distilbert-base-uncased-finetuned-sst-2-english"
+STARS = "nlptown/bert-base-multilingual-uncased-sentiment"
+STAR_LABELS = {"1 star", "2 stars", "3 stars", "4 stars", "5 stars"}
+
+
+def test_cpu_is_chosen_without_a_gpu_and_bad_devices_are_refused():
+    assert choose_device("cpu") == "cpu"
+    assert choose_device("auto") in {"cpu", "cuda", "mps"}
+    with pytest.raises(UserError, match="Unknown device"):
+        choose_device("tpu")
+
+
+def test_model_names_resolve_to_pinned_refs_folders_or_errors(runtime, tiny_models, tmp_path):
+    spec = TASKS["sentiment"]
+    assert runtime.resolve(spec, None) == spec.default_model
+    assert runtime.resolve(spec, "BERT multilingual (1-5 stars)").repo == STARS
+    assert runtime.resolve(spec, SST2).revision == "714eb0f"  # pinned, even when typed
+    assert runtime.resolve(spec, "someone/other-model") == ModelRef("someone/other-model", "main")
+    assert runtime.resolve(spec, str(tiny_models[SST2])) == tiny_models[SST2]
+    (tmp_path / "notamodel").mkdir()
+    with pytest.raises(ModelError, match="not a model"):
+        runtime.resolve(spec, str(tmp_path / "notamodel"))
+    with pytest.raises(ModelError, match="does not exist"):
+        runtime.resolve(spec, str(tmp_path / "missing"))
+    with pytest.raises(ModelError, match="neither a Hub model id"):
+        runtime.resolve(spec, "not a model at all!")
+
+
+def test_a_model_of_the_wrong_kind_is_refused_with_the_reason(tiny_models):
+    with pytest.raises(ModelError, match="does not fit text classification.*GPT2LMHeadModel"):
+        check_fits("text-classification", tiny_models["openai-community/gpt2"], "gpt2")
+    check_fits("text-classification", tiny_models[SST2], "sst2")
+
+
+def test_unknown_hub_model_gives_a_clear_error(runtime):
+    with pytest.raises(ModelError, match="No model called 'nobody/does-not-exist'"):
+        TASKS["sentiment"].predict(runtime, "A fine sentence.", "nobody/does-not-exist")
+
+
+def test_switching_models_never_reloads_one_already_in_memory(runtime):
+    spec = TASKS["sentiment"]
+    spec.predict(runtime, "I love this product!", SST2)
+    spec.predict(runtime, "I love this product!", STARS)
+    loads = runtime.load_count
+    for _ in range(3):
+        assert spec.predict(runtime, "I love this product!", SST2).data["label"] == "POSITIVE"
+        assert spec.predict(runtime, "I love this product!", STARS).data["label"] in STAR_LABELS
+    assert runtime.load_count == loads
+
+
+def test_memory_budget_evicts_the_least_recently_used_model(hub, shared_models_dir):
+    store = ModelStore(shared_models_dir)
+    small = Runtime(device="cpu", store=store, budget_bytes=1)  # room for one model only
+    spec = TASKS["sentiment"]
+    spec.predict(small, "I love it", SST2)
+    spec.predict(small, "I love it", STARS)
+    assert small.loaded_models() == ["BERT multilingual (1-5 stars)"]
+    assert small.memory_in_use() > 0
+
+
+def test_over_long_text_is_truncated_with_a_note_not_a_crash(runtime):
+    result = TASKS["sentiment"].predict(runtime, "I love this product! " * 400, SST2)
+    assert result.data["label"] in {"POSITIVE", "NEGATIVE"}
+    assert any("only the beginning was analysed" in note for note in result.notes)
+
+
+def test_greedy_generation_is_repeatable_and_a_seed_fixes_sampling(runtime):
+    gen = TASKS["generate"]
+    a = gen.predict(runtime, "Once upon a time", None, 12, 0.0, 1.0, -1).data["text"]
+    b = gen.predict(runtime, "Once upon a time", None, 12, 0.0, 1.0, -1).data["text"]
+    assert a == b and a.startswith("Once upon a time") and len(a) > len("Once upon a time")
+    s1 = gen.predict(runtime, "Once upon a time", None, 12, 1.5, 1.0, 1234).data["text"]
+    s2 = gen.predict(runtime, "Once upon a time", None, 12, 1.5, 1.0, 1234).data["text"]
+    assert s1 == s2
+
+
+def test_generation_streams_growing_text(runtime):
+    pieces = [r.data["text"] for r in TASKS["generate"].stream(runtime, "The weather today", None, 8, 0.0, 1.0, -1)]
+    assert len(pieces) >= 2
+    assert all(later.startswith(earlier) for earlier, later in zip(pieces, pieces[1:]))
+
+
+def test_long_text_is_translated_in_parts_not_cut(runtime):
+    text = " ".join(f"This is sentence number {i} of a long letter." for i in range(30))
+    result = TASKS["translate"].predict(runtime, text)
+    assert result.data["chunks"] > 1
+    assert result.data["translation"]
+    assert any("parts" in note for note in result.notes)
+
+
+def test_summary_respects_lengths_and_long_inputs_are_summarized_in_parts(runtime):
+    article = " ".join(f"The council met on day {i} and agreed a new budget for the town." for i in range(40))
+    result = TASKS["summarize"].predict(runtime, article, None, 5, 40)
+    assert result.data["summary"]
+    assert result.data["chunks"] > 1
+    with pytest.raises(UserError, match="must not be more than max length"):
+        TASKS["summarize"].predict(runtime, article, None, 50, 10)
+
+
+def test_classify_routes_text_and_images(runtime, tmp_path):
+    from PIL import Image
+
+    cls = TASKS["classify"]
+    assert cls.predict(runtime, "Text", "I love this product!", None, None).data["label"] == "POSITIVE"
+    picture = tmp_path / "photo.png"
+    Image.new("RGB", (48, 40), (30, 120, 200)).save(picture)
+    result = cls.predict(runtime, "Image", None, str(picture), None)
+    assert len(result.data["scores"]) == 5
+    assert sum(result.data["scores"].values()) <= 1.0001
+    not_image = tmp_path / "notes.png"
+    not_image.write_text("hello, I am text")
+    with pytest.raises(UserError, match="is not an image"):
+        cls.predict(runtime, "Image", None, str(not_image), None)
+    with pytest.raises(ModelError, match="does not fit image classification"):
+        cls.predict(runtime, "Image", None, str(picture), SST2)
+
+
+def test_an_image_too_large_to_decode_safely_is_refused(runtime, tmp_path):
+    from PIL import Image
+
+    huge = tmp_path / "huge.png"
+    Image.new("1", (9000, 9000)).save(huge)  # 81 megapixels, tiny file
+    with pytest.raises(UserError, match="too large to decode safely"):
+        TASKS["classify"].predict(runtime, "Image", None, str(huge), None)
+
+
+def test_downloads_go_to_the_app_cache_only(hub, tmp_path, pipedesk_home):
+    store = ModelStore()  # PIPEDESK_HOME of this test
+    folder = store.ensure(TASKS["sentiment"].default_model)
+    assert pipedesk_home in folder.parents
+    assert (folder / "config.json").is_file()
+    manifest = json.loads(next((store.root / "manifests").glob("*.json")).read_text())
+    assert manifest["repo"] == SST2 and manifest["files"]
+    assert not any(name.endswith(".bin") for name in manifest["files"])  # safetensors only
+    assert not (Path.home() / ".cache" / "huggingface" / "hub" / f"models--{SST2.replace('/', '--')}").exists()
