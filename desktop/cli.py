@@ -22,8 +22,9 @@ from desktop.errors import UserError
 
 log = logging.getLogger(__name__)
 
-#: Extra subcommands: ``register(subparsers)`` adds parsers whose ``func`` takes the parsed args.
-COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
+#: Modules that add subcommands: each has ``register(subparsers)``, adding parsers whose
+#: ``func`` takes the parsed args. A module that is not there yet is skipped.
+COMMAND_MODULES = ("desktop.models_cli", "desktop.batch_cli")
 
 
 def _ensure_streams() -> None:
@@ -190,9 +191,24 @@ def build_parser() -> argparse.ArgumentParser:
     _add_device(doctor)
     doctor.set_defaults(func=cmd_doctor)
 
-    for register in COMMANDS:
+    for register in _extension_registrars():
         register(sub)
     return parser
+
+
+def _extension_registrars() -> list[Callable[[argparse._SubParsersAction], None]]:
+    import importlib
+
+    registrars = []
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        registrars.append(module.register)
+    return registrars
 
 
 def main(argv: list[str] | None = None) -> int:

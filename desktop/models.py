@@ -130,6 +130,11 @@ class ModelStore:
 
     def local_path(self, ref: ModelRef) -> Path | None:
         """The folder of an installed model, with no network call; None if not installed."""
+        from desktop import bundled
+
+        inside = bundled.bundled_path(ref)
+        if inside is not None:
+            return inside
         manifest = self.manifest(ref)
         if manifest is None:
             return None

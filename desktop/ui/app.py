@@ -7,7 +7,9 @@ sees one job at a time however many tabs or visitors ask.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
@@ -20,9 +22,31 @@ from desktop.ui.handlers import make_handler
 
 INFERENCE_QUEUE = "inference"
 
-#: Panels added after the task tabs (models, batch, settings…): ``build(runtime) -> None``,
-#: called inside the Blocks context. Later modules append to this list.
-PANELS: list[Callable[[Runtime], None]] = []
+#: Tabs after the task tabs. Each module has ``build(runtime, context) -> None``, called
+#: inside the Blocks' Tabs; a module that is not there yet is skipped. ``context.local``
+#: is False in the app LAN visitors see: management tabs then build nothing.
+PANEL_MODULES = ("desktop.ui.batch_tab", "desktop.ui.models_tab", "desktop.ui.sharing_tab")
+
+
+@dataclass(frozen=True)
+class AppContext:
+    """What panels need to know about the app they are built into."""
+
+    local: bool = True  # False for the LAN visitors' app: no model management, no settings
+    status: Any = None  # the status-line gr.Markdown
+
+
+def _panels() -> list[Callable[[Runtime, AppContext], None]]:
+    builders = []
+    for name in PANEL_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        builders.append(module.build)
+    return builders
 
 
 def _model_dropdown(spec: TaskSpec) -> gr.Dropdown:
@@ -68,8 +92,8 @@ def _task_tab(spec: TaskSpec, runtime: Runtime, status: gr.Markdown) -> None:
         ).then(lambda: runtime.status.line(), outputs=status, api_visibility="private", queue=False)
 
 
-def build_app(runtime: Runtime) -> gr.Blocks:
-    """The whole interface for ``runtime``."""
+def build_app(runtime: Runtime, local: bool = True) -> gr.Blocks:
+    """The whole interface for ``runtime``; ``local=False`` builds the LAN visitors' version."""
     with gr.Blocks(title="Pipedesk", analytics_enabled=False) as blocks:
         with gr.Row(elem_id="header"):
             gr.Markdown("# Pipedesk\nHugging Face models on your own computer — offline once downloaded.")
@@ -77,8 +101,9 @@ def build_app(runtime: Runtime) -> gr.Blocks:
         with gr.Tabs():
             for spec in TASKS.values():
                 _task_tab(spec, runtime, status)
-            for panel in PANELS:
-                panel(runtime)
+            context = AppContext(local=local, status=status)
+            for build in _panels():
+                build(runtime, context)
         blocks.load(lambda: runtime.status.line(), outputs=status, api_visibility="private", queue=False)
     return blocks
 
