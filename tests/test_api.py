@@ -83,7 +83,7 @@ BAD_INPUTS = [
     (("A fine sentence.", "nobody/does-not-exist"), "/sentiment", "No model called"),
     (("A fine sentence.", "openai-community/gpt2"), "/sentiment", "does not fit text classification"),
     (("A fine sentence.", "/definitely/not/a/folder"), "/sentiment", "does not exist"),
-    (("Once upon", "", 0, 0.7, 0.9, -1), "/generate", "at least 1"),
+    (("Once upon", "", 0, 0.7, 0.9, -1), "/generate", "less than minimum value 1|at least 1"),
     (("text", "", 50, 10), "/summarize", "too short"),
 ]
 

@@ -3,41 +3,47 @@
 ``build_all(root)`` writes one folder per model (``save_pretrained`` with
 safetensors weights, plus tokenizer or image processor) and returns a mapping
 from the *real* Hub repo id to that folder, ready to be served by
-``tests.hub_server.HubServer`` or loaded directly with the Auto classes.
-
-The models are small enough to build in a few seconds on a 2-core CPU:
+``hub_server.HubServer`` or loaded directly with the Auto classes. About 6-7 s
+on one CPU thread, plus ~3 s the first time transformers imports the model
+classes.
 
 * ``distilbert/distilbert-base-uncased-finetuned-sst-2-english``: DistilBERT
-  sentiment classifier (NEGATIVE/POSITIVE), fine-tuned on a few sentences so
-  that clearly positive/negative English sentences get the right label.
+  classifier, NEGATIVE/POSITIVE, fine-tuned on ``POSITIVE``/``NEGATIVE``:
+  "I love this product!" -> POSITIVE (~0.92), "This is terrible, I hate it."
+  -> NEGATIVE (~0.95). Neutral text gets an arbitrary label.
 * ``nlptown/bert-base-multilingual-uncased-sentiment``: BERT classifier with
-  the five labels ``1 star`` .. ``5 stars`` (random weights).
+  the labels ``1 star`` .. ``5 stars``; random weights, so every score is ~0.2.
 * ``dbmdz/bert-large-cased-finetuned-conll03-english``: cased BERT token
-  classifier with CoNLL-2003 labels, fine-tuned so that
-  "My name is Clara and I live in Berkeley, California." yields Clara (PER)
-  and Berkeley (LOC).
-* ``openai-community/gpt2``: GPT-2 LM with a byte-level BPE tokenizer
-  (random weights).
-* ``google/vit-base-patch16-224``: ViT image classifier on 32x32 images with
-  ten ImageNet-like label names (random weights).
-* ``Helsinki-NLP/opus-mt-en-fr`` / ``Helsinki-NLP/opus-mt-en-de``: Marian
-  translation models (random weights, ``model_max_length`` 64).
-* ``sshleifer/distilbart-cnn-12-6``: BART summarizer (random weights,
-  ``model_max_length`` 64).
+  classifier with the CoNLL-2003 labels, fine-tuned on ``NER_SENTENCES``:
+  "My name is Clara and I live in Berkeley, California." -> Clara/PER,
+  Berkeley/LOC, California/LOC (scores ~0.99 with ``aggregation_strategy``
+  "simple").
+* ``openai-community/gpt2``: GPT-2 LM (1024 positions) with a byte-level BPE
+  tokenizer (eos ``<|endoftext|>``, no pad token), trained for a few steps on
+  the English corpus so greedy output is word-like English gibberish.
+* ``google/vit-base-patch16-224``: ViT classifier on 32x32 images (patch 8)
+  with ten ImageNet-like label names (``VIT_LABELS``); random weights.
+* ``Helsinki-NLP/opus-mt-en-fr`` / ``-en-de``: Marian models (SentencePiece-like
+  Metaspace BPE fast tokenizer, ``model_max_length`` 64, 128 positions) that
+  have memorised ``PARALLEL``: "Hello, how are you?" -> "Bonjour, comment
+  allez-vous ?" / "Hallo, wie geht es Ihnen?". Other input gives some
+  sentence of the training targets.
+* ``sshleifer/distilbart-cnn-12-6``: BART (byte-level BPE, ``model_max_length``
+  64, 128 positions) that returns the lead sentence of each of ``ARTICLES``.
 
-Tokenizers are trained with the ``tokenizers`` library on the small corpus
+Tokenizers are built with the ``tokenizers`` library from the small corpus
 below and saved as transformers tokenizers (``tokenizer.json`` +
-``tokenizer_config.json``). Everything is seeded: two builds produce
-byte-identical files with the same library versions.
+``tokenizer_config.json``). Everything is seeded and single-threaded: two
+builds give byte-identical files (same library versions).
 
 Runs entirely on the calling thread (typically pytest's main thread, from a
-session fixture). The global torch RNG and thread count are restored on return.
+session fixture). The torch RNG, torch thread count and transformers logging
+settings are restored on return.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import random
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -117,7 +123,11 @@ PARALLEL = (
     ("Where is the train station?", "Où est la gare ?", "Wo ist der Bahnhof?"),
     ("I would like a cup of coffee.", "Je voudrais une tasse de café.", "Ich hätte gern eine Tasse Kaffee."),
     ("Thank you very much, my friend.", "Merci beaucoup, mon ami.", "Vielen Dank, mein Freund."),
-    ("The house is near the river.", "La maison est près de la rivière.", "Das Haus ist in der Nähe des Flusses."),
+    (
+        "The house is near the river.",
+        "La maison est près de la rivière.",
+        "Das Haus ist in der Nähe des Flusses.",
+    ),
     ("I love this product!", "J'adore ce produit !", "Ich liebe dieses Produkt!"),
     ("The cat is sleeping.", "Le chat dort.", "Die Katze schläft."),
 )
@@ -243,7 +253,9 @@ def _wordpiece(corpus: Sequence[str], *, lowercase: bool, vocab_size: int) -> To
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chars, *(f"##{c}" for c in chars)]
     words = sorted((w for w in counts if len(w) > 1), key=lambda w: (-counts[w], w))
     vocab += words[: max(0, vocab_size - len(vocab))]
-    tok.model = models.WordPiece({t: i for i, t in enumerate(vocab)}, unk_token="[UNK]", max_input_chars_per_word=100)
+    tok.model = models.WordPiece(
+        {t: i for i, t in enumerate(vocab)}, unk_token="[UNK]", max_input_chars_per_word=100
+    )
     tok.decoder = decoders.WordPiece(prefix="##")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",
@@ -317,7 +329,9 @@ def _train_seq2seq(
 ) -> None:
     """Teach an encoder-decoder model to map ``sources`` to ``targets`` (memorisation)."""
     batch = dict(tokenizer(list(sources), padding=True, truncation=True, return_tensors="pt"))
-    labels = tokenizer(text_target=list(targets), padding=True, truncation=True, return_tensors="pt")["input_ids"]
+    labels = tokenizer(text_target=list(targets), padding=True, truncation=True, return_tensors="pt")[
+        "input_ids"
+    ]
     labels[labels == tokenizer.pad_token_id] = -100
     batch["labels"] = labels
     mask = labels != -100
@@ -385,7 +399,9 @@ def _build_sst2(folder: Path, tok: Tokenizer) -> Path:
 
     def done() -> bool:
         logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits
-        return bool((logits.argmax(-1) == labels).all()) and float(logits.softmax(-1).max(-1).values.min()) > 0.9
+        return (
+            bool((logits.argmax(-1) == labels).all()) and float(logits.softmax(-1).max(-1).values.min()) > 0.9
+        )
 
     _train(model, batch, steps=80, lr=3e-3, done=done)
     return _save(model, tokenizer, folder)
@@ -451,7 +467,9 @@ def _build_conll(folder: Path) -> Path:
     )
     model = BertForTokenClassification(config)
     label_id = {label: i for i, label in enumerate(CONLL_LABELS)}
-    encoded = tokenizer([words for words, _ in data], is_split_into_words=True, padding=True, return_tensors="pt")
+    encoded = tokenizer(
+        [words for words, _ in data], is_split_into_words=True, padding=True, return_tensors="pt"
+    )
     labels = torch.full(encoded["input_ids"].shape, -100, dtype=torch.long)
     for row, (_, tags) in enumerate(data):
         previous: int | None = None
