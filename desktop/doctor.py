@@ -56,7 +56,12 @@ def report(device: str | None = None) -> dict[str, Any]:
 
 
 def format_report(data: dict[str, Any]) -> str:
-    lines = [f"Pipedesk {data['pipedesk']}", f"Python    {data['python']}", f"Platform  {data['platform']}", ""]
+    lines = [
+        f"Pipedesk {data['pipedesk']}",
+        f"Python    {data['python']}",
+        f"Platform  {data['platform']}",
+        "",
+    ]
     lines.append("Packages")
     lines += [f"  {name:<16} {version}" for name, version in data["packages"].items()]
     lines += ["", f"Device    {data['device']}", "", "Folders"]

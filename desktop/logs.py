@@ -26,9 +26,7 @@ def setup(level: int = logging.INFO, console: bool = False) -> Path:
         target, maxBytes=2_000_000, backupCount=3, encoding="utf-8"
     )
     handler._pipedesk = True  # type: ignore[attr-defined]
-    handler.setFormatter(
-        logging.Formatter("%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s")
-    )
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s"))
     root.addHandler(handler)
     if console:
         stream = logging.StreamHandler()

@@ -106,9 +106,7 @@ class Loaded:
         tok = self.tokenizer
         limit = getattr(tok, "model_max_length", None) or 512
         config = getattr(getattr(self.obj, "model", None), "config", None)
-        positions = getattr(config, "max_position_embeddings", None) or getattr(
-            config, "n_positions", None
-        )
+        positions = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
         if positions:
             limit = min(limit, positions)
         return int(min(limit, 1_000_000))
@@ -180,7 +178,7 @@ class Runtime:
         for ref in (*spec.models, *known_models().values()):
             if ref.repo and name in (ref.repo, ref.label):
                 return ref
-        imported = catalog.imported_path(name)
+        imported = catalog.imported_path(name, self.store.root)
         if imported is not None:
             return imported
         candidate = Path(name).expanduser()
@@ -195,9 +193,7 @@ class Runtime:
             return candidate.resolve()
         if looks_like_hub_id(name):
             return ModelRef(name, "main")
-        raise ModelError(
-            f"{name!r} is neither a Hub model id (like owner/name) nor a model folder."
-        )
+        raise ModelError(f"{name!r} is neither a Hub model id (like owner/name) nor a model folder.")
 
     # --- loading -----------------------------------------------------------------------
 
@@ -247,6 +243,9 @@ class Runtime:
                 obj: Any = Seq2SeqRunner.load(folder, self.device, dtype)
             else:
                 from transformers import pipeline
+                from transformers.utils import logging as hf_logging
+
+                hf_logging.disable_progress_bar()  # the app shows its own progress
 
                 obj = pipeline(kind, model=str(folder), device=self.device, dtype=dtype)
                 if kind == "text-generation" and obj.tokenizer.pad_token is None:

@@ -29,9 +29,13 @@ def test_sentiment_gives_a_label_with_every_confidence(client):
     assert out["label"] == "POSITIVE"
     assert set(labels(out)) == {"POSITIVE", "NEGATIVE"}
     assert sum(c["confidence"] for c in out["confidences"]) == pytest.approx(1.0, abs=1e-3)
-    other = client.predict("This is terrible, I hate it.", "DistilBERT (SST-2, English)", api_name="/sentiment")
+    other = client.predict(
+        "This is terrible, I hate it.", "DistilBERT (SST-2, English)", api_name="/sentiment"
+    )
     assert other["label"] == "NEGATIVE"
-    stars = client.predict("Great value", "nlptown/bert-base-multilingual-uncased-sentiment", api_name="/sentiment")
+    stars = client.predict(
+        "Great value", "nlptown/bert-base-multilingual-uncased-sentiment", api_name="/sentiment"
+    )
     assert len(stars["confidences"]) == 5
 
 
@@ -51,7 +55,9 @@ def test_ner_highlights_and_tabulates_entities_in_the_typed_text(client):
     for entity, _type, _score, start, end in rows:
         assert typed[int(start) : int(end)] == entity
     assert {"Clara", "Berkeley"} <= {row[0] for row in rows}
-    spans = {item["token"]: item["class_or_confidence"] for item in highlighted if item["class_or_confidence"]}
+    spans = {
+        item["token"]: item["class_or_confidence"] for item in highlighted if item["class_or_confidence"]
+    }
     assert spans["Clara"] == "PER" and spans["Berkeley"] == "LOC"
     assert "".join(item["token"] for item in highlighted) == typed
 

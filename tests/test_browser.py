@@ -34,7 +34,10 @@ def test_sentiment_tab_types_submits_and_shows_the_label(page, tmp_path):
         timeout=60_000,
     )
     assert "POSITIVE" in label.text_content()
-    assert "latency" in page.locator("#status-line").text_content() or "last run" in page.locator("#status-line").text_content()
+    assert (
+        "latency" in page.locator("#status-line").text_content()
+        or "last run" in page.locator("#status-line").text_content()
+    )
     page.screenshot(path=str(tmp_path / "sentiment.png"))
     assert page.console_errors == []
 
@@ -49,4 +52,4 @@ def test_every_tab_loads_without_browser_errors(page):
 def test_a_bad_input_shows_its_message_in_the_page(page):
     page.locator("#run-sentiment").click()  # empty text box
     page.get_by_text("the box is empty").first.wait_for(timeout=30_000)
-    assert page.console_errors == [] or all("500" not in e for e in page.console_errors)
+    assert page.console_errors == []

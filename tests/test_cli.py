@@ -29,8 +29,18 @@ def test_run_prints_a_prediction_and_json(hub, pipedesk_home):
 
 def test_run_reads_stdin_and_takes_task_options(hub, pipedesk_home):
     env = cli_env(pipedesk_home, hub)
-    out = run_cli("run", "generate", "-", "--max-new-tokens", "5", "--temperature", "0", "--json", env=env,
-                  stdin="Once upon a time")
+    out = run_cli(
+        "run",
+        "generate",
+        "-",
+        "--max-new-tokens",
+        "5",
+        "--temperature",
+        "0",
+        "--json",
+        env=env,
+        stdin="Once upon a time",
+    )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["result"]["text"].startswith("Once upon a time")
 

@@ -28,8 +28,14 @@ def _stop(proc: subprocess.Popen) -> None:
 def test_space_app_py_serves_on_the_port_spaces_give(hub, pipedesk_home):
     port = free_port()
     env = cli_env(pipedesk_home, hub, GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port))
-    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "app.py"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert "sentiment" in _wait_for(f"http://127.0.0.1:{port}/config", proc)
     finally:
@@ -37,13 +43,19 @@ def test_space_app_py_serves_on_the_port_spaces_give(hub, pipedesk_home):
 
 
 def test_procfile_web_line_serves_on_dollar_port(hub, pipedesk_home):
-    line = next(l for l in (ROOT / "Procfile").read_text().splitlines() if l.startswith("web:"))
+    line = next(x for x in (ROOT / "Procfile").read_text().splitlines() if x.startswith("web:"))
     port = free_port()
     command = shlex.split(line.removeprefix("web:").strip().replace("$PORT", str(port)))
     assert command[:4] == ["python", "-m", "desktop", "serve"] and "0.0.0.0" in command
     command[0] = sys.executable
-    proc = subprocess.Popen(command, cwd=ROOT, env=cli_env(pipedesk_home, hub, PORT=str(port)),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=cli_env(pipedesk_home, hub, PORT=str(port)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert "sentiment" in _wait_for(f"http://127.0.0.1:{port}/config", proc)
     finally:

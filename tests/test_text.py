@@ -8,7 +8,14 @@ from desktop.errors import UserError
 from desktop.tasks.generate import OPTIONS, generation_kwargs
 from desktop.tasks.ner import highlighted, to_entities
 from desktop.tasks.sentiment import scores_to_label
-from desktop.tasks.text import TextLimits, check_text, clean_whitespace, map_span, pack_chunks, split_sentences
+from desktop.tasks.text import (
+    TextLimits,
+    check_text,
+    clean_whitespace,
+    map_span,
+    pack_chunks,
+    split_sentences,
+)
 
 
 @pytest.mark.parametrize(

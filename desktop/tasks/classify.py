@@ -49,7 +49,9 @@ def load_image(path: Any, decode: bool = True):
                 "megapixels). Resize it first."
             ) from None
         except (UnidentifiedImageError, OSError):
-            raise UserError(f"{file.name} is not an image Pipedesk can read (PNG, JPEG, WebP, GIF, BMP, TIFF).") from None
+            raise UserError(
+                f"{file.name} is not an image Pipedesk can read (PNG, JPEG, WebP, GIF, BMP, TIFF)."
+            ) from None
     width, height = image.size
     if width * height > MAX_IMAGE_PIXELS:
         raise UserError(
@@ -66,7 +68,13 @@ def load_image(path: Any, decode: bool = True):
 
 
 def predict(
-    runtime, input_type: str, text: str | None = None, image: Any = None, model: str | None = None, *, progress=None
+    runtime,
+    input_type: str,
+    text: str | None = None,
+    image: Any = None,
+    model: str | None = None,
+    *,
+    progress=None,
 ) -> Result:
     kind = (input_type or "Text").strip().lower()
     if (model or "").strip() in ("", AUTO, AUTO_LABEL):
@@ -104,7 +112,9 @@ def _inputs():
     return [
         gr.Radio(["Text", "Image"], value="Text", label="Input type", render=False),
         gr.Textbox(label="Text", lines=3, placeholder="A sentence to classify…", render=False),
-        SafeImage(label="Image", type="filepath", sources=["upload", "clipboard"], visible=False, render=False),
+        SafeImage(
+            label="Image", type="filepath", sources=["upload", "clipboard"], visible=False, render=False
+        ),
     ]
 
 
@@ -130,12 +140,26 @@ def _wire(inputs, model) -> None:
 
 # The two halves, as specs of their own so model lookup and "does it fit" work per input type.
 TEXT_SPEC = TaskSpec(
-    id="classify-text", title="Text classification", description="", kind="text-classification",
-    default_model=TEXT_MODEL, alternatives=(), inputs=list, outputs=list, predict=predict,
+    id="classify-text",
+    title="Text classification",
+    description="",
+    kind="text-classification",
+    default_model=TEXT_MODEL,
+    alternatives=(),
+    inputs=list,
+    outputs=list,
+    predict=predict,
 )
 IMAGE_SPEC = TaskSpec(
-    id="classify-image", title="Image classification", description="", kind="image-classification",
-    default_model=IMAGE_MODEL, alternatives=(), inputs=list, outputs=list, predict=predict,
+    id="classify-image",
+    title="Image classification",
+    description="",
+    kind="image-classification",
+    default_model=IMAGE_MODEL,
+    alternatives=(),
+    inputs=list,
+    outputs=list,
+    predict=predict,
 )
 
 SPEC = TaskSpec(

@@ -27,16 +27,27 @@ def _slider(label, minimum, maximum, value, step, info=""):
 def _seed():
     import gradio as gr
 
-    return gr.Number(
-        value=-1, precision=0, label="Seed", info="-1 = different every time", render=False
-    )
+    return gr.Number(value=-1, precision=0, label="Seed", info="-1 = different every time", render=False)
 
 
 OPTIONS = (
-    Option("max_new_tokens", 50, "How many tokens to add.", int, _slider("Max new tokens", 1, 512, 50, 1), 1, 1024),
     Option(
-        "temperature", 0.7, "0 = always the most likely word.", float,
-        _slider("Temperature", 0.0, 2.0, 0.7, 0.05, "0 = always the most likely word"), 0.0, 5.0,
+        "max_new_tokens",
+        50,
+        "How many tokens to add.",
+        int,
+        _slider("Max new tokens", 1, 512, 50, 1),
+        1,
+        1024,
+    ),
+    Option(
+        "temperature",
+        0.7,
+        "0 = always the most likely word.",
+        float,
+        _slider("Temperature", 0.0, 2.0, 0.7, 0.05, "0 = always the most likely word"),
+        0.0,
+        5.0,
     ),
     Option("top_p", 0.95, "Nucleus sampling.", float, _slider("Top-p", 0.05, 1.0, 0.95, 0.05), 0.01, 1.0),
     Option("seed", -1, "Random seed; -1 for a new one each time.", int, _seed, -1, 2**31 - 1),
@@ -71,7 +82,7 @@ def stream(
 
     prompt = check_text(prompt, LIMITS, "prompt")
     max_new_tokens, temperature, top_p, seed = (
-        opt.check(v) for opt, v in zip(OPTIONS, (max_new_tokens, temperature, top_p, seed))
+        opt.check(v) for opt, v in zip(OPTIONS, (max_new_tokens, temperature, top_p, seed), strict=False)
     )
     loaded = runtime.load(SPEC, model, progress=progress)
     pipe = loaded.obj
@@ -119,11 +130,12 @@ def stream(
     yield Result(data={"text": text}, outputs=(text,), text=text, notes=notes, model=loaded.display)
 
 
-def predict(runtime, prompt, model=None, max_new_tokens=50, temperature=0.7, top_p=0.95, seed=-1, *, progress=None) -> Result:
-    result = None
-    for result in stream(runtime, prompt, model, max_new_tokens, temperature, top_p, seed, progress=progress):
-        pass
-    return result
+def predict(
+    runtime, prompt, model=None, max_new_tokens=50, temperature=0.7, top_p=0.95, seed=-1, *, progress=None
+) -> Result:
+    """The finished text (the API and CLI): the last of what ``stream`` yields."""
+    *_, last = stream(runtime, prompt, model, max_new_tokens, temperature, top_p, seed, progress=progress)
+    return last
 
 
 def _inputs():
@@ -150,5 +162,8 @@ SPEC = TaskSpec(
     predict=predict,
     stream=stream,
     options=OPTIONS,
-    examples=(["Once upon a time, in a small village by the sea,"], ["The three most important things about offline software are"]),
+    examples=(
+        ["Once upon a time, in a small village by the sea,"],
+        ["The three most important things about offline software are"],
+    ),
 )

@@ -97,6 +97,8 @@ SPEC = TaskSpec(
     predict=predict,
     examples=(
         ["My name is Clara and I live in Berkeley, California."],
-        ["Hugging Face Inc. is a company based in New York City.   Its headquarters are in DUMBO,\n\nBrooklyn."],
+        [
+            "Hugging Face Inc. is a company based in New York City.   Its headquarters are in DUMBO,\n\nBrooklyn."
+        ],
     ),
 )

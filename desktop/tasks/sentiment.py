@@ -33,9 +33,7 @@ def classify_text(runtime, spec: TaskSpec, text: str, model: str | None, progres
     text = check_text(text, LIMITS)
     loaded = runtime.load(spec, model, kind="text-classification", progress=progress)
     limit = loaded.max_tokens
-    scores = runtime.infer(
-        loaded, lambda pipe: pipe(text, top_k=None, truncation=True, max_length=limit)
-    )
+    scores = runtime.infer(loaded, lambda pipe: pipe(text, top_k=None, truncation=True, max_length=limit))
     confidences = scores_to_label(scores)
     best, score = next(iter(confidences.items()))
     return Result(

@@ -19,12 +19,36 @@ def _slider(label, minimum, maximum, value):
 
 
 OPTIONS = (
-    Option("min_length", 30, "Shortest summary, in tokens.", int, _slider("Min length (tokens)", 1, 300, 30), 1, 1000),
-    Option("max_length", 130, "Longest summary, in tokens.", int, _slider("Max length (tokens)", 5, 600, 130), 2, 2000),
+    Option(
+        "min_length",
+        30,
+        "Shortest summary, in tokens.",
+        int,
+        _slider("Min length (tokens)", 1, 300, 30),
+        1,
+        1000,
+    ),
+    Option(
+        "max_length",
+        130,
+        "Longest summary, in tokens.",
+        int,
+        _slider("Max length (tokens)", 5, 600, 130),
+        2,
+        2000,
+    ),
 )
 
 
-def predict(runtime, text: str, model: str | None = None, min_length: int = 30, max_length: int = 130, *, progress=None) -> Result:
+def predict(
+    runtime,
+    text: str,
+    model: str | None = None,
+    min_length: int = 30,
+    max_length: int = 130,
+    *,
+    progress=None,
+) -> Result:
     text = check_text(text, LIMITS)
     min_length, max_length = OPTIONS[0].check(min_length), OPTIONS[1].check(max_length)
     if min_length > max_length:
@@ -37,10 +61,18 @@ def predict(runtime, text: str, model: str | None = None, min_length: int = 30, 
     share_min = min(share_max - 1, max(1, min_length // len(chunks)))
     parts = runtime.infer(
         loaded,
-        lambda r: r.generate(chunks, min_new_tokens=share_min, max_new_tokens=share_max, num_beams=2, no_repeat_ngram_size=3),
+        lambda r: r.generate(
+            chunks, min_new_tokens=share_min, max_new_tokens=share_max, num_beams=2, no_repeat_ngram_size=3
+        ),
     )
     summary = " ".join(p for p in parts if p)
-    notes = [f"The text was longer than {loaded.display} reads at once, so it was summarized in {len(chunks)} parts."] if len(chunks) > 1 else []
+    notes = (
+        [
+            f"The text was longer than {loaded.display} reads at once, so it was summarized in {len(chunks)} parts."
+        ]
+        if len(chunks) > 1
+        else []
+    )
     return Result(
         data={"summary": summary, "chunks": len(chunks)},
         outputs=(summary,),

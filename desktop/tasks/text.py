@@ -26,9 +26,7 @@ def check_text(text: object, limits: TextLimits, what: str = "text") -> str:
         raise UserError(f"The {what} must be a string, not {type(text).__name__}.")
     stripped = text.strip()
     if len(stripped) < limits.min_chars:
-        raise UserError(
-            f"The {what} is too short: please enter at least {limits.min_chars} characters."
-        )
+        raise UserError(f"The {what} is too short: please enter at least {limits.min_chars} characters.")
     if len(stripped) > limits.max_chars:
         raise UserError(
             f"The {what} is too long: {len(stripped):,} characters, the limit is "
