@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import pytest
 
 from desktop.tasks import TASKS
@@ -16,9 +18,12 @@ def page(browser, app_server):
     errors: list[str] = []
     page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    hosts: set[str] = set()
+    page.on("request", lambda request: hosts.add(urlsplit(request.url).hostname or ""))
     page.goto(app_server.url)
     page.get_by_role("tab", name="Sentiment", exact=True).wait_for(timeout=60_000)
     page.console_errors = errors  # type: ignore[attr-defined]
+    page.hosts = hosts  # type: ignore[attr-defined]
     yield page
     context.close()
 
@@ -42,11 +47,13 @@ def test_sentiment_tab_types_submits_and_shows_the_label(page, tmp_path):
     assert page.console_errors == []
 
 
-def test_every_tab_loads_without_browser_errors(page):
+def test_every_tab_loads_without_browser_errors_or_internet(page):
     for spec in TASKS.values():
         page.get_by_role("tab", name=spec.title, exact=True).click()
         page.locator(f"#run-{spec.id}").wait_for(state="visible", timeout=20_000)
     assert page.console_errors == []
+    # fonts, scripts and styles all come from the app itself: it works with no internet
+    assert page.hosts == {"127.0.0.1"}
 
 
 def test_a_bad_input_shows_its_message_in_the_page(page):

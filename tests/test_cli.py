@@ -103,3 +103,18 @@ def test_serve_answers_http_and_stops_on_interrupt(hub, pipedesk_home):
     finally:
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
+
+
+def test_telemetry_is_off_and_caches_are_private_before_libraries_import(pipedesk_home):
+    code = (
+        "import desktop, gradio.analytics as a, huggingface_hub.constants as c, os, json;"
+        "print(json.dumps([a.analytics_enabled(), c.HF_HUB_DISABLE_TELEMETRY, c.HF_HOME,"
+        " os.environ['GRADIO_TEMP_DIR']]))"
+    )
+    env = cli_env(pipedesk_home)
+    for name in ("GRADIO_ANALYTICS_ENABLED", "HF_HUB_DISABLE_TELEMETRY", "HF_HOME", "GRADIO_TEMP_DIR"):
+        env.pop(name, None)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=ROOT)
+    analytics, telemetry_off, hf_home, gradio_tmp = json.loads(out.stdout)
+    assert analytics is False and telemetry_off is True
+    assert hf_home.startswith(str(pipedesk_home)) and gradio_tmp.startswith(str(pipedesk_home))
