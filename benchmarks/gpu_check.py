@@ -29,7 +29,8 @@ def main() -> int:
     from desktop.runtime import Runtime
     from desktop.tasks import TASKS
 
-    if not torch.cuda.is_available():
+    target = sys.argv[1] if len(sys.argv) > 1 else "cuda"  # "cpu" dry-runs the script itself
+    if target.startswith("cuda") and not torch.cuda.is_available():
         print("No CUDA GPU here: nothing to check.")
         return 0
     models = build_all(Path(tempfile.mkdtemp(prefix="tiny-")))
@@ -46,8 +47,9 @@ def main() -> int:
         "translate": ("Hello, how are you?", m["opus-mt-en-fr"]),
         "summarize": ("The town council met on Monday and agreed a new budget. " * 4, m["distilbart-cnn-12-6"], 5, 30),
     }
-    cpu, gpu = Runtime(device="cpu"), Runtime(device="cuda")
-    print(f"GPU: {torch.cuda.get_device_name(0)}; half precision: {gpu.dtype}")
+    cpu, gpu = Runtime(device="cpu"), Runtime(device=target)
+    name = torch.cuda.get_device_name(0) if target.startswith("cuda") else target
+    print(f"Device: {name}; dtype there: {gpu.dtype}")
     failures = 0
     for task, args in calls.items():
         spec = TASKS[task]

@@ -21,5 +21,7 @@ def configure_environment() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HOME", str(paths.hf_home()))
     os.environ.setdefault("GRADIO_TEMP_DIR", str(paths.gradio_temp_dir()))
-    # transformers otherwise prints advice about missing optional backends.
+    # transformers otherwise prints advice about missing optional backends, and warns about
+    # lengths the app handles itself (chunking, truncation with a note to the user).
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
