@@ -85,6 +85,10 @@ def _serve(host: str, port: int | None, device: str | None, open_browser: bool, 
     blocks = build_app(runtime)
     running = server.start(blocks, host=host, port=port)
     print(f"Pipedesk is running at {running.url}  (device: {runtime.device}; Ctrl+C to stop)", flush=True)
+    if lan:
+        from desktop import sharing
+
+        print(sharing.start_lan(runtime), flush=True)
     if open_browser:
         import webbrowser
 
@@ -95,6 +99,8 @@ def _serve(host: str, port: int | None, device: str | None, open_browser: bool, 
     except KeyboardInterrupt:
         print("Stopping…", file=sys.stderr)
     finally:
+        if lan:
+            sharing.controller(runtime).disable()
         running.stop()
     return 0
 
@@ -165,6 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)")
     serve.add_argument("--port", type=int, default=int(os.environ["PORT"]) if os.environ.get("PORT", "").isdigit() else None,
                        help="port (default: $PORT, else a free port)")
+    serve.add_argument("--lan", action="store_true",
+                       help="also share on the local network, password-protected (address and password are printed)")
     _add_device(serve)
     serve.set_defaults(func=cmd_serve)
 

@@ -41,7 +41,8 @@ class Server:
         return f"http://{host}:{self.port}/"
 
     def stop(self) -> None:
-        self.blocks.close()
+        """Close the listener (the port is free when this returns) and stop serving."""
+        self.blocks.close(verbose=False)
 
 
 def start(

@@ -34,6 +34,7 @@ class AppContext:
 
     local: bool = True  # False for the LAN visitors' app: no model management, no settings
     status: Any = None  # the status-line gr.Markdown
+    header: Any = None  # the header row above the tabs: ``with context.header:`` adds a banner there
 
 
 def _panels() -> list[Callable[[Runtime, AppContext], None]]:
@@ -95,13 +96,13 @@ def _task_tab(spec: TaskSpec, runtime: Runtime, status: gr.Markdown) -> None:
 def build_app(runtime: Runtime, local: bool = True) -> gr.Blocks:
     """The whole interface for ``runtime``; ``local=False`` builds the LAN visitors' version."""
     with gr.Blocks(title="Pipedesk", analytics_enabled=False) as blocks:
-        with gr.Row(elem_id="header"):
+        with gr.Row(elem_id="header") as header:
             gr.Markdown("# Pipedesk\nHugging Face models on your own computer — offline once downloaded.")
         status = gr.Markdown(runtime.status.line(), elem_id="status-line")
         with gr.Tabs():
             for spec in TASKS.values():
                 _task_tab(spec, runtime, status)
-            context = AppContext(local=local, status=status)
+            context = AppContext(local=local, status=status, header=header)
             for build in _panels():
                 build(runtime, context)
         blocks.load(lambda: runtime.status.line(), outputs=status, api_visibility="private", queue=False)

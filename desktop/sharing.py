@@ -1,0 +1,270 @@
+"""Sharing on the local network: a second, password-protected server for other devices.
+
+The app on this computer always listens on 127.0.0.1 with no password. Turning
+sharing on starts a *second* Gradio server from ``build_app(..., local=False)``
+(the task tabs only: no Models or Sharing tab exists there, so visitors cannot
+manage models, change settings or switch sharing) bound to every interface on
+its own port, with a password, monitoring off, an upload limit and no file
+served from outside Gradio's cache. It shares this process's Runtime, so models
+load once for everybody. Turning sharing off closes that listener: connections
+are refused again, and the local app never notices.
+
+Threads: :class:`Sharing` methods run on Gradio workers (the Sharing tab) or the
+main thread (``pipedesk serve --lan``); one lock serialises them. The visitor gate
+runs on the sharing server's event loop.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import logging
+import secrets
+import socket
+import threading
+from pathlib import Path
+from typing import Any
+
+from desktop import paths, settings
+from desktop.errors import UserError
+from desktop.visitors import VisitorGate, VisitorRuntime
+
+log = logging.getLogger(__name__)
+
+#: The port sharing asks for first, so the address on a phone stays the same across restarts.
+PREFERRED_PORT = 7861
+MIN_PASSWORD = 8
+
+# Short, common, distinct-sounding words: a password is four of them (about 32 bits), and
+# the gate locks an address out after a few wrong tries, so guessing over the network is hopeless.
+_WORD_LIST = """
+    acorn actor album amber angel apple apron arrow aspen atlas badge bagel baker bamboo banjo
+    barn basil beach beard bell berry bingo bison blade blanket bloom board boat bonus boots
+    bottle brain branch bread brick bridge brook brush bucket bugle butter cabin cable cactus
+    camel camera candle canoe canvas carpet carrot castle cedar cello chalk cherry chess chief
+    cider circus clock cloud clover coast cobra cocoa comet copper coral cotton cousin crane
+    crayon cricket crown cubic daisy dance delta denim desert diamond dinner doctor dolphin
+    donkey dragon dream drum eagle earth easel echo elbow ember engine falcon farmer feather
+    fern fiddle field finch flag flute forest fossil fountain fox garden garlic giant ginger
+    glacier glove goat golden grape gravel guitar hammer harbor harvest hazel helmet heron hill
+    honey horse hotel island ivory jacket jaguar jelly jewel jungle kettle kitten koala ladder
+    lagoon lake lamp lantern lemon lilac lion lizard lobster magnet mango maple marble meadow
+    melon meteor mirror mitten monkey moose motor mountain muffin music napkin nectar needle
+    noodle ocean olive onion orange orbit otter owl paddle palace panda paper parrot pasta peach
+    peanut pebble pencil pepper piano pickle pillow pilot planet plum pocket pony potato prairie
+    pretzel puzzle quilt rabbit radio raft rainbow raven ribbon river robin rocket rose saddle
+    sailor salmon sandal saturn school season shadow shell silver singer sketch sled snow socket
+    sofa spider spoon squash stamp star stone sugar summer sunset swan table tango teapot tiger
+    timber toast tomato tower tractor trumpet tulip tunnel turtle uncle valley velvet violin
+    volcano wagon walnut water whale wheat willow window winter wizard wolf yogurt zebra zipper
+"""
+WORDS = tuple(_WORD_LIST.split())
+
+#: Interface names of virtual networks (containers, VMs, VPNs): listed last, rarely what a phone can reach.
+_VIRTUAL_PREFIXES = ("docker", "br-", "veth", "virbr", "vmnet", "vboxnet", "tun", "tap", "wg", "zt", "lxc")
+
+
+def generate_password(words: int = 4) -> str:
+    """A password that is easy to read out loud: ``maple-otter-violin-cloud``."""
+    return "-".join(secrets.choice(WORDS) for _ in range(words))
+
+
+def check_password(password: str) -> str:
+    """``password`` stripped, or a UserError saying why it cannot be used."""
+    password = (password or "").strip()
+    if len(password) < MIN_PASSWORD:
+        raise UserError(f"The password needs at least {MIN_PASSWORD} characters.")
+    if len(password) > 128:
+        raise UserError("The password can have at most 128 characters.")
+    return password
+
+
+def lan_addresses() -> list[str]:
+    """Every non-loopback IPv4 address of this machine, the likely home/office network first."""
+    import psutil
+
+    stats = psutil.net_if_stats()
+    found: list[tuple[tuple[int, int, str], str]] = []
+    for name, addresses in psutil.net_if_addrs().items():
+        for address in addresses:
+            if address.family != socket.AF_INET:
+                continue
+            ip = ipaddress.IPv4Address(address.address)
+            if ip.is_loopback or ip.is_unspecified or ip.is_link_local:
+                continue
+            up = stats[name].isup if name in stats else True
+            virtual = name.lower().startswith(_VIRTUAL_PREFIXES)
+            found.append(((int(not up), int(virtual) * 2 + int(not ip.is_private), name), str(ip)))
+    return list(dict.fromkeys(ip for _, ip in sorted(found)))
+
+
+def qr_image(text: str) -> Any:
+    """A QR code of ``text`` as a PIL image (black on white, ready to scan from a screen)."""
+    import qrcode
+
+    code = qrcode.QRCode(border=2, box_size=8, error_correction=qrcode.constants.ERROR_CORRECT_M)
+    code.add_data(text)
+    code.make(fit=True)
+    return code.make_image(fill_color="black", back_color="white").get_image()
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("0.0.0.0", port))
+        except OSError:
+            return False
+    return True
+
+
+class Sharing:
+    """Turns the LAN server on and off for one Runtime; see the module docstring."""
+
+    def __init__(self, runtime: Any, port: int | None = None, host: str = "0.0.0.0") -> None:
+        self.runtime = runtime
+        self.host = host
+        self.requested_port = port
+        self.gate = VisitorGate()
+        self._lock = threading.RLock()
+        self._blocks: Any = None
+        self._server: Any = None
+
+    # --- state -----------------------------------------------------------------------------
+
+    @property
+    def active(self) -> bool:
+        return self._server is not None
+
+    @property
+    def port(self) -> int | None:
+        return self._server.port if self._server is not None else None
+
+    @property
+    def password(self) -> str:
+        """The LAN password, generated and saved in the settings the first time it is needed."""
+        with self._lock:
+            saved = settings.load().lan_password
+            if saved:
+                return saved
+            return settings.update(lan_password=generate_password()).lan_password
+
+    def addresses(self) -> list[str]:
+        return lan_addresses()
+
+    def urls(self) -> list[str]:
+        """Where visitors go: one URL per address of this machine (empty while off)."""
+        if not self.active:
+            return []
+        return [f"http://{address}:{self.port}/" for address in self.addresses()]
+
+    # --- switching -------------------------------------------------------------------------
+
+    def enable(self) -> None:
+        """Start the LAN server (no-op when it is running)."""
+        with self._lock:
+            if self.active:
+                return
+            self._start(self.password)
+
+    def disable(self) -> None:
+        """Close the LAN server: from now on, connections from other devices are refused."""
+        with self._lock:
+            if self._server is None:
+                return
+            server, self._server = self._server, None
+            server.stop()
+            log.info("LAN sharing off: port %s closed", server.port)
+
+    def set_password(self, password: str | None = None) -> str:
+        """Save ``password`` (a new generated one when None); visitors must sign in again."""
+        new = generate_password() if password is None else check_password(password)
+        with self._lock:
+            settings.update(lan_password=new)
+            if self.active:
+                port = self.port
+                self.disable()
+                self._start(new, port)
+            log.info("LAN password changed")
+            return new
+
+    def _start(self, password: str, port: int | None = None) -> None:
+        from desktop import server
+
+        if self._blocks is None:
+            from desktop.ui.app import build_app
+
+            self._blocks = build_app(VisitorRuntime(self.runtime), local=False)
+        port = port or self.requested_port
+        if port is None:
+            port = PREFERRED_PORT if _port_is_free(PREFERRED_PORT) else server.free_port()
+        self.gate.reset()
+        self.gate.open = False
+        self._server = server.start(self._blocks, host=self.host, port=port, **self._launch_options(password))
+        self.gate.open = True
+        log.info("LAN sharing on: port %s, addresses %s", port, ", ".join(self.addresses()) or "none")
+
+    def _launch_options(self, password: str) -> dict[str, Any]:
+        from starlette.middleware import Middleware
+
+        def check(_username: str, typed: str) -> bool:
+            return hmac.compare_digest(typed.encode(), password.encode())
+
+        from desktop import assets
+
+        cache = paths.gradio_temp_dir()
+        private = [paths.config_dir(), paths.data_dir(), paths.log_dir(), paths.cache_dir() / "models"]
+        models_root = getattr(getattr(self.runtime, "store", None), "root", None)
+        if isinstance(models_root, Path):
+            private.append(models_root)
+        return {
+            "auth": check,
+            "auth_message": (
+                f"Pipedesk on {socket.gethostname()}: type any name, and the password shown in "
+                "Pipedesk's Sharing tab on that computer."
+            ),
+            "enable_monitoring": False,
+            "max_file_size": server_max_upload(),
+            # Gradio serves its own cache anyway; a non-empty list keeps GRADIO_ALLOWED_PATHS from
+            # the environment from widening it (a folder here would even be served inline).
+            "allowed_paths": [str(assets.path("icon.png"))],
+            "blocked_paths": [str(p) for p in private if not _is_inside(cache, p)],
+            "app_kwargs": {"middleware": [Middleware(self.gate.asgi)]},
+        }
+
+
+def server_max_upload() -> str:
+    from desktop import server
+
+    return server.MAX_UPLOAD
+
+
+def _is_inside(path: Path, folder: Path) -> bool:
+    try:
+        path.resolve().relative_to(folder.resolve())
+        return True
+    except ValueError:
+        return False
+
+
+_controllers: dict[int, Sharing] = {}
+_controllers_lock = threading.Lock()
+
+
+def controller(runtime: Any) -> Sharing:
+    """The one Sharing for ``runtime`` (the Sharing tab and ``serve --lan`` use the same)."""
+    with _controllers_lock:
+        found = _controllers.get(id(runtime))
+        if found is None or found.runtime is not runtime:
+            found = _controllers[id(runtime)] = Sharing(runtime)
+        return found
+
+
+def start_lan(runtime: Any) -> str:
+    """Switch sharing on for ``runtime`` and say where to connect (``pipedesk serve --lan``)."""
+    share = controller(runtime)
+    share.enable()
+    urls = share.urls()
+    lines = ["Shared on your network (visitors sign in with any name and this password):"]
+    lines += [f"  {url}" for url in urls] or [f"  (no network address right now; port {share.port})"]
+    lines.append(f"  password: {share.password}")
+    return "\n".join(lines)

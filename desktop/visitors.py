@@ -1,0 +1,172 @@
+"""What LAN visitors get: a logged, rate-limited door and a runtime limited to installed models.
+
+``VisitorGate`` is ASGI middleware on the sharing server (it runs on that
+server's event loop): it logs each visitor's first connection, counts wrong
+passwords per address and, after too many, refuses further sign-in attempts
+from that address for a while. ``VisitorRuntime`` wraps the app's Runtime for
+the visitors' Blocks: the same loaded models and the same device queue, but a
+visitor can only use models the owner already installed: nothing is downloaded
+on a visitor's behalf and no folder path typed by a visitor is ever opened.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from desktop.errors import ModelError
+
+log = logging.getLogger(__name__)
+
+#: Wrong passwords from one address, within ``LOCKOUT_S``, before it is locked out.
+MAX_FAILURES = 10
+LOCKOUT_S = 600.0
+NOT_SHARED = (
+    "Only the models already installed on the computer sharing Pipedesk can be used over the network; "
+    "ask its owner to download this one."
+)
+
+
+@dataclass
+class Visitor:
+    """One address that reached the sharing server."""
+
+    address: str
+    first_seen: float
+    last_seen: float
+    requests: int = 0
+    signed_in: bool = False
+    failures: int = 0
+    last_failure: float = 0.0
+    agent: str = ""
+
+
+class VisitorGate:
+    """Visitor log and sign-in throttle for one sharing session (``reset`` starts a new one)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._visitors: dict[str, Visitor] = {}
+        #: False while the server starts: Gradio checks its own URL then, and that is no visitor.
+        self.open = False
+
+    def reset(self) -> None:
+        with self._lock:
+            self._visitors.clear()
+
+    def visitors(self) -> list[Visitor]:
+        """Everyone seen this session, most recent first (copies)."""
+        with self._lock:
+            items = [Visitor(**vars(v)) for v in self._visitors.values()]
+        return sorted(items, key=lambda v: v.last_seen, reverse=True)
+
+    # --- bookkeeping (event-loop thread) -------------------------------------------------
+
+    def _seen(self, address: str, agent: str) -> Visitor:
+        now = time.time()
+        with self._lock:
+            visitor = self._visitors.get(address)
+            if visitor is None:
+                visitor = self._visitors[address] = Visitor(address, now, now, agent=agent)
+                log.info("LAN visitor connected from %s (%s)", address, agent or "unknown browser")
+            visitor.last_seen = now
+            visitor.requests += 1
+            return visitor
+
+    def _locked_out(self, visitor: Visitor) -> float:
+        """Seconds left before ``visitor`` may try a password again (0: now)."""
+        if visitor.failures < MAX_FAILURES:
+            return 0.0
+        return max(0.0, visitor.last_failure + LOCKOUT_S - time.time())
+
+    def _signed(self, visitor: Visitor, status: int | None) -> None:
+        with self._lock:
+            if status == 200:
+                visitor.signed_in, visitor.failures = True, 0
+                log.info("LAN visitor %s signed in", visitor.address)
+                return
+            if visitor.last_failure and time.time() - visitor.last_failure > LOCKOUT_S:
+                visitor.failures = 0
+            visitor.failures += 1
+            visitor.last_failure = time.time()
+            count = visitor.failures
+        log.warning("Wrong LAN password from %s (%d in a row)", visitor.address, count)
+        if count == MAX_FAILURES:
+            log.warning("LAN sign-in locked for %s for %.0f minutes", visitor.address, LOCKOUT_S / 60)
+
+    # --- the middleware ------------------------------------------------------------------
+
+    def asgi(self, app: Any) -> Any:
+        """Wrap the sharing server's ASGI ``app`` (``starlette.middleware.Middleware(gate.asgi)``)."""
+
+        async def gate(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            if scope["type"] not in ("http", "websocket") or not self.open:
+                await app(scope, receive, send)
+                return
+            address = (scope.get("client") or ("unknown", 0))[0]
+            headers = dict(scope.get("headers") or [])
+            visitor = self._seen(address, headers.get(b"user-agent", b"").decode("latin-1")[:120])
+            login = scope["type"] == "http" and scope.get("method") == "POST"
+            login = login and scope.get("path", "").rstrip("/").endswith("/login")
+            if not login:
+                await app(scope, receive, send)
+                return
+            wait = self._locked_out(visitor)
+            if wait:
+                await _refuse(send, f"Too many wrong passwords: try again in {wait / 60:.0f} minutes.")
+                return
+            status: dict[str, int] = {}
+
+            async def watch(message: dict[str, Any]) -> None:
+                if message["type"] == "http.response.start":
+                    status["code"] = message["status"]
+                await send(message)
+
+            await app(scope, receive, watch)
+            self._signed(visitor, status.get("code"))
+
+        return gate
+
+
+async def _refuse(send: Any, text: str) -> None:
+    body = text.encode()
+    headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 429, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class VisitorRuntime:
+    """The Runtime as LAN visitors use it: installed models only (see the module docstring)."""
+
+    def __init__(self, runtime: Any) -> None:
+        self._runtime = runtime
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._runtime, name)
+
+    def _allowed(self, spec: Any, name: str | None) -> None:
+        from desktop import catalog
+        from desktop.models import looks_like_hub_id
+        from desktop.tasks import known_models
+
+        typed = (name or "").strip()
+        known = {value for ref in (*spec.models, *known_models().values()) for value in (ref.repo, ref.label)}
+        imported = bool(typed) and catalog.imported_path(typed) is not None
+        # Anything else (a path, most likely) is refused before the runtime looks at the disk.
+        if typed and typed not in known and not imported and not looks_like_hub_id(typed):
+            raise ModelError(NOT_SHARED)
+        target = self._runtime.resolve(spec, typed)
+        if imported or not hasattr(target, "repo"):
+            if not imported:
+                raise ModelError(NOT_SHARED)
+            return
+        if self._runtime.store.local_path(target) is None:
+            raise ModelError(f"{target.display} is not installed here. {NOT_SHARED}")
+
+    def load(self, spec: Any, name: str | None, kind: str | None = None, progress: Any = None) -> Any:
+        """Like ``Runtime.load``, for models already installed on this computer only."""
+        self._allowed(spec, name)
+        return self._runtime.load(spec, name, kind, progress)

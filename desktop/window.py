@@ -1,0 +1,352 @@
+"""The desktop app: a native window over a background server, one instance at a time.
+
+``run_app`` runs on the main thread, which the GUI loop needs. Order matters for
+a fast start: take the single-instance lock, open the window on a light loading
+page (only pywebview and Qt are imported by then), and import torch,
+transformers and gradio on the *loader* thread, which then starts the Gradio
+server on 127.0.0.1 and points the window at it. Closing the window ends the GUI
+loop; the main thread then stops sharing and the server (the port is free when
+``run_app`` returns) and the process exits. Without a display, the app says so
+and serves instead, printing the URL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from desktop import assets, instance, logs, paths, settings
+
+log = logging.getLogger(__name__)
+
+TITLE = "Pipedesk"
+DEFAULT_SIZE = (1200, 860)
+MIN_SIZE = (640, 480)
+ROOT_QT_FLAGS = "--no-sandbox --disable-gpu --disable-gpu-compositing"
+
+
+@dataclass
+class AppState:
+    """What the main thread, the loader thread and the control channel share."""
+
+    window: Any = None
+    runtime: Any = None
+    server: Any = None
+    url: str | None = None
+    closed: threading.Event = field(default_factory=threading.Event)
+    geometry: dict[str, int] = field(default_factory=dict)
+
+    def command(self, name: str) -> dict[str, Any]:
+        """Answer a second launch (control thread): bring the window forward."""
+        if name != "show":
+            return {"ok": False, "error": f"unknown command {name!r}"}
+        log.info("A second launch asked for the window")
+        if self.window is not None and not self.closed.is_set():
+            if self.geometry.get("minimized"):
+                self.window.restore()
+            self.window.show()
+        return {"ok": True, "url": self.url, "window": self.window is not None, "pid": os.getpid()}
+
+    def stop(self) -> None:
+        """Stop sharing and the server (main thread, after the window closed or Ctrl+C)."""
+        self.closed.set()
+        if self.runtime is not None:
+            from desktop import sharing
+
+            sharing.controller(self.runtime).disable()
+        if self.server is not None:
+            self.server.stop()
+            log.info("Server on %s stopped", self.server.url)
+
+
+def run_app(args: argparse.Namespace) -> int:
+    """``pipedesk`` with no command: the window, or a second launch's hand-over, or headless serving."""
+    logs.setup()
+    state = AppState()
+    claimed = instance.acquire(state.command)
+    if isinstance(claimed, instance.Running):
+        return _report_running(claimed)
+    try:
+        if not display_available():
+            print("No display found: serving Pipedesk here instead of opening a window.", flush=True)
+            return _serve(args, state, claimed)
+        try:
+            import webview  # noqa: F401  (Qt libraries missing or broken: serve instead)
+        except Exception as exc:
+            log.exception("The window toolkit could not be loaded")
+            print(f"The window could not open ({exc}); serving Pipedesk instead.", flush=True)
+            return _serve(args, state, claimed)
+        return _run_window(args, state, claimed)
+    finally:
+        claimed.release()
+
+
+def _report_running(running: instance.Running) -> int:
+    reply = running.reply
+    if reply is None:
+        print(
+            f"Pipedesk seems to be running already (process {running.pid}) but does not answer. "
+            "If it is stuck, end that process and start Pipedesk again.",
+            file=sys.stderr,
+        )
+        return 1
+    url = reply.get("url")
+    if reply.get("window"):
+        print("Pipedesk is already running: its window was brought to the front.", flush=True)
+    else:
+        print(f"Pipedesk is already running at {url or '(still starting)'}", flush=True)
+    return 0
+
+
+def display_available() -> bool:
+    """True when a window can open: always on Windows and macOS; X11 or Wayland elsewhere."""
+    if sys.platform in ("win32", "darwin"):
+        return True
+    wayland = os.environ.get("WAYLAND_DISPLAY", "").strip()
+    if wayland:
+        runtime_dir = os.environ.get("XDG_RUNTIME_DIR", "")
+        if (Path(wayland) if os.path.isabs(wayland) else Path(runtime_dir) / wayland).exists():
+            return True
+    display = os.environ.get("DISPLAY", "").strip()
+    if not display:
+        return False
+    host, _, rest = display.rpartition(":")
+    number = rest.split(".")[0]
+    if host in ("", "unix") and number.isdigit():
+        return Path(f"/tmp/.X11-unix/X{number}").exists()
+    return True  # a remote or forwarded display: let the toolkit try
+
+
+# --- headless -----------------------------------------------------------------------------
+
+
+def _serve(args: argparse.Namespace, state: AppState, claimed: instance.Instance) -> int:
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        _start_server(args, state, claimed)
+        while True:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        print("Stopping…", file=sys.stderr)
+    finally:
+        state.stop()
+    return 0
+
+
+def _interrupt(_signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _start_server(args: argparse.Namespace, state: AppState, claimed: instance.Instance) -> None:
+    """Import the heavy parts, build the UI and serve it on 127.0.0.1 (loader or main thread)."""
+    from desktop.runtime import Runtime
+
+    started = time.perf_counter()
+    state.runtime = Runtime(device=getattr(args, "device", None))
+    _step(state, "Building the interface…")
+    from desktop import server
+    from desktop.ui.app import build_app
+
+    blocks = build_app(state.runtime)
+    if state.closed.is_set():
+        return
+    state.server = server.start(blocks, host="127.0.0.1", port=getattr(args, "port", None))
+    state.url = state.server.url
+    claimed.publish(url=state.url)
+    log.info("Ready in %.1fs at %s", time.perf_counter() - started, state.url)
+    print(
+        f"Pipedesk is running at {state.url}  (device: {state.runtime.device}; log: {logs.log_file()})",
+        flush=True,
+    )
+
+
+# --- the window ---------------------------------------------------------------------------
+
+
+def _prepare_qt() -> None:
+    """QtWebEngine refuses to run as root without --no-sandbox (and draws black without --disable-gpu)."""
+    if sys.platform.startswith("linux") and hasattr(os, "geteuid") and os.geteuid() == 0:
+        os.environ.setdefault("QTWEBENGINE_CHROMIUM_FLAGS", ROOT_QT_FLAGS)
+
+
+def _saved_geometry() -> dict[str, int]:
+    saved = settings.load().window or {}
+    try:
+        width = min(max(int(saved.get("width", DEFAULT_SIZE[0])), MIN_SIZE[0]), 10_000)
+        height = min(max(int(saved.get("height", DEFAULT_SIZE[1])), MIN_SIZE[1]), 10_000)
+    except (TypeError, ValueError):
+        return {"width": DEFAULT_SIZE[0], "height": DEFAULT_SIZE[1]}
+    geometry = {"width": width, "height": height}
+    if isinstance(saved.get("x"), int) and isinstance(saved.get("y"), int):
+        geometry.update(x=saved["x"], y=saved["y"])
+    if saved.get("maximized"):
+        geometry["maximized"] = 1
+    return geometry
+
+
+def _save_geometry(state: AppState) -> None:
+    keep = {k: v for k, v in state.geometry.items() if k in ("width", "height", "x", "y", "maximized")}
+    try:
+        settings.update(window=keep)
+        log.info("Window geometry saved: %s", keep)
+    except OSError:
+        log.exception("Could not save the window geometry")
+
+
+def _track(window: Any, state: AppState) -> None:
+    """Keep ``state.geometry`` up to date from the window's events (GUI or event threads)."""
+    geometry = state.geometry
+
+    def moved(x: int, y: int) -> None:
+        if not geometry.get("maximized") and not geometry.get("minimized"):
+            geometry.update(x=int(x), y=int(y))
+
+    def resized(width: int, height: int) -> None:
+        if not geometry.get("maximized") and not geometry.get("minimized"):
+            geometry.update(width=int(width), height=int(height))
+
+    def flag(name: str, value: int) -> Any:
+        def handler(*_: Any) -> None:
+            geometry[name] = value
+            if name == "maximized" or not value:
+                geometry["minimized"] = 0
+            if name == "restored":
+                geometry["maximized"] = geometry["minimized"] = 0
+
+        return handler
+
+    window.events.moved += moved
+    window.events.resized += resized
+    window.events.maximized += flag("maximized", 1)
+    window.events.minimized += flag("minimized", 1)
+    window.events.restored += flag("restored", 0)
+    window.events.closing += lambda: _save_geometry(state)
+
+
+def _step(state: AppState, text: str) -> None:
+    if state.window is not None and not state.closed.is_set():
+        try:
+            state.window.run_js(f"setStep({json.dumps(text)})")
+        except Exception:  # only a progress note: never worth failing the start for
+            log.debug("Could not update the loading page", exc_info=True)
+
+
+def _load(state: AppState, args: argparse.Namespace, claimed: instance.Instance) -> None:
+    """The loader thread: heavy imports, the server, then the UI in the window."""
+    from desktop.errors import UserError
+
+    try:
+        _step(state, "Loading PyTorch and Transformers…")
+        _start_server(args, state, claimed)
+        if state.closed.is_set():
+            return
+        state.window.load_url(state.url)
+    except UserError as exc:
+        _show_error(state, str(exc), "")
+    except Exception as exc:
+        log.exception("Pipedesk could not start")
+        _show_error(
+            state, "Pipedesk could not start.", f"{type(exc).__name__}: {exc}\n\nLog: {logs.log_file()}"
+        )
+
+
+def _show_error(state: AppState, text: str, details: str) -> None:
+    print(f"pipedesk: error: {text} {details}".strip(), file=sys.stderr, flush=True)
+    if state.window is not None and not state.closed.is_set():
+        try:
+            state.window.run_js(f"showError({json.dumps(text)}, {json.dumps(details)})")
+        except Exception:
+            log.exception("Could not show the error in the window")
+
+
+def _on_screen(geometry: dict[str, int], screens: list[Any]) -> dict[str, int]:
+    """``geometry`` without its position when that is on no screen (a monitor that is gone)."""
+    x, y = geometry.get("x"), geometry.get("y")
+    if x is None or y is None or not screens:
+        return geometry
+    if any(s.x <= x + 80 < s.x + s.width and s.y <= y + 20 < s.y + s.height for s in screens):
+        return geometry
+    return {k: v for k, v in geometry.items() if k not in ("x", "y")}
+
+
+def _run_window(args: argparse.Namespace, state: AppState, claimed: instance.Instance) -> int:
+    _prepare_qt()
+    import webview
+
+    from desktop import webview_fixes
+
+    webview.settings["ALLOW_DOWNLOADS"] = True  # Gradio's download buttons save files
+    webview.settings["ALLOW_FILE_URLS"] = False
+    gui = "qt" if sys.platform.startswith("linux") else None
+    storage = paths.ensure(paths.data_dir() / "webview")
+    screens = webview_fixes.patch_qt(storage) if gui == "qt" else []
+    geometry = _on_screen(_saved_geometry(), screens)
+    state.geometry.update(geometry)
+    window = webview.create_window(
+        TITLE,
+        html=assets.read_text("loading.html") or "<h1>Pipedesk</h1><p id='step'>Starting…</p>",
+        width=geometry["width"],
+        height=geometry["height"],
+        x=geometry.get("x"),
+        y=geometry.get("y"),
+        min_size=MIN_SIZE,
+        maximized=bool(geometry.get("maximized")),
+        background_color="#F7F8FC",
+        text_select=True,
+        zoomable=True,
+    )
+    state.window = window
+    _track(window, state)
+    loader = threading.Thread(target=_load, args=(state, args, claimed), name="loader", daemon=True)
+
+    def start_loader() -> None:  # once the window is on screen, so the heavy imports do not delay it
+        if loader.ident is None:
+            log.info("Window shown")
+            loader.start()
+
+    window.events.shown += start_loader
+    icon = assets.path("icon.png")
+    log.info("Opening the window (%s backend)", gui or "default")
+    try:
+        webview.start(
+            gui=gui,
+            private_mode=False,
+            storage_path=str(storage),
+            icon=str(icon) if icon.exists() else None,
+        )
+    finally:
+        log.info("Window closed")
+        state.stop()
+        claimed.release()
+    _exit_now(0)
+    return 0
+
+
+def _exit_now(code: int) -> None:
+    """Exit at once once everything is stopped and saved.
+
+    Tearing down QtWebEngine and torch at interpreter exit took 2.5 s on a 2-core
+    machine (and the loader may still be importing torch if the window closed
+    early); none of it holds anything of ours, so run the atexit handlers, flush,
+    and leave.
+    """
+    import atexit
+
+    try:
+        atexit._run_exitfuncs()
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (AttributeError, OSError, ValueError):
+                pass
+        os._exit(code)

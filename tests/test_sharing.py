@@ -1,0 +1,327 @@
+"""LAN sharing: off by default, password-protected when on, really off when switched off.
+
+All traffic goes to 127.0.0.0/8 (a client reaching 127.0.0.2 stands in for another
+device: a server bound to 127.0.0.1 only refuses it) or into a network namespace
+the test creates itself; never to this machine's own LAN address. Requests are
+sent *from* 127.0.0.2 (a bound source address) so the server sees a visitor that
+is not 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+from conftest import ROOT, cli_env, need
+
+from desktop import paths, server, sharing
+from desktop.errors import UserError
+from desktop.tasks import TASKS
+
+SST2 = "distilbert/distilbert-base-uncased-finetuned-sst-2-english"
+VISITOR = "127.0.0.2"
+
+
+def refused(host: str, port: int) -> bool:
+    """True when nothing accepts TCP connections on ``host:port``."""
+    try:
+        with socket.create_connection((host, port), timeout=3):
+            return False
+    except ConnectionRefusedError:
+        return True
+
+
+def visitor_http() -> httpx.Client:
+    """An HTTP client whose requests come from 127.0.0.2, like a device that is not this one."""
+    return httpx.Client(transport=httpx.HTTPTransport(local_address=VISITOR), timeout=30)
+
+
+def sign_in(port: int, password: str) -> httpx.Response:
+    with visitor_http() as http:
+        return http.post(f"http://{VISITOR}:{port}/login", data={"username": "guest", "password": password})
+
+
+@pytest.fixture
+def share(runtime, app_server):
+    """The app's Sharing controller on a free port; switched off again afterwards."""
+    controller = sharing.controller(runtime)
+    controller.requested_port = server.free_port()
+    yield controller
+    controller.disable()
+
+
+# --- pure parts ---------------------------------------------------------------------------
+
+
+def test_generated_passwords_are_four_words_easy_to_read_out():
+    made = {sharing.generate_password() for _ in range(50)}
+    assert len(made) == 50
+    for password in made:
+        words = password.split("-")
+        assert len(words) == 4 and all(word in sharing.WORDS for word in words)
+    assert len(set(sharing.WORDS)) == len(sharing.WORDS) >= 256  # 4 words: at least 32 bits
+
+
+def test_a_chosen_password_must_be_long_enough():
+    with pytest.raises(UserError, match="at least 8 characters"):
+        sharing.check_password("short")
+    assert sharing.check_password("  long enough  ") == "long enough"
+
+
+def test_addresses_leave_out_loopback():
+    addresses = sharing.lan_addresses()
+    assert all(not a.startswith("127.") and a.count(".") == 3 for a in addresses)
+
+
+# --- on, off, and what a visitor gets ------------------------------------------------------
+
+
+def test_sharing_is_off_by_default_and_nothing_listens_beyond_loopback(share, app_server):
+    assert not share.active and share.urls() == []
+    assert refused(VISITOR, app_server.port)
+    assert refused(VISITOR, share.requested_port)
+
+
+def test_sharing_on_asks_for_the_password_and_off_closes_the_port(share, app_server, client, hub, caplog):
+    from gradio_client import Client
+
+    caplog.set_level(logging.INFO, logger="desktop")
+    client.predict("warm up", SST2, api_name="/sentiment")  # installed through the local app
+    share.enable()
+    port = share.port
+    assert port == share.requested_port and share.active
+    assert refused(VISITOR, app_server.port), "the local app itself stays on 127.0.0.1"
+
+    with visitor_http() as http:
+        assert http.get(f"http://{VISITOR}:{port}/config").status_code == 401
+        assert http.get(f"http://{VISITOR}:{port}/").status_code == 200  # the sign-in page
+    assert sign_in(port, "not-the-password").status_code == 400
+    assert sign_in(port, share.password).status_code == 200
+    visitor = [v for v in share.gate.visitors() if v.address == VISITOR][0]
+    assert visitor.signed_in and visitor.failures == 0
+    assert f"LAN visitor connected from {VISITOR}" in caplog.text
+    assert f"Wrong LAN password from {VISITOR}" in caplog.text
+
+    remote = Client(f"http://{VISITOR}:{port}/", auth=("guest", share.password), verbose=False)
+    out = remote.predict("I love this product!", SST2, api_name="/sentiment")
+    assert out["label"] == "POSITIVE"
+
+    # Visitors get the tasks and nothing else: no model management, settings or sharing.
+    local_api = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
+    shared_api = set(remote.view_api(print_info=False, return_format="dict")["named_endpoints"])
+    assert {f"/{task}" for task in TASKS} <= shared_api <= local_api
+    for name in shared_api:
+        assert not re.search(r"model|download|delete|import|setting|shar|password", name[1:]), name
+    for name in local_api - shared_api:
+        with pytest.raises(ValueError):
+            remote.predict(api_name=name)
+
+    # Only models already installed here; nothing is downloaded for a visitor, no folder is opened.
+    hub.add_repo(
+        "pipedesk-test/not-installed", share.runtime.store.local_path(TASKS["sentiment"].default_model)
+    )
+    try:
+        before = len(hub.requests)
+        for typed in ("pipedesk-test/not-installed", "/etc", str(paths.config_dir()), "./no/such/folder"):
+            with pytest.raises(Exception, match="Only the models already installed"):
+                remote.predict("Fine.", typed, api_name="/sentiment")
+        assert not [r for r in hub.requests[before:] if "pipedesk-test" in r[1]]
+    finally:
+        hub.remove_repo("pipedesk-test/not-installed")
+
+    # Nothing outside Gradio's cache is served; the monitoring dashboard is off.
+    with visitor_http() as http:
+        assert (
+            http.post(
+                f"http://{VISITOR}:{port}/login", data={"username": "g", "password": share.password}
+            ).status_code
+            == 200
+        )
+        settings_file = paths.config_dir() / "settings.json"
+        assert settings_file.exists()
+        assert http.get(f"http://{VISITOR}:{port}/gradio_api/file={settings_file}").status_code == 403
+        assert http.get(f"http://{VISITOR}:{port}/gradio_api/file=/etc/hostname").status_code == 403
+        assert http.get(f"http://{VISITOR}:{port}/monitoring").status_code != 200
+
+    # A new password signs visitors out and replaces the old one.
+    old = share.password
+    new = share.set_password("correct horse battery")
+    assert share.active and share.port == port
+    assert sign_in(port, old).status_code == 400
+    assert sign_in(port, new).status_code == 200
+
+    share.disable()
+    assert refused(VISITOR, port)
+    assert not share.active and share.urls() == []
+    assert client.predict("Still here?", SST2, api_name="/sentiment")["label"] in {"POSITIVE", "NEGATIVE"}
+
+
+def test_too_many_wrong_passwords_lock_an_address_out(share):
+    from desktop.visitors import MAX_FAILURES
+
+    share.enable()
+    codes = [sign_in(share.port, f"guess-{n}").status_code for n in range(MAX_FAILURES)]
+    assert codes == [400] * MAX_FAILURES
+    locked = sign_in(share.port, share.password)
+    assert locked.status_code == 429 and "Too many wrong passwords" in locked.text
+
+
+def test_the_password_is_kept_across_restarts(runtime):
+    first = sharing.Sharing(runtime).password
+    assert sharing.Sharing(runtime).password == first
+
+
+# --- the Sharing tab in a real browser -----------------------------------------------------
+
+
+@pytest.mark.browser
+def test_the_sharing_tab_switches_sharing_and_shows_the_banner(browser, app_server, share):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    try:
+        page.goto(app_server.url)
+        page.get_by_role("tab", name="Sharing", exact=True).click(timeout=60_000)
+        banner = page.locator("#lan-banner")
+        assert not banner.is_visible()
+        page.locator("#lan-toggle input").check()
+        banner.wait_for(state="visible", timeout=20_000)
+        assert "Shared on your network" in banner.inner_text()
+        assert share.active and not refused(VISITOR, share.port)
+        field = page.locator("#lan-password textarea, #lan-password input").first
+        old = share.password
+        assert field.input_value() == old
+        assert f":{share.port}/" in page.locator("#lan-addresses textarea").first.input_value()
+        page.locator("#lan-qr img").first.wait_for(state="visible", timeout=20_000)
+        page.get_by_role("button", name="New password", exact=True).click()
+        page.wait_for_function(
+            "old => document.querySelector('#lan-password textarea, #lan-password input').value !== old",
+            arg=old,
+            timeout=20_000,
+        )
+        assert field.input_value() == share.password != old
+        page.locator("#lan-toggle input").uncheck()
+        banner.wait_for(state="hidden", timeout=20_000)
+        assert not share.active and refused(VISITOR, share.requested_port)
+    finally:
+        page.close()
+
+
+# --- pipedesk serve --lan -----------------------------------------------------------------
+
+
+def test_serve_lan_prints_where_and_the_password_and_stops_cleanly(pipedesk_home):
+    port = server.free_port()
+    env = cli_env(pipedesk_home, HF_HUB_OFFLINE="1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "desktop", "serve", "--lan", "--port", str(port)],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        lines = []
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not any("password:" in line for line in lines):
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+        text = "".join(lines)
+        password = re.search(r"password: (\S+)", text)
+        assert password, text
+        found = re.search(r":(\d+)/|port (\d+)\)", text.split("Shared on your network", 1)[1])
+        lan_port = int(found.group(1) or found.group(2))
+        assert refused(VISITOR, port), "the main server stays on 127.0.0.1"
+        with visitor_http() as http:
+            assert http.get(f"http://{VISITOR}:{lan_port}/config").status_code == 401
+        assert sign_in(lan_port, password.group(1)).status_code == 200
+    finally:
+        proc.send_signal(signal.SIGINT)
+        rc = proc.wait(timeout=30)
+    assert rc == 0
+    assert refused("127.0.0.1", port) and refused(VISITOR, lan_port)
+
+
+# --- a second host, in a network namespace ------------------------------------------------
+
+
+def _ip(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["ip", *args], capture_output=True, text=True, timeout=20)
+
+
+@pytest.fixture
+def lan_namespace():
+    """A namespace joined to this one by a veth pair: 10.77.N.1 here, 10.77.N.2 over there."""
+    import shutil
+
+    need(shutil.which("ip") is not None, "iproute2 (ip) is not installed")
+    n = os.getpid() % 200 + 20
+    name, here, there = f"pdlan{os.getpid()}", f"pdh{os.getpid()}"[:15], f"pdt{os.getpid()}"[:15]
+    made = _ip("netns", "add", name)
+    need(made.returncode == 0, f"cannot create a network namespace here: {made.stderr.strip()}")
+    try:
+        for step in (
+            ("link", "add", here, "type", "veth", "peer", "name", there),
+            ("link", "set", there, "netns", name),
+            ("addr", "add", f"10.77.{n}.1/24", "dev", here),
+            ("link", "set", here, "up"),
+            ("netns", "exec", name, "ip", "addr", "add", f"10.77.{n}.2/24", "dev", there),
+            ("netns", "exec", name, "ip", "link", "set", there, "up"),
+            ("netns", "exec", name, "ip", "link", "set", "lo", "up"),
+        ):
+            done = _ip(*step)
+            need(done.returncode == 0, f"ip {' '.join(step)}: {done.stderr.strip()}")
+        yield name, f"10.77.{n}.1", f"10.77.{n}.2"
+    finally:
+        _ip("link", "del", here)
+        _ip("netns", "del", name)
+
+
+FROM_NAMESPACE = """
+import sys, urllib.request, urllib.parse, urllib.error, http.cookiejar
+url, password = sys.argv[1], sys.argv[2]
+opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+def status(path, data=None):
+    try:
+        return opener.open(url + path, data=data, timeout=10).status
+    except urllib.error.HTTPError as e:
+        return e.code
+    except (urllib.error.URLError, OSError) as e:
+        return 'refused' if 'refused' in str(e).lower() else 'error: %s' % e
+print(status('/config'), status('/login', urllib.parse.urlencode({'username': 'phone', 'password': password}).encode()), status('/config'))
+"""
+
+
+def from_namespace(ns: str, url: str, password: str) -> str:
+    done = subprocess.run(
+        ["ip", "netns", "exec", ns, sys.executable, "-I", "-c", FROM_NAMESPACE, url, password],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_a_device_on_another_host_reaches_sharing_only_while_it_is_on(lan_namespace, share, app_server):
+    ns, here, there = lan_namespace
+    share.enable()
+    assert f"http://{here}:{share.port}/" in share.urls()  # every non-loopback address is listed
+    assert from_namespace(ns, f"http://{here}:{share.port}", "wrong-password") == "401 400 401"
+    assert from_namespace(ns, f"http://{here}:{share.port}", share.password) == "401 200 200"
+    assert from_namespace(ns, f"http://{here}:{app_server.port}", share.password) == "refused refused refused"
+    assert any(v.address == there and v.signed_in for v in share.gate.visitors())
+    share.disable()
+    assert (
+        from_namespace(ns, f"http://{here}:{share.requested_port}", share.password)
+        == "refused refused refused"
+    )

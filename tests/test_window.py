@@ -1,0 +1,398 @@
+"""The desktop app for real: a Qt window under Xvfb, one instance at a time, no-display fallback.
+
+The window is driven like a user would: xdotool finds, resizes and screenshots
+it (ImageMagick's ``import``), and closing sends WM_DELETE_WINDOW, which is what
+a window manager sends when the close button is clicked (Xvfb has no window
+manager, so the test sends it through libX11 itself). The page inside is read
+through QtWebEngine's own DevTools port.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import ROOT, cli_env, need
+
+from desktop import instance, server, window
+
+pytestmark = pytest.mark.window
+
+TITLE = "^Pipedesk$"
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def display() -> Iterator[str]:
+    """A private X display (Xvfb picks a free number and tells us through a pipe)."""
+    for tool in ("Xvfb", "xdotool", "import"):
+        need(shutil.which(tool) is not None, f"{tool} is not installed (Debian: xvfb, xdotool, imagemagick)")
+    try:
+        ctypes.CDLL("libX11.so.6")
+    except OSError:
+        need(False, "libX11 is not installed (Debian: libx11-6)")
+    read, write = os.pipe()
+    xvfb = subprocess.Popen(
+        ["Xvfb", "-displayfd", str(write), "-screen", "0", "1280x900x24", "-nolisten", "tcp"],
+        pass_fds=(write,),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        number = pipe.readline().strip()
+    assert number.isdigit(), "Xvfb did not start"
+    yield f":{number}"
+    xvfb.terminate()
+    xvfb.wait(timeout=10)
+
+
+class App:
+    """``python -m desktop`` in a subprocess, its output collected on a thread."""
+
+    def __init__(self, env: dict[str, str], *args: str) -> None:
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "desktop", *args],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def wait_for(self, pattern: str, timeout: float = 150) -> re.Match:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = re.search(pattern, self.output)
+            if found:
+                return found
+            assert self.proc.poll() is None, f"the app exited early:\n{self.output}"
+            time.sleep(0.1)
+        raise AssertionError(f"{pattern!r} not printed in {timeout}s:\n{self.output}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+def xdotool(disp: str, *args: str) -> str:
+    done = subprocess.run(
+        ["xdotool", *args], env={**os.environ, "DISPLAY": disp}, capture_output=True, text=True, timeout=30
+    )
+    return done.stdout.strip()
+
+
+def find_window(disp: str, title: str, timeout: float) -> int | None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = xdotool(disp, "search", "--onlyvisible", "--name", title)
+        if found:
+            return int(found.split()[0])
+        time.sleep(0.05)
+    return None
+
+
+def screenshot(disp: str, path: Path) -> tuple[int, float]:
+    """Save the screen to ``path``; return (distinct colours, share of the most common colour)."""
+    from PIL import Image
+
+    subprocess.run(["import", "-display", disp, "-window", "root", str(path)], check=True, timeout=30)
+    image = Image.open(path).convert("RGB")
+    colours = image.getcolors(maxcolors=1 << 24)
+    top = max(count for count, _ in colours)
+    return len(colours), top / (image.width * image.height)
+
+
+def close_window(disp: str, wid: int) -> None:
+    """Send WM_DELETE_WINDOW, as a window manager does when the user clicks the close button."""
+
+    class ClientMessage(ctypes.Structure):
+        _fields_ = [
+            ("type", ctypes.c_int),
+            ("serial", ctypes.c_ulong),
+            ("send_event", ctypes.c_int),
+            ("display", ctypes.c_void_p),
+            ("window", ctypes.c_ulong),
+            ("message_type", ctypes.c_ulong),
+            ("format", ctypes.c_int),
+            ("data", ctypes.c_long * 5),
+        ]
+
+    class XEvent(ctypes.Union):
+        _fields_ = [("xclient", ClientMessage), ("pad", ctypes.c_long * 24)]
+
+    x11 = ctypes.CDLL("libX11.so.6")
+    x11.XOpenDisplay.restype = ctypes.c_void_p
+    x11.XOpenDisplay.argtypes = [ctypes.c_char_p]
+    x11.XInternAtom.restype = ctypes.c_ulong
+    x11.XInternAtom.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int]
+    x11.XSendEvent.argtypes = [ctypes.c_void_p, ctypes.c_ulong, ctypes.c_int, ctypes.c_long, ctypes.c_void_p]
+    x11.XFlush.argtypes = x11.XCloseDisplay.argtypes = [ctypes.c_void_p]
+    dpy = x11.XOpenDisplay(disp.encode())
+    assert dpy, f"cannot open display {disp}"
+    event = XEvent()
+    event.xclient.type = 33  # ClientMessage
+    event.xclient.window = wid
+    event.xclient.message_type = x11.XInternAtom(dpy, b"WM_PROTOCOLS", 0)
+    event.xclient.format = 32
+    event.xclient.data[0] = x11.XInternAtom(dpy, b"WM_DELETE_WINDOW", 0)
+    assert x11.XSendEvent(dpy, wid, 0, 0, ctypes.byref(event))
+    x11.XFlush(dpy)
+    x11.XCloseDisplay(dpy)
+
+
+class DevTools:
+    """QtWebEngine's DevTools port (QTWEBENGINE_REMOTE_DEBUGGING): the page's URL and DOM."""
+
+    def __init__(self, port: int) -> None:
+        self.base = f"http://127.0.0.1:{port}"
+
+    def page(self) -> dict:
+        pages = [p for p in httpx.get(f"{self.base}/json/list", timeout=5).json() if p["type"] == "page"]
+        return pages[0]
+
+    def evaluate(self, expression: str):
+        from websockets.sync.client import connect
+
+        with connect(self.page()["webSocketDebuggerUrl"], max_size=None, open_timeout=10) as ws:
+            ws.send(
+                json.dumps(
+                    {
+                        "id": 1,
+                        "method": "Runtime.evaluate",
+                        "params": {"expression": expression, "returnByValue": True},
+                    }
+                )
+            )
+            while True:
+                reply = json.loads(ws.recv(timeout=20))
+                if reply.get("id") == 1:
+                    return reply["result"]["result"].get("value")
+
+
+def refused(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=3):
+            return False
+    except ConnectionRefusedError:
+        return True
+
+
+# --- the window ---------------------------------------------------------------------------
+
+
+def test_window_opens_fast_shows_the_ui_saves_downloads_and_closes_cleanly(display, pipedesk_home, tmp_path):
+    try:
+        import websockets.sync.client  # noqa: F401
+    except ImportError:
+        need(False, "the websockets package is needed to read the page through DevTools")
+    devtools_port = server.free_port()
+    env = cli_env(
+        pipedesk_home,
+        DISPLAY=display,
+        HF_HUB_OFFLINE="1",
+        QTWEBENGINE_REMOTE_DEBUGGING=f"127.0.0.1:{devtools_port}",
+    )
+    env.pop("WAYLAND_DISPLAY", None)
+    app = App(env)
+    try:
+        wid = find_window(display, TITLE, timeout=30)
+        shown_after = time.monotonic() - app.started
+        assert wid, f"no window appeared:\n{app.output}"
+        print(f"window on screen {shown_after:.2f}s after start")
+        assert "running at" not in app.output, "the window must not wait for torch and gradio"
+        assert shown_after < 15
+
+        # The loading page is drawn while torch and gradio import.
+        deadline = time.monotonic() + 20
+        colours, top = screenshot(display, tmp_path / "loading.png")
+        while (colours < 50 or top > 0.98) and time.monotonic() < deadline and "running at" not in app.output:
+            time.sleep(0.3)
+            colours, top = screenshot(display, tmp_path / "loading.png")
+        if "running at" not in app.output:  # on a fast machine the UI may already be there
+            assert colours >= 50 and top < 0.98, (
+                f"the loading page is blank: {colours} colours, top {top:.0%}"
+            )
+            print(f"loading page drawn {time.monotonic() - app.started:.2f}s after start")
+
+        url = app.wait_for(r"running at (http://127\.0\.0\.1:(\d+)/)")
+        port = int(url.group(2))
+        tools = DevTools(devtools_port)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if tools.page()["url"] == url.group(1) and tools.evaluate(
+                "!!document.querySelector('#run-sentiment')"
+            ):
+                break
+            time.sleep(0.5)
+        assert tools.page()["url"] == url.group(1)
+        assert tools.evaluate("document.title") == "Pipedesk"
+        time.sleep(1.0)  # let the UI paint
+        colours, top = screenshot(display, tmp_path / "ui.png")
+        assert colours > 200 and top < 0.9, f"the window looks blank: {colours} colours, top {top:.0%}"
+
+        # One instance: a second launch brings this window forward and starts no server.
+        second = subprocess.run(
+            [sys.executable, "-m", "desktop"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
+        )
+        assert second.returncode == 0, second.stderr
+        assert "already running" in second.stdout and "running at" not in second.stdout
+        log_text = (pipedesk_home / "logs" / "pipedesk.log").read_text(encoding="utf-8")
+        assert "A second launch asked for the window" in log_text
+
+        # A download from the page is saved where the user says (the Save dialog is Qt's own).
+        target = tmp_path / "saved" / "results.csv"
+        target.parent.mkdir()
+        tools.evaluate(
+            "(() => { const a = document.createElement('a');"
+            " a.href = URL.createObjectURL(new Blob(['text,label\\nhi,POSITIVE\\n'], {type: 'text/csv'}));"
+            " a.download = 'results.csv'; document.body.appendChild(a); a.click(); return 1; })()"
+        )
+        dialog = find_window(display, "^Save file$", timeout=20)
+        assert dialog, "no Save dialog for a download"
+        xdotool(display, "windowfocus", "--sync", str(dialog))
+        xdotool(display, "key", "--window", str(dialog), "ctrl+a")
+        xdotool(display, "type", "--window", str(dialog), "--delay", "10", str(target))
+        xdotool(display, "key", "--window", str(dialog), "Return")
+        deadline = time.monotonic() + 20
+        while not target.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert target.read_text(encoding="utf-8") == "text,label\nhi,POSITIVE\n"
+
+        # Resize, then close the window like a user: the process ends, the port is free.
+        xdotool(display, "windowsize", str(wid), "900", "700")
+        time.sleep(0.5)
+        closed_at = time.monotonic()
+        close_window(display, wid)
+        rc = app.proc.wait(timeout=30)
+        print(f"exited {time.monotonic() - closed_at:.2f}s after the close request")
+        assert rc == 0, app.output
+        assert refused(port)
+        saved = json.loads((pipedesk_home / "config" / "settings.json").read_text(encoding="utf-8"))
+        assert (saved["window"]["width"], saved["window"]["height"]) == (900, 700)
+        assert (pipedesk_home / "data" / "webview" / "Local Storage").is_dir(), (
+            "web storage is not persistent"
+        )
+        assert not (pipedesk_home / "data" / instance.INFO_NAME).exists()
+    finally:
+        app.stop()
+
+
+# --- no display ---------------------------------------------------------------------------
+
+
+def test_without_a_display_it_says_so_serves_and_a_second_launch_reuses_it(pipedesk_home):
+    env = cli_env(pipedesk_home, HF_HUB_OFFLINE="1")
+    for var in ("DISPLAY", "WAYLAND_DISPLAY"):
+        env.pop(var, None)
+    app = App(env)
+    try:
+        url = app.wait_for(r"running at (http://127\.0\.0\.1:(\d+)/)")
+        assert "No display found" in app.output
+        assert httpx.get(url.group(1) + "config", timeout=10).status_code == 200
+        second = subprocess.run(
+            [sys.executable, "-m", "desktop"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
+        )
+        assert second.returncode == 0
+        assert f"already running at {url.group(1)}" in second.stdout
+        app.proc.send_signal(signal.SIGTERM)
+        assert app.proc.wait(timeout=30) == 0
+        assert refused(int(url.group(2)))
+    finally:
+        app.stop()
+
+
+# --- the lock -----------------------------------------------------------------------------
+
+HOLDER = """
+import sys, time
+from desktop import instance
+claimed = instance.acquire(lambda command: {"ok": True, "url": "http://127.0.0.1:1/", "window": False})
+print("holding", flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_lock_left_by_a_crash_is_cleared_and_a_live_one_is_respected(pipedesk_home):
+    env = cli_env(pipedesk_home)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER], env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        found = instance.acquire(lambda command: {})
+        assert isinstance(found, instance.Running)
+        assert found.pid == holder.pid and found.reply == {
+            "ok": True,
+            "url": "http://127.0.0.1:1/",
+            "window": False,
+        }
+        info = json.loads(instance.info_file().read_text(encoding="utf-8"))
+        assert instance.send("show", {**info, "token": "wrong"}) is None  # the token is checked
+    finally:
+        holder.kill()  # a crash: no clean-up ran
+        holder.wait(timeout=10)
+    assert instance.info_file().exists(), "the crashed holder left its lock info behind"
+    claimed = instance.acquire(lambda command: {"ok": True})
+    try:
+        assert isinstance(claimed, instance.Instance)
+        assert claimed.stale and claimed.stale["pid"] == holder.pid
+        assert instance.send("show") == {"ok": True}
+    finally:
+        claimed.release()
+    assert not instance.info_file().exists()
+
+
+# --- pure parts ---------------------------------------------------------------------------
+
+
+def test_display_detection(monkeypatch, tmp_path):
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.delenv("DISPLAY", raising=False)
+    assert window.display_available() is (sys.platform in ("win32", "darwin"))
+    if sys.platform.startswith("linux"):
+        monkeypatch.setenv("DISPLAY", ":987654")  # no such X server socket
+        assert window.display_available() is False
+        monkeypatch.setenv("WAYLAND_DISPLAY", str(tmp_path / "wayland-0"))
+        (tmp_path / "wayland-0").touch()
+        assert window.display_available() is True
+
+
+def test_remembered_geometry_is_sane_and_stays_on_a_screen(pipedesk_home):
+    from types import SimpleNamespace
+
+    from desktop import settings
+
+    settings.update(window={"width": 50, "height": 99999, "x": 3000, "y": 40})
+    geometry = window._saved_geometry()
+    assert geometry == {"width": window.MIN_SIZE[0], "height": 10_000, "x": 3000, "y": 40}
+    screen = SimpleNamespace(x=0, y=0, width=1920, height=1080)
+    assert "x" not in window._on_screen(geometry, [screen]), "a monitor that is gone"
+    assert window._on_screen({**geometry, "x": 100}, [screen])["x"] == 100
