@@ -1,49 +1,232 @@
 """Models the user added by name: imported folders and custom Hub ids.
 
 Stored as JSON next to the models (``<models dir>/catalog.json``) so the list
-moves with the models folder. Read on demand; written atomically.
+moves with the models folder. An imported model is *copied* into
+``<models dir>/imported/<name>`` (the USB stick it came from can go), with
+the size and sha256 of every file so it can be verified offline. Read on
+demand; written atomically. Runs on the calling thread.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from desktop import paths
+from desktop import downloads
+from desktop.errors import ModelError
+from desktop.hub import Problem, check_file, file_hashes
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._()+-]{0,79}$")
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 
 
-def _catalog_file() -> Path:
+def _root(root: Path | None) -> Path:
+    if root is not None:
+        return root
     from desktop.models import ModelStore
 
-    return ModelStore().root / "catalog.json"
+    return ModelStore().root
 
 
-def load() -> dict[str, Any]:
+def _catalog_file(root: Path | None = None) -> Path:
+    return _root(root) / "catalog.json"
+
+
+def load(root: Path | None = None) -> dict[str, Any]:
+    """The whole catalog (``{"imported": {...}, "custom": {...}}``); empty when there is none."""
     try:
-        data = json.loads(_catalog_file().read_text(encoding="utf-8"))
+        data = json.loads(_catalog_file(root).read_text(encoding="utf-8"))
         return data if isinstance(data, dict) else {}
     except (OSError, ValueError):
         return {}
 
 
-def save(data: dict[str, Any]) -> None:
-    target = _catalog_file()
-    paths.ensure(target.parent)
-    tmp = target.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
-    os.replace(tmp, target)
+def save(data: dict[str, Any], root: Path | None = None) -> None:
+    downloads.atomic_write_text(_catalog_file(root), json.dumps(data, indent=2))
 
 
-def imported_path(name: str) -> Path | None:
-    """The folder of the model imported as ``name``, or None."""
-    entry = load().get("imported", {}).get(name)
+def imported(root: Path | None = None) -> dict[str, dict[str, Any]]:
+    """Imported models by name."""
+    return dict(load(root).get("imported", {}))
+
+
+def custom(root: Path | None = None) -> dict[str, dict[str, Any]]:
+    """Hub ids the user added, by id: ``{"task": ..., "revision": ...}``."""
+    return dict(load(root).get("custom", {}))
+
+
+def imported_path(name: str, root: Path | None = None) -> Path | None:
+    """The folder of the model imported as ``name``, or None (a hit counts as a use of it)."""
+    entry = load(root).get("imported", {}).get(name)
     if not entry:
         return None
+    touch(name, root)
     folder = Path(entry["path"])
     if not folder.is_absolute():
-        from desktop.models import ModelStore
-
-        folder = ModelStore().root / folder
+        folder = _root(root) / folder
     return folder
+
+
+def usage(root: Path | None = None) -> dict[str, float]:
+    """When each model (Hub id or imported name) was last used, as Unix times."""
+    try:
+        data = json.loads((_root(root) / "usage.json").read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def touch(key: str, root: Path | None = None) -> None:
+    """Remember that ``key`` was just used; written at most once a minute per model."""
+    seen = usage(root)
+    now = time.time()
+    if now - seen.get(key, 0) < 60:
+        return
+    seen[key] = now
+    try:
+        downloads.atomic_write_text(_root(root) / "usage.json", json.dumps(seen, indent=1))
+    except OSError:
+        pass  # a read-only models folder still works; it just forgets when models were used
+
+
+def add_custom(repo: str, task: str, revision: str = "main", root: Path | None = None) -> None:
+    """Remember a Hub id the user added for ``task`` (shown in the Models tab and ``models list``)."""
+    data = load(root)
+    data.setdefault("custom", {})[repo] = {"task": task, "revision": revision, "added": time.time()}
+    save(data, root)
+
+
+def forget(name: str, root: Path | None = None) -> bool:
+    """Drop ``name`` from the catalog (imported or custom); True if it was there."""
+    data = load(root)
+    found = any(data.get(section, {}).pop(name, None) is not None for section in ("imported", "custom"))
+    if found:
+        save(data, root)
+    return found
+
+
+def model_folder(source: Path) -> Path:
+    """The model inside ``source``: the folder itself, or the newest snapshot of a copied Hub cache."""
+    source = Path(source).expanduser()
+    if not source.is_dir():
+        raise ModelError(f"The folder {source} does not exist.")
+    if (source / "config.json").is_file():
+        return source
+    snapshots = sorted(
+        (p for p in source.glob("snapshots/*") if (p / "config.json").is_file()),
+        key=lambda p: p.stat().st_mtime,
+    )
+    if snapshots:
+        return snapshots[-1]
+    raise ModelError(
+        f"The folder {source} is not a model: it has no config.json "
+        "(copy the whole folder that save_pretrained wrote, or a Hub cache folder)."
+    )
+
+
+def check_name(name: str, root: Path | None = None) -> str:
+    """A valid, unused name for an imported model, or a ModelError saying why not."""
+    from desktop.tasks import known_models
+
+    name = name.strip()
+    if not _NAME.match(name) or "/" in name:
+        raise ModelError(
+            f"{name!r} cannot be a model name: use letters, digits, spaces, dots or dashes "
+            "(no slash, so it is never mistaken for a Hub id)."
+        )
+    taken = {ref.repo for ref in known_models().values()} | {ref.label for ref in known_models().values()}
+    if name in taken or name in imported(root):
+        raise ModelError(f"There is already a model called {name!r}: choose another name.")
+    return name
+
+
+def import_folder(
+    source: Path,
+    task: str,
+    name: str | None = None,
+    root: Path | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> tuple[str, Path]:
+    """Copy the model in ``source`` into the store as ``name`` after checking it fits ``task``."""
+    from desktop.inventory import check_fits_task
+
+    folder = model_folder(source)
+    name = check_name(name or Path(source).name, root)
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+    if not any(p.suffix in WEIGHT_SUFFIXES for p in files):
+        raise ModelError(f"The folder {source} has a config.json but no weights (*.safetensors or *.bin).")
+    check_fits_task(task, folder, name)
+    total = sum(p.stat().st_size for p in files)
+    base = _root(root)
+    downloads.check_space(base, total, name)
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "model"
+    target = base / "imported" / slug
+    suffix = 1
+    while target.exists():
+        suffix += 1
+        target = base / "imported" / f"{slug}-{suffix}"
+    staging = base / "imported" / f".{target.name}.partial"
+    downloads.remove_tree(staging)
+    done, sizes, sha256 = 0, {}, {}
+    try:
+        for path in files:
+            rel = path.relative_to(folder).as_posix()
+            dest = staging / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, dest)
+            sizes[rel] = dest.stat().st_size
+            sha256[rel] = file_hashes(dest)[0]
+            done += sizes[rel]
+            if progress:
+                progress(
+                    done,
+                    total,
+                    f"Copying {name} · {downloads.human_size(done)} of {downloads.human_size(total)}",
+                )
+        os.replace(staging, target)
+    except BaseException:
+        downloads.remove_tree(staging)
+        raise
+    data = load(root)
+    data.setdefault("imported", {})[name] = {
+        "path": target.relative_to(base).as_posix(),
+        "task": task,
+        "source": str(Path(source).expanduser().resolve()),
+        "added": time.time(),
+        "files": sizes,
+        "sha256": sha256,
+    }
+    save(data, root)
+    return name, target
+
+
+def verify_imported(name: str, root: Path | None = None) -> list[Problem]:
+    """Check an imported model's files against the sizes and sha256 recorded when it was imported."""
+    entry = imported(root).get(name)
+    folder = imported_path(name, root)
+    if not entry or folder is None:
+        raise ModelError(f"No model was imported as {name!r}.")
+    return [
+        Problem(rel, issue)
+        for rel, size in entry.get("files", {}).items()
+        if (issue := check_file(folder / rel, size, entry.get("sha256", {}).get(rel)))
+    ]
+
+
+def remove_imported(name: str, root: Path | None = None) -> int:
+    """Delete an imported model's copy and its entry; returns the bytes freed."""
+    entry = imported(root).get(name)
+    folder = imported_path(name, root)
+    if not entry or folder is None:
+        raise ModelError(f"No model was imported as {name!r}.")
+    freed = sum(entry.get("files", {}).values())
+    forget(name, root)
+    if folder.is_relative_to(_root(root)):  # never delete a folder the user pointed at elsewhere
+        downloads.remove_tree(folder)
+    return freed

@@ -38,18 +38,25 @@ def terminal_progress() -> Callable[[int, int, str], None]:
     """A ``progress(done, total, desc)`` that draws a tqdm bar on stderr."""
     from tqdm import tqdm
 
-    bars: dict[str, Any] = {}
+    current: dict[str, Any] = {}
 
     def report(done: int, total: int, desc: str) -> None:
+        bar = current.get("bar")
         if not total:
+            if bar is not None:
+                current.pop("bar").close()
             print(desc, file=sys.stderr)
             return
-        bar = bars.get(desc)
-        if bar is None:
-            bar = bars[desc] = tqdm(total=total, desc=desc, unit="B", unit_scale=True, file=sys.stderr)
+        # One bar per transfer; tqdm shows speed and time left, so the text keeps only what is moving.
+        label = desc.split(" · ")[0]
+        if bar is None or bar.total != total or done < bar.n:
+            if bar is not None:
+                bar.close()
+            bar = current["bar"] = tqdm(total=total, desc=label, unit="B", unit_scale=True, file=sys.stderr)
+        bar.set_description_str(label, refresh=False)
         bar.update(done - bar.n)
         if done >= total:
-            bar.close()
+            current.pop("bar").close()
 
     return report
 

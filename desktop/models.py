@@ -2,14 +2,16 @@
 
 Models are downloaded with huggingface_hub into ``<models dir>/hub`` (an
 explicit ``cache_dir``: the global ~/.cache/huggingface is never used). A
-download counts as installed only once its manifest (file names, sizes,
-sha256 where the Hub lists one) is written to ``<models dir>/manifests``, so
-a half-finished download is never used. A model with a manifest is served
-without any network call.
+download counts as installed only once every file has been checked against the
+Hub's listing (size, and sha256 or git hash) and its manifest (file names,
+sizes, sha256) is written to ``<models dir>/manifests``, so a half-finished
+download is never used. A model with a manifest is served without any network
+call; the manifest is also what ``verify`` checks against when offline.
 
 Runs on whatever thread asks for a model (Gradio workers, the CLI's main
 thread, the batch worker); downloads of the same model are serialised by a
-per-model lock.
+per-model lock, so two requests download it once. The bytes themselves arrive
+on huggingface_hub's worker threads (see :mod:`desktop.downloads`).
 """
 
 from __future__ import annotations
@@ -20,35 +22,34 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from desktop import paths
+from desktop import catalog, downloads, hub, paths
+from desktop.downloads import DownloadCancelled, Transfer, human_size
 from desktop.errors import ModelError
+from desktop.hub import Problem, RemoteFile, check_file
 from desktop.tasks.spec import ModelRef
-
-#: Only what the runtime needs: configs, tokenizers, safetensors weights.
-WEIGHT_PATTERNS = ("*.safetensors", "*.safetensors.index.json")
-FALLBACK_WEIGHT_PATTERNS = ("pytorch_model*.bin", "pytorch_model.bin.index.json")
-SUPPORT_PATTERNS = (
-    "*.json",
-    "*.txt",
-    "*.model",
-    "*.spm",
-    "*.tiktoken",
-    "vocab*",
-    "merges*",
-    "tokenizer*",
-    "sentencepiece*",
-    "source.spm",
-    "target.spm",
-)
-_SKIP_PATTERNS = ("*.h5", "*.msgpack", "*.onnx", "*.ot", "*.tflite", "*.mlmodel", "*.gguf", "*.ckpt")
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
 
+#: What :meth:`ModelStore.status` answers.
+READY, MISSING, INCOMPLETE, DAMAGED, DOWNLOADING = (
+    "ready",
+    "not downloaded",
+    "incomplete",
+    "damaged",
+    "downloading",
+)
+
+#: Bytes per read while downloading (huggingface_hub reads 10 MiB at a time): small enough that the
+#: progress bar moves every second on a slow line, and that a stopped download keeps what arrived.
+DOWNLOAD_CHUNK_BYTES = 64 * 1024
+
 ProgressCallback = Callable[[int, int, str], None]
-"""``progress(done_bytes, total_bytes, description)``."""
+"""``progress(done_bytes, total_bytes, description)``; ``total`` 0 means 'no bar, just the text'."""
+Cancel = threading.Event | None
+"""Set it (from any thread) to stop a download; what it wrote is removed."""
 
 
 def looks_like_hub_id(name: str) -> bool:
@@ -92,12 +93,15 @@ class Manifest:
 
 
 class ModelStore:
-    """Finds, downloads and describes models in one folder."""
+    """Finds, downloads, checks and removes models in one folder."""
 
     def __init__(self, root: Path | None = None) -> None:
         self._root = root
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        self.active: dict[str, Transfer] = {}  # downloads in progress, by model key
+
+    # --- where things are ----------------------------------------------------------------
 
     @property
     def root(self) -> Path:
@@ -107,6 +111,11 @@ class ModelStore:
 
         return settings.load().models_dir or paths.default_models_dir()
 
+    def follow(self, root: Path) -> None:
+        """After the models folder moved: a store made with an explicit folder uses ``root`` from now on."""
+        if self._root is not None:
+            self._root = root
+
     @property
     def hub_cache(self) -> Path:
         return self.root / "hub"
@@ -115,9 +124,15 @@ class ModelStore:
     def manifests(self) -> Path:
         return self.root / "manifests"
 
+    def storage(self, ref: ModelRef) -> Path:
+        """huggingface_hub's folder for ``ref.repo`` (every revision)."""
+        return self.hub_cache / f"models--{ref.repo.replace('/', '--')}"
+
     def _lock(self, ref: ModelRef) -> threading.Lock:
         with self._locks_guard:
             return self._locks.setdefault(_safe_name(ref), threading.Lock())
+
+    # --- what is installed ---------------------------------------------------------------
 
     def manifest(self, ref: ModelRef) -> Manifest | None:
         """The manifest of a finished download of ``ref``, or None."""
@@ -127,6 +142,20 @@ class ModelStore:
             return Manifest(**data)
         except (OSError, ValueError, TypeError):
             return None
+
+    def installed(self) -> list[Manifest]:
+        """Every finished download in this store."""
+        found = []
+        for path in sorted(self.manifests.glob("*.json")) if self.manifests.is_dir() else []:
+            try:
+                found.append(Manifest(**json.loads(path.read_text(encoding="utf-8"))))
+            except (OSError, ValueError, TypeError):
+                continue
+        return found
+
+    def snapshot_folder(self, manifest: Manifest) -> Path:
+        folder = Path(manifest.snapshot)
+        return folder if folder.is_absolute() else self.root / folder
 
     def local_path(self, ref: ModelRef) -> Path | None:
         """The folder of an installed model, with no network call; None if not installed."""
@@ -138,124 +167,245 @@ class ModelStore:
         manifest = self.manifest(ref)
         if manifest is None:
             return None
-        folder = Path(manifest.snapshot)
-        if not folder.is_absolute():
-            folder = self.root / folder
+        folder = self.snapshot_folder(manifest)
         return folder if (folder / "config.json").is_file() else None
 
-    def ensure(self, ref: ModelRef, progress: ProgressCallback | None = None) -> Path:
+    def status(self, ref: ModelRef) -> str:
+        """ready / not downloaded / incomplete / damaged / downloading, from the disk alone (quick)."""
+        from desktop import bundled
+
+        if bundled.bundled_path(ref) is not None:
+            return READY
+        if _safe_name(ref) in self.active:
+            return DOWNLOADING
+        manifest = self.manifest(ref)
+        if manifest is not None:
+            folder = self.snapshot_folder(manifest)
+            for name, size in manifest.files.items():
+                path = folder / name
+                if not path.is_file() or path.stat().st_size != size:
+                    return DAMAGED
+            return READY
+        storage = self.storage(ref)
+        started = (storage / "refs" / ref.revision).is_file() or (
+            storage / "snapshots" / ref.revision
+        ).is_dir()
+        return INCOMPLETE if started else MISSING
+
+    def size_on_disk(self, ref: ModelRef) -> int:
+        """Bytes the model uses now (a partial download counts what is there)."""
+        manifest = self.manifest(ref)
+        if manifest is not None:
+            return manifest.size
+        blobs = self.storage(ref) / "blobs"
+        return sum(p.stat().st_size for p in blobs.iterdir() if p.is_file()) if blobs.is_dir() else 0
+
+    # --- getting models --------------------------------------------------------------------
+
+    def ensure(self, ref: ModelRef, progress: ProgressCallback | None = None, cancel: Cancel = None) -> Path:
         """Return the folder of ``ref``, downloading it first if it is not installed."""
         folder = self.local_path(ref)
-        if folder is not None:
-            return folder
+        if folder is None:
+            with self._lock(ref):
+                folder = self.local_path(ref)  # another thread may have finished it
+                if folder is None:
+                    folder = self._download_locked(ref, progress, cancel)
+        catalog.touch(ref.repo, self.root)
+        return folder
+
+    def download(
+        self, ref: ModelRef, progress: ProgressCallback | None = None, cancel: Cancel = None
+    ) -> Path:
+        """Download ``ref`` from the Hub (what is missing of it) and write its manifest."""
         with self._lock(ref):
-            folder = self.local_path(ref)  # another thread may have finished it
-            if folder is not None:
-                return folder
-            return self.download(ref, progress)
+            return self._download_locked(ref, progress, cancel)
 
-    def download(self, ref: ModelRef, progress: ProgressCallback | None = None) -> Path:
-        """Download ``ref`` from the Hub into the store and write its manifest."""
+    def cancel(self, ref: ModelRef | None = None) -> bool:
+        """Cancel the download of ``ref`` (or every download); True if one was running."""
+        hits = [t for key, t in self.active.items() if ref is None or key == _safe_name(ref)]
+        for transfer in hits:
+            transfer.cancel.set()
+        return bool(hits)
+
+    def _download_locked(self, ref: ModelRef, progress: ProgressCallback | None, cancel: Cancel) -> Path:
         if offline_mode():
-            raise ModelError(
-                f"{ref.display} is not downloaded yet and this computer is offline: "
-                "connect once, or import it from a folder."
-            )
-        from huggingface_hub import HfApi, snapshot_download
-        from huggingface_hub.errors import (
-            EntryNotFoundError,
-            GatedRepoError,
-            HfHubHTTPError,
-            LocalEntryNotFoundError,
-            RepositoryNotFoundError,
-            RevisionNotFoundError,
+            raise ModelError(downloads.offline_message(ref.display))
+        commit, files = hub.listing(ref, hub_endpoint())
+        if "config.json" not in files:
+            raise ModelError(f"{ref.repo} is not a transformers model (it has no config.json).")
+        for attempt in (1, 2):
+            snapshot = self._fetch(ref, commit, files, progress, cancel)
+            if progress:
+                progress(0, 0, f"Checking the files of {ref.display}")
+            problems, sha256 = hub.check_files(snapshot, files)
+            if not problems:
+                break
+            self._forget_files(ref, snapshot, files, [p.file for p in problems])
+            if attempt == 2:
+                raise ModelError(
+                    f"The download of {ref.display} arrived damaged twice ({problems[0]}). "
+                    "Nothing was kept; try again later."
+                )
+        manifest = Manifest(
+            repo=ref.repo,
+            revision=ref.revision,
+            commit=commit,
+            snapshot=snapshot.relative_to(self.root).as_posix(),
+            files={name: f.size for name, f in files.items()},
+            sha256=sha256,
+            downloaded_at=time.time(),
         )
+        downloads.atomic_write_text(
+            self.manifests / f"{_safe_name(ref)}.json", json.dumps(asdict(manifest), indent=2)
+        )
+        return snapshot
 
+    def _have_blob(self, ref: ModelRef, remote: RemoteFile) -> bool:
+        if not remote.blob_name:
+            return False
+        blob = self.storage(ref) / "blobs" / remote.blob_name
+        return blob.is_file() and blob.stat().st_size == remote.size
+
+    def _fetch(
+        self,
+        ref: ModelRef,
+        commit: str,
+        files: dict[str, RemoteFile],
+        progress: ProgressCallback | None,
+        cancel: Cancel,
+    ) -> Path:
+        """snapshot_download what is missing, with progress, space check, cancel and clean-up."""
+        from huggingface_hub import constants, snapshot_download
+        from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+        from huggingface_hub.utils import httpx
+
+        constants.DOWNLOAD_CHUNK_SIZE = DOWNLOAD_CHUNK_BYTES
+
+        storage = self.storage(ref)
+        downloads.remove_stale_parts(storage, self.hub_cache / ".locks" / storage.name)
+        needed = [f for f in files.values() if not self._have_blob(ref, f)]
+        total = sum(f.size for f in needed)
+        downloads.check_space(self.root, total, ref.display)
+        description = f"Downloading {ref.display}"
+        if progress and needed:
+            progress(0, total, f"{description}: {len(needed)} files, {human_size(total)}")
+        # Written first, as snapshot_download(revision=name) would: a stopped download shows as incomplete.
+        downloads.atomic_write_text(self.storage(ref) / "refs" / ref.revision, commit)
+        transfer = Transfer(total, description, cancel)
+        key = _safe_name(ref)
+        self.active[key] = transfer
         endpoint = hub_endpoint()
         token = os.environ.get("HF_TOKEN") or False
-        api = HfApi(endpoint=endpoint, token=token)
-        try:
-            info = api.model_info(ref.repo, revision=ref.revision, files_metadata=True)
-            siblings = {s.rfilename: s for s in (info.siblings or [])}
-            allow = self._allow_patterns(list(siblings))
-            if progress:
-                progress(0, 0, f"Preparing {ref.display}")
-            snapshot = snapshot_download(
+
+        def work() -> str:
+            return snapshot_download(
                 ref.repo,
-                revision=ref.revision,
+                revision=commit,
                 cache_dir=self.hub_cache,
-                allow_patterns=allow,
-                ignore_patterns=list(_SKIP_PATTERNS),
+                allow_patterns=list(files),
                 endpoint=endpoint,
                 token=token,
-                tqdm_class=_progress_tqdm(progress, ref) if progress else None,
+                tqdm_class=transfer.tqdm_class(),
+                max_workers=4,
             )
-        except (RepositoryNotFoundError, GatedRepoError):
-            raise ModelError(
-                f"No model called {ref.repo!r} was found on the Hugging Face Hub "
-                "(check the spelling, or give the path of a model folder)."
+
+        try:
+            snapshot = Path(downloads.run_reporting(work, transfer, progress))
+        except (DownloadCancelled, KeyboardInterrupt):
+            self._discard_partial(ref)
+            raise DownloadCancelled(
+                f"The download of {ref.display} was cancelled; nothing was kept."
             ) from None
-        except RevisionNotFoundError:
-            raise ModelError(f"{ref.repo} has no revision {ref.revision!r}.") from None
-        except (LocalEntryNotFoundError, EntryNotFoundError, HfHubHTTPError, OSError) as exc:
+        except (LocalEntryNotFoundError, HfHubHTTPError, httpx.HTTPError, OSError) as exc:
             raise ModelError(
-                f"Could not download {ref.display}: the model server could not be reached "
-                f"({type(exc).__name__}). Check the connection and try again."
+                f"Could not download {ref.display}: the connection to the model server failed "
+                f"({type(exc).__name__}). What arrived is kept; try again to finish the download."
             ) from None
-        snapshot_path = Path(snapshot)
-        if not (snapshot_path / "config.json").is_file():
-            raise ModelError(f"{ref.repo} is not a transformers model (it has no config.json).")
-        files = {
-            str(p.relative_to(snapshot_path)): p.stat().st_size
-            for p in sorted(snapshot_path.rglob("*"))
-            if p.is_file()
-        }
-        sha256 = {
-            name: s.lfs.sha256
-            for name, s in siblings.items()
-            if name in files and getattr(s, "lfs", None) is not None and s.lfs.sha256
-        }
-        self._write_manifest(
-            ref,
-            Manifest(
-                repo=ref.repo,
-                revision=ref.revision,
-                commit=info.sha or snapshot_path.name,
-                snapshot=str(snapshot_path.relative_to(self.root)),
-                files=files,
-                sha256=sha256,
-                downloaded_at=time.time(),
-            ),
-        )
-        return snapshot_path
+        finally:
+            self.active.pop(key, None)
+        return snapshot
 
-    @staticmethod
-    def _allow_patterns(filenames: list[str]) -> list[str]:
-        has_safetensors = any(name.endswith(".safetensors") for name in filenames)
-        weights = WEIGHT_PATTERNS if has_safetensors else FALLBACK_WEIGHT_PATTERNS
-        return [*SUPPORT_PATTERNS, *weights]
+    def _forget_files(
+        self, ref: ModelRef, snapshot: Path, files: dict[str, RemoteFile], names: list[str]
+    ) -> None:
+        """Delete these files (the snapshot's link and the blob behind it) so they are fetched again."""
+        for name in names:
+            link = snapshot / name
+            if link.is_symlink():
+                downloads.remove_tree(link.resolve())
+            downloads.remove_tree(link)
+            blob_name = files[name].blob_name if name in files else None
+            if blob_name:
+                downloads.remove_tree(self.storage(ref) / "blobs" / blob_name)
 
-    def _write_manifest(self, ref: ModelRef, manifest: Manifest) -> None:
-        paths.ensure(self.manifests)
-        target = self.manifests / f"{_safe_name(ref)}.json"
-        tmp = target.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(manifest.__dict__, indent=2), encoding="utf-8")
-        os.replace(tmp, target)
+    def _discard_partial(self, ref: ModelRef) -> None:
+        """After a cancel: remove what this download wrote, keeping any installed revision intact."""
+        storage = self.storage(ref)
+        others = [m for m in self.installed() if m.repo == ref.repo]
+        if not others:
+            downloads.remove_tree(storage)
+            return
+        for partial in (storage / "blobs").glob("*.incomplete"):
+            partial.unlink(missing_ok=True)
 
+    # --- checking and removing -----------------------------------------------------------
 
-def _progress_tqdm(progress: ProgressCallback, ref: ModelRef) -> type:
-    """A tqdm class that forwards huggingface_hub's byte counts to ``progress``."""
-    from tqdm.auto import tqdm
+    def verify(self, ref: ModelRef, online: bool | None = None) -> list[Problem]:
+        """Check every file of an installed model: against the Hub's listing when online, else the manifest."""
+        manifest = self.manifest(ref)
+        if manifest is None:
+            raise ModelError(f"{ref.display} is not downloaded, so there is nothing to verify.")
+        folder = self.snapshot_folder(manifest)
+        if online is None:
+            online = not offline_mode()
+        if online:
+            try:
+                _commit, files = hub.listing(ModelRef(ref.repo, manifest.commit, ref.label), hub_endpoint())
+            except ModelError:
+                files = None  # the Hub is out of reach: the manifest still knows
+            if files is not None:
+                return [
+                    Problem(n, issue)
+                    for n, f in files.items()
+                    if (issue := check_file(folder / n, f.size, f.sha256, f.blob_id))
+                ]
+        return [
+            Problem(name, issue)
+            for name, size in manifest.files.items()
+            if (issue := check_file(folder / name, size, manifest.sha256.get(name)))
+        ]
 
-    class ProgressTqdm(tqdm):  # type: ignore[misc]
-        def __init__(self, *args, **kwargs):
-            kwargs["disable"] = True
-            super().__init__(*args, **kwargs)
-            self._bytes = kwargs.get("unit") == "B"
+    def repair(
+        self, ref: ModelRef, progress: ProgressCallback | None = None, cancel: Cancel = None
+    ) -> list[Problem]:
+        """Fetch again the files of ``ref`` that are missing or damaged; returns what was repaired."""
+        if offline_mode():
+            raise ModelError(f"Repairing {ref.display} needs the network, and this computer is offline.")
+        with self._lock(ref):
+            manifest = self.manifest(ref)
+            if manifest is None:
+                self._download_locked(ref, progress, cancel)
+                return []
+            problems = self.verify(ref, online=True)
+            if problems:
+                commit, files = hub.listing(ModelRef(ref.repo, manifest.commit, ref.label), hub_endpoint())
+                self._forget_files(ref, self.snapshot_folder(manifest), files, [p.file for p in problems])
+                self._download_locked(ref, progress, cancel)
+            return problems
 
-        def update(self, n=1):
-            super().update(n)
-            if self._bytes and self.total:
-                progress(int(self.n), int(self.total), f"Downloading {ref.display}")
+    def remove(self, ref: ModelRef) -> int:
+        """Delete an installed (or partly downloaded) model; returns the bytes freed."""
+        from desktop import bundled
 
-    return ProgressTqdm
+        if bundled.bundled_path(ref) is not None:
+            raise ModelError(f"{ref.display} is part of this app and cannot be removed.")
+        with self._lock(ref):
+            freed = self.size_on_disk(ref)
+            manifest = self.manifest(ref)
+            (self.manifests / f"{_safe_name(ref)}.json").unlink(missing_ok=True)
+            if not [m for m in self.installed() if m.repo == ref.repo]:
+                downloads.remove_tree(self.storage(ref))
+            elif manifest is not None:
+                downloads.remove_tree(self.snapshot_folder(manifest))
+                downloads.remove_tree(self.storage(ref) / "refs" / ref.revision)
+            return freed

@@ -1,0 +1,304 @@
+"""The Models tab: every model with its status, downloads with progress, verify/repair/delete,
+import from a folder, custom Hub ids, and the Storage settings (models folder, offline mode).
+
+Built on the main thread inside ``build_app``, only in the app on this computer
+(``context.local``): LAN visitors get no tab, and none of these events is part
+of the HTTP API. Handlers run on Gradio's workers and call the runtime's
+ModelStore; downloads report to ``gr.Progress`` from the handler's own thread.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from desktop import catalog, inventory, settings, storage
+from desktop.downloads import DownloadCancelled, free_bytes, human_size
+from desktop.errors import UserError
+from desktop.models import offline_mode
+from desktop.tasks import TASKS
+from desktop.tasks.spec import ModelRef
+from desktop.ui.handlers import progress_reporter, user_error
+
+HEADERS = ["Model", "Name", "Status", "Size", "Task", "Last use", "Source"]
+WIDTHS = ["29%", "17%", "11%", "8%", "14%", "9%", "12%"]
+MOVE, LEAVE = "Move the models there", "Leave them where they are (the new folder starts empty)"
+CONFIRM_DELETE = (
+    "(name) => (name && confirm('Delete ' + name + ' from this computer? "
+    "It will be downloaded (or imported) again when needed.')) ? name : null"
+)
+
+
+def _ago(when: float | None) -> str:
+    if not when:
+        return "never"
+    seconds = time.time() - when
+    if seconds < 60:
+        return "just now"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min ago"
+    if seconds < 86400:
+        return f"{int(seconds // 3600)} h ago"
+    return time.strftime("%Y-%m-%d", time.localtime(when))
+
+
+def _task_titles(tasks: tuple[str, ...]) -> str:
+    return ", ".join(TASKS[t].title if t in TASKS else (t or "—") for t in tasks)
+
+
+def table_rows(runtime: Any) -> list[list[str]]:
+    """The rows of the model table, as the disk stands now."""
+    return [
+        [
+            e.id,
+            e.label if e.label != e.id else "",
+            e.status,
+            human_size(e.size) if e.size else "—",
+            _task_titles(e.tasks),
+            _ago(e.last_used),
+            e.source,
+        ]
+        for e in inventory.entries(runtime.store)
+    ]
+
+
+def summary(runtime: Any) -> str:
+    """Where the models are, how much they use, how much is free, online or not."""
+    store = runtime.store
+    offline = "**on**: nothing is downloaded" if offline_mode() else "off"
+    return (
+        f"Models folder: `{store.root}` · models use **{human_size(inventory.cache_size(store))}** · "
+        f"**{human_size(free_bytes(store.root))}** free on this disk · Offline mode: {offline}"
+    )
+
+
+def _refresh(runtime: Any, choice: str | None = None) -> tuple[Any, ...]:
+    rows = table_rows(runtime)
+    ids = [row[0] for row in rows]
+    keep = choice if choice in ids else (ids[0] if ids else None)
+    return gr.update(value=rows), summary(runtime), gr.update(choices=ids, value=keep)
+
+
+def _ref(runtime: Any, name: str | None) -> ModelRef | None:
+    """The Hub reference for a row id, None for an imported model; UserError when nothing is chosen."""
+    if not name:
+        raise UserError("Choose a model in the list first.")
+    return inventory.ref_for(name, runtime.store.root)
+
+
+def _run(runtime: Any, choice: str | None, action: Any) -> tuple[Any, ...]:
+    """Call ``action`` and return (message, table, summary, dropdown); user errors become gr.Error."""
+    try:
+        message = action()
+    except DownloadCancelled as exc:
+        message = str(exc)
+    except Exception as exc:
+        raise user_error(exc) from None
+    return (message, *_refresh(runtime, choice))
+
+
+def _download(runtime: Any, name: str | None, progress: Any) -> str:
+    ref = _ref(runtime, name)
+    if ref is None:
+        return f"{name} was imported from a folder: it is already on this computer."
+    report = progress_reporter(progress)
+    folder = runtime.store.ensure(ref, report)
+    return f"**{ref.display}** is ready ({human_size(runtime.store.size_on_disk(ref))}) in `{folder}`."
+
+
+def _verify(runtime: Any, name: str | None) -> str:
+    ref = _ref(runtime, name)
+    root = runtime.store.root
+    if ref is None:
+        problems = catalog.verify_imported(name or "", root)
+    else:
+        if runtime.store.manifest(ref) is None:
+            return f"{ref.display} is {runtime.store.status(ref)}: download it first."
+        problems = runtime.store.verify(ref)
+    if not problems:
+        return f"**{name}**: every file is intact."
+    fix = "import it again from its folder" if ref is None else "click **Repair** to download them again"
+    lines = "\n".join(f"- `{p.file}`: {p.issue}" for p in problems)
+    return f"**{name}** is damaged ({len(problems)} file(s)); {fix}:\n{lines}"
+
+
+def _repair(runtime: Any, name: str | None, progress: Any) -> str:
+    ref = _ref(runtime, name)
+    if ref is None:
+        raise UserError(f"{name} was imported from a folder: import it again to repair it.")
+    repaired = runtime.store.repair(ref, progress_reporter(progress))
+    if not repaired:
+        return f"**{ref.display}**: nothing to repair, every file is intact."
+    return f"**{ref.display}** is repaired: {len(repaired)} file(s) downloaded again."
+
+
+def _delete(runtime: Any, name: str | None) -> str:
+    if name is None:  # the confirmation was declined
+        return "Nothing was deleted."
+    root = runtime.store.root
+    if name in catalog.imported(root):
+        freed = catalog.remove_imported(name, root)
+    else:
+        ref = _ref(runtime, name)
+        assert ref is not None
+        freed = runtime.store.remove(ref)
+        catalog.forget(ref.repo, root)
+    return f"Deleted **{name}** (freed {human_size(freed)})."
+
+
+def _add_hub_model(runtime: Any, repo: str, task: str | None, progress: Any) -> str:
+    from desktop.models import looks_like_hub_id
+    from desktop.tasks import known_models
+
+    repo = (repo or "").strip()
+    if not looks_like_hub_id(repo) or "/" not in repo:
+        raise UserError(f"{repo!r} is not a Hub model id: it looks like owner/name.")
+    if not task:
+        raise UserError("Choose the task the model is for.")
+    ref = known_models().get(repo) or ModelRef(repo, "main")
+    inventory.install(runtime.store, ref, task, progress_reporter(progress))
+    return f"**{repo}** is ready for {TASKS[task].title}: type `{repo}` in that task's Model box."
+
+
+def _import(runtime: Any, folder: str, task: str | None, name: str, progress: Any) -> str:
+    if not (folder or "").strip():
+        raise UserError("Type the path of the model folder to import.")
+    if not task:
+        raise UserError("Choose the task the model is for.")
+    root = runtime.store.root
+    imported, _target = catalog.import_folder(
+        Path(folder.strip()), task, (name or "").strip() or None, root, progress_reporter(progress)
+    )
+    size = sum(catalog.imported(root)[imported].get("files", {}).values())
+    return (
+        f"Imported **{imported}** for {TASKS[task].title} ({human_size(size)}). "
+        f"Type `{imported}` in that task's Model box to use it."
+    )
+
+
+def _change_folder(runtime: Any, folder: str, how: str, progress: Any) -> str:
+    if not (folder or "").strip():
+        raise UserError("Type the path of the folder to keep models in.")
+    new = storage.change_models_dir(
+        Path(folder.strip()), move=how != LEAVE, store=runtime.store, progress=progress_reporter(progress)
+    )
+    done = "moved there" if how != LEAVE else "left in the old folder"
+    return f"Models folder is now `{new}`; the models were {done}."
+
+
+def _set_offline(runtime: Any, offline: bool) -> str:
+    settings.update(offline=bool(offline))
+    if offline:
+        return "Offline mode is on: Pipedesk uses only the models on this computer and never the network."
+    return "Offline mode is off: models missing from this computer are downloaded when first used."
+
+
+def build(runtime: Any, context: Any) -> None:
+    """Add the Models tab (the app on this computer only)."""
+    if not getattr(context, "local", True):
+        return
+    task_choices = [(spec.title, spec.id) for spec in TASKS.values()]
+    with gr.Tab("Models", id="models") as tab:
+        gr.Markdown(
+            "Models download once, the first time a task needs them, and then work offline. "
+            "Pick a model in the list (or click its row) to download, verify, repair or delete it."
+        )
+        info = gr.Markdown(elem_id="models-summary")
+        table = gr.Dataframe(
+            headers=HEADERS, interactive=False, wrap=True, column_widths=WIDTHS, elem_id="models-table"
+        )
+        with gr.Row():
+            choice = gr.Dropdown(label="Model", choices=[], elem_id="models-choice", scale=3)
+        with gr.Row():
+            download = gr.Button("Download", variant="primary", elem_id="models-download")
+            verify = gr.Button("Verify", elem_id="models-verify")
+            repair = gr.Button("Repair", elem_id="models-repair")
+            delete = gr.Button("Delete", variant="stop", elem_id="models-delete")
+            cancel = gr.Button("Cancel download", elem_id="models-cancel")
+        result = gr.Markdown(elem_id="models-result")
+        with gr.Accordion("Add a Hub model", open=False):
+            hub_id = gr.Textbox(label="Hub model id", placeholder="owner/name", elem_id="models-hub-id")
+            hub_task = gr.Dropdown(task_choices, label="For the task", elem_id="models-hub-task")
+            add = gr.Button("Add and download", elem_id="models-add")
+        with gr.Accordion("Import from folder", open=False):
+            gr.Markdown(
+                "A model folder copied from another computer (for example on a USB stick) is copied in."
+            )
+            folder = gr.Textbox(
+                label="Model folder", placeholder="/media/usb/my-model", elem_id="models-import-path"
+            )
+            import_task = gr.Dropdown(task_choices, label="For the task", elem_id="models-import-task")
+            import_name = gr.Textbox(label="Name (optional)", elem_id="models-import-name")
+            do_import = gr.Button("Import", elem_id="models-import")
+        with gr.Accordion("Storage", open=False):
+            models_dir = gr.Textbox(label="Models folder", elem_id="models-dir")
+            how = gr.Radio([MOVE, LEAVE], value=MOVE, label="The models already downloaded")
+            change = gr.Button("Change folder", elem_id="models-change-dir")
+            offline = gr.Checkbox(label="Offline mode: never use the network", elem_id="models-offline")
+
+    outputs = [result, table, info, choice]
+    private: dict[str, Any] = {"api_visibility": "private"}
+    shown: dict[str, Any] = {**private, "show_progress_on": [result]}  # the bar under the buttons only
+
+    def action(fn: Any, with_progress: bool = False) -> Any:
+        if with_progress:
+
+            def handler(name: str | None, progress: Any = gr.Progress()) -> tuple[Any, ...]:
+                return _run(runtime, name, lambda: fn(runtime, name, progress))
+
+        else:
+
+            def handler(name: str | None) -> tuple[Any, ...]:  # type: ignore[misc]
+                return _run(runtime, name, lambda: fn(runtime, name))
+
+        return handler
+
+    def load() -> tuple[Any, ...]:
+        current = settings.load()
+        return (
+            *_refresh(runtime),
+            str(runtime.store.root),
+            gr.update(value=offline_mode(), interactive=not (offline_mode() and not current.offline)),
+        )
+
+    tab.select(load, outputs=[table, info, choice, models_dir, offline], **private)
+
+    def pick(evt: gr.SelectData) -> str | None:
+        return evt.row_value[0] if evt.row_value else None
+
+    table.select(pick, None, choice, **private)
+    download.click(action(_download, True), choice, outputs, **shown)
+    verify.click(action(_verify), choice, outputs, **shown)
+    repair.click(action(_repair, True), choice, outputs, **shown)
+    delete.click(action(_delete), choice, outputs, js=CONFIRM_DELETE, **shown)
+    cancel.click(
+        lambda: "Cancelling…" if runtime.store.cancel() else "No download is running.",
+        None,
+        result,
+        queue=False,
+        **private,
+    )
+
+    def add_handler(repo: str, task: str | None, progress: Any = gr.Progress()) -> tuple[Any, ...]:
+        return _run(runtime, repo, lambda: _add_hub_model(runtime, repo, task, progress))
+
+    def import_handler(
+        path: str, task: str | None, name: str, progress: Any = gr.Progress()
+    ) -> tuple[Any, ...]:
+        return _run(runtime, name, lambda: _import(runtime, path, task, name, progress))
+
+    def change_handler(path: str, choice_how: str, progress: Any = gr.Progress()) -> tuple[Any, ...]:
+        return _run(runtime, None, lambda: _change_folder(runtime, path, choice_how, progress))
+
+    def offline_handler(value: bool) -> tuple[Any, ...]:
+        return _run(runtime, None, lambda: _set_offline(runtime, value))
+
+    add.click(add_handler, [hub_id, hub_task], outputs, **shown)
+    do_import.click(import_handler, [folder, import_task, import_name], outputs, **shown)
+    change.click(change_handler, [models_dir, how], outputs, **shown).then(
+        lambda: str(runtime.store.root), None, models_dir, **private
+    )
+    offline.input(offline_handler, offline, outputs, **shown)
