@@ -89,26 +89,29 @@ def _serve(host: str, port: int | None, device: str | None, open_browser: bool, 
     from desktop.ui.app import build_app
 
     runtime = Runtime(device=device)
-    blocks = build_app(runtime)
-    running = server.start(blocks, host=host, port=port)
-    print(f"Pipedesk is running at {running.url}  (device: {runtime.device}; Ctrl+C to stop)", flush=True)
-    if lan:
-        from desktop import sharing
+    running = None
+    try:  # Ctrl+C during start-up stops as cleanly as Ctrl+C later
+        running = server.start(build_app(runtime), host=host, port=port)
+        print(f"Pipedesk is running at {running.url}  (device: {runtime.device}; Ctrl+C to stop)", flush=True)
+        if lan:
+            from desktop import sharing
 
-        print(sharing.start_lan(runtime), flush=True)
-    if open_browser:
-        import webbrowser
+            print(sharing.start_lan(runtime), flush=True)
+        if open_browser:
+            import webbrowser
 
-        webbrowser.open(running.url)
-    try:
+            webbrowser.open(running.url)
         while True:
             time.sleep(0.5)
     except KeyboardInterrupt:
         print("Stopping…", file=sys.stderr)
     finally:
         if lan:
+            from desktop import sharing
+
             sharing.controller(runtime).disable()
-        running.stop()
+        if running is not None:
+            running.stop()
     return 0
 
 

@@ -98,8 +98,10 @@ def test_serve_answers_http_and_stops_on_interrupt(hub, pipedesk_home):
         config = _wait_for(f"http://127.0.0.1:{port}/config", proc)
         assert "sentiment" in config
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=30) == 0
-        assert f"http://127.0.0.1:{port}/" in proc.stdout.read()
+        code = proc.wait(timeout=30)
+        out, err = proc.stdout.read(), proc.stderr.read()
+        assert code == 0, err[-2000:]
+        assert f"http://127.0.0.1:{port}/" in out
     finally:
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
