@@ -97,11 +97,11 @@ def test_serve_answers_http_and_stops_on_interrupt(hub, pipedesk_home):
     try:
         config = _wait_for(f"http://127.0.0.1:{port}/config", proc)
         assert "sentiment" in config
+        announced = proc.stdout.readline()  # printed once the server is fully up
+        assert f"is running at http://127.0.0.1:{port}/" in announced
         proc.send_signal(signal.SIGINT)
         code = proc.wait(timeout=30)
-        out, err = proc.stdout.read(), proc.stderr.read()
-        assert code == 0, err[-2000:]
-        assert f"http://127.0.0.1:{port}/" in out
+        assert code == 0, proc.stderr.read()[-2000:]
     finally:
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
