@@ -61,7 +61,23 @@ def _model_dropdown(spec: TaskSpec) -> gr.Dropdown:
     )
 
 
-def _task_tab(spec: TaskSpec, runtime: Runtime, status: gr.Markdown) -> None:
+def model_choices(spec: TaskSpec, runtime: Runtime) -> list[tuple[str, str]]:
+    """The task's own models, then the models the user imported or added for it."""
+    from desktop import catalog
+
+    root = runtime.store.root
+    choices = spec.model_choices()
+    known = {value for _, value in choices}
+    for name, entry in catalog.imported(root).items():
+        if entry.get("task") == spec.id and name not in known:
+            choices.append((f"{name} (imported)", name))
+    for repo, entry in catalog.custom(root).items():
+        if entry.get("task") == spec.id and repo not in known:
+            choices.append((repo, repo))
+    return choices
+
+
+def _task_tab(spec: TaskSpec, runtime: Runtime, status: gr.Markdown) -> gr.Dropdown:
     with gr.Tab(spec.title, id=spec.id):
         gr.Markdown(spec.description, elem_classes="task-description")
         with gr.Row(equal_height=False):
@@ -91,6 +107,7 @@ def _task_tab(spec: TaskSpec, runtime: Runtime, status: gr.Markdown) -> None:
             concurrency_id=INFERENCE_QUEUE,
             concurrency_limit=1,
         ).then(lambda: runtime.status.line(), outputs=status, api_visibility="private", queue=False)
+    return model
 
 
 def build_app(runtime: Runtime, local: bool = True) -> gr.Blocks:
@@ -100,12 +117,18 @@ def build_app(runtime: Runtime, local: bool = True) -> gr.Blocks:
             gr.Markdown("# Pipedesk\nHugging Face models on your own computer — offline once downloaded.")
         status = gr.Markdown(runtime.status.line(), elem_id="status-line")
         with gr.Tabs():
-            for spec in TASKS.values():
-                _task_tab(spec, runtime, status)
+            dropdowns = {spec.id: _task_tab(spec, runtime, status) for spec in TASKS.values()}
             context = AppContext(local=local, status=status, header=header)
             for build in _panels():
                 build(runtime, context)
         blocks.load(lambda: runtime.status.line(), outputs=status, api_visibility="private", queue=False)
+        # Imported and added models appear in each task's list (read when the page opens).
+        blocks.load(
+            lambda: [gr.update(choices=model_choices(TASKS[task], runtime)) for task in dropdowns],
+            outputs=list(dropdowns.values()),
+            api_visibility="private",
+            queue=False,
+        )
     return blocks
 
 
