@@ -28,3 +28,13 @@ def bundled_path(ref: ModelRef) -> Path | None:
         return None
     folder = root / ref.repo.replace("/", "--")
     return folder if (folder / "config.json").is_file() else None
+
+
+def bundled_repos() -> list[str]:
+    """The Hub ids of every model inside the build (``owner/name``), sorted; empty from source."""
+    root = bundle_models_dir()
+    if root is None:
+        return []
+    return sorted(
+        folder.name.replace("--", "/", 1) for folder in root.iterdir() if (folder / "config.json").is_file()
+    )

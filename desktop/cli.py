@@ -169,6 +169,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Pipedesk: Hugging Face models on your own computer, offline.",
     )
     parser.add_argument("--version", action="version", version=f"pipedesk {__version__}")
+    from desktop import smoke
+
+    parser.add_argument(
+        "--smoke-test", dest="func", action="store_const", const=smoke.command,
+        help="check this installation: serve with no window, run every task once offline, exit 0 if all answered",
+    )
     parser.set_defaults(func=cmd_app, host="127.0.0.1", port=None, device=None)
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
 
