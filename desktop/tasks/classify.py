@@ -164,7 +164,7 @@ IMAGE_SPEC = TaskSpec(
 
 SPEC = TaskSpec(
     id="classify",
-    title="Classify text or image",
+    title="Classify",
     description="Text goes through the SST-2 sentiment model, images through ViT (1,000 ImageNet classes).",
     kind="text-classification",
     default_model=ModelRef(AUTO, "main", AUTO_LABEL),

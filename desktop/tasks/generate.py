@@ -152,7 +152,7 @@ def _outputs():
 
 SPEC = TaskSpec(
     id="generate",
-    title="Text generation",
+    title="Generate",
     description="Continues your text. Temperature 0 gives the same answer every time; a seed makes sampling repeatable.",
     kind="text-generation",
     default_model=ModelRef("openai-community/gpt2", "607a30d", "GPT-2 (English)"),

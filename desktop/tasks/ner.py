@@ -85,7 +85,7 @@ def _outputs():
 
 SPEC = TaskSpec(
     id="ner",
-    title="Named entities",
+    title="Entities",
     description="Finds people, places, organisations and other names, grouped into whole entities.",
     kind="token-classification",
     default_model=ModelRef(

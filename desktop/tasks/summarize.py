@@ -96,7 +96,7 @@ def _outputs():
 
 SPEC = TaskSpec(
     id="summarize",
-    title="Summarization",
+    title="Summarize",
     description="Shortens a long text. Texts longer than the model reads at once are summarized part by part.",
     kind="seq2seq",
     default_model=ModelRef("sshleifer/distilbart-cnn-12-6", "a4f8f3e", "DistilBART (CNN news)"),

@@ -50,7 +50,7 @@ def _outputs():
 
 SPEC = TaskSpec(
     id="translate",
-    title="Translation",
+    title="Translate",
     description="Translates between language pairs. Long texts are split at sentence ends, never cut.",
     kind="seq2seq",
     default_model=MODELS[0],
