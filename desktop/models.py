@@ -343,8 +343,13 @@ class ModelStore:
         storage = self.storage(ref)
         others = [m for m in self.installed() if m.repo == ref.repo]
         if not others:
-            downloads.remove_tree(storage)
-            return
+            # A download thread still finishing its last chunk may write after the first pass.
+            deadline = time.monotonic() + 5
+            while True:
+                downloads.remove_tree(storage)
+                if not storage.exists() or time.monotonic() > deadline:
+                    return
+                time.sleep(0.1)
         for partial in (storage / "blobs").glob("*.incomplete"):
             partial.unlink(missing_ok=True)
 

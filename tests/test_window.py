@@ -57,6 +57,20 @@ def display() -> Iterator[str]:
     with os.fdopen(read) as pipe:
         number = pipe.readline().strip()
     assert number.isdigit(), "Xvfb did not start"
+    # Ready means a client can connect (on a loaded machine the socket can lag the pipe).
+    deadline = time.monotonic() + 20
+    while True:
+        assert xvfb.poll() is None, "Xvfb exited right after starting"
+        probe = subprocess.run(
+            ["xdotool", "getdisplaygeometry"],
+            env={**os.environ, "DISPLAY": f":{number}"},
+            capture_output=True,
+            timeout=10,
+        )
+        if probe.returncode == 0:
+            break
+        assert time.monotonic() < deadline, f"display :{number} never accepted a connection"
+        time.sleep(0.2)
     yield f":{number}"
     xvfb.terminate()
     xvfb.wait(timeout=10)
