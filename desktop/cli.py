@@ -161,6 +161,18 @@ def _add_device(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_task_options(parser: argparse.ArgumentParser, spec: Any) -> None:
+    """One ``--option-name`` per task option (``run`` and ``batch``), defaulting as in the UI."""
+    for option in spec.options:
+        parser.add_argument(
+            f"--{option.name.replace('_', '-')}",
+            dest=option.name,
+            type=option.type,
+            default=option.default,
+            help=f"{option.help} (default {option.default})",
+        )
+
+
 def build_parser() -> argparse.ArgumentParser:
     from desktop.tasks import TASKS
 
@@ -198,14 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
         task = run_sub.add_parser(spec.id, help=spec.title, description=spec.description)
         task.add_argument("input", metavar="INPUT", help="the text (or an image path for classify); - reads stdin")
         task.add_argument("--model", default=None, help="a model label, Hub id, imported name or folder")
-        for option in spec.options:
-            task.add_argument(
-                f"--{option.name.replace('_', '-')}",
-                dest=option.name,
-                type=option.type,
-                default=option.default,
-                help=f"{option.help} (default {option.default})",
-            )
+        add_task_options(task, spec)
         task.add_argument("--json", action="store_true", help="print the result as JSON")
         _add_device(task)
         task.set_defaults(func=cmd_run, task=spec.id)

@@ -1,0 +1,205 @@
+"""``pipedesk batch TASK --input FILE --output FILE``: a task over every row of a file.
+
+Runs on the main thread. Finished rows go to a journal next to the output as
+they are computed (``OUTPUT.partial.jsonl``), so Ctrl+C or a crash loses at
+most the batch in flight and ``--resume`` continues where the run stopped.
+The output, written at the end, has the input's rows in input order with the
+result columns appended.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from desktop.errors import UserError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``batch`` and one sub-command per text task (with that task's options)."""
+    from desktop.cli import add_task_options
+    from desktop.tasks import TASKS
+
+    batch = subparsers.add_parser(
+        "batch",
+        help="run a task over every row of a CSV, TSV, XLSX, JSONL or TXT file",
+        description="Analyse a whole file. Output rows are in input order, with the result columns "
+        "appended. Results are saved as they are computed: after an interruption, run the same "
+        "command with --resume.",
+    )
+    tasks = batch.add_subparsers(title="tasks", metavar="TASK", required=True)
+    for spec in TASKS.values():
+        if not spec.text_input:
+            continue
+        task = tasks.add_parser(spec.id, help=spec.title, description=spec.description)
+        task.add_argument(
+            "--input",
+            "-i",
+            required=True,
+            metavar="FILE",
+            help="CSV, TSV, XLSX, JSONL or TXT (one text per line)",
+        )
+        task.add_argument(
+            "--column",
+            "-c",
+            default=None,
+            metavar="COL",
+            help="the column holding the texts (default: guessed)",
+        )
+        task.add_argument(
+            "--output",
+            "-o",
+            required=True,
+            metavar="FILE",
+            help="where to write: .csv, .tsv, .xlsx or .jsonl",
+        )
+        task.add_argument("--model", default=None, help="a model label, Hub id, imported name or folder")
+        task.add_argument(
+            "--batch-size",
+            type=int,
+            default=None,
+            metavar="N",
+            help="at most N rows per batch (default: by a token budget)",
+        )
+        task.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:N or mps")
+        task.add_argument(
+            "--resume", action="store_true", help="continue an interrupted run without redoing finished rows"
+        )
+        task.add_argument(
+            "--fast-cpu",
+            action="store_true",
+            help="int8 weights for classification and NER models on the CPU (faster, nearly the same results)",
+        )
+        add_task_options(task, spec)
+        task.set_defaults(func=cmd_batch, task=spec.id)
+
+
+def _quiet_libraries() -> None:
+    """The bar is the progress report: no weight-loading bars or generation advice on the terminal."""
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from desktop import logs
+    from desktop.batch import BatchRun, task_spec
+    from desktop.batch_journal import Journal, file_fingerprint, journal_path
+    from desktop.batchexport import export_format, write_results
+    from desktop.batchfiles import read_table
+    from desktop.cli import terminal_progress
+    from desktop.runtime import Runtime
+
+    logs.setup()
+    _quiet_libraries()
+    source, output = Path(args.input).expanduser(), Path(args.output).expanduser()
+    export_format(output)
+    if output.exists() and source.exists() and output.resolve() == source.resolve():
+        raise UserError("--output must not be the input file: choose another name, so the input is kept.")
+    spec = task_spec(args.task)
+    table = read_table(source)
+    for warning in table.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    column = args.column
+    if column is None:
+        column = table.guess_column()
+        if len(table.columns) > 1:
+            print(
+                f"note: reading the texts from column {column!r} (choose another with --column)",
+                file=sys.stderr,
+            )
+    else:
+        column = table.columns[table.column_index(column)]
+    texts = table.texts(column)
+    options = {option.name: getattr(args, option.name) for option in spec.options}
+    header = {
+        "task": args.task,
+        "model": args.model or "",
+        "column": column,
+        "input": file_fingerprint(source),
+        "rows": len(texts),
+        "options": options,
+    }
+    journal = Journal.open(journal_path(output), header, resume=args.resume)
+    if journal.done:
+        print(f"Resuming: {len(journal.done):,} of {len(texts):,} rows were already done.", file=sys.stderr)
+    elif args.resume:
+        print("note: there was nothing to resume; starting from the first row.", file=sys.stderr)
+
+    runtime = Runtime(device=args.device)
+    run = BatchRun(
+        runtime,
+        args.task,
+        texts,
+        args.model,
+        batch_size=args.batch_size,
+        fast_cpu=args.fast_cpu,
+        options=options,
+        skip=set(journal.done),
+        load_progress=terminal_progress(),
+    )
+    started = time.perf_counter()
+    bar = tqdm(
+        total=len(texts),
+        initial=len(journal.done),
+        unit="row",
+        desc=f"{args.task} ({run.model})",
+        file=sys.stderr,
+        dynamic_ncols=True,
+    )
+    try:
+        for event in run:
+            journal.write(event.results)
+            bar.update(len(event.results))
+            for note in event.notes:
+                bar.write(f"note: {note}", file=sys.stderr)
+    except KeyboardInterrupt:
+        bar.close()
+        journal.close()
+        print(
+            f"Interrupted: {len(journal.done):,} of {len(texts):,} rows are saved in {journal.path}. "
+            "Run the same command with --resume to continue.",
+            file=sys.stderr,
+        )
+        return 130
+    finally:
+        bar.close()
+        journal.close()
+    write_results(table, journal.done, run.columns, output, prefix=args.task)
+    journal.remove()
+    elapsed = time.perf_counter() - started
+    print(_summary(journal.done, len(texts), output, elapsed, run), file=sys.stderr)
+    return 0
+
+
+def _summary(results: dict[int, dict[str, Any]], total: int, output: Path, elapsed: float, run: Any) -> str:
+    from desktop.batch import duration
+    from desktop.batch_tasks import count_chart
+
+    notes = Counter()
+    for values in results.values():
+        note = str(values.get("note") or "")
+        if note.startswith("empty"):
+            notes["empty"] += 1
+        elif note.startswith(("truncated", "prompt too long")):
+            notes["truncated"] += 1
+        elif note.startswith("error"):
+            notes["failed"] += 1
+    lines = [f"{total:,} rows written to {output} in {duration(elapsed)}"]
+    if notes:
+        lines[0] += " (" + ", ".join(f"{n:,} {what}" for what, n in notes.items()) + ")"
+    counts = count_chart(run.adapter, results.values())
+    if counts:
+        title = run.adapter.chart_title
+        lines.append(f"By {title}: " + ", ".join(f"{name} {n:,}" for name, n in counts.most_common(10)))
+    return "\n".join(lines)
