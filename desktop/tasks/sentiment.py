@@ -33,14 +33,20 @@ def classify_text(runtime, spec: TaskSpec, text: str, model: str | None, progres
     text = check_text(text, LIMITS)
     loaded = runtime.load(spec, model, kind="text-classification", progress=progress)
     limit = loaded.max_tokens
-    scores = runtime.infer(loaded, lambda pipe: pipe(text, top_k=None, truncation=True, max_length=limit))
+
+    def call(
+        pipe,
+    ):  # the tokenizer is used under the runtime's lock only (fast tokenizers are not thread-safe)
+        return pipe(text, top_k=None, truncation=True, max_length=limit), truncation_note(loaded, text)
+
+    scores, notes = runtime.infer(loaded, call)
     confidences = scores_to_label(scores)
     best, score = next(iter(confidences.items()))
     return Result(
         data={"label": best, "score": score, "scores": confidences},
         outputs=(confidences,),
         text=f"{best} ({score:.1%})",
-        notes=truncation_note(loaded, text),
+        notes=notes,
         model=loaded.display,
     )
 
