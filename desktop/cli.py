@@ -22,11 +22,6 @@ from desktop.errors import UserError
 
 log = logging.getLogger(__name__)
 
-#: Modules that add subcommands: each has ``register(subparsers)``, adding parsers whose
-#: ``func`` takes the parsed args. A module that is not there yet is skipped.
-COMMAND_MODULES = ("desktop.models_cli", "desktop.batch_cli")
-
-
 def _ensure_streams() -> None:
     """Windowed builds start with no stdout/stderr: give them somewhere harmless to write."""
     for name in ("stdout", "stderr"):
@@ -220,24 +215,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_device(doctor)
     doctor.set_defaults(func=cmd_doctor)
 
-    for register in _extension_registrars():
-        register(sub)
+    # Commands that live with their feature: each module's ``register(subparsers)`` adds its parsers.
+    from desktop import batch_cli, models_cli
+
+    for module in (models_cli, batch_cli):
+        module.register(sub)
     return parser
-
-
-def _extension_registrars() -> list[Callable[[argparse._SubParsersAction], None]]:
-    import importlib
-
-    registrars = []
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
-        registrars.append(module.register)
-    return registrars
 
 
 def main(argv: list[str] | None = None) -> int:

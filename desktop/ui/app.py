@@ -7,7 +7,6 @@ sees one job at a time however many tabs or visitors ask.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -22,12 +21,6 @@ from desktop.ui.handlers import make_handler
 
 INFERENCE_QUEUE = "inference"
 
-#: Tabs after the task tabs. Each module has ``build(runtime, context) -> None``, called
-#: inside the Blocks' Tabs; a module that is not there yet is skipped. ``context.local``
-#: is False in the app LAN visitors see: management tabs then build nothing.
-PANEL_MODULES = ("desktop.ui.batch_tab", "desktop.ui.models_tab", "desktop.ui.sharing_tab")
-
-
 @dataclass(frozen=True)
 class AppContext:
     """What panels need to know about the app they are built into."""
@@ -38,16 +31,13 @@ class AppContext:
 
 
 def _panels() -> list[Callable[[Runtime, AppContext], None]]:
-    builders = []
-    for name in PANEL_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
-        builders.append(module.build)
-    return builders
+    """Tabs after the task tabs: each module's ``build(runtime, context)`` runs inside the Tabs.
+
+    ``context.local`` is False in the app LAN visitors see: management tabs then build nothing.
+    """
+    from desktop.ui import batch_tab, models_tab, sharing_tab
+
+    return [batch_tab.build, models_tab.build, sharing_tab.build]
 
 
 def _model_dropdown(spec: TaskSpec) -> gr.Dropdown:
