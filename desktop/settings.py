@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,11 @@ class Settings:
         return cls(**values)
 
 
+#: Serialises read-modify-write updates: the UI's worker threads (e.g. the Sharing tab creating a
+#: password while the Models tab moves the models folder) must not lose each other's changes.
+_WRITE_LOCK = threading.RLock()
+
+
 def settings_file() -> Path:
     return paths.config_dir() / "settings.json"
 
@@ -64,14 +70,16 @@ def load() -> Settings:
 
 def save(settings: Settings) -> Settings:
     """Write ``settings`` atomically and return them."""
-    path = settings_file()
-    paths.ensure(path.parent)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(settings.to_json(), indent=2), encoding="utf-8")
-    os.replace(tmp, path)
+    with _WRITE_LOCK:
+        path = settings_file()
+        paths.ensure(path.parent)
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(settings.to_json(), indent=2), encoding="utf-8")
+        os.replace(tmp, path)
     return settings
 
 
 def update(**changes: Any) -> Settings:
     """Load, change the given fields, save."""
-    return save(replace(load(), **changes))
+    with _WRITE_LOCK:
+        return save(replace(load(), **changes))
