@@ -139,28 +139,22 @@ def _wire(inputs, model) -> None:
 
 
 # The two halves, as specs of their own so model lookup and "does it fit" work per input type.
-TEXT_SPEC = TaskSpec(
-    id="classify-text",
-    title="Text classification",
-    description="",
-    kind="text-classification",
-    default_model=TEXT_MODEL,
-    alternatives=(),
-    inputs=list,
-    outputs=list,
-    predict=predict,
-)
-IMAGE_SPEC = TaskSpec(
-    id="classify-image",
-    title="Image classification",
-    description="",
-    kind="image-classification",
-    default_model=IMAGE_MODEL,
-    alternatives=(),
-    inputs=list,
-    outputs=list,
-    predict=predict,
-)
+def _half(task_id: str, title: str, kind: str, model: ModelRef) -> TaskSpec:
+    return TaskSpec(
+        id=task_id,
+        title=title,
+        description="",
+        kind=kind,
+        default_model=model,
+        alternatives=(),
+        inputs=list,
+        outputs=list,
+        predict=predict,
+    )
+
+
+TEXT_SPEC = _half("classify-text", "Text classification", "text-classification", TEXT_MODEL)
+IMAGE_SPEC = _half("classify-image", "Image classification", "image-classification", IMAGE_MODEL)
 
 SPEC = TaskSpec(
     id="classify",

@@ -9,19 +9,10 @@ import threading
 from collections.abc import Iterator
 
 from desktop.errors import UserError
-from desktop.tasks.spec import ModelRef, Option, Result, TaskSpec
+from desktop.tasks.spec import ModelRef, Option, Result, TaskSpec, slider
 from desktop.tasks.text import TextLimits, check_text
 
 LIMITS = TextLimits(min_chars=3, max_chars=10_000)
-
-
-def _slider(label, minimum, maximum, value, step, info=""):
-    def build():
-        import gradio as gr
-
-        return gr.Slider(minimum, maximum, value=value, step=step, label=label, info=info, render=False)
-
-    return build
 
 
 def _seed():
@@ -36,7 +27,7 @@ OPTIONS = (
         50,
         "How many tokens to add.",
         int,
-        _slider("Max new tokens", 1, 512, 50, 1),
+        slider("Max new tokens", 1, 512, 50, 1),
         1,
         1024,
     ),
@@ -45,11 +36,11 @@ OPTIONS = (
         0.7,
         "0 = always the most likely word.",
         float,
-        _slider("Temperature", 0.0, 2.0, 0.7, 0.05, "0 = always the most likely word"),
+        slider("Temperature", 0.0, 2.0, 0.7, 0.05, "0 = always the most likely word"),
         0.0,
         5.0,
     ),
-    Option("top_p", 0.95, "Nucleus sampling.", float, _slider("Top-p", 0.05, 1.0, 0.95, 0.05), 0.01, 1.0),
+    Option("top_p", 0.95, "Nucleus sampling.", float, slider("Top-p", 0.05, 1.0, 0.95, 0.05), 0.01, 1.0),
     Option("seed", -1, "Random seed; -1 for a new one each time.", int, _seed, -1, 2**31 - 1),
 )
 

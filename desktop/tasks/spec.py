@@ -31,6 +31,19 @@ class ModelRef:
         return self.label or self.repo
 
 
+def slider(
+    label: str, minimum: float, maximum: float, value: float, step: float = 1, info: str = ""
+) -> Callable[[], gr.Component]:
+    """A factory for an unrendered gr.Slider, for an :class:`Option`'s ``component``."""
+
+    def build() -> gr.Component:
+        import gradio as gr
+
+        return gr.Slider(minimum, maximum, value=value, step=step, label=label, info=info, render=False)
+
+    return build
+
+
 @dataclass(frozen=True)
 class Option:
     """A task parameter after the model (API order), e.g. ``max_new_tokens``."""

@@ -3,19 +3,10 @@
 from __future__ import annotations
 
 from desktop.errors import UserError
-from desktop.tasks.spec import ModelRef, Option, Result, TaskSpec
+from desktop.tasks.spec import ModelRef, Option, Result, TaskSpec, slider
 from desktop.tasks.text import TextLimits, check_text
 
 LIMITS = TextLimits(min_chars=20, max_chars=100_000)
-
-
-def _slider(label, minimum, maximum, value):
-    def build():
-        import gradio as gr
-
-        return gr.Slider(minimum, maximum, value=value, step=1, label=label, render=False)
-
-    return build
 
 
 OPTIONS = (
@@ -24,7 +15,7 @@ OPTIONS = (
         30,
         "Shortest summary, in tokens.",
         int,
-        _slider("Min length (tokens)", 1, 300, 30),
+        slider("Min length (tokens)", 1, 300, 30),
         1,
         1000,
     ),
@@ -33,7 +24,7 @@ OPTIONS = (
         130,
         "Longest summary, in tokens.",
         int,
-        _slider("Max length (tokens)", 5, 600, 130),
+        slider("Max length (tokens)", 5, 600, 130),
         2,
         2000,
     ),
