@@ -1,17 +1,21 @@
 """Sharing on the local network: a second, password-protected server for other devices.
 
 The app on this computer always listens on 127.0.0.1 with no password. Turning
-sharing on starts a *second* Gradio server from ``build_app(..., local=False)``
-(the task tabs only: no Models or Sharing tab exists there, so visitors cannot
-manage models, change settings or switch sharing) bound to every interface on
-its own port, with a password, monitoring off, an upload limit and no file
-served from outside Gradio's cache. It shares this process's Runtime, so models
-load once for everybody. Turning sharing off closes that listener: connections
-are refused again, and the local app never notices.
+sharing on starts a *second* Gradio server bound to every interface on its own
+port, with a password, monitoring off, an upload limit and no file served from
+outside Gradio's cache. Its Blocks come from the ``visitors_app`` function the
+app hands to :func:`controller` (``build_app(..., local=False)``: the task tabs
+only, no Models or Sharing tab, so visitors cannot manage models, change
+settings or switch sharing); this module never imports the UI. It shares this
+process's Runtime, so models load once for everybody. Turning sharing off
+closes that listener: connections are refused again, and the local app never
+notices.
 
 Threads: :class:`Sharing` methods run on Gradio workers (the Sharing tab) or the
-main thread (``pipedesk serve --lan``); one lock serialises them. The visitor gate
-runs on the sharing server's event loop.
+main thread (``pipedesk serve --lan``); one lock serialises them. The visitors'
+Blocks are built and launched on a short-lived thread of their own: Gradio
+skips part of a component's set-up inside an event handler's context, and a new
+thread starts with none. The visitor gate runs on the sharing server's event loop.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import logging
 import secrets
 import socket
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -108,8 +113,14 @@ def qr_image(text: str) -> Any:
     return code.make_image(fill_color="black", back_color="white").get_image()
 
 
+#: ``visitors_app(visitor_runtime) -> gr.Blocks``: builds the app LAN visitors see.
+VisitorsApp = Callable[[Any], Any]
+
+
 def _port_is_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As the server binds it: a port left in TIME_WAIT by the last session is free to reuse.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("0.0.0.0", port))
         except OSError:
@@ -120,14 +131,22 @@ def _port_is_free(port: int) -> bool:
 class Sharing:
     """Turns the LAN server on and off for one Runtime; see the module docstring."""
 
-    def __init__(self, runtime: Any, port: int | None = None, host: str = "0.0.0.0") -> None:
+    def __init__(
+        self,
+        runtime: Any,
+        port: int | None = None,
+        host: str = "0.0.0.0",
+        visitors_app: VisitorsApp | None = None,
+    ) -> None:
         self.runtime = runtime
         self.host = host
         self.requested_port = port
+        self.visitors_app = visitors_app
         self.gate = VisitorGate()
         self._lock = threading.RLock()
         self._blocks: Any = None
         self._server: Any = None
+        self._last_port: int | None = None  # off and on again: the same address for visitors
 
     # --- state -----------------------------------------------------------------------------
 
@@ -190,16 +209,31 @@ class Sharing:
     def _start(self, password: str, port: int | None = None) -> None:
         from desktop import server
 
-        if self._blocks is None:
-            from desktop.ui.app import build_app
-
-            self._blocks = build_app(VisitorRuntime(self.runtime), local=False)
+        if self.visitors_app is None:
+            raise RuntimeError(
+                "Sharing was not given the visitors' app (sharing.controller(..., visitors_app=))"
+            )
         port = port or self.requested_port
-        if port is None:
-            port = PREFERRED_PORT if _port_is_free(PREFERRED_PORT) else server.free_port()
+        if port is not None and not _port_is_free(port):
+            raise UserError(
+                f"Port {port} is already used by another program on this computer: close that "
+                "program, or restart Pipedesk to share on another port."
+            )
+        for wanted in (self._last_port, PREFERRED_PORT):  # the address visitors saved, if free
+            if port is None and wanted is not None and _port_is_free(wanted):
+                port = wanted
+        port = port or server.free_port()
+        options = self._launch_options(password)
+
+        def launch() -> Any:
+            if self._blocks is None:
+                self._blocks = self.visitors_app(VisitorRuntime(self.runtime))
+            return server.start(self._blocks, host=self.host, port=port, **options)
+
         self.gate.reset()
         self.gate.open = False
-        self._server = server.start(self._blocks, host=self.host, port=port, **self._launch_options(password))
+        self._server = _on_own_thread(launch)
+        self._last_port = port
         self.gate.open = True
         log.info("LAN sharing on: port %s, addresses %s", port, ", ".join(self.addresses()) or "none")
 
@@ -232,6 +266,28 @@ class Sharing:
         }
 
 
+def _on_own_thread(work: Callable[[], Any]) -> Any:
+    """Run ``work`` on a new thread, wait for it and return its result (or raise its error).
+
+    A new thread starts with empty context variables: none of the Gradio event or render context
+    of the caller (a Sharing-tab handler), so Blocks are built and launched there as at start-up.
+    """
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["value"] = work()
+        except BaseException as exc:  # handed to the caller below
+            box["error"] = exc
+
+    thread = threading.Thread(target=run, name="sharing-start", daemon=True)
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box.get("value")
+
+
 def server_max_upload() -> str:
     from desktop import server
 
@@ -250,12 +306,17 @@ _controllers: dict[int, Sharing] = {}
 _controllers_lock = threading.Lock()
 
 
-def controller(runtime: Any) -> Sharing:
-    """The one Sharing for ``runtime`` (the Sharing tab and ``serve --lan`` use the same)."""
+def controller(runtime: Any, visitors_app: VisitorsApp | None = None) -> Sharing:
+    """The one Sharing for ``runtime`` (the Sharing tab and ``serve --lan`` use the same).
+
+    ``visitors_app`` (given where the app is assembled) builds the visitors' Blocks.
+    """
     with _controllers_lock:
         found = _controllers.get(id(runtime))
         if found is None or found.runtime is not runtime:
             found = _controllers[id(runtime)] = Sharing(runtime)
+        if visitors_app is not None:
+            found.visitors_app = visitors_app
         return found
 
 

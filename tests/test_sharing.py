@@ -174,6 +174,25 @@ def test_too_many_wrong_passwords_lock_an_address_out(share):
     assert locked.status_code == 429 and "Too many wrong passwords" in locked.text
 
 
+def test_off_and_on_again_keeps_the_address_a_phone_saved(runtime, app_server):
+    """The port sharing closed is in TIME_WAIT (a visitor was connected): it is reused anyway."""
+    share = sharing.controller(runtime)
+    assert share.requested_port is None or share.requested_port == share.port
+    share.requested_port = None
+    try:
+        share.enable()
+        port = share.port
+        with visitor_http() as http:
+            assert http.get(f"http://{VISITOR}:{port}/").status_code == 200
+            share.disable()  # the server closes the visitor's open connection: TIME_WAIT on its side
+        share.enable()
+        assert share.port == port
+        with visitor_http() as http:
+            assert http.get(f"http://{VISITOR}:{port}/").status_code == 200
+    finally:
+        share.disable()
+
+
 def test_the_password_is_kept_across_restarts(runtime):
     first = sharing.Sharing(runtime).password
     assert sharing.Sharing(runtime).password == first
@@ -184,33 +203,71 @@ def test_the_password_is_kept_across_restarts(runtime):
 
 @pytest.mark.browser
 def test_the_sharing_tab_switches_sharing_and_shows_the_banner(browser, app_server, share):
+    """Driven as a person would: the tab, the box, the address shown, then the box again."""
+    from conftest import ARTIFACTS
+
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     try:
         page.goto(app_server.url)
         page.get_by_role("tab", name="Sharing", exact=True).click(timeout=60_000)
-        banner = page.locator("#lan-banner")
-        assert not banner.is_visible()
-        page.locator("#lan-toggle input").check()
-        banner.wait_for(state="visible", timeout=20_000)
-        assert "Shared on your network" in banner.inner_text()
-        assert share.active and not refused(VISITOR, share.port)
-        field = page.locator("#lan-password textarea, #lan-password input").first
-        old = share.password
-        assert field.input_value() == old
-        assert f":{share.port}/" in page.locator("#lan-addresses textarea").first.input_value()
-        page.locator("#lan-qr img").first.wait_for(state="visible", timeout=20_000)
+        banner = page.get_by_text("Shared on your network", exact=False).first
+        toggle = page.get_by_label("Share on my local network")
+        assert not toggle.is_checked()
+        toggle.check()
+        # Gradio's copy button is the first control inside these boxes' <label>, so the text box
+        # itself has no accessible name: find it by the label text a person reads above it.
+        addresses = page.locator("label", has_text="Addresses to open").get_by_role("textbox")
+        page.wait_for_function(
+            "() => /:\\d+\\//.test([...document.querySelectorAll('textarea')].map(t => t.value).join(' '))",
+            timeout=60_000,
+        )
+        shown = addresses.input_value()
+        port = int(re.search(r"^http://[\d.]+:(\d+)/$", shown.splitlines()[0]).group(1))
+        assert banner.is_visible()
+        assert "On." in page.locator("#lan-state").inner_text()
+        # The port shown answers another device (the sign-in page) ...
+        with visitor_http() as http:
+            assert http.get(f"http://{VISITOR}:{port}/").status_code == 200
+        password = page.locator("label", has_text="Password (give it").get_by_role("textbox")
+        old = password.input_value()
+        assert sign_in(port, old).status_code == 200
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "sharing-tab-on.png"), full_page=True)
         page.get_by_role("button", name="New password", exact=True).click()
         page.wait_for_function(
-            "old => document.querySelector('#lan-password textarea, #lan-password input').value !== old",
+            "old => [...document.querySelectorAll('input, textarea')].every(e => e.value !== old)",
             arg=old,
             timeout=20_000,
         )
-        assert field.input_value() == share.password != old
-        page.locator("#lan-toggle input").uncheck()
-        banner.wait_for(state="hidden", timeout=20_000)
-        assert not share.active and refused(VISITOR, share.requested_port)
+        assert password.input_value() == share.password != old
+        # ... and switched off, it is refused.
+        toggle.uncheck()
+        page.get_by_text("Off.", exact=False).first.wait_for(state="visible", timeout=30_000)
+        assert not toggle.is_checked() and not banner.is_visible()
+        assert refused(VISITOR, port)
     finally:
         page.close()
+
+
+@pytest.mark.browser
+def test_the_sharing_tab_says_in_words_why_sharing_could_not_start(browser, app_server, share):
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", share.requested_port))  # another program holds the port
+    blocker.listen()
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    try:
+        page.goto(app_server.url)
+        page.get_by_role("tab", name="Sharing", exact=True).click(timeout=60_000)
+        toggle = page.get_by_label("Share on my local network")
+        toggle.check()
+        page.get_by_text(f"Port {share.requested_port} is already used by another program").wait_for(
+            timeout=60_000
+        )
+        assert not toggle.is_checked() and not share.active
+        assert "Off." in page.locator("#lan-state").inner_text()
+    finally:
+        page.close()
+        blocker.close()
 
 
 # --- pipedesk serve --lan -----------------------------------------------------------------

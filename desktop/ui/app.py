@@ -102,6 +102,10 @@ def _task_tab(spec: TaskSpec, runtime: Runtime, status: gr.Markdown) -> gr.Dropd
 
 def build_app(runtime: Runtime, local: bool = True) -> gr.Blocks:
     """The whole interface for ``runtime``; ``local=False`` builds the LAN visitors' version."""
+    if local:  # sharing builds the visitors' version itself (on its own thread) when switched on
+        from desktop import sharing
+
+        sharing.controller(runtime, visitors_app=lambda guest: build_app(guest, local=False))
     with gr.Blocks(title="Pipedesk", analytics_enabled=False) as blocks:
         with gr.Row(elem_id="header") as header:
             gr.Markdown("# Pipedesk\nHugging Face models on your own computer — offline once downloaded.")

@@ -57,10 +57,13 @@ def _visitors_text(share: sharing.Sharing) -> str:
     return "\n".join(lines)
 
 
-def _snapshot(share: sharing.Sharing) -> tuple[Any, ...]:
-    """Every output, as the controller stands now (order matches ``outputs`` in ``build``)."""
+def _snapshot(share: sharing.Sharing, problem: str = "") -> tuple[Any, ...]:
+    """Every output, as the controller stands now (order matches ``outputs`` in ``build``);
+    ``problem`` (what just went wrong, in words) is shown above the state."""
     urls = share.urls()
     state = (ON_TEXT if urls else NO_ADDRESS) if share.active else OFF_TEXT
+    if problem:
+        state = f"⚠️ {html.escape(problem)}\n\n{state}"
     first = urls[0] if urls else None
     return (
         gr.update(value=banner_html(share), visible=share.active),
@@ -72,6 +75,17 @@ def _snapshot(share: sharing.Sharing) -> tuple[Any, ...]:
         share.password,
         _visitors_text(share),
         gr.Timer(active=share.active),
+    )
+
+
+def switch_problem(on: bool, exc: BaseException) -> str:
+    """What the Sharing tab says when switching failed: the error's own words for a UserError."""
+    if isinstance(exc, UserError):
+        return str(exc)
+    words = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+    action = "start" if on else "stop"
+    return (
+        f"Sharing could not {action}: {words}. Try again, or restart Pipedesk; details are in the log file."
     )
 
 
@@ -140,7 +154,8 @@ def build(runtime: Any, context: Any) -> None:
             share.enable() if on else share.disable()
         except Exception as exc:
             log.exception("Switching LAN sharing %s failed", "on" if on else "off")
-            raise gr.Error(f"Sharing could not start: {exc}. Try again, or restart Pipedesk.") from None
+            # The box then shows the real state again, and the words stay next to it.
+            return _snapshot(share, switch_problem(on, exc))
         return _snapshot(share)
 
     def change_password(typed: str | None = None) -> tuple[Any, ...]:
@@ -151,7 +166,11 @@ def build(runtime: Any, context: Any) -> None:
         return _snapshot(share)
 
     private = {"api_visibility": "private", "queue": False}
-    toggle.input(switch, inputs=toggle, outputs=outputs, **private)
+    # Queued (unlike the quick handlers below): starting a server takes a few seconds, and the
+    # page shows a queued handler's progress and errors.
+    toggle.input(
+        switch, inputs=toggle, outputs=outputs, api_visibility="private", concurrency_id="sharing-switch"
+    )
     regenerate.click(lambda: change_password(None), outputs=outputs, **private)
     use_own.click(change_password, inputs=own, outputs=outputs, **private).success(
         lambda: "", outputs=own, **private
