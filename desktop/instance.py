@@ -37,6 +37,8 @@ LOCK_NAME = "instance.lock"
 INFO_NAME = "instance.json"
 #: How long a second launch waits for a starting first one to publish its control port.
 CONNECT_WAIT_S = 5.0
+#: How long a launch waits for a stopping one (window closed, server stopping) to exit.
+STOPPING_WAIT_S = 30.0
 
 Handler = Callable[[str], dict[str, Any]]
 """``handler(command) -> reply``: runs on the control thread; the reply is sent back as JSON."""
@@ -179,12 +181,36 @@ class Running:
 
 
 def acquire(handler: Handler) -> Instance | Running:
-    """Become the one instance (answering commands with ``handler``), or find the one running."""
+    """Become the one instance (answering commands with ``handler``), or find the one running.
+
+    One that answers ``{"stopping": true}`` (its window was closed or lost, it is
+    stopping its server) is waited for, up to :data:`STOPPING_WAIT_S`, and then
+    replaced: a launch right after a close opens a window instead of reporting one.
+    """
     paths.ensure(paths.data_dir())
-    handle = open(lock_file(), "a+b")  # noqa: SIM115 - held open for the life of the process
-    if not _try_lock(handle):
+    contact_until = time.monotonic() + CONNECT_WAIT_S
+    stopping_until = time.monotonic() + STOPPING_WAIT_S
+    waiting = False
+    while True:
+        handle = open(lock_file(), "a+b")  # noqa: SIM115 - held open for the life of the process
+        if _try_lock(handle):
+            return _claim(handle, handler)
         handle.close()
-        return _contact_running()
+        info = _read_info()
+        reply = send("show", info) if info else None
+        pid = (info or {}).get("pid")
+        if reply is not None and reply.get("stopping") and time.monotonic() < stopping_until:
+            if not waiting:
+                log.info("The running Pipedesk (process %s) is stopping: waiting for it to exit", pid)
+                waiting = True
+            contact_until = time.monotonic() + CONNECT_WAIT_S  # its channel closes just before its lock
+        elif reply is not None or time.monotonic() > contact_until:  # it answered, or never did
+            return Running(pid=pid, reply=reply)
+        time.sleep(0.1)
+
+
+def _claim(handle: IO[bytes], handler: Handler) -> Instance:
+    """The lock is ours: clear what a crashed predecessor left and start answering."""
     stale = _read_info()
     if stale:
         log.warning(
@@ -196,15 +222,3 @@ def acquire(handler: Handler) -> Instance | Running:
     instance.publish(pid=os.getpid(), port=server.server_address[1], token=server.token, started=time.time())
     log.info("Single-instance lock taken (control port %s)", server.server_address[1])
     return instance
-
-
-def _contact_running() -> Running:
-    """Ask the process holding the lock to show itself; it may still be starting up."""
-    deadline = time.monotonic() + CONNECT_WAIT_S
-    info: dict[str, Any] | None = None
-    while True:
-        info = _read_info()
-        reply = send("show", info) if info else None
-        if reply is not None or time.monotonic() > deadline:
-            return Running(pid=(info or {}).get("pid"), reply=reply)
-        time.sleep(0.1)

@@ -6,7 +6,8 @@ page (only pywebview and Qt are imported by then), and import torch,
 transformers and gradio on the *loader* thread, which then starts the Gradio
 server on 127.0.0.1 and points the window at it. Closing the window ends the GUI
 loop; the main thread then stops sharing and the server (the port is free when
-``run_app`` returns) and the process exits. Without a display, the app says so
+``run_app`` returns) and the process exits. SIGTERM, SIGINT and a window destroyed
+by another program end it the same way (:class:`desktop.webview_fixes.WindowGuard`). Without a display, the app says so
 and serves instead, printing the URL.
 """
 
@@ -20,6 +21,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,8 @@ TITLE = "Pipedesk"
 DEFAULT_SIZE = (1200, 860)
 MIN_SIZE = (640, 480)
 ROOT_QT_FLAGS = "--no-sandbox --disable-gpu --disable-gpu-compositing"
+#: Signals that close the window and stop the app cleanly, as closing it does.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 @dataclass
@@ -44,17 +48,37 @@ class AppState:
     url: str | None = None
     closed: threading.Event = field(default_factory=threading.Event)
     geometry: dict[str, int] = field(default_factory=dict)
+    stop_reason: str | None = None  # why the app is stopping, when something other than a close did it
+    close_window: Callable[[], None] | None = None  # closes the window as a user would (any thread)
+
+    def stopping(self) -> bool:
+        """True from the moment the app starts to stop (a close, a signal, a lost window)."""
+        window_closed = self.window is not None and self.window.events.closed.is_set()
+        return self.closed.is_set() or self.stop_reason is not None or window_closed
 
     def command(self, name: str) -> dict[str, Any]:
-        """Answer a second launch (control thread): bring the window forward."""
+        """Answer a second launch (control thread): bring the window forward, if there really is one."""
         if name != "show":
             return {"ok": False, "error": f"unknown command {name!r}"}
+        if self.stopping():  # the window is closed or gone: the launch waits and opens a new one
+            return {"ok": True, "stopping": True, "pid": os.getpid()}
         log.info("A second launch asked for the window")
-        if self.window is not None and not self.closed.is_set():
+        if self.window is not None:  # not stopping: pywebview's window is open (or opening)
             if self.geometry.get("minimized"):
                 self.window.restore()
             self.window.show()
         return {"ok": True, "url": self.url, "window": self.window is not None, "pid": os.getpid()}
+
+    def request_stop(self, reason: str) -> None:
+        """Stop the app because of ``reason`` (any thread, signal handlers too): close the window."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+            log.info("Stopping: %s", reason)
+        if self.close_window is not None:
+            try:
+                self.close_window()
+            except Exception:  # the GUI is not up yet: the window closes once shown
+                log.debug("Could not close the window yet", exc_info=True)
 
     def stop(self) -> None:
         """Stop sharing and the server (main thread, after the window closed or Ctrl+C)."""
@@ -100,6 +124,12 @@ def _report_running(running: instance.Running) -> int:
         )
         return 1
     url = reply.get("url")
+    if reply.get("stopping"):
+        print(
+            f"Pipedesk (process {running.pid}) is still stopping. Start it again in a moment.",
+            file=sys.stderr,
+        )
+        return 1
     if reply.get("window"):
         print("Pipedesk is already running: its window was brought to the front.", flush=True)
     else:
@@ -305,11 +335,23 @@ def _run_window(args: argparse.Namespace, state: AppState, claimed: instance.Ins
         zoomable=True,
     )
     state.window = window
+    state.close_window = window.destroy
     _track(window, state)
+
+    def on_signal(number: int, _frame: Any) -> None:  # main thread, when Python next runs there
+        state.request_stop(f"{signal.Signals(number).name} received")
+
+    for number in STOP_SIGNALS:
+        signal.signal(number, on_signal)
+    if gui == "qt":  # it watches for a window destroyed from outside, a dead page, and signals
+        guard = webview_fixes.WindowGuard(window, state.request_stop, STOP_SIGNALS)
+        state.close_window = guard.request_close
     loader = threading.Thread(target=_load, args=(state, args, claimed), name="loader", daemon=True)
 
     def start_loader() -> None:  # once the window is on screen, so the heavy imports do not delay it
-        if loader.ident is None:
+        if state.stop_reason is not None:  # a signal before the window was up
+            state.request_stop(state.stop_reason)
+        elif loader.ident is None:
             log.info("Window shown")
             loader.start()
 
@@ -327,6 +369,7 @@ def _run_window(args: argparse.Namespace, state: AppState, claimed: instance.Ins
         log.info("Window closed")
         state.stop()
         claimed.release()
+    log.info("Pipedesk stopped cleanly (%s)", state.stop_reason or "the window was closed")
     _exit_now(0)
     return 0
 

@@ -192,23 +192,32 @@ class DevTools:
         pages = [p for p in httpx.get(f"{self.base}/json/list", timeout=5).json() if p["type"] == "page"]
         return pages[0]
 
-    def evaluate(self, expression: str):
+    def call(self, method: str, params: dict) -> dict:
+        """One DevTools command on the page; its reply (``result`` or ``error``)."""
         from websockets.sync.client import connect
 
         with connect(self.page()["webSocketDebuggerUrl"], max_size=None, open_timeout=10) as ws:
-            ws.send(
-                json.dumps(
-                    {
-                        "id": 1,
-                        "method": "Runtime.evaluate",
-                        "params": {"expression": expression, "returnByValue": True},
-                    }
-                )
-            )
+            ws.send(json.dumps({"id": 1, "method": method, "params": params}))
             while True:
                 reply = json.loads(ws.recv(timeout=20))
                 if reply.get("id") == 1:
-                    return reply["result"]["result"].get("value")
+                    return reply
+
+    def evaluate(self, expression: str):
+        reply = self.call("Runtime.evaluate", {"expression": expression, "returnByValue": True})
+        return reply["result"]["result"].get("value")
+
+    def wait_for_ui(self, url: str, timeout: float = 60) -> bool:
+        """True once the page at ``url`` shows the app (its first Run button); False after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if self.page()["url"] == url and self.evaluate("!!document.querySelector('#run-sentiment')"):
+                    return True
+            except Exception:  # a page being replaced or a renderer that is gone: ask again
+                pass
+            time.sleep(0.5)
+        return False
 
 
 def refused(port: int) -> bool:
@@ -259,14 +268,7 @@ def test_window_opens_fast_shows_the_ui_saves_downloads_and_closes_cleanly(displ
         url = app.wait_for(r"running at (http://127\.0\.0\.1:(\d+)/)")
         port = int(url.group(2))
         tools = DevTools(devtools_port)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if tools.page()["url"] == url.group(1) and tools.evaluate(
-                "!!document.querySelector('#run-sentiment')"
-            ):
-                break
-            time.sleep(0.5)
-        assert tools.page()["url"] == url.group(1)
+        assert tools.wait_for_ui(url.group(1)), "the app never appeared in the window"
         assert tools.evaluate("document.title") == "Pipedesk"
         time.sleep(1.0)  # let the UI paint
         colours, top = screenshot(display, tmp_path / "ui.png")
@@ -314,6 +316,95 @@ def test_window_opens_fast_shows_the_ui_saves_downloads_and_closes_cleanly(displ
         assert (pipedesk_home / "data" / "webview" / "Local Storage").is_dir(), (
             "web storage is not persistent"
         )
+        assert not (pipedesk_home / "data" / instance.INFO_NAME).exists()
+    finally:
+        app.stop()
+
+
+def window_env(home: Path, display: str, **extra: str) -> dict[str, str]:
+    env = cli_env(home, DISPLAY=display, HF_HUB_OFFLINE="1", **extra)
+    env.pop("WAYLAND_DISPLAY", None)
+    return env
+
+
+def log_text(home: Path) -> str:
+    return (home / "logs" / "pipedesk.log").read_text(encoding="utf-8")
+
+
+def test_a_window_destroyed_by_another_program_stops_the_app_and_a_new_launch_opens_one(
+    display, pipedesk_home, tmp_path
+):
+    """``xdotool windowclose`` destroys the X window: Qt does not notice by itself (no close event)."""
+    env = window_env(pipedesk_home, display)
+    app = App(env)
+    relaunch = None
+    try:
+        wid = find_window(display, TITLE, timeout=30)
+        assert wid, f"no window appeared:\n{app.output}"
+        port = int(app.wait_for(r"running at http://127\.0\.0\.1:(\d+)/").group(1))
+        xdotool(display, "windowclose", str(wid))
+        assert not find_window(display, TITLE, timeout=1), "xdotool did not destroy the window"
+        # Launched at once, while the first may still be stopping: it must not report a window
+        # that is gone, and opens its own once the first has let go.
+        relaunch = App(env)
+        assert app.proc.wait(timeout=30) == 0, app.output
+        assert refused(port), "the server still holds its port"
+        assert "Pipedesk stopped cleanly (the window was destroyed by another program)" in log_text(
+            pipedesk_home
+        )
+        assert find_window(display, TITLE, timeout=60), f"the new launch opened no window:\n{relaunch.output}"
+        assert "brought to the front" not in relaunch.output
+        assert "already running" not in relaunch.output
+        deadline = time.monotonic() + 20
+        colours, top = screenshot(display, tmp_path / "relaunched.png")
+        while (colours < 50 or top > 0.98) and time.monotonic() < deadline:
+            time.sleep(0.3)
+            colours, top = screenshot(display, tmp_path / "relaunched.png")
+        assert colours >= 50 and top < 0.98, f"the new window is blank: {colours} colours, top {top:.0%}"
+
+        # Ctrl+C in a terminal (SIGINT) closes that window as a close does, even while it loads.
+        relaunch.proc.send_signal(signal.SIGINT)
+        assert relaunch.proc.wait(timeout=30) == 0, relaunch.output
+        assert "Pipedesk stopped cleanly (SIGINT received)" in log_text(pipedesk_home)
+        assert not find_window(display, TITLE, timeout=1)
+        assert not (pipedesk_home / "data" / instance.INFO_NAME).exists()
+    finally:
+        app.stop()
+        if relaunch is not None:
+            relaunch.stop()
+
+
+def test_a_crashed_page_is_reloaded_and_sigterm_stops_the_window_app_cleanly(
+    display, pipedesk_home, tmp_path
+):
+    try:
+        import websockets.sync.client  # noqa: F401
+    except ImportError:
+        need(False, "the websockets package is needed to reach the page through DevTools")
+    devtools_port = server.free_port()
+    env = window_env(pipedesk_home, display, QTWEBENGINE_REMOTE_DEBUGGING=f"127.0.0.1:{devtools_port}")
+    app = App(env)
+    try:
+        found = app.wait_for(r"running at (http://127\.0\.0\.1:(\d+)/)")
+        url, port = found.group(1), int(found.group(2))
+        tools = DevTools(devtools_port)
+        assert tools.wait_for_ui(url), "the app never appeared in the window"
+
+        # The page's renderer process crashes (Chromium's own crash, through DevTools): Qt leaves
+        # the window blank; the app reloads the page and the user can go on.
+        assert "error" in tools.call("Page.crash", {}), "the renderer did not crash"
+        assert tools.wait_for_ui(url), "the page stayed dead after its renderer crashed"
+        colours, top = screenshot(display, tmp_path / "reloaded.png")
+        assert colours > 200 and top < 0.9, f"the window looks blank: {colours} colours, top {top:.0%}"
+
+        # SIGTERM (a logout, `kill`, a service manager): the same clean stop as closing the window.
+        app.proc.send_signal(signal.SIGTERM)
+        assert app.proc.wait(timeout=30) == 0, app.output
+        assert refused(port), "the server still holds its port"
+        text = log_text(pipedesk_home)
+        assert f"Server on {url} stopped" in text
+        assert "Pipedesk stopped cleanly (SIGTERM received)" in text
+        assert not find_window(display, TITLE, timeout=1)
         assert not (pipedesk_home / "data" / instance.INFO_NAME).exists()
     finally:
         app.stop()
