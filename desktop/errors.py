@@ -9,3 +9,7 @@ class UserError(Exception):
 
 class ModelError(UserError):
     """A model that cannot be found, downloaded or loaded for the task asked."""
+
+
+class Stopped(UserError):
+    """The person pressed Stop: the run ended early and its partial result was dropped."""

@@ -8,10 +8,12 @@ chunks the model can take (nothing is silently cut). Called only through
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from desktop.errors import Stopped
 from desktop.tasks.text import pack_chunks, split_sentences
 
 
@@ -48,8 +50,11 @@ class Seq2SeqRunner:
         budget = budget or self.max_input_tokens
         return pack_chunks(split_sentences(text), self.count_tokens, budget)
 
-    def generate(self, texts: list[str], **kwargs: Any) -> list[str]:
-        """Generate one output per input text (inputs already within the token limit)."""
+    def generate(self, texts: list[str], stop: Callable[[], bool] | None = None, **kwargs: Any) -> list[str]:
+        """Generate one output per input text (inputs already within the token limit).
+
+        Raises :class:`Stopped` when ``stop()`` became true while generating (what was made is dropped).
+        """
         import torch
 
         batch = self.tokenizer(
@@ -60,5 +65,22 @@ class Seq2SeqRunner:
             max_length=self.max_input_tokens,
         ).to(self.device)
         with torch.inference_mode():
-            out = self.model.generate(**batch, **kwargs)
+            out = self.model.generate(**batch, stopping_criteria=stop_when(stop), **kwargs)
+        if stop is not None and stop():
+            raise Stopped("Stopped: nothing was kept of the unfinished run.")
         return [t.strip() for t in self.tokenizer.batch_decode(out, skip_special_tokens=True)]
+
+
+def stop_when(stop: Callable[[], bool] | None) -> Any:
+    """A transformers ``StoppingCriteriaList`` that ends ``generate`` once ``stop()`` is true
+    (checked after every new token, on the generating thread); None when there is nothing to check."""
+    if stop is None:
+        return None
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class _Stop(StoppingCriteria):
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            return torch.full((input_ids.shape[0],), bool(stop()), dtype=torch.bool, device=input_ids.device)
+
+    return StoppingCriteriaList([_Stop()])

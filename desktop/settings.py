@@ -29,6 +29,7 @@ class Settings:
     device: str = "auto"
     fast_cpu: bool = False
     window: dict[str, int] | None = None
+    last_models: dict[str, str] | None = None  # the model last used in each task tab, by task id
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

@@ -1,12 +1,19 @@
-"""The Batch tab in a real browser: upload a CSV, run, see the chart, download the results."""
+"""The Batch tab in a real browser, driven as a person does: upload a file, pick the column and a
+model (an imported one), run, read the results and the chart, download the export and open it."""
 
 from __future__ import annotations
+
+import re
 
 import pandas as pd
 import pytest
 
+from desktop import catalog
+from desktop.tasks import TASKS
+
 pytestmark = pytest.mark.browser
 
+SST2 = "distilbert/distilbert-base-uncased-finetuned-sst-2-english"
 REVIEWS = [
     "I love this product!",
     "The delivery was late and the box was damaged.",
@@ -16,58 +23,119 @@ REVIEWS = [
 ]
 
 
-@pytest.fixture
-def page(browser, app_server):
-    context = browser.new_context(viewport={"width": 1280, "height": 1000}, accept_downloads=True)
+def _page(browser, url: str, width: int = 1280):
+    context = browser.new_context(viewport={"width": width, "height": 1000}, accept_downloads=True)
     page = context.new_page()
     errors: list[str] = []
     page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(app_server.url)
+    page.goto(url)
     page.get_by_role("tab", name="Batch", exact=True).click()
     page.locator("#batch-run").wait_for(state="visible", timeout=60_000)
     page.console_errors = errors  # type: ignore[attr-defined]
+    return context, page
+
+
+@pytest.fixture
+def page(browser, app_server):
+    context, page = _page(browser, app_server.url)
     yield page
     context.close()
 
 
-def test_upload_run_chart_and_download(page, runtime, tmp_path):
-    source = tmp_path / "reviews.csv"
-    pd.DataFrame({"id": [1, 2, 3, 4, 5], "review": REVIEWS}).to_csv(source, index=False)
-    page.locator("#batch-file input[type=file]").set_input_files(str(source))
-    info = page.locator("#batch-info")
-    page.wait_for_function(
-        "() => document.querySelector('#batch-info').textContent.includes('5 rows')", timeout=30_000
-    )
-    assert "reviews.csv" in info.text_content()
-    assert "The delivery was late" in page.locator("#batch-preview").text_content()
-    # The text column was guessed from its name.
-    assert page.locator("#batch-column input").input_value() == "review"
+def _choose(page, box: str, option: str | re.Pattern[str]) -> None:
+    """Open a dropdown and click one of its options, as a person does."""
+    page.locator(f"{box} input").click()
+    page.get_by_role("option", name=option).click()
 
+
+def _upload(page, path) -> None:
+    page.locator("#batch-file input[type=file]").set_input_files(str(path))
+    page.wait_for_function(
+        "() => /\\d+ rows/.test(document.querySelector('#batch-info').textContent)", timeout=30_000
+    )
+
+
+def _run(page) -> None:
     page.locator("#batch-run").click()
     page.wait_for_function(
-        "() => document.querySelector('#batch-progress').textContent.includes('finished')", timeout=90_000
+        "() => document.querySelector('#batch-progress').textContent.includes('finished')", timeout=120_000
     )
+
+
+def test_upload_pick_an_imported_model_run_read_the_chart_and_open_the_export(
+    page, runtime, tiny_models, tmp_path
+):
+    catalog.import_folder(tiny_models[SST2], "sentiment", name="shop-reviews", root=runtime.store.root)
+    page.get_by_role("tab", name="Sentiment", exact=True).click()
+    page.get_by_role("tab", name="Batch", exact=True).click()  # the list is read when the tab opens
+    source = tmp_path / "reviews.csv"
+    pd.DataFrame({"id": [1, 2, 3, 4, 5], "review": REVIEWS}).to_csv(source, index=False)
+    _upload(page, source)
+    assert "reviews.csv" in page.locator("#batch-info").text_content()
+    assert "The delivery was late" in page.locator("#batch-preview").text_content()
+    assert page.locator("#batch-column input").input_value() == "review"  # guessed from its name
+    _choose(page, "#batch-model", "shop-reviews (imported) — ready")
+
+    _run(page)
     assert "5 / 5 rows" in page.locator("#batch-progress").text_content()
+    assert "shop-reviews" in page.locator("#batch-progress").text_content()
     table = page.locator("#batch-results").text_content()
-    assert "POSITIVE" in table and "NEGATIVE" in table and "empty row" in table
-    chart = page.locator("#batch-chart")
-    chart.locator("canvas, svg").first.wait_for(state="visible", timeout=30_000)
-    assert "Rows by label" in chart.text_content()
+    assert "POSITIVE" in table and "empty row" in table
 
     with page.expect_download(timeout=30_000) as download:
         page.locator("#batch-download").click()
     saved = tmp_path / "downloaded.csv"
     download.value.save_as(saved)
     assert download.value.suggested_filename == "reviews-sentiment.csv"
-    frame = pd.read_csv(saved, dtype=str, keep_default_na=False)
+    frame = pd.read_csv(saved, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     assert list(frame.columns) == ["id", "review", "label", "score", "note"]
     assert list(frame["review"]) == REVIEWS
-    from desktop.tasks import TASKS
-
-    expected = [TASKS["sentiment"].predict(runtime, t).data["label"] if t else "" for t in REVIEWS]
+    expected = [
+        TASKS["sentiment"].predict(runtime, t, "shop-reviews").data["label"] if t else "" for t in REVIEWS
+    ]
     assert list(frame["label"]) == expected
+
+    # The chart says what the export says: one bar per label, its count written on it, and bar
+    # lengths proportional to the counts (bars start at zero).
+    counts = frame.loc[frame["label"] != "", "label"].value_counts().to_dict()
+    bars = page.locator("#batch-chart [data-label]")
+    shown = {bars.nth(i).get_attribute("data-label"): bars.nth(i) for i in range(bars.count())}
+    assert set(shown) == set(counts)
+    widths = {}
+    for label, bar in shown.items():
+        assert bar.locator(".pd-bar-count").text_content() == str(counts[label])
+        widths[label] = bar.locator(".pd-bar-fill").bounding_box()["width"]
+    top = max(counts.values())
+    longest = max(widths.values())
+    for label, count in counts.items():
+        assert widths[label] == pytest.approx(longest * count / top, rel=0.03, abs=1.5)
+    assert "Rows by label" in page.locator("#batch-chart").text_content()
+    page.screenshot(path=str(tmp_path / "batch.png"), full_page=True)
     assert page.console_errors == []
+
+
+@pytest.mark.parametrize("width", [800, 1920])
+def test_result_columns_are_in_view_without_scrolling_sideways(browser, app_server, tmp_path, width):
+    context, page = _page(browser, app_server.url, width=width)
+    try:
+        source = tmp_path / "long.csv"
+        long_text = "This is a rather long review that goes on and on about the product. " * 6
+        pd.DataFrame({"id": [1, 2], "notes_from_the_customer": [long_text, "I love this product!"]}).to_csv(
+            source, index=False
+        )
+        _upload(page, source)
+        _run(page)
+        results = page.locator("#batch-results")
+        for header in ("label", "score", "note"):
+            cell = results.get_by_role("columnheader", name=header, exact=True).first
+            box = cell.bounding_box()
+            assert box is not None and box["x"] + box["width"] <= width, (
+                f"{header} is off screen at {width}px"
+            )
+        page.screenshot(path=str(tmp_path / f"batch-{width}.png"), full_page=True)
+    finally:
+        context.close()
 
 
 def test_a_file_that_cannot_be_read_says_why(page, tmp_path):

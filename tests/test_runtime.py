@@ -152,18 +152,3 @@ def test_downloads_go_to_the_app_cache_only(hub, tmp_path, pipedesk_home):
     assert not (
         Path.home() / ".cache" / "huggingface" / "hub" / f"models--{SST2.replace('/', '--')}"
     ).exists()
-
-
-def test_imported_and_added_models_are_offered_in_their_tasks_model_list(tiny_models, tmp_path):
-    from desktop import catalog
-    from desktop.ui.app import model_choices
-
-    store = ModelStore(tmp_path / "models")
-    local = Runtime(device="cpu", store=store)
-    catalog.import_folder(tiny_models[SST2], "sentiment", name="my-reviews", root=store.root)
-    catalog.add_custom("someone/ner-model", "ner", root=store.root)
-    sentiment = dict((value, label) for label, value in model_choices(TASKS["sentiment"], local))
-    assert sentiment["my-reviews"] == "my-reviews (imported)"
-    assert SST2 in sentiment and "someone/ner-model" not in sentiment
-    assert "someone/ner-model" in {value for _, value in model_choices(TASKS["ner"], local)}
-    assert TASKS["sentiment"].predict(local, "I love this product!", "my-reviews").data["label"] == "POSITIVE"

@@ -11,29 +11,48 @@ from desktop.tasks.spec import ModelRef, Result, TaskSpec
 
 MAX_IMAGE_BYTES = 30 * 1024 * 1024
 MAX_IMAGE_PIXELS = 40_000_000  # about 7,300 x 5,500: decoding more risks running out of memory
+#: The longest side accepted: a 1 x 39,000,000 px PNG of 75 KB passes the pixel count but takes
+#: half a minute of CPU to resize. Panoramas up to 16,384 px wide still pass.
+MAX_IMAGE_SIDE = 16_384
 TOP_K = 5
 AUTO = "auto"
 AUTO_LABEL = "Automatic (SST-2 for text, ViT for images)"
 TEXT_MODEL = ModelRef(
-    "distilbert/distilbert-base-uncased-finetuned-sst-2-english", "714eb0f", "DistilBERT (SST-2, English)"
+    "distilbert/distilbert-base-uncased-finetuned-sst-2-english",
+    "714eb0f",
+    "DistilBERT (SST-2, English)",
+    268,
 )
-IMAGE_MODEL = ModelRef("google/vit-base-patch16-224", "3f49326", "ViT base (ImageNet-1k)")
+IMAGE_MODEL = ModelRef("google/vit-base-patch16-224", "3f49326", "ViT base (ImageNet-1k)", 346)
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
 
 
-def load_image(path: Any, decode: bool = True):
-    """Open an image file safely: refuse non-images and images too large to decode.
+def upload_path(value: Any) -> str | None:
+    """The file path of an image input as Gradio hands it over unprocessed (a FileData model or a
+    dict with ``path``), or a plain path string; None when nothing was given."""
+    if value is None:
+        return None
+    value = value.get("path") if isinstance(value, dict) else getattr(value, "path", value)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    return str(value)
 
-    With ``decode=False`` only the header is read (a cheap check before upload handling).
+
+def load_image(source: Any, decode: bool = True):
+    """Open an image safely: refuse non-images and images too large to decode, before decoding.
+
+    ``source`` is a path, an uploaded file as Gradio passes it, or a PIL image. Only the header
+    is read until every check has passed; with ``decode=False`` the image is not decoded at all.
     """
     from PIL import Image, UnidentifiedImageError
 
-    if path is None or (isinstance(path, str) and not path.strip()):
-        raise UserError("Please choose an image: none was given.")
-    if isinstance(path, Image.Image):
-        image = path
+    if isinstance(source, Image.Image):
+        image = source
     else:
-        file = Path(str(path))
+        path = upload_path(source)
+        if path is None:
+            raise UserError("Please choose an image: none was given.")
+        file = Path(path)
         if not file.is_file():
             raise UserError(f"The image {file.name} could not be found.")
         if file.stat().st_size > MAX_IMAGE_BYTES:
@@ -53,10 +72,10 @@ def load_image(path: Any, decode: bool = True):
                 f"{file.name} is not an image Pipedesk can read (PNG, JPEG, WebP, GIF, BMP, TIFF)."
             ) from None
     width, height = image.size
-    if width * height > MAX_IMAGE_PIXELS:
+    if width * height > MAX_IMAGE_PIXELS or max(width, height) > MAX_IMAGE_SIDE:
         raise UserError(
-            f"The image is too large to decode safely: {width:,} x {height:,} pixels "
-            f"(the limit is {MAX_IMAGE_PIXELS / 1e6:.0f} megapixels). Resize it first."
+            f"The image is too large to decode safely: {width:,} x {height:,} pixels (the limit is "
+            f"{MAX_IMAGE_PIXELS / 1e6:.0f} megapixels and {MAX_IMAGE_SIDE:,} pixels a side). Resize it first."
         )
     if not decode:
         return image
@@ -107,13 +126,18 @@ def cli_inputs(value: str) -> tuple[Any, ...]:
 def _inputs():
     import gradio as gr
 
-    from desktop.ui.components import SafeImage
-
     return [
         gr.Radio(["Text", "Image"], value="Text", label="Input type", render=False),
         gr.Textbox(label="Text", lines=3, placeholder="A sentence to classify…", render=False),
-        SafeImage(
-            label="Image", type="filepath", sources=["upload", "clipboard"], visible=False, render=False
+        # image_mode=None: Gradio reads only the header and hands over the file; the checks above run
+        # before anything decodes it (the UI sends it unprocessed: see ``raw_inputs``).
+        gr.Image(
+            label="Image",
+            type="filepath",
+            image_mode=None,
+            sources=["upload", "clipboard"],
+            visible=False,
+            render=False,
         ),
     ]
 

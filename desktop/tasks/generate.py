@@ -67,9 +67,16 @@ def stream(
     seed: int = -1,
     *,
     progress=None,
+    stop=None,
 ) -> Iterator[Result]:
-    """Yield the growing text as tokens come (the UI), ending with the full result."""
+    """Yield the growing text as tokens come (the UI), ending with the full result.
+
+    Generation runs on a helper thread inside ``runtime.infer``; it ends early (and frees the
+    device) when ``stop()`` becomes true or when the caller stops iterating (an abandoned stream).
+    """
     from transformers import TextIteratorStreamer, set_seed
+
+    from desktop.seq2seq import stop_when
 
     prompt = check_text(prompt, LIMITS, "prompt")
     max_new_tokens, temperature, top_p, seed = (
@@ -93,6 +100,10 @@ def stream(
     streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
     kwargs = generation_kwargs(max_new_tokens, temperature, top_p)
     errors: list[BaseException] = []
+    halt = threading.Event()
+
+    def halted() -> bool:
+        return halt.is_set() or bool(stop and stop())
 
     def work(model_obj):
         if seed >= 0:
@@ -103,6 +114,7 @@ def stream(
                 attention_mask=ids.new_ones(ids.shape),
                 streamer=streamer,
                 pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id,
+                stopping_criteria=stop_when(halted),
                 **kwargs,
             )
         except BaseException as exc:  # surfaced to the caller below
@@ -112,20 +124,36 @@ def stream(
     thread = threading.Thread(target=runtime.infer, args=(loaded, work), daemon=True)
     thread.start()
     text = prompt
-    for piece in streamer:
-        text += piece
-        yield Result(data={"text": text}, outputs=(text,), text=text, notes=[], model=loaded.display)
-    thread.join()
+    try:
+        for piece in streamer:
+            text += piece
+            yield Result(data={"text": text}, outputs=(text,), text=text, notes=[], model=loaded.display)
+    finally:  # also when the consumer goes away: generation stops at the next token
+        halt.set()
+        thread.join()
     if errors:
         raise errors[0]
+    if stop and stop():
+        notes.append("Stopped: the text so far is kept.")
     yield Result(data={"text": text}, outputs=(text,), text=text, notes=notes, model=loaded.display)
 
 
 def predict(
-    runtime, prompt, model=None, max_new_tokens=50, temperature=0.7, top_p=0.95, seed=-1, *, progress=None
+    runtime,
+    prompt,
+    model=None,
+    max_new_tokens=50,
+    temperature=0.7,
+    top_p=0.95,
+    seed=-1,
+    *,
+    progress=None,
+    stop=None,
 ) -> Result:
     """The finished text (the API and CLI): the last of what ``stream`` yields."""
-    *_, last = stream(runtime, prompt, model, max_new_tokens, temperature, top_p, seed, progress=progress)
+    *_, last = stream(
+        runtime, prompt, model, max_new_tokens, temperature, top_p, seed, progress=progress, stop=stop
+    )
     return last
 
 
@@ -146,8 +174,8 @@ SPEC = TaskSpec(
     title="Generate",
     description="Continues your text. Temperature 0 gives the same answer every time; a seed makes sampling repeatable.",
     kind="text-generation",
-    default_model=ModelRef("openai-community/gpt2", "607a30d", "GPT-2 (English)"),
-    alternatives=(ModelRef("distilbert/distilgpt2", "main", "DistilGPT-2 (English, smaller)"),),
+    default_model=ModelRef("openai-community/gpt2", "607a30d", "GPT-2 (English)", 548),
+    alternatives=(ModelRef("distilbert/distilgpt2", "main", "DistilGPT-2 (English, smaller)", 353),),
     inputs=_inputs,
     outputs=_outputs,
     predict=predict,

@@ -89,7 +89,7 @@ SPEC = TaskSpec(
     description="Finds people, places, organisations and other names, grouped into whole entities.",
     kind="token-classification",
     default_model=ModelRef(
-        "dbmdz/bert-large-cased-finetuned-conll03-english", "4c53496", "BERT large (CoNLL-03, English)"
+        "dbmdz/bert-large-cased-finetuned-conll03-english", "4c53496", "BERT large (CoNLL-03, English)", 1330
     ),
     alternatives=(),
     inputs=_inputs,

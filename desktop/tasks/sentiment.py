@@ -83,12 +83,14 @@ SPEC = TaskSpec(
         "distilbert/distilbert-base-uncased-finetuned-sst-2-english",
         "714eb0f",
         "DistilBERT (SST-2, English)",
+        268,
     ),
     alternatives=(
         ModelRef(
             "nlptown/bert-base-multilingual-uncased-sentiment",
             "main",
             "BERT multilingual (1-5 stars)",
+            669,
         ),
     ),
     inputs=_inputs,

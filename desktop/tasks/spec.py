@@ -8,6 +8,7 @@ Nothing here imports torch or transformers; the model call lives in
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,7 @@ class ModelRef:
     repo: str
     revision: str = "main"
     label: str = ""
+    size_mb: int = 0  # about how much a download of it weighs (0: unknown), shown before downloading
 
     @property
     def display(self) -> str:
@@ -62,10 +64,14 @@ class Option:
 
         if value is None or value == "":
             return self.default
+        kind = {int: "a whole number", float: "a number"}.get(self.type, self.type.__name__)
         try:
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(value)
             value = self.type(value)
-        except (TypeError, ValueError):
-            kind = {int: "a whole number", float: "a number"}.get(self.type, self.type.__name__)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(value)
+        except (TypeError, ValueError, OverflowError):
             raise UserError(f"{self.name} must be {kind}, not {value!r}.") from None
         if self.minimum is not None and value < self.minimum:
             raise UserError(f"{self.name} must be at least {self.minimum:g} (got {value:g}).")

@@ -39,6 +39,7 @@ def predict(
     max_length: int = 130,
     *,
     progress=None,
+    stop=None,
 ) -> Result:
     text = check_text(text, LIMITS)
     min_length, max_length = OPTIONS[0].check(min_length), OPTIONS[1].check(max_length)
@@ -53,7 +54,12 @@ def predict(
     parts = runtime.infer(
         loaded,
         lambda r: r.generate(
-            chunks, min_new_tokens=share_min, max_new_tokens=share_max, num_beams=2, no_repeat_ngram_size=3
+            chunks,
+            stop=stop,
+            min_new_tokens=share_min,
+            max_new_tokens=share_max,
+            num_beams=2,
+            no_repeat_ngram_size=3,
         ),
     )
     summary = " ".join(p for p in parts if p)
@@ -90,8 +96,8 @@ SPEC = TaskSpec(
     title="Summarize",
     description="Shortens a long text. Texts longer than the model reads at once are summarized part by part.",
     kind="seq2seq",
-    default_model=ModelRef("sshleifer/distilbart-cnn-12-6", "a4f8f3e", "DistilBART (CNN news)"),
-    alternatives=(ModelRef("facebook/bart-large-cnn", "main", "BART large (CNN news)"),),
+    default_model=ModelRef("sshleifer/distilbart-cnn-12-6", "a4f8f3e", "DistilBART (CNN news)", 1220),
+    alternatives=(ModelRef("facebook/bart-large-cnn", "main", "BART large (CNN news)", 1630),),
     inputs=_inputs,
     outputs=_outputs,
     predict=predict,

@@ -14,16 +14,17 @@ PAIRS = (
     ("de", "en", "German → English"),
     ("es", "en", "Spanish → English"),
 )
-MODELS = tuple(ModelRef(f"Helsinki-NLP/opus-mt-{src}-{dst}", "main", label) for src, dst, label in PAIRS)
+MODELS = tuple(ModelRef(f"Helsinki-NLP/opus-mt-{src}-{dst}", "main", label, 300) for src, dst, label in PAIRS)
 
 
-def predict(runtime, text: str, model: str | None = None, *, progress=None) -> Result:
+def predict(runtime, text: str, model: str | None = None, *, progress=None, stop=None) -> Result:
     text = check_text(text, LIMITS)
     loaded = runtime.load(SPEC, model, progress=progress)
     runner = loaded.obj
     chunks = runner.chunk(text, budget=max(8, runner.max_input_tokens - 2))
     parts = runtime.infer(
-        loaded, lambda r: r.generate(chunks, num_beams=1, max_new_tokens=min(512, 2 * r.max_input_tokens))
+        loaded,
+        lambda r: r.generate(chunks, stop=stop, num_beams=1, max_new_tokens=min(512, 2 * r.max_input_tokens)),
     )
     translation = " ".join(p for p in parts if p)
     notes = [f"The text was translated in {len(chunks)} parts."] if len(chunks) > 1 else []

@@ -16,10 +16,8 @@ import gradio as gr
 from desktop import assets
 from desktop.runtime import Runtime
 from desktop.tasks import TASKS
-from desktop.tasks.spec import TaskSpec
-from desktop.ui.handlers import make_handler
+from desktop.ui.task_tab import PRIVATE, TaskTab, build_task_tab, preselect, refresh_lists
 
-INFERENCE_QUEUE = "inference"
 
 @dataclass(frozen=True)
 class AppContext:
@@ -28,6 +26,19 @@ class AppContext:
     local: bool = True  # False for the LAN visitors' app: no model management, no settings
     status: Any = None  # the status-line gr.Markdown
     header: Any = None  # the header row above the tabs: ``with context.header:`` adds a banner there
+    tabs: tuple[TaskTab, ...] = ()  # the task tabs, in order
+    runtime: Any = None
+
+    def after_models_change(self, event: Any) -> Any:
+        """Chain onto ``event`` (a download, an import, a delete...) a refresh of every task's Model
+        list, keeping what each list shows selected when it is still there."""
+        if not self.tabs:
+            return event
+        runtime = self.runtime
+        lists = [tab.model for tab in self.tabs]
+        return event.then(
+            refresh_lists(list(self.tabs), runtime, self.local), inputs=lists, outputs=lists, **PRIVATE
+        )
 
 
 def _panels() -> list[Callable[[Runtime, AppContext], None]]:
@@ -40,66 +51,6 @@ def _panels() -> list[Callable[[Runtime, AppContext], None]]:
     return [batch_tab.build, models_tab.build, sharing_tab.build]
 
 
-def _model_dropdown(spec: TaskSpec) -> gr.Dropdown:
-    return gr.Dropdown(
-        choices=spec.model_choices(),
-        value=spec.default_model.repo,
-        label="Model",
-        info="Pick one, or type a Hub id (owner/name), an imported name or a model folder path.",
-        allow_custom_value=True,
-        filterable=True,
-    )
-
-
-def model_choices(spec: TaskSpec, runtime: Runtime) -> list[tuple[str, str]]:
-    """The task's own models, then the models the user imported or added for it."""
-    from desktop import catalog
-
-    root = runtime.store.root
-    choices = spec.model_choices()
-    known = {value for _, value in choices}
-    for name, entry in catalog.imported(root).items():
-        if entry.get("task") == spec.id and name not in known:
-            choices.append((f"{name} (imported)", name))
-    for repo, entry in catalog.custom(root).items():
-        if entry.get("task") == spec.id and repo not in known:
-            choices.append((repo, repo))
-    return choices
-
-
-def _task_tab(spec: TaskSpec, runtime: Runtime, status: gr.Markdown) -> gr.Dropdown:
-    with gr.Tab(spec.title, id=spec.id):
-        gr.Markdown(spec.description, elem_classes="task-description")
-        with gr.Row(equal_height=False):
-            with gr.Column(scale=1):
-                inputs = [component.render() for component in spec.inputs()]
-                model = _model_dropdown(spec)
-                options = []
-                if spec.options:
-                    with gr.Accordion("Options", open=False):
-                        options = [option.component().render() for option in spec.options]
-                run = gr.Button("Run", variant="primary", elem_id=f"run-{spec.id}")
-            with gr.Column(scale=1):
-                outputs = [component.render() for component in spec.outputs()]
-        if spec.examples:
-            gr.Examples(
-                examples=[list(example) for example in spec.examples],
-                inputs=inputs[: len(spec.examples[0])],
-                label="Examples",
-            )
-        if spec.wire:
-            spec.wire(inputs, model)
-        run.click(
-            make_handler(spec, runtime),
-            inputs=[*inputs, model, *options],
-            outputs=outputs,
-            api_name=spec.id,
-            concurrency_id=INFERENCE_QUEUE,
-            concurrency_limit=1,
-        ).then(lambda: runtime.status.line(), outputs=status, api_visibility="private", queue=False)
-    return model
-
-
 def build_app(runtime: Runtime, local: bool = True) -> gr.Blocks:
     """The whole interface for ``runtime``; ``local=False`` builds the LAN visitors' version."""
     if local:  # sharing builds the visitors' version itself (on its own thread) when switched on
@@ -110,20 +61,32 @@ def build_app(runtime: Runtime, local: bool = True) -> gr.Blocks:
         with gr.Row(elem_id="header") as header:
             gr.Markdown("# Pipedesk\nHugging Face models on your own computer — offline once downloaded.")
         status = gr.Markdown(runtime.status.line(), elem_id="status-line")
-        with gr.Tabs():
-            dropdowns = {spec.id: _task_tab(spec, runtime, status) for spec in TASKS.values()}
-            context = AppContext(local=local, status=status, header=header)
+        with gr.Tabs(elem_id="tabs"):
+            tabs = tuple(build_task_tab(spec, runtime, status, local) for spec in TASKS.values())
+            context = AppContext(local=local, status=status, header=header, tabs=tabs, runtime=runtime)
             for build in _panels():
                 build(runtime, context)
-        blocks.load(lambda: runtime.status.line(), outputs=status, api_visibility="private", queue=False)
-        # Imported and added models appear in each task's list (read when the page opens).
+        blocks.load(lambda: runtime.status.line(), outputs=status, **PRIVATE, queue=False)
+        # Every Model list with its states, and the model last used (or a ready one) picked.
         blocks.load(
-            lambda: [gr.update(choices=model_choices(TASKS[task], runtime)) for task in dropdowns],
-            outputs=list(dropdowns.values()),
-            api_visibility="private",
-            queue=False,
+            preselect(list(tabs), runtime, local), outputs=[tab.model for tab in tabs], **PRIVATE, queue=False
         )
     return blocks
+
+
+#: Ctrl+Enter (Cmd+Enter on macOS) in a tab's text box clicks that tab's Run button.
+SHORTCUTS_JS = """
+() => {
+  document.addEventListener("keydown", (event) => {
+    if (event.key !== "Enter" || !(event.ctrlKey || event.metaKey)) return;
+    const panel = event.target.closest && event.target.closest(".tabitem");
+    if (!panel) return;
+    const run = [...panel.querySelectorAll("button[id^='run-'], button#batch-run")]
+      .find((button) => button.offsetParent !== null && !button.disabled);
+    if (run) { event.preventDefault(); run.click(); }
+  }, true);
+}
+"""
 
 
 def launch_options() -> dict[str, Any]:
@@ -132,4 +95,7 @@ def launch_options() -> dict[str, Any]:
         "theme": gr.themes.Soft(),
         "css": assets.read_text("app.css"),
         "favicon_path": str(assets.path("icon.png")),
+        "js": SHORTCUTS_JS,
+        # The API page helps scripts; Gradio's Settings panel speaks to developers (PWA, recording).
+        "footer_links": ["api"],
     }

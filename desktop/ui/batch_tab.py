@@ -2,11 +2,12 @@
 
 Built on the main thread with the rest of the Blocks; its handlers run on
 Gradio's worker threads. Each browser session's upload and results live in a
-small registry keyed by a random id held in ``gr.State`` (the cancel flag has
-to be reachable from the Cancel button while the run's generator works).
-A run is a generator: every half second it yields the progress line, the
-results table (first rows, input order, filling in), the chart and, at the
-end, the export to download. Cancel stops after the batch in flight and keeps
+:class:`Session` held in that session's own ``gr.State`` (Gradio keeps State
+per browser session, so the owner and each LAN visitor have their own; the
+Cancel button reaches the run's cancel flag through it). A run is a
+generator: every half second it yields the progress line, the results table
+(first rows, input order, filling in: result columns first, then the text),
+the chart and, at the end, the export to download. Cancel stops after the batch in flight and keeps
 what is done. Runs share one queue (``concurrency_id="batch"``); the model
 calls inside go through ``Runtime.infer`` batch by batch, so the other tabs
 still answer while a file is analysed.
@@ -14,10 +15,11 @@ still answer while a file is analysed.
 
 from __future__ import annotations
 
+import html
 import threading
 import time
 import uuid
-from collections import OrderedDict
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,14 +35,17 @@ from desktop.batchfiles import Table, read_table
 from desktop.errors import UserError
 from desktop.runtime import Runtime
 from desktop.tasks import TASKS
+from desktop.ui import model_lists
 from desktop.ui.handlers import progress_reporter, user_error
 
 FILE_TYPES = [".csv", ".tsv", ".xlsx", ".jsonl", ".txt"]
 EXPORTS = {"CSV": ".csv", "XLSX": ".xlsx", "JSONL": ".jsonl"}
 SHOWN_ROWS = 200  # the results table shows the first rows; the export has them all
 UPDATE_EVERY_S = 0.5
-MAX_SESSIONS = 16
 BATCH_QUEUE = "batch"
+CHART_BARS = 20  # the most frequent values get a bar each; the rest are counted as "other"
+#: A LAN visitor's file may hold this many rows (the owner's: batchfiles.MAX_ROWS).
+VISITOR_MAX_ROWS = 5_000
 
 
 @dataclass
@@ -57,23 +62,8 @@ class Session:
     folder: Path | None = None
 
 
-_SESSIONS: OrderedDict[str, Session] = OrderedDict()
-_LOCK = threading.Lock()
-
-
-def _store(session: Session) -> str:
-    key = uuid.uuid4().hex
-    with _LOCK:
-        _SESSIONS[key] = session
-        while len(_SESSIONS) > MAX_SESSIONS:
-            _SESSIONS.popitem(last=False)
-    return key
-
-
-def _session(key: str | None) -> Session:
-    with _LOCK:
-        session = _SESSIONS.get(key or "")
-    if session is None:
+def _session(session: Session | None) -> Session:
+    if not isinstance(session, Session):
         raise UserError("Upload a file first (CSV, TSV, XLSX, JSONL or TXT with one text per line).")
     return session
 
@@ -82,16 +72,17 @@ def text_tasks() -> list[tuple[str, str]]:
     return [(spec.title, spec.id) for spec in TASKS.values() if spec.text_input]
 
 
-def model_choices(task: str) -> tuple[list[tuple[str, str]], str]:
-    spec = task_spec(task)
-    return spec.model_choices(), spec.default_model.repo
+def model_update(runtime: Runtime, task: str, current: str | None, local: bool) -> dict[str, Any]:
+    """The Model list for ``task`` on files: the task's models with their states, imported ones too."""
+    return model_lists.update(task_spec(task), runtime.store, current, local=local, task=task)
 
 
 # --- pure helpers (tested without a browser) ----------------------------------------------
 
 
 def results_frame(session: Session, limit: int = SHOWN_ROWS) -> pd.DataFrame:
-    """The first ``limit`` rows: number, text, result columns (entities shown as words), note."""
+    """The first ``limit`` rows: number, result columns (entities shown as words), note, then the text
+    (cut short), so the results are in view without scrolling sideways."""
     table, columns = session.table, list(session.run.columns if session.run else ())
     index = table.column_index(session.column)
     rows = []
@@ -100,16 +91,41 @@ def results_frame(session: Session, limit: int = SHOWN_ROWS) -> pd.DataFrame:
         text = row[index] if index < len(row) else ""
         values = ["" if result is None else _show(result.get(c)) for c in columns]
         note = "…" if result is None else str(result.get("note") or "")
-        rows.append([number + 1, _short(text), *values, note])
-    return pd.DataFrame(rows, columns=["#", session.column, *columns, "note"])
+        rows.append([number + 1, *values, note, _short(text, 160)])
+    return pd.DataFrame(rows, columns=["#", *columns, "note", session.column])
 
 
-def chart_frame(session: Session) -> pd.DataFrame | None:
-    """How many rows got each label (or how many entities of each type), most first."""
+def chart_counts(session: Session) -> Counter[str] | None:
+    """How many rows got each label (or how many entities of each type); None: no chart for the task."""
     if session.run is None or session.run.adapter.chart_title is None:
         return None
-    counts = count_chart(session.run.adapter, session.results.values())
-    return pd.DataFrame(counts.most_common(), columns=["value", "count"])
+    return count_chart(session.run.adapter, session.results.values())
+
+
+def chart_html(counts: Counter[str], title: str, what: str) -> str:
+    """A horizontal bar chart: bars start at 0, lengths proportional to the counts, each labelled
+    with its count (most frequent first; past ``CHART_BARS`` values the rest are one "other" bar)."""
+    ordered = counts.most_common()
+    if len(ordered) > CHART_BARS:
+        rest = sum(n for _, n in ordered[CHART_BARS - 1 :])
+        ordered = [*ordered[: CHART_BARS - 1], ("other", rest)]
+    top = max((n for _, n in ordered), default=0)
+    rows = []
+    for name, count in ordered:
+        share = 100.0 * count / top if top else 0.0
+        label = html.escape(str(name))
+        rows.append(
+            f'<div class="pd-bar" role="listitem" data-label="{label}" data-count="{count}">'
+            f'<span class="pd-bar-name" title="{label}">{label}</span>'
+            f'<span class="pd-bar-track"><span class="pd-bar-fill" style="width:{share:.2f}%"></span></span>'
+            f'<span class="pd-bar-count">{count:,}</span></div>'
+        )
+    body = "".join(rows) or '<p class="pd-bar-empty">No results yet.</p>'
+    return (
+        f'<figure class="pd-chart" aria-label="{html.escape(title)}"><figcaption>{html.escape(title)} '
+        f'<span class="pd-chart-axis">({html.escape(what)}, count)</span></figcaption>'
+        f'<div role="list">{body}</div></figure>'
+    )
 
 
 def export(session: Session, fmt: str) -> Path:
@@ -141,14 +157,15 @@ def build(runtime: Runtime, context: Any) -> None:
     """Add the Batch tab (inside the app's gr.Tabs)."""
     from desktop import settings
 
-    choices, default = model_choices("sentiment")
-    with gr.Tab("Batch", id="batch"):
+    local = getattr(context, "local", True)
+    first = model_update(runtime, "sentiment", None, local)
+    with gr.Tab("Batch", id="batch") as tab:
         gr.Markdown(
             "Analyse a whole file: CSV, TSV, XLSX, JSONL, or TXT with one text per line. "
             "Results keep the file's row order; download them with the result columns appended.",
             elem_classes="task-description",
         )
-        key = gr.State(None)
+        state = gr.State(None)
         with gr.Row(equal_height=False):
             with gr.Column(scale=1):
                 upload = gr.File(label="File", file_types=FILE_TYPES, type="filepath", elem_id="batch-file")
@@ -160,9 +177,9 @@ def build(runtime: Runtime, context: Any) -> None:
                 )
                 model = gr.Dropdown(
                     label="Model",
-                    choices=choices,
-                    value=default,
-                    allow_custom_value=True,
+                    choices=first["choices"],
+                    value=first["value"],
+                    allow_custom_value=local,
                     filterable=True,
                     elem_id="batch-model",
                 )
@@ -180,25 +197,28 @@ def build(runtime: Runtime, context: Any) -> None:
                     label="First rows", interactive=False, wrap=True, elem_id="batch-preview"
                 )
         progress = gr.Markdown("", elem_id="batch-progress")
-        results = gr.Dataframe(label="Results", interactive=False, wrap=True, elem_id="batch-results")
-        chart = gr.BarPlot(
-            x="value", y="count", title="Results", height=280, visible=False, elem_id="batch-chart"
-        )
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3):
+                results = gr.Dataframe(
+                    label="Results", interactive=False, wrap=True, max_height=520, elem_id="batch-results"
+                )
+            with gr.Column(scale=2, min_width=260):
+                chart = gr.HTML("", visible=False, elem_id="batch-chart")
         with gr.Row():
             fmt = gr.Radio(list(EXPORTS), value="CSV", label="Export as", elem_id="batch-format")
             download = gr.DownloadButton("Download results", visible=False, elem_id="batch-download")
 
         def on_upload(path: str | None) -> tuple[Any, ...]:
             if not path:
-                return (
-                    None,
-                    "Upload a file to see its first rows.",
-                    None,
-                    gr.update(choices=[], value=None),
-                    gr.update(visible=False),
-                )
+                empty = gr.update(choices=[], value=None)
+                return None, "Upload a file to see its first rows.", None, empty, gr.update(visible=False)
             try:
                 table = read_table(path)
+                if not local and len(table.rows) > VISITOR_MAX_ROWS:
+                    raise UserError(
+                        f"{table.name} has {len(table.rows):,} rows; over the network a file may have "
+                        f"{VISITOR_MAX_ROWS:,}. Split it first."
+                    )
             except Exception as exc:
                 raise user_error(exc) from None
             for warning in table.warnings:
@@ -208,14 +228,10 @@ def build(runtime: Runtime, context: Any) -> None:
             lines += [f"⚠ {w}" for w in table.warnings]
             frame = pd.DataFrame(table.preview(), columns=table.columns)
             picker = gr.update(choices=table.columns, value=guess)
-            return _store(Session(table=table)), "\n\n".join(lines), frame, picker, gr.update(visible=False)
-
-        def on_task(task_id: str) -> Any:
-            choices, default = model_choices(task_id)
-            return gr.update(choices=choices, value=default)
+            return Session(table=table), "\n\n".join(lines), frame, picker, gr.update(visible=False)
 
         def on_run(
-            key_value: str | None,
+            current: Session | None,
             column_value: str,
             task_id: str,
             model_value: str,
@@ -225,7 +241,7 @@ def build(runtime: Runtime, context: Any) -> None:
         ) -> Iterator[tuple[Any, ...]]:
             session, mine = None, False
             try:
-                session = _session(key_value)
+                session = _session(current)
                 if not column_value:
                     raise UserError("Choose the column that holds the texts.")
                 session.column = session.table.columns[session.table.column_index(column_value)]
@@ -268,42 +284,44 @@ def build(runtime: Runtime, context: Any) -> None:
                 if mine and session is not None:
                     session.running = False
 
-        def on_cancel(key_value: str | None) -> str:
-            with _LOCK:
-                session = _SESSIONS.get(key_value or "")
-            if session is None or not session.running:
+        def on_cancel(current: Session | None) -> str:
+            if not isinstance(current, Session) or not current.running:
                 return "Nothing is running."
-            session.cancel.set()
+            current.cancel.set()
             return "Cancelling after the batch in flight; the rows done so far are kept…"
 
-        def on_format(fmt_value: str, key_value: str | None) -> Any:
-            with _LOCK:
-                session = _SESSIONS.get(key_value or "")
-            if session is None or session.run is None or not session.results:
+        def on_format(fmt_value: str, current: Session | None) -> Any:
+            if not isinstance(current, Session) or current.run is None or not current.results:
                 return gr.update()
             try:
-                return gr.update(value=str(export(session, fmt_value)), visible=True)
+                return gr.update(value=str(export(current, fmt_value)), visible=True)
             except Exception as exc:
                 raise user_error(exc) from None
 
-        upload.change(
-            on_upload, inputs=upload, outputs=[key, info, preview, column, download], api_visibility="private"
+        private: dict[str, Any] = {"api_visibility": "private"}
+        upload.change(on_upload, inputs=upload, outputs=[state, info, preview, column, download], **private)
+        task.change(
+            lambda task_id: model_update(runtime, task_id, None, local), inputs=task, outputs=model, **private
         )
-        task.change(on_task, inputs=task, outputs=model, api_visibility="private", queue=False)
+        tab.select(
+            lambda task_id, current: model_update(runtime, task_id, current, local),
+            inputs=[task, model],
+            outputs=model,
+            queue=False,
+            **private,
+        )
         running = run.click(
             on_run,
-            inputs=[key, column, task, model, fast, fmt],
+            inputs=[state, column, task, model, fast, fmt],
             outputs=[progress, results, chart, download],
-            api_visibility="private",
             concurrency_id=BATCH_QUEUE,
             concurrency_limit=1,
+            **private,
         )
         if getattr(context, "status", None) is not None:
-            running.then(
-                lambda: runtime.status.line(), outputs=context.status, api_visibility="private", queue=False
-            )
-        cancel.click(on_cancel, inputs=key, outputs=progress, api_visibility="private", queue=False)
-        fmt.change(on_format, inputs=[fmt, key], outputs=download, api_visibility="private")
+            running.then(lambda: runtime.status.line(), outputs=context.status, queue=False, **private)
+        cancel.click(on_cancel, inputs=state, outputs=progress, queue=False, **private)
+        fmt.change(on_format, inputs=[fmt, state], outputs=download, **private)
 
 
 def _view(session: Session, event: BatchProgress) -> str:
@@ -314,9 +332,9 @@ def _view(session: Session, event: BatchProgress) -> str:
 
 
 def _chart(session: Session) -> Any:
-    frame = chart_frame(session)
-    if frame is None:
+    counts = chart_counts(session)
+    if counts is None or session.run is None:
         return gr.update(visible=False)
-    title = session.run.adapter.chart_title if session.run else "value"
+    title = session.run.adapter.chart_title or "value"
     what = "Entities by type" if title == "entity type" else "Rows by label"
-    return gr.update(value=frame, visible=True, x_title=title.capitalize(), y_title="Count", title=what)
+    return gr.update(value=chart_html(counts, what, title), visible=True)

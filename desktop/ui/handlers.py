@@ -1,23 +1,61 @@
-"""Turn a TaskSpec into the function Gradio calls: public parameter names, clear errors.
+"""Turn a TaskSpec into the function Gradio calls: public parameter names, clear errors, Stop.
 
-Runs on Gradio's worker threads. User errors become ``gr.Error`` (a message in
-the UI, an error — not a traceback — in the API); notes become ``gr.Warning``.
+Runs on Gradio's worker threads. A user error becomes a ``gr.Error`` (an error,
+not a traceback, for API callers) and its words are also kept in the tab's
+:class:`RunControl` so the page can show them next to the output until the next
+run; notes (a long text read in parts...) are kept there too. Stop sets the
+control's flag: model loops that take long (generation, seq2seq) check it
+between steps and end early, so the device is free again at once.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 
 import gradio as gr
 
-from desktop.errors import UserError
+from desktop.errors import Stopped, UserError
 from desktop.runtime import Runtime
 from desktop.tasks.spec import Result, TaskSpec
 
 log = logging.getLogger(__name__)
+
+
+class RunControl:
+    """One browser session's view of its runs in one tab (held in a ``gr.State``).
+
+    ``stop_requested`` is read by the model loop (any thread); ``message`` and ``failed`` describe
+    the last run for the page. Gradio deep-copies a State's initial value for each new session,
+    which here means: a fresh control.
+    """
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self.message = ""
+        self.failed = False
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> RunControl:
+        return RunControl()
+
+    def start(self) -> None:
+        self._stop.clear()
+        self.message, self.failed = "", False
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+    def finish(self, notes: list[str] | None = None, error: str | None = None) -> None:
+        if error is not None:
+            self.message, self.failed = error, True
+        else:
+            self.message, self.failed = "\n".join(f"ℹ️ {note}" for note in notes or []), False
 
 
 def public_parameters(spec: TaskSpec) -> list[inspect.Parameter]:
@@ -32,63 +70,93 @@ def progress_reporter(progress: gr.Progress) -> Callable[[int, int, str], None]:
     def report(done: int, total: int, desc: str) -> None:
         if total:
             progress((done, total), desc=desc, unit="bytes")
-        else:
-            progress(None, desc=desc)
+        else:  # the last stages (checking files, loading into memory): Gradio shows words only with a bar
+            progress(1.0, desc=desc)
 
     return report
 
 
-def user_error(exc: BaseException) -> gr.Error:
-    """The gr.Error a user sees for ``exc``: its own words for UserError, a short note otherwise."""
+def error_text(exc: BaseException) -> str:
+    """What a person reads for ``exc``: its own words for UserError, a short note otherwise."""
     if isinstance(exc, UserError):
-        return gr.Error(str(exc), print_exception=False)
+        return str(exc)
     log.exception("Task failed", exc_info=exc)
     first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-    return gr.Error(
-        f"Something went wrong: {first}. The app is still working; details are in the log file.",
-        print_exception=False,
-    )
+    return f"Something went wrong: {first}. The app is still working; details are in the log file."
+
+
+def user_error(exc: BaseException, visible: bool = True) -> gr.Error:
+    """The gr.Error for ``exc`` (``visible=False``: no pop-up, the page shows the words itself)."""
+    return gr.Error(error_text(exc), print_exception=False, visible=visible)
 
 
 def _outputs(result: Result) -> Any:
     return result.outputs[0] if len(result.outputs) == 1 else result.outputs
 
 
-def make_handler(spec: TaskSpec, runtime: Runtime) -> Callable[..., Any]:
-    """A function with the task's public signature that runs it and reports errors clearly."""
+def make_handler(
+    spec: TaskSpec, runtime: Runtime, on_success: Callable[[str | None], None] | None = None
+) -> Callable[..., Any]:
+    """A function with the task's public signature (then a RunControl and Gradio's progress) that runs
+    the task; ``on_success(model)`` is called after each successful run (remembering the model)."""
     params = public_parameters(spec)
-    # Gradio passes the progress tracker positionally, after the inputs.
-    progress_param = inspect.Parameter(
-        "progress", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=gr.Progress()
-    )
+    model_index = [p.name for p in params].index("model")
+    extra = [
+        inspect.Parameter("control", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None),
+        # Gradio passes the progress tracker positionally, after the inputs.
+        inspect.Parameter("progress", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=gr.Progress()),
+    ]
+    takes_stop = "stop" in inspect.signature(spec.predict).parameters
+
+    def begin(args: tuple[Any, ...]) -> tuple[list[Any], RunControl, dict[str, Any]]:
+        *values, control, progress = args
+        control = control if isinstance(control, RunControl) else RunControl()
+        control.start()
+        kwargs: dict[str, Any] = {"progress": progress_reporter(progress)}
+        if takes_stop:
+            kwargs["stop"] = control.stop_requested
+        return values, control, kwargs
+
+    def failed(control: RunControl, exc: Exception) -> gr.Error:
+        if isinstance(exc, Stopped):
+            control.finish([str(exc)])
+        else:
+            control.finish(error=error_text(exc))
+        return gr.Error(control.message, print_exception=False, visible=False)
+
+    def succeeded(control: RunControl, values: list[Any], result: Result | None) -> None:
+        control.finish(result.notes if result else [])
+        if on_success is not None:
+            try:
+                on_success(values[model_index] if model_index < len(values) else None)
+            except OSError:
+                log.exception("Could not remember the model used")
 
     if spec.stream is not None:
         stream = spec.stream
 
         def handler(*args: Any) -> Any:
-            *values, progress = args
+            values, control, kwargs = begin(args)
             result = None
             try:
-                for result in stream(runtime, *values, progress=progress_reporter(progress)):
+                for result in stream(runtime, *values, **kwargs):
                     yield _outputs(result)
             except Exception as exc:
-                raise user_error(exc) from None
-            for note in result.notes if result else []:
-                gr.Warning(note)
+                raise failed(control, exc) from None
+            succeeded(control, values, result)
 
     else:
 
-        def handler(*args: Any) -> Any:
-            *values, progress = args
+        def handler(*args: Any) -> Any:  # type: ignore[misc]
+            values, control, kwargs = begin(args)
             try:
-                result = spec.predict(runtime, *values, progress=progress_reporter(progress))
+                result = spec.predict(runtime, *values, **kwargs)
             except Exception as exc:
-                raise user_error(exc) from None
-            for note in result.notes:
-                gr.Warning(note)
+                raise failed(control, exc) from None
+            succeeded(control, values, result)
             return _outputs(result)
 
-    handler.__signature__ = inspect.Signature([*params, progress_param])  # type: ignore[attr-defined]
+    handler.__signature__ = inspect.Signature([*params, *extra])  # type: ignore[attr-defined]
     handler.__name__ = spec.id
     handler.__doc__ = spec.description
     return handler

@@ -1,0 +1,151 @@
+"""One task's tab, built from its TaskSpec: inputs, model list, options, Run and Stop, outputs and
+a message line that keeps the last error's (or the notes') words next to the output.
+
+Built on the main thread inside ``build_app``; the handlers run on Gradio's workers. A run is
+three chained events: ``begin`` (clear the message, show Stop; not queued), the task itself (the
+public API endpoint ``/<task id>``, on the one inference queue) and ``end`` (the message, Run back,
+the status line), which runs whether the task succeeded or failed.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+
+from desktop.tasks.spec import TaskSpec
+from desktop.ui import model_lists
+from desktop.ui.handlers import RunControl, make_handler
+
+INFERENCE_QUEUE = "inference"
+PRIVATE: dict[str, Any] = {"api_visibility": "private"}
+
+
+@dataclass
+class TaskTab:
+    """What the rest of the app needs of a built task tab."""
+
+    spec: TaskSpec
+    model: gr.Dropdown
+    tab: gr.Tab
+
+
+def message_html(control: RunControl) -> str:
+    """The line under the output: the last error in words, or the notes of the last run."""
+    if not control.message:
+        return ""
+    kind = "pd-error" if control.failed else "pd-note"
+    role = "alert" if control.failed else "status"
+    text = html.escape(control.message).replace("\n", "<br>")
+    return f'<div class="pd-message {kind}" role="{role}">{text}</div>'
+
+
+def _takes_raw_files(components: list[Any]) -> bool:
+    """True when an input is an image: the task checks the file itself before anything decodes it."""
+    return any(isinstance(component, gr.Image) for component in components)
+
+
+def build_task_tab(spec: TaskSpec, runtime: Any, status: gr.Markdown, local: bool) -> TaskTab:
+    """Add ``spec``'s tab (inside the app's gr.Tabs) and wire its events."""
+    with gr.Tab(spec.title, id=spec.id) as tab:
+        gr.Markdown(spec.description, elem_classes="task-description")
+        control = gr.State(RunControl())
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=1):
+                inputs = [component.render() for component in spec.inputs()]
+                model = gr.Dropdown(
+                    choices=model_lists.choices(spec, runtime.store, installed_only=not local),
+                    value=spec.default_model.repo,
+                    label="Model",
+                    info="Pick one, or type a Hub id (owner/name), an imported name or a model folder path."
+                    if local
+                    else "The models installed on the computer you are visiting.",
+                    allow_custom_value=local,
+                    filterable=True,
+                    elem_id=f"model-{spec.id}",
+                )
+                options = []
+                if spec.options:
+                    with gr.Accordion("Options", open=False):
+                        options = [option.component().render() for option in spec.options]
+                with gr.Row():
+                    run = gr.Button("Run", variant="primary", elem_id=f"run-{spec.id}", scale=3)
+                    stop = gr.Button(
+                        "Stop", variant="stop", visible=False, elem_id=f"stop-{spec.id}", scale=1
+                    )
+                gr.Markdown("Ctrl+Enter (⌘+Enter on a Mac) runs from the text box.", elem_classes="pd-hint")
+            with gr.Column(scale=1):
+                outputs = [component.render() for component in spec.outputs()]
+                message = gr.HTML("", elem_id=f"message-{spec.id}")
+        if spec.examples:
+            gr.Examples(
+                examples=[list(example) for example in spec.examples],
+                inputs=inputs[: len(spec.examples[0])],
+                label="Examples",
+            )
+        if spec.wire:
+            spec.wire(inputs, model)
+
+    remember = (lambda name: model_lists.remember(spec.id, name)) if local else None
+
+    def begin(current: RunControl) -> tuple[Any, ...]:
+        return "", gr.update(visible=False), gr.update(visible=True)
+
+    def end(current: RunControl, chosen: str | None) -> tuple[Any, ...]:
+        # The list is refreshed too: a model the run just downloaded now says "ready".
+        return (
+            message_html(current),
+            gr.update(visible=True),
+            gr.update(visible=False),
+            runtime.status.line(),
+            model_lists.update(spec, runtime.store, chosen, local=local),
+        )
+
+    started = run.click(begin, inputs=control, outputs=[message, run, stop], queue=False, **PRIVATE)
+    running = started.then(
+        make_handler(spec, runtime, remember),
+        inputs=[*inputs, model, *options, control],
+        outputs=outputs,
+        api_name=spec.id,
+        concurrency_id=INFERENCE_QUEUE,
+        concurrency_limit=1,
+        preprocess=not _takes_raw_files(inputs),
+    )
+    # Gradio's frontend skips ``.then`` after a failure: ``end`` is chained to both outcomes.
+    ended: dict[str, Any] = {"inputs": [control, model], "outputs": [message, run, stop, status, model]}
+    running.success(end, **ended, queue=False, **PRIVATE)
+    running.failure(end, **ended, queue=False, **PRIVATE)
+    stop.click(
+        lambda current: current.request_stop(), inputs=control, cancels=[running], queue=False, **PRIVATE
+    )
+    tab.select(
+        lambda current: model_lists.update(spec, runtime.store, current, local=local),
+        inputs=model,
+        outputs=model,
+        queue=False,
+        **PRIVATE,
+    )
+    return TaskTab(spec=spec, model=model, tab=tab)
+
+
+def refresh_lists(tabs: list[TaskTab], runtime: Any, local: bool) -> Any:
+    """A handler (current values in, updates out) that refreshes every tab's Model list."""
+
+    def refresh(*current: str | None) -> list[Any]:
+        return [
+            model_lists.update(tab.spec, runtime.store, value, local=local)
+            for tab, value in zip(tabs, current, strict=True)
+        ]
+
+    return refresh
+
+
+def preselect(tabs: list[TaskTab], runtime: Any, local: bool) -> Any:
+    """A page-load handler: every Model list with its states and the sensible pick."""
+
+    def load() -> list[Any]:
+        return [model_lists.update(tab.spec, runtime.store, None, local=local) for tab in tabs]
+
+    return load
