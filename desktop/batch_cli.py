@@ -121,7 +121,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     else:
         column = table.columns[table.column_index(column)]
     texts = table.texts(column)
-    options = {option.name: getattr(args, option.name) for option in spec.options}
+    options = {option.name: option.check(getattr(args, option.name), option.flag) for option in spec.options}
     header = {
         "task": args.task,
         "model": args.model or "",

@@ -29,8 +29,12 @@ def report(device: str | None = None) -> dict[str, Any]:
         chosen = choose_device(device)
     except UserError as exc:
         chosen = f"unavailable ({exc})"
+    from desktop.inventory import entries
+    from desktop.models import READY
+
     store = ModelStore()
-    installed = sorted(p.stem for p in store.manifests.glob("*.json")) if store.manifests.is_dir() else []
+    # Everything ready to use: downloaded, imported, added or inside the app.
+    installed = sorted(f"{e.id} ({e.source})" for e in entries(store) if e.status == READY)
     return {
         "pipedesk": __version__,
         "python": f"{platform.python_version()} ({sys.executable})",

@@ -97,7 +97,8 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     task = get(args.task).id
     name, folder = catalog.import_folder(Path(args.path), task, args.name, progress=_progress())
-    print(f"Imported {name} for {task} into {folder}. Use it with: pipedesk run {task} TEXT --model {name!r}")
+    what = "IMAGE" if _is_image_model(folder) else "TEXT"
+    print(f"Imported {name} for {task} into {folder}. Use it with: pipedesk run {task} {what} --model {name!r}")
     return 0
 
 
@@ -220,3 +221,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("folder", metavar="FOLDER")
     p.add_argument("--leave", action="store_true", help="leave the current models where they are")
     p.set_defaults(func=cmd_move)
+
+
+def _is_image_model(folder: Path) -> bool:
+    """True for an image classifier (its hint then says IMAGE, not TEXT)."""
+    from desktop.errors import ModelError
+    from desktop.runtime import check_fits
+
+    try:
+        check_fits("image-classification", folder, folder.name)
+        return True
+    except ModelError:
+        return False

@@ -191,9 +191,12 @@ class Runtime:
                     "(save one with save_pretrained, or pick a Hub model)."
                 )
             return candidate.resolve()
-        if looks_like_hub_id(name):
+        if looks_like_hub_id(name) and "/" in name:
             return ModelRef(name, "main")
-        raise ModelError(f"{name!r} is neither a Hub model id (like owner/name) nor a model folder.")
+        raise ModelError(
+            f"There is no model called {name!r}: pick one from the task's list, or give a Hub id "
+            "(owner/name), the name of an imported model or the path of a model folder."
+        )
 
     # --- loading -----------------------------------------------------------------------
 
@@ -236,6 +239,9 @@ class Runtime:
         if model_type in _FP32_ONLY:
             dtype = torch.float32
         started = time.perf_counter()
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # the app shows its own progress ("Loading weights" bars)
         try:
             if kind == "seq2seq":
                 from desktop.seq2seq import Seq2SeqRunner
@@ -243,9 +249,6 @@ class Runtime:
                 obj: Any = Seq2SeqRunner.load(folder, self.device, dtype)
             else:
                 from transformers import pipeline
-                from transformers.utils import logging as hf_logging
-
-                hf_logging.disable_progress_bar()  # the app shows its own progress
 
                 obj = pipeline(kind, model=str(folder), device=self.device, dtype=dtype)
                 if kind == "text-generation" and obj.tokenizer.pad_token is None:

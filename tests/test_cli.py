@@ -59,6 +59,40 @@ def test_bad_input_exits_2_with_one_line_on_stderr(hub, pipedesk_home):
     assert device.returncode == 2 and "Unknown device" in device.stderr
 
 
+def test_cli_messages_speak_of_the_command_line_not_of_the_window(hub, pipedesk_home, tiny_models):
+    env = cli_env(pipedesk_home, hub)
+    empty = run_cli("run", "sentiment", "   ", env=env)
+    assert empty.returncode == 2 and "box" not in empty.stderr and "empty" in empty.stderr
+    flag = run_cli("run", "generate", "Once upon a time", "--max-new-tokens", "0", env=env)
+    assert flag.returncode == 2
+    assert "--max-new-tokens must be at least 1" in flag.stderr and "max_new_tokens" not in flag.stderr
+    nan = run_cli("run", "generate", "Once upon a time", "--top-p", "nan", env=env)
+    assert nan.returncode == 2 and "--top-p must be a number" in nan.stderr
+    unknown = run_cli("run", "sentiment", "A fine text", "--model", "no-such-model", env=env)
+    assert unknown.returncode == 2 and "no model called 'no-such-model'" in unknown.stderr
+    assert "not downloaded" not in unknown.stderr
+    # Models loading print no raw progress bars of their own.
+    translated = run_cli("run", "translate", "Hello, how are you today?", env=env)
+    assert translated.returncode == 0, translated.stderr
+    assert "Loading weights" not in translated.stderr
+    bars = [line for line in translated.stderr.replace("\r", "\n").splitlines() if "%|" in line]
+    assert all(line.lstrip().startswith("Downloading English") for line in bars), bars  # ours only
+    imported = run_cli(
+        "models",
+        "import",
+        str(tiny_models["google/vit-base-patch16-224"]),
+        "--task",
+        "classify",
+        "--name",
+        "holiday-photos",
+        env=env,
+    )
+    assert imported.returncode == 0, imported.stderr
+    assert "pipedesk run classify IMAGE --model 'holiday-photos'" in imported.stdout
+    doctor = run_cli("doctor", env=env)
+    assert "holiday-photos (imported)" in doctor.stdout and "Models installed: 0" not in doctor.stdout
+
+
 def test_doctor_reports_versions_device_and_folders(pipedesk_home):
     out = run_cli("doctor", "--json", env=cli_env(pipedesk_home))
     assert out.returncode == 0, out.stderr

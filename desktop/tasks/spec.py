@@ -58,10 +58,17 @@ class Option:
     minimum: float | None = None
     maximum: float | None = None
 
-    def check(self, value: Any) -> Any:
-        """Coerce ``value`` to the option's type and range, or raise UserError."""
+    @property
+    def flag(self) -> str:
+        """The command-line flag: ``--max-new-tokens``."""
+        return "--" + self.name.replace("_", "-")
+
+    def check(self, value: Any, shown_as: str | None = None) -> Any:
+        """Coerce ``value`` to the option's type and range, or raise UserError naming the option as
+        ``shown_as`` (the CLI passes its flag, ``--max-new-tokens``) or by its parameter name."""
         from desktop.errors import UserError
 
+        name = shown_as or self.name
         if value is None or value == "":
             return self.default
         kind = {int: "a whole number", float: "a number"}.get(self.type, self.type.__name__)
@@ -72,11 +79,11 @@ class Option:
             if isinstance(value, float) and not math.isfinite(value):
                 raise ValueError(value)
         except (TypeError, ValueError, OverflowError):
-            raise UserError(f"{self.name} must be {kind}, not {value!r}.") from None
+            raise UserError(f"{name} must be {kind}, not {value!r}.") from None
         if self.minimum is not None and value < self.minimum:
-            raise UserError(f"{self.name} must be at least {self.minimum:g} (got {value:g}).")
+            raise UserError(f"{name} must be at least {self.minimum:g} (got {value:g}).")
         if self.maximum is not None and value > self.maximum:
-            raise UserError(f"{self.name} must be at most {self.maximum:g} (got {value:g}).")
+            raise UserError(f"{name} must be at most {self.maximum:g} (got {value:g}).")
         return value
 
 

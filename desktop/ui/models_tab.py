@@ -270,10 +270,11 @@ def build(runtime: Any, context: Any) -> None:
         return evt.row_value[0] if evt.row_value else None
 
     table.select(pick, None, choice, **private)
-    download.click(action(_download, True), choice, outputs, **shown)
+    refresh = getattr(context, "after_models_change", lambda event: event)
+    refresh(download.click(action(_download, True), choice, outputs, **shown))
     verify.click(action(_verify), choice, outputs, **shown)
-    repair.click(action(_repair, True), choice, outputs, **shown)
-    delete.click(action(_delete), choice, outputs, js=CONFIRM_DELETE, **shown)
+    refresh(repair.click(action(_repair, True), choice, outputs, **shown))
+    refresh(delete.click(action(_delete), choice, outputs, js=CONFIRM_DELETE, **shown))
     cancel.click(
         lambda: "Cancelling…" if runtime.store.cancel() else "No download is running.",
         None,
@@ -296,9 +297,12 @@ def build(runtime: Any, context: Any) -> None:
     def offline_handler(value: bool) -> tuple[Any, ...]:
         return _run(runtime, None, lambda: _set_offline(runtime, value))
 
-    add.click(add_handler, [hub_id, hub_task], outputs, **shown)
-    do_import.click(import_handler, [folder, import_task, import_name], outputs, **shown)
-    change.click(change_handler, [models_dir, how], outputs, **shown).then(
-        lambda: str(runtime.store.root), None, models_dir, **private
+    # The task tabs' Model lists follow every change here (no page reload needed).
+    refresh(add.click(add_handler, [hub_id, hub_task], outputs, **shown))
+    refresh(do_import.click(import_handler, [folder, import_task, import_name], outputs, **shown))
+    refresh(
+        change.click(change_handler, [models_dir, how], outputs, **shown).then(
+            lambda: str(runtime.store.root), None, models_dir, **private
+        )
     )
     offline.input(offline_handler, offline, outputs, **shown)
