@@ -1,9 +1,17 @@
 """Writing a batch run's results: the input rows with the result columns appended.
 
-CSV/TSV (UTF-8), XLSX and JSONL, chosen by the file name. Rows keep the input
-order; rows with no result (a cancelled run) get empty result columns and the
-note "not analysed". Files are written next to their destination and moved
-into place, so a crash never leaves half a file under the name asked for.
+CSV/TSV, XLSX and JSONL, chosen by the file name. Rows keep the input order; rows
+with no result (a cancelled run) get empty result columns and the note "not
+analysed". Files are written next to their destination and moved into place, so a
+crash never leaves half a file under the name asked for. Runs on the caller's thread
+(the CLI's main thread, a Gradio worker for the Batch tab's download).
+
+- CSV and TSV are UTF-8 with a BOM, so Excel on Windows shows accented letters.
+- XLSX keeps numbers as numbers: result values are written with their own types (the
+  score is a number), and so are cells of XLSX and JSONL inputs. Cells of CSV, TSV and
+  TXT inputs are all text; a column of plain decimal numbers becomes a numeric column,
+  any other column stays text exactly as read (see :func:`numeric_columns`).
+- JSONL writes every value with its JSON type (entities stay lists of objects).
 """
 
 from __future__ import annotations
@@ -11,6 +19,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -23,6 +32,11 @@ EXPORT_FORMATS = {".csv": "csv", ".tsv": "tsv", ".xlsx": "xlsx", ".jsonl": "json
 NOTE = "note"
 NOT_DONE = "not analysed (the run was cancelled before this row)"
 XLSX_CELL_LIMIT = 32_767
+#: Input formats whose cells are all text (their numbers are recognised when writing XLSX).
+UNTYPED_FORMATS = ("csv", "tsv", "txt")
+#: Digits a spreadsheet number keeps exactly (Excel shows 15 significant digits).
+NUMBER_DIGITS = 15
+_PLAIN_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?")
 
 
 def export_format(path: Path) -> str:
@@ -60,6 +74,41 @@ def merged_rows(
     return rows
 
 
+def plain_number(text: str) -> int | float | None:
+    """``text`` as a number when it is a plain decimal number that survives being one.
+
+    A plain decimal number: an optional minus, digits with no leading zero (``0`` and
+    ``0.5`` are fine), an optional fraction after a dot, at most 15 digits in all (what a
+    spreadsheet keeps exactly). ``12``, ``-3.5`` and ``0.25`` are; ``007``, ``0123``,
+    ``1e5``, ``+5``, ``1,000``, `` 12``, ``.5``, ``-0``, ``NaN`` and card or order numbers
+    of 16 digits and more are not (None).
+    """
+    if not _PLAIN_NUMBER.fullmatch(text):
+        return None
+    if len(text) - text.startswith("-") - ("." in text) > NUMBER_DIGITS:
+        return None
+    number = float(text) if "." in text else int(text)
+    return None if number == 0 and text.startswith("-") else number
+
+
+def numeric_columns(table: Table) -> set[int]:
+    """The input columns written as numbers in XLSX: for a CSV, TSV or TXT input, those
+    whose every cell is a plain number (:func:`plain_number`) or empty. A column with one
+    code such as ``007`` stays all text, so codes never lose their zeros and a column
+    never mixes types. XLSX and JSONL inputs: none, their cells keep their own types."""
+    if table.format not in UNTYPED_FORMATS:
+        return set()
+    columns = set(range(len(table.columns)))
+    for row in table.rows:
+        for column in list(columns):
+            value = row[column]
+            if isinstance(value, str) and value.strip() and plain_number(value) is None:
+                columns.discard(column)
+        if not columns:
+            break
+    return columns
+
+
 def write_results(
     table: Table,
     results: Mapping[int, Mapping[str, Any]],
@@ -77,7 +126,10 @@ def write_results(
     os.close(handle)
     tmp = Path(tmp_name)
     try:
-        {"csv": _csv, "tsv": _csv, "xlsx": _xlsx, "jsonl": _jsonl}[fmt](tmp, header, rows, fmt)
+        if fmt == "xlsx":
+            _xlsx(tmp, header, rows, numeric_columns(table))
+        else:
+            {"csv": _csv, "tsv": _csv, "jsonl": _jsonl}[fmt](tmp, header, rows, fmt)
         os.replace(tmp, path)
     except OSError as exc:
         raise UserError(f"Could not write {path}: {exc.strerror or exc}.") from None
@@ -96,19 +148,22 @@ def _flat(value: Any) -> Any:
 
 
 def _csv(path: Path, header: list[str], rows: list[list[Any]], fmt: str) -> None:
-    with path.open("w", encoding="utf-8", newline="") as out:
+    with path.open("w", encoding="utf-8-sig", newline="") as out:
         writer = csv.writer(out, delimiter="\t" if fmt == "tsv" else ",")
         writer.writerow(header)
         writer.writerows([_flat(v) for v in row] for row in rows)
 
 
-def _xlsx(path: Path, header: list[str], rows: list[list[Any]], fmt: str) -> None:
+def _xlsx(path: Path, header: list[str], rows: list[list[Any]], numeric: set[int]) -> None:
+    """The rows in one sheet; the text in the ``numeric`` columns written as numbers."""
     from openpyxl import Workbook
     from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
-    def cell(value: Any) -> Any:
+    def cell(value: Any, column: int) -> Any:
         value = _flat(value)
         if isinstance(value, str):
+            if column in numeric and value.strip():
+                return plain_number(value)
             value = ILLEGAL_CHARACTERS_RE.sub("", value)[:XLSX_CELL_LIMIT]
         return value
 
@@ -116,7 +171,7 @@ def _xlsx(path: Path, header: list[str], rows: list[list[Any]], fmt: str) -> Non
     sheet = workbook.create_sheet("Results")
     sheet.append(header)
     for row in rows:
-        sheet.append([cell(v) for v in row])
+        sheet.append([cell(v, i) for i, v in enumerate(row)])
     workbook.save(path)
 
 

@@ -2,28 +2,40 @@
 
 Pure file handling, no model: a file becomes a :class:`Table` (column names,
 rows in file order, warnings a person should read, and per-row notes such as
-"read as cp1252"). Text files are read as UTF-8 (with or without a BOM), or
-UTF-16 when they start with its BOM; lines that are not valid UTF-8 fall back
-to Windows-1252 (latin-1 for the few bytes cp1252 leaves undefined) and the
-warning names the rows affected. Writing results lives in ``desktop.batchexport``.
+"read as cp1252"). A file that is not text is refused, and text is decoded line
+by line (``desktop.batchtext``): UTF-8 with or without a BOM, UTF-16 with its BOM,
+Windows-1252 for lines that are not valid UTF-8 (the warning names the rows).
+Workbooks are read by ``desktop.batchxlsx``. Rows are read one at a time and the
+limits (:data:`MAX_ROWS`, :data:`MAX_COLUMNS`, :data:`MAX_CELLS`) are checked as
+they come, so a file past them is refused before it is built. Writing results
+lives in ``desktop.batchexport``.
 """
 
 from __future__ import annotations
 
-import codecs
 import csv
-import io
 import json
 import os
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from desktop.batchtext import TextFile, open_text
 from desktop.errors import UserError
+
+R = TypeVar("R")
 
 #: Files larger than this are refused (``PIPEDESK_BATCH_MAX_MB`` overrides).
 MAX_FILE_MB = 100
+#: Rows a file may hold (blank rows at its end do not count).
 MAX_ROWS = 1_000_000
+#: Columns a file may have: wider files are refused, whatever a workbook declares.
+MAX_COLUMNS = 1_000
+#: Rows × columns: what a table holds in memory once every row is padded to its width.
+MAX_CELLS = 20_000_000
+#: Separators one CSV record may hold (quoted or not) before csv is asked to split it.
+SEPARATORS_PER_RECORD = 100 * MAX_COLUMNS
 #: A cell longer than this is cut before any model sees it (and marked in the results).
 MAX_CELL_CHARS = 100_000
 FORMATS = {
@@ -118,7 +130,10 @@ def file_format(path: Path) -> str:
 
 
 def read_table(path: str | Path, name: str | None = None) -> Table:
-    """Read ``path`` into a Table, or raise UserError with a sentence saying what is wrong."""
+    """Read ``path`` into a Table, or raise UserError with a sentence saying what is wrong.
+
+    Runs on the caller's thread (the CLI's main thread, a Gradio worker for the Batch tab).
+    """
     path = Path(path)
     name = name or path.name
     fmt = file_format(Path(name))
@@ -133,69 +148,82 @@ def read_table(path: str | Path, name: str | None = None) -> Table:
             f"{limit / 1024**2:,.0f} MB at a time. Split it into smaller files."
         )
     if fmt == "xlsx":
-        table = _read_xlsx(path, name)
+        from desktop.batchxlsx import read_xlsx  # imports openpyxl: only when a workbook comes
+
+        table = read_xlsx(path, name)
     else:
-        data = path.read_bytes()
-        if not data.strip():
-            raise UserError(f"{name} is empty: there are no rows to analyse.")
-        text, fallback_lines = decode(data)
+        source = open_text(path.read_bytes(), name)
         reader = {"csv": _read_delimited, "tsv": _read_delimited, "jsonl": _read_jsonl, "txt": _read_txt}
-        table, line_rows = reader[fmt](text, name, fmt)
-        _warn_fallback(table, fallback_lines, line_rows)
+        table = reader[fmt](source, name, fmt)
     if not table.rows:
         raise UserError(f"{name} has a header but no rows to analyse.")
-    if len(table.rows) > MAX_ROWS:
-        raise UserError(f"{name} has {len(table.rows):,} rows; the limit is {MAX_ROWS:,}. Split it first.")
     return table
 
 
-# --- decoding ---------------------------------------------------------------------------
+# --- limits -------------------------------------------------------------------------------
 
 
-def decode(data: bytes) -> tuple[str, list[int]]:
-    """Bytes to text, and the (0-based) line numbers that had to be read as cp1252."""
-    if data.startswith(codecs.BOM_UTF8):
-        data = data[len(codecs.BOM_UTF8) :]
-    elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        try:
-            return data.decode("utf-16"), []
-        except UnicodeDecodeError:
-            raise UserError("The file starts like UTF-16 text but is not valid UTF-16.") from None
-    try:
-        return data.decode("utf-8"), []
-    except UnicodeDecodeError:
-        pass
-    parts: list[str] = []
-    fallback: list[int] = []
-    for number, line in enumerate(data.splitlines(keepends=True)):
-        try:
-            parts.append(line.decode("utf-8"))
-        except UnicodeDecodeError:
-            fallback.append(number)
-            try:
-                parts.append(line.decode("cp1252"))
-            except UnicodeDecodeError:
-                parts.append(line.decode("latin-1"))
-    return "".join(parts), fallback
+def check_size(name: str, rows: int, columns: int) -> None:
+    """UserError as soon as a table being read has too many rows, columns or cells.
+
+    Every reader calls this as it adds a row or widens the table, so one rule holds for
+    every format and nothing past a limit is ever built.
+    """
+    if columns > MAX_COLUMNS:
+        raise UserError(
+            f"{name} has more than {MAX_COLUMNS:,} columns; Pipedesk reads up to {MAX_COLUMNS:,}. "
+            "Keep the columns you need (the texts and an id) and try again."
+        )
+    if rows > MAX_ROWS:
+        raise UserError(
+            f"{name} has more than {MAX_ROWS:,} rows; Pipedesk reads up to {MAX_ROWS:,} at a time. "
+            "Split it into smaller files."
+        )
+    if rows * columns > MAX_CELLS:
+        raise UserError(
+            f"{name} has more than {MAX_CELLS:,} cells (rows × columns); Pipedesk reads up to "
+            f"{MAX_CELLS:,} at a time. Remove the columns you do not need, or split it."
+        )
 
 
-def physical_lines(text: str) -> list[str]:
-    """Lines ending at \\n, \\r or \\r\\n only (as ``bytes.splitlines`` cuts them), ends kept."""
-    return list(io.StringIO(text, newline=""))
+def without_blank_tail(records: Iterable[R], blank: Callable[[R], bool], name: str) -> Iterator[R]:
+    """``records`` without the blank ones at the end, lazily, refusing more than MAX_ROWS.
+
+    A run of blank records is held back until a record with content follows (then they
+    are rows, counted with it) or the records end (then they are dropped). Only blanks
+    that could still become rows are stored, and no more than ``2 * MAX_ROWS`` records
+    are looked at, blank or not: a sheet whose next row is numbered 4,000,000,000 cannot
+    keep the reader busy.
+    """
+    held: list[R] = []
+    waiting = kept = 0
+    for record in records:
+        if blank(record):
+            waiting += 1
+            if kept + waiting <= MAX_ROWS:
+                held.append(record)
+            elif kept + waiting > 2 * MAX_ROWS:
+                check_size(name, kept + waiting, 1)
+            continue
+        check_size(name, kept + waiting + 1, 1)
+        yield from held
+        yield record
+        kept += waiting + 1
+        held.clear()
+        waiting = 0
 
 
-def _warn_fallback(table: Table, lines: list[int], line_rows: list[int]) -> None:
-    """Name the rows whose lines were read as cp1252 (``line_rows[line]`` = row, or -1)."""
-    if not lines:
-        return
-    rows = sorted({line_rows[line] for line in lines if line < len(line_rows)})
+def _warn_fallback(table: Table, rows: set[int]) -> None:
+    """Name the rows (-1: the header) that had lines read as cp1252."""
+    named = sorted(row for row in rows if 0 <= row < len(table.rows))
     header = -1 in rows
-    rows = [r for r in rows if r >= 0]
-    for row in rows:
+    if not named and not header:
+        return
+    for row in named:
         table.add_note(row, "read as Windows-1252 (not valid UTF-8)")
     where = []
-    if rows:
-        where.append(f"{'row' if len(rows) == 1 else 'rows'} {_list_rows(rows)}")
+    if named:
+        where.append(f"{'row' if len(named) == 1 else 'rows'} {_list_rows(named)}")
     if header:
         where.insert(0, "the header")
     table.warnings.append(
@@ -212,168 +240,162 @@ def _list_rows(rows: list[int], shown: int = 10) -> str:
     return numbers[0] if len(numbers) == 1 else f"{', '.join(numbers[:-1])} and {numbers[-1]}"
 
 
-# --- formats ----------------------------------------------------------------------------
+# --- text formats -------------------------------------------------------------------------
 
 
-def _read_delimited(text: str, name: str, fmt: str) -> tuple[Table, list[int]]:
+class _Feed:
+    """The lines csv.reader asks for, one record at a time (csv never reads ahead).
+
+    Notes the records holding a line read as cp1252, remembers where the current record
+    started (for an unclosed quote), and refuses a record with absurdly many separators
+    before csv splits it: a 100 MB line of commas would be 100 million strings.
+    """
+
+    def __init__(self, source: TextFile, delimiter: str, name: str) -> None:
+        self.lines, self.delimiter, self.name = source.lines(), delimiter, name
+        self.record = self.separators = self.line = self.record_line = 0
+        self.fallback: set[int] = set()
+
+    def __iter__(self) -> _Feed:
+        return self
+
+    def __next__(self) -> str:
+        line, fell_back = next(self.lines)
+        self.line += 1
+        if fell_back:
+            self.fallback.add(self.record - 1)  # record 0 is the header: row -1
+        self.separators += line.count(self.delimiter)
+        if self.separators > SEPARATORS_PER_RECORD:
+            check_size(self.name, self.record, MAX_COLUMNS + 1)
+        return line
+
+    def next_record(self) -> None:
+        self.record += 1
+        self.separators = 0
+        self.record_line = self.line
+
+
+def _read_delimited(source: TextFile, name: str, fmt: str) -> Table:
     """CSV (delimiter sniffed among , ; tab |) or TSV; the first row is the header."""
-    delimiter = "\t" if fmt == "tsv" else _sniff_delimiter(text)
+    delimiter = "\t" if fmt == "tsv" else _sniff_delimiter(source.sample())
     csv.field_size_limit(max(csv.field_size_limit(), max_file_bytes()))
-    records, spans = _parse(text, delimiter, name)
-    while records and not any(cell.strip() for cell in records[-1]):
-        records.pop()  # blank lines at the end of the file are not rows
-        spans.pop()
-    if not records:
+    for strict in (True, False):
+        feed = _Feed(source, delimiter, name)
+        try:
+            table = _delimited_table(csv.reader(feed, delimiter=delimiter, strict=strict), feed, name, fmt)
+        except csv.Error as exc:
+            if "unexpected end of data" in str(exc):
+                raise UserError(
+                    f"{name}: the quote opened on line {feed.record_line + 1} is never closed, so the "
+                    "rest of the file would be read as one text. Fix that quote (or save the file "
+                    "again from your spreadsheet) and try again."
+                ) from None
+            continue  # other strictness complaints (text after a closing quote...): read leniently
+        _warn_fallback(table, feed.fallback)
+        return table
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _delimited_table(reader: Iterator[list[str]], feed: _Feed, name: str, fmt: str) -> Table:
+    def records() -> Iterator[list[str] | int]:
+        """Each record; a blank one as its number of fields, all that is kept of it."""
+        for record in reader:
+            feed.next_record()
+            yield record if any(cell.strip() for cell in record) else len(record)
+
+    rows = records()
+    header = next(rows, None)
+    if header is None:
         raise UserError(f"{name} is empty: there are no rows to analyse.")
-    columns = unique_names(records[0])
-    table = Table(name=name, format=fmt, columns=columns, rows=[])
+    columns = unique_names([""] * header if isinstance(header, int) else header)
     width = len(columns)
+    check_size(name, 0, width)
+    table = Table(name=name, format=fmt, columns=columns, rows=[])
     misfits = []
-    for number, record in enumerate(records[1:]):
-        if record and len(record) != width:
+    for number, record in enumerate(without_blank_tail(rows, lambda r: isinstance(r, int), name)):
+        fields = record if isinstance(record, int) else len(record)
+        if fields and fields != width:
             misfits.append(number)
-            table.add_note(number, f"malformed row: {len(record)} fields, the header has {width}")
-        table.rows.append((record + [""] * width)[:width])
+            table.add_note(number, f"malformed row: {fields} fields, the header has {width}")
+        table.rows.append([""] * width if isinstance(record, int) else (record + [""] * width)[:width])
+        check_size(name, number + 1, width)
     if misfits:
         table.warnings.append(
             f"{'Row' if len(misfits) == 1 else 'Rows'} {_list_rows(misfits)} of {name} "
             f"{'does' if len(misfits) == 1 else 'do'} not have {width} fields like the header: "
             "missing fields were left empty and extra ones dropped."
         )
-    line_rows: list[int] = []
-    for record_number, (first, last) in enumerate(spans):
-        line_rows.extend([record_number - 1] * (last - first + 1))
-    return table, line_rows
+    return table
 
 
-def _parse(text: str, delimiter: str, name: str) -> tuple[list[list[str]], list[tuple[int, int]]]:
-    """Records and the (first, last) 0-based line each spans; an unclosed quote is an error."""
-    lines = physical_lines(text)
-    for strict in (True, False):
-        reader = csv.reader(lines, delimiter=delimiter, strict=strict)
-        records: list[list[str]] = []
-        spans: list[tuple[int, int]] = []
-        previous = 0
-        try:
-            for record in reader:
-                records.append(record)
-                spans.append((previous, reader.line_num - 1))
-                previous = reader.line_num
-            return records, spans
-        except csv.Error as exc:
-            if "unexpected end of data" in str(exc):
-                raise UserError(
-                    f"{name}: the quote opened on line {previous + 1} is never closed, so the rest of "
-                    "the file would be read as one text. Fix that quote (or save the file again from "
-                    "your spreadsheet) and try again."
-                ) from None
-            if "NUL" in str(exc):
-                raise UserError(f"{name} contains NUL bytes: it does not look like a text file.") from None
-            # Other strictness complaints (text after a closing quote...): read leniently.
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-def _sniff_delimiter(text: str) -> str:
-    sample = text[:65536]
+def _sniff_delimiter(sample: str) -> str:
     try:
         return csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
     except csv.Error:
         return ","
 
 
-def _read_txt(text: str, name: str, fmt: str) -> tuple[Table, list[int]]:
+def _read_txt(source: TextFile, name: str, fmt: str) -> Table:
     """One text per line; blank lines are rows with nothing to analyse (except at the end)."""
-    lines = [line.rstrip("\r\n") for line in physical_lines(text)]
-    while lines and not lines[-1].strip():
-        lines.pop()
-    table = Table(name=name, format=fmt, columns=["text"], rows=[[line] for line in lines])
-    return table, list(range(len(lines)))
+    table = Table(name=name, format=fmt, columns=["text"], rows=[])
+    fallback: set[int] = set()
+    lines = ((line.rstrip("\r\n"), fell_back) for line, fell_back in source.lines())
+    for number, (line, fell_back) in enumerate(without_blank_tail(lines, lambda r: not r[0].strip(), name)):
+        table.rows.append([line])
+        if fell_back:
+            fallback.add(number)
+    _warn_fallback(table, fallback)
+    return table
 
 
-def _read_jsonl(text: str, name: str, fmt: str) -> tuple[Table, list[int]]:
-    """One JSON object per line (a bare string counts as {"text": ...}); blank lines are skipped."""
-    objects: list[dict[str, Any] | None] = []
-    line_rows: list[int] = []
+def _read_jsonl(source: TextFile, name: str, fmt: str) -> Table:
+    """One JSON object per line (a bare string counts as {"text": ...}); blank lines are skipped.
+
+    Columns are every key seen, in the order first seen; a row is filled in as it is read
+    and padded at the end for the keys that came later.
+    """
+    columns: dict[str, int] = {}
+    table = Table(name=name, format=fmt, columns=[], rows=[])
     broken: list[int] = []
-    columns: dict[str, None] = {}
-    for line in physical_lines(text):
+    fallback: set[int] = set()
+    for line, fell_back in source.lines():
         if not line.strip():
-            line_rows.append(-2)
             continue
-        line_rows.append(len(objects))
+        number = len(table.rows)
+        if fell_back:
+            fallback.add(number)
         try:
             value = json.loads(line)
         except ValueError:
             value = None
         if isinstance(value, str):
             value = {"text": value}
-        if not isinstance(value, dict):
-            broken.append(len(objects))
-            objects.append(None)
-            continue
-        for key in value:
-            columns.setdefault(str(key), None)
-        objects.append({str(k): v for k, v in value.items()})
-    names = list(columns) or ["text"]
-    table = Table(name=name, format=fmt, columns=names, rows=[])
-    for number, obj in enumerate(objects):
-        if obj is None:
-            table.add_note(number, "malformed row: not a JSON object")
-            table.rows.append([None] * len(names))
+        if isinstance(value, dict):
+            for key in value:
+                columns.setdefault(str(key), len(columns))
+        check_size(name, number + 1, max(1, len(columns)))
+        if isinstance(value, dict):
+            row = [None] * len(columns)
+            for key, item in value.items():
+                row[columns[str(key)]] = item
+            table.rows.append(row)
         else:
-            table.rows.append([obj.get(column) for column in names])
-    if broken and len(broken) == len(objects):
+            broken.append(number)
+            table.add_note(number, "malformed row: not a JSON object")
+            table.rows.append([])
+    if broken and len(broken) == len(table.rows):
         raise UserError(f"{name} is not JSON Lines: no line holds a JSON object.")
+    table.columns = list(columns) or ["text"]
+    width = len(table.columns)
+    for row in table.rows:
+        row.extend([None] * (width - len(row)))
     if broken:
         table.warnings.append(
             f"{'Row' if len(broken) == 1 else 'Rows'} {_list_rows(broken)} of {name} "
             f"{'is' if len(broken) == 1 else 'are'} not a JSON object: left empty in the results."
         )
-    return table, line_rows
-
-
-def _read_xlsx(path: Path, name: str) -> Table:
-    """The first worksheet with data; its first row is the header."""
-    import zipfile
-
-    from openpyxl import load_workbook
-
-    try:
-        workbook = load_workbook(path, read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError):
-        raise UserError(f"{name} is not a valid Excel workbook (.xlsx): it could not be opened.") from None
-    try:
-        for sheet in workbook.worksheets:
-            rows = [list(row) for row in sheet.iter_rows(values_only=True)]
-            while rows and all(_blank(v) for v in rows[-1]):
-                rows.pop()
-            if rows:
-                break
-        else:
-            raise UserError(f"{name} is empty: there are no rows to analyse.")
-    finally:
-        workbook.close()
-    header = rows[0]
-    while (
-        header
-        and _blank(header[-1])
-        and all(len(r) < len(header) or _blank(r[len(header) - 1]) for r in rows)
-    ):
-        header = header[:-1]
-    width = len(header)
-    columns = unique_names(["" if v is None else str(v) for v in header])
-    body = [[_cell(v) for v in (row + [None] * width)[:width]] for row in rows[1:]]
-    return Table(name=name, format="xlsx", columns=columns, rows=body)
-
-
-def _cell(value: Any) -> Any:
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    return str(value)  # dates, times, decimals: as Excel shows them, more or less
-
-
-def _blank(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
+    _warn_fallback(table, fallback)
+    return table
 
 
 def unique_names(names: list[str]) -> list[str]:

@@ -152,3 +152,16 @@ def test_user_errors_exit_2_with_one_clear_line(tmp_path, capsys):
     assert "is empty" in capsys.readouterr().err
     assert main(["batch", "sentiment", "-i", str(tmp_path / "nope.csv"), "-o", str(tmp_path / "o.csv")]) == 2
     assert "could not be found" in capsys.readouterr().err
+
+
+def test_a_binary_file_named_csv_exits_2_with_one_clear_line(tmp_path, capsys):
+    from PIL import Image
+
+    photo = tmp_path / "holiday.csv"  # a PNG photo, renamed: once read as 172 rows of garbage
+    Image.new("RGB", (320, 200), (40, 120, 200)).save(photo, format="PNG")
+    target = tmp_path / "out.csv"
+    assert main(["batch", "sentiment", "-i", str(photo), "-o", str(target)]) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and "holiday.csv is not a text file (it is a PNG image)" in err[0], err
+    assert not target.exists() and "row" not in captured.out
