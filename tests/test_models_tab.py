@@ -153,10 +153,12 @@ def test_import_from_a_folder_checks_the_task_and_the_name_works_in_the_task_tab
         r"office\s+ready\s+200 KB\s+Sentiment\s+never\s+imported", _row(page, "office").text_content()
     )
 
+    # Both new models are in the Sentiment tab's list at once: no page reload.
     page.get_by_role("tab", name="Sentiment", exact=True).click()
     model_box = page.locator("#run-sentiment").locator("xpath=ancestor::div[contains(@class,'tabitem')]")
-    model_box.get_by_label("Model").first.fill("office")
-    page.keyboard.press("Enter")
+    model_box.get_by_label("Model").first.click()
+    page.get_by_role("option", name="someone/tiny-sentiment — ready").wait_for(timeout=10_000)
+    page.get_by_role("option", name="office (imported) — ready").click()
     model_box.get_by_label("Text").first.fill("I love this product!")
     page.locator("#run-sentiment").click()
     page.wait_for_function(

@@ -46,13 +46,17 @@ class RunControl:
         self.message, self.failed = "", False
 
     def request_stop(self) -> None:
+        """Ask the run to end early (Stop); the page then says so."""
         self._stop.set()
+        self.message, self.failed = "Stopped.", False
 
     def stop_requested(self) -> bool:
         return self._stop.is_set()
 
     def finish(self, notes: list[str] | None = None, error: str | None = None) -> None:
-        if error is not None:
+        if self.stop_requested():
+            self.message, self.failed = "Stopped.", False
+        elif error is not None:
             self.message, self.failed = error, True
         else:
             self.message, self.failed = "\n".join(f"ℹ️ {note}" for note in notes or []), False
@@ -118,10 +122,7 @@ def make_handler(
         return values, control, kwargs
 
     def failed(control: RunControl, exc: Exception) -> gr.Error:
-        if isinstance(exc, Stopped):
-            control.finish([str(exc)])
-        else:
-            control.finish(error=error_text(exc))
+        control.finish(error=None if isinstance(exc, Stopped) else error_text(exc))
         return gr.Error(control.message, print_exception=False, visible=False)
 
     def succeeded(control: RunControl, values: list[Any], result: Result | None) -> None:
