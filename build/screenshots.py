@@ -1,0 +1,86 @@
+"""Take the README's screenshots: the app on the tests' tiny models, driven in Chromium.
+
+    .venv/bin/python build/screenshots.py        (needs the dev extras and /usr/bin/chromium)
+
+Writes assets/screenshot.png (Sentiment), assets/screenshot-batch.png (a file analysed) and
+assets/screenshot-models.png (the model manager). Everything stays on 127.0.0.1: the models are
+built by tests/tiny_models.py and served by tests/hub_server.py, as in the test suite.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+HOME = Path(tempfile.mkdtemp(prefix="pipedesk-shots-"))
+os.environ["PIPEDESK_HOME"] = str(HOME)
+sys.path.insert(0, str(ROOT / "tests"))
+
+REVIEWS = [
+    "I love this product! It works exactly as described.",
+    "The delivery was late and the box was damaged.",
+    "Great value for the price, I would buy it again.",
+    "It stopped working after two days.",
+    "The film was long, but the ending made it worth it.",
+    "Terrible customer service, never again.",
+]
+
+
+def main() -> None:
+    from hub_server import HubServer
+    from playwright.sync_api import sync_playwright
+    from tiny_models import build_all
+
+    models = build_all(HOME / "tiny-models")
+    with HubServer(models) as hub:
+        os.environ["HF_ENDPOINT"] = hub.url
+        from desktop import server
+        from desktop.runtime import Runtime
+        from desktop.ui.app import build_app
+
+        running = server.start(build_app(Runtime(device="cpu")))
+        source = HOME / "reviews.csv"
+        with source.open("w", newline="", encoding="utf-8") as out:
+            writer = csv.writer(out)
+            writer.writerow(["id", "review"])
+            writer.writerows([i + 1, text] for i, text in enumerate(REVIEWS * 4))
+        with sync_playwright() as p:
+            browser = p.chromium.launch(
+                executable_path="/usr/bin/chromium",
+                args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"],
+            )
+            page = browser.new_page(viewport={"width": 1200, "height": 820})
+            page.goto(running.url)
+            tab = page.locator("#run-sentiment").locator("xpath=ancestor::div[contains(@class,'tabitem')]")
+            tab.get_by_label("Text").first.fill(REVIEWS[0])
+            page.locator("#run-sentiment").click()
+            page.locator("#run-sentiment").wait_for(state="visible", timeout=120_000)
+            page.wait_for_timeout(500)
+            page.screenshot(path=str(ROOT / "assets" / "screenshot.png"))
+
+            page.get_by_role("tab", name="Batch", exact=True).click()
+            page.locator("#batch-file input[type=file]").set_input_files(str(source))
+            page.wait_for_function("() => /rows/.test(document.querySelector('#batch-info').textContent)")
+            page.locator("#batch-run").click()
+            page.wait_for_function(
+                "() => document.querySelector('#batch-progress').textContent.includes('finished')",
+                timeout=120_000,
+            )
+            page.wait_for_timeout(500)
+            page.screenshot(path=str(ROOT / "assets" / "screenshot-batch.png"), full_page=True)
+
+            page.get_by_role("tab", name="Models", exact=True).click()
+            page.locator("#models-table .virtual-row").first.wait_for(timeout=30_000)
+            page.wait_for_timeout(500)
+            page.screenshot(path=str(ROOT / "assets" / "screenshot-models.png"))
+            browser.close()
+        running.stop()
+    print("Screenshots written to", ROOT / "assets")
+
+
+if __name__ == "__main__":
+    main()
