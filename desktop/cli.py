@@ -72,10 +72,18 @@ def cmd_app(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Headless: serve the UI and the HTTP API until interrupted."""
-    return _serve(args.host, args.port, args.device, open_browser=False, lan=getattr(args, "lan", False))
+    lan, token = getattr(args, "lan", False), getattr(args, "token", False)
+    return _serve(args.host, args.port, args.device, open_browser=False, lan=lan, token=token)
 
 
-def _serve(host: str, port: int | None, device: str | None, open_browser: bool, lan: bool = False) -> int:
+def _serve(
+    host: str,
+    port: int | None,
+    device: str | None,
+    open_browser: bool,
+    lan: bool = False,
+    token: bool = False,
+) -> int:
     from desktop import logs
 
     logs.setup(console=True)
@@ -86,8 +94,12 @@ def _serve(host: str, port: int | None, device: str | None, open_browser: bool, 
     runtime = Runtime(device=device)
     running = None
     try:  # Ctrl+C during start-up stops as cleanly as Ctrl+C later
-        running = server.start(build_app(runtime), host=host, port=port)
+        secret = (os.environ.get("PIPEDESK_TOKEN") or server.new_token()) if token else None
+        running = server.start(build_app(runtime), host=host, port=port, token=secret)
         print(f"Pipedesk is running at {running.url}  (device: {runtime.device}; Ctrl+C to stop)", flush=True)
+        if secret:
+            print(f"Every request needs the token: header X-Pipedesk-Token: {secret}", flush=True)
+            print(f"  in a browser: {running.open_url}", flush=True)
         if lan:
             from desktop import sharing
 
@@ -95,7 +107,7 @@ def _serve(host: str, port: int | None, device: str | None, open_browser: bool, 
         if open_browser:
             import webbrowser
 
-            webbrowser.open(running.url)
+            webbrowser.open(running.open_url)
         while True:
             time.sleep(0.5)
     except KeyboardInterrupt:
@@ -196,6 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="port (default: $PORT, else a free port)")
     serve.add_argument("--lan", action="store_true",
                        help="also share on the local network, password-protected (address and password are printed)")
+    serve.add_argument("--token", action="store_true",
+                       help="answer only requests that carry a token (printed, or $PIPEDESK_TOKEN) in an X-Pipedesk-Token header")
     _add_device(serve)
     serve.set_defaults(func=cmd_serve)
 

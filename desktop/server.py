@@ -2,22 +2,33 @@
 
 ``start`` returns at once (``prevent_thread_lock``): uvicorn serves from its own
 background thread while the caller's thread goes on (the window, or a wait
-loop for ``pipedesk serve``).
+loop for ``pipedesk serve``). Every server gets :mod:`desktop.gate` in front of it
+(Host and Origin checks; the window's per-launch token when one is given).
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 import socket
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import gradio as gr
+
+from desktop import gate
 
 log = logging.getLogger(__name__)
 
 LOCAL_HOST = "127.0.0.1"
 MAX_UPLOAD = "50mb"
+LOOPBACK_BINDS = ("127.0.0.1", "localhost", "::1")
+
+
+def new_token() -> str:
+    """A per-launch secret for the window's server (:mod:`desktop.gate`)."""
+    return secrets.token_urlsafe(32)
 
 
 def free_port(host: str = LOCAL_HOST) -> int:
@@ -34,11 +45,19 @@ class Server:
     blocks: gr.Blocks
     host: str
     port: int
+    token: str | None = None
 
     @property
     def url(self) -> str:
         host = LOCAL_HOST if self.host in ("0.0.0.0", "") else self.host
         return f"http://{host}:{self.port}/"
+
+    @property
+    def open_url(self) -> str:
+        """What the window opens: the URL with the token, which the gate turns into a cookie."""
+        if self.token is None:
+            return self.url
+        return f"{self.url}?{gate.TOKEN_PARAM}={quote(self.token)}"
 
     def stop(self) -> None:
         """Close the listener (the port is free when this returns) and stop serving."""
@@ -49,12 +68,28 @@ def start(
     blocks: gr.Blocks,
     host: str = LOCAL_HOST,
     port: int | None = None,
+    token: str | None = None,
+    hosts: gate.Hosts | None = None,
     **options: Any,
 ) -> Server:
-    """Serve ``blocks`` on ``host:port`` (a free port when None) and return once it answers."""
+    """Serve ``blocks`` on ``host:port`` (a free port when None) and return once it answers.
+
+    ``token``: every request must carry it (the window's server). ``hosts``: which Host names
+    the gate answers ("loopback", "lan" or "any"; by default loopback names on a loopback
+    address, any name elsewhere, e.g. behind a hosting platform's proxy). ``options`` go to
+    ``launch()``; middleware in ``options["app_kwargs"]`` runs inside the gate.
+    """
+    from starlette.middleware import Middleware
+
     from desktop.ui.app import launch_options
 
     port = port or free_port(LOCAL_HOST if host in ("0.0.0.0", "") else host)
+    if hosts is None:
+        hosts = "loopback" if host in LOOPBACK_BINDS else "any"
+    names = gate.this_computer_names() if hosts == "lan" else frozenset()
+    guard = Middleware(gate.Gate, options=gate.GateOptions(port=port, hosts=hosts, token=token, names=names))
+    app_kwargs = dict(options.pop("app_kwargs", None) or {})
+    app_kwargs["middleware"] = [guard, *app_kwargs.get("middleware", [])]
     blocks.queue(default_concurrency_limit=4)
     kwargs: dict[str, Any] = {
         "server_name": host,
@@ -71,6 +106,7 @@ def start(
         **launch_options(),
     }
     kwargs.update(options)
+    kwargs["app_kwargs"] = app_kwargs
     blocks.launch(**kwargs)
-    log.info("Serving on %s:%s", host, port)
-    return Server(blocks=blocks, host=host, port=port)
+    log.info("Serving on %s:%s%s", host, port, " (window token required)" if token else "")
+    return Server(blocks=blocks, host=host, port=port, token=token)

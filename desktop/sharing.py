@@ -228,7 +228,7 @@ class Sharing:
         def launch() -> Any:
             if self._blocks is None:
                 self._blocks = self.visitors_app(VisitorRuntime(self.runtime))
-            return server.start(self._blocks, host=self.host, port=port, **options)
+            return server.start(self._blocks, host=self.host, port=port, hosts="lan", **options)
 
         self.gate.reset()
         self.gate.open = False

@@ -189,10 +189,12 @@ def _start_server(args: argparse.Namespace, state: AppState, claimed: instance.I
     blocks = build_app(state.runtime)
     if state.closed.is_set():
         return
-    state.server = server.start(blocks, host="127.0.0.1", port=getattr(args, "port", None))
-    state.url = state.server.url
+    # The window's server answers only the window: a per-launch token, kept in a cookie (desktop/gate.py).
+    token = server.new_token() if state.window is not None else None
+    state.server = server.start(blocks, host="127.0.0.1", port=getattr(args, "port", None), token=token)
+    state.url = state.server.open_url
     claimed.publish(url=state.url)
-    log.info("Ready in %.1fs at %s", time.perf_counter() - started, state.url)
+    log.info("Ready in %.1fs at %s", time.perf_counter() - started, state.server.url)
     print(
         f"Pipedesk is running at {state.url}  (device: {state.runtime.device}; log: {logs.log_file()})",
         flush=True,

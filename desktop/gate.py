@@ -1,0 +1,209 @@
+"""The gate in front of every server Pipedesk runs: Host, Origin and the window's secret.
+
+Pure ASGI middleware, added by :func:`desktop.server.start` to every Gradio server
+(the window's own, ``pipedesk serve``, the LAN server) through
+``launch(app_kwargs={"middleware": [...]})``. Before a request reaches Gradio:
+
+- **Host.** A web page whose name resolves to 127.0.0.1 (DNS rebinding) sends its
+  own name as ``Host``: only this computer's names are answered (loopback names
+  on a loopback server; IP addresses and this computer's name on the LAN server),
+  always at the server's own port.
+- **Origin.** A request a browser sends from another site carries that site's
+  ``Origin``: refused (and ``null``, a sandboxed or file page), so no other page
+  can drive Pipedesk's controls. Scripts send no Origin and are not affected.
+- **The window's secret** (``token``). The window opens ``/?pipedesk_token=…``
+  once; the answer keeps the token in an HttpOnly, SameSite=Strict cookie named
+  for the port and sends the window on to the same address without it. From then
+  on every request (page, API, event streams, websockets) needs that cookie, or
+  the token in an ``X-Pipedesk-Token`` header (scripts, ``pipedesk serve --token``);
+  only Gradio's own start-up call (``NO_TOKEN_PATHS``) goes without.
+
+Threads: the middleware runs on the server's event loop; it keeps no state of its own.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import socket
+from dataclasses import dataclass, field
+from http.cookies import SimpleCookie
+from typing import Any, Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+Hosts = Literal["loopback", "lan", "any"]
+
+TOKEN_PARAM = "pipedesk_token"
+TOKEN_HEADER = "X-Pipedesk-Token"
+LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "[::1]"})
+#: Gradio calls this itself, without our token, while ``launch()`` starts; it only runs the app's
+#: start-up events, once, and answers true or false: nothing to read, nothing to change.
+NO_TOKEN_PATHS = frozenset({"/gradio_api/startup-events"})
+
+OTHER_HOST = "This address is not Pipedesk's: open Pipedesk through this computer's own address."
+OTHER_SITE = "Pipedesk does not answer requests that other web pages make."
+NO_TOKEN = "This Pipedesk server answers only its own window (or scripts that give its token)."
+
+
+def cookie_name(port: int) -> str:
+    """The cookie that keeps the window's token for the server on ``port``."""
+    return f"pipedesk-{port}"
+
+
+@dataclass(frozen=True)
+class GateOptions:
+    """What the gate of one server checks (see the module docstring)."""
+
+    port: int
+    hosts: Hosts = "loopback"  # which Host names are answered
+    token: str | None = None  # the per-launch secret, or None: no token asked
+    names: frozenset[str] = field(default_factory=frozenset)  # more names answered ("lan")
+
+
+def this_computer_names() -> frozenset[str]:
+    """This computer's own names (``mypc``, ``mypc.local``), lower case, for the LAN server."""
+    name = socket.gethostname().lower().rstrip(".")
+    return frozenset({name, f"{name}.local", name.split(".")[0], f"{name.split('.')[0]}.local"})
+
+
+def split_host(value: str) -> tuple[str, int | None]:
+    """``("name", port)`` from a Host header (``[::1]:7860`` keeps its brackets); port None if absent."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        name, _, rest = value.partition("]")
+        name, port_text = name + "]", rest[1:] if rest.startswith(":") else ""
+    elif value.count(":") == 1:
+        name, _, port_text = value.partition(":")
+    else:  # no port, or a bare IPv6 address (not a valid Host)
+        name, port_text = value, ""
+    return name, int(port_text) if port_text.isdigit() else None
+
+
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name.strip("[]"))
+        return True
+    except ValueError:
+        return False
+
+
+def host_allowed(options: GateOptions, host: str) -> bool:
+    """True when a request with this ``Host`` header is for this server."""
+    if options.hosts == "any":
+        return True
+    name, port = split_host(host)
+    if port != options.port:
+        return False
+    if name in LOOPBACK_NAMES:
+        return True
+    return options.hosts == "lan" and (_is_ip(name) or name in options.names)
+
+
+def _default_port(scheme: str) -> int:
+    return 443 if scheme in ("https", "wss") else 80
+
+
+def same_origin(origin: str, host: str) -> bool:
+    """True when the page that sent ``Origin`` was served by the ``Host`` it is asking."""
+    if not origin or origin == "null":
+        return False
+    parts = urlsplit(origin)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return False
+    name = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    origin_port = parts.port or _default_port(parts.scheme)
+    host_name, host_port = split_host(host)
+    return name == host_name and origin_port == (host_port or _default_port(parts.scheme))
+
+
+def _headers(scope: dict[str, Any]) -> dict[str, str]:
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers") or []}
+
+
+def _cookies(headers: dict[str, str]) -> dict[str, str]:
+    jar: SimpleCookie = SimpleCookie()
+    try:
+        jar.load(headers.get("cookie", ""))
+    except Exception:  # a malformed Cookie header is no cookie
+        return {}
+    return {key: morsel.value for key, morsel in jar.items()}
+
+
+def _matches(given: str | None, token: str) -> bool:
+    return bool(given) and hmac.compare_digest(given.encode(), token.encode())
+
+
+async def refuse(
+    scope: dict[str, Any], send: Any, status: int, text: str, headers: list | None = None
+) -> None:
+    """Answer with ``status`` and ``text`` (a websocket handshake is closed instead: HTTP 403)."""
+    if scope["type"] == "websocket":
+        await send({"type": "websocket.close", "code": 1008, "reason": text[:120]})
+        return
+    body = text.encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", str(len(body)).encode()),
+                *(headers or []),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class Gate:
+    """ASGI middleware for one server: ``Middleware(Gate, options=GateOptions(...))``."""
+
+    def __init__(self, app: Any, options: GateOptions) -> None:
+        self.app = app
+        self.options = options
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        headers = _headers(scope)
+        host = headers.get("host", "")
+        if not host_allowed(self.options, host):
+            await refuse(scope, send, 403, OTHER_HOST)
+            return
+        origin = headers.get("origin")
+        if origin is not None and not same_origin(origin, host):
+            await refuse(scope, send, 403, OTHER_SITE)
+            return
+        token = self.options.token
+        if token is not None and scope.get("path") not in NO_TOKEN_PATHS:
+            query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+            given = dict(query).get(TOKEN_PARAM)
+            if scope["type"] == "http" and scope.get("method") in ("GET", "HEAD") and _matches(given, token):
+                await self._keep_token(scope, send, query)
+                return
+            cookie = _cookies(headers).get(cookie_name(self.options.port))
+            if not (_matches(cookie, token) or _matches(headers.get(TOKEN_HEADER.lower()), token)):
+                await refuse(scope, send, 401, NO_TOKEN)
+                return
+        await self.app(scope, receive, send)
+
+    async def _keep_token(self, scope: dict[str, Any], send: Any, query: list[tuple[str, str]]) -> None:
+        """The window's first request: set the cookie and send it on to the address without the token."""
+        rest = urlencode([(k, v) for k, v in query if k != TOKEN_PARAM])
+        path = scope.get("raw_path") or scope.get("path", "/").encode("latin-1")
+        location = path.decode("latin-1") + (f"?{rest}" if rest else "")
+        cookie = f"{cookie_name(self.options.port)}={self.options.token}; Path=/; HttpOnly; SameSite=Strict"
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 303,
+                "headers": [
+                    (b"location", location.encode("latin-1")),
+                    (b"set-cookie", cookie.encode("latin-1")),
+                    (b"cache-control", b"no-store"),
+                    (b"content-length", b"0"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": b""})

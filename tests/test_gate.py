@@ -1,0 +1,221 @@
+"""The gate in front of every server (desktop/gate.py), attacked as an outsider would.
+
+Raw HTTP (httpx, sockets) against the real servers on 127.0.0.0/8: the app as the
+window serves it (with its per-launch token), the app as ``pipedesk serve`` serves it
+(no token), and the LAN sharing server. Nothing here leaves this machine.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+from conftest import ROOT, cli_env
+
+from desktop import gate, server, sharing
+
+SST2 = "distilbert/distilbert-base-uncased-finetuned-sst-2-english"
+EVIL = "http://rebind.attacker.example"
+
+
+def raw_get(port: int, path: str, headers: dict[str, str], host: str = "127.0.0.1") -> httpx.Response:
+    with httpx.Client(timeout=30) as http:
+        return http.get(f"http://{host}:{port}{path}", headers=headers)
+
+
+def websocket_handshake(port: int, headers: dict[str, str]) -> int:
+    """The HTTP status a websocket handshake to ``port`` gets (101: accepted)."""
+    key = base64.b64encode(os.urandom(16)).decode()
+    lines = [
+        "GET /gradio_api/queue/join HTTP/1.1",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        f"Sec-WebSocket-Key: {key}",
+        "Sec-WebSocket-Version: 13",
+        *(f"{name}: {value}" for name, value in headers.items()),
+    ]
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        first = sock.recv(4096).split(b"\r\n", 1)[0].decode()
+    return int(first.split()[1])
+
+
+@pytest.fixture(scope="module")
+def window_server(runtime):
+    """The app served as the window serves it: on 127.0.0.1 with a per-launch token."""
+    from desktop.ui.app import build_app
+
+    running = server.start(build_app(runtime), token=server.new_token())
+    yield running
+    running.stop()
+
+
+# --- DNS rebinding and other sites: every server ------------------------------------------
+
+
+def test_a_page_that_rebinds_its_name_to_127_0_0_1_is_refused(app_server):
+    port = app_server.port
+    for host in ("rebind.attacker.example", f"rebind.attacker.example:{port}", f"127.0.0.1:{port + 1}", ""):
+        answer = raw_get(port, "/config", {"Host": host})
+        assert answer.status_code in (400, 403), host
+        assert "password" not in answer.text and "components" not in answer.text
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}"):
+        assert raw_get(port, "/config", {"Host": host}).status_code == 200, host
+
+
+def test_requests_from_other_web_pages_are_refused(app_server):
+    port = app_server.port
+    call = f"http://127.0.0.1:{port}/gradio_api/call/sentiment"
+    with httpx.Client(timeout=30) as http:
+        for origin in (EVIL, "null", f"http://localhost:{port + 1}", "http://127.0.0.1"):
+            answer = http.post(call, json={"data": ["I love it", SST2]}, headers={"Origin": origin})
+            assert answer.status_code == 403, origin
+            assert "other web pages" in answer.text
+        same = http.post(
+            call, json={"data": ["I love it", SST2]}, headers={"Origin": f"http://127.0.0.1:{port}"}
+        )
+        assert same.status_code == 200 and "event_id" in same.json()
+    assert websocket_handshake(port, {"Host": f"127.0.0.1:{port}", "Origin": EVIL}) == 403
+
+
+def test_the_lan_server_answers_only_this_computers_names(runtime, app_server):
+    share = sharing.controller(runtime)
+    share.requested_port = server.free_port()
+    share.enable()
+    try:
+        port = share.port
+        transport = httpx.HTTPTransport(local_address="127.0.0.2")
+        with httpx.Client(transport=transport, timeout=30) as http:
+            url = f"http://127.0.0.2:{port}/config"
+            assert http.get(url, headers={"Host": f"rebind.attacker.example:{port}"}).status_code == 403
+            assert http.get(url).status_code == 401  # an IP address: on to the sign-in
+            assert http.get(url, headers={"Host": f"{socket.gethostname()}:{port}"}).status_code == 401
+            login = f"http://127.0.0.2:{port}/login"
+            form = {"username": "x", "password": share.password}
+            assert http.post(login, data=form, headers={"Origin": EVIL}).status_code == 403
+            assert (
+                http.post(login, data=form, headers={"Origin": f"http://127.0.0.2:{port}"}).status_code == 200
+            )
+    finally:
+        share.disable()
+
+
+# --- the window's per-launch token ---------------------------------------------------------
+
+
+def test_the_windows_server_answers_only_requests_with_its_token(window_server):
+    port, token = window_server.port, window_server.token
+    base = f"http://127.0.0.1:{port}"
+    with httpx.Client(timeout=30) as http:
+        for path in ("/", "/config", "/gradio_api/info", f"/?{gate.TOKEN_PARAM}=wrong"):
+            assert http.get(base + path).status_code == 401, path
+        assert http.get(base + "/config", headers={gate.TOKEN_HEADER: "wrong"}).status_code == 401
+        call = http.post(base + "/gradio_api/call/sentiment", json={"data": ["Great", SST2]})
+        assert call.status_code == 401
+
+        opened = http.get(window_server.open_url)  # what the window opens
+        assert opened.status_code == 303 and opened.headers["location"] == "/"
+        cookie = opened.headers["set-cookie"]
+        assert cookie.startswith(f"{gate.cookie_name(port)}={token};")
+        assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+        assert http.get(base + "/").status_code == 200  # the cookie now goes with every request
+        assert http.get(base + "/config").status_code == 200
+        event = http.post(base + "/gradio_api/call/sentiment", json={"data": ["Great", SST2]}).json()[
+            "event_id"
+        ]
+        with http.stream("GET", f"{base}/gradio_api/call/sentiment/{event}") as stream:
+            text = "".join(stream.iter_text())
+        assert "POSITIVE" in text or "NEGATIVE" in text
+    with httpx.Client(timeout=30) as http:
+        assert http.get(base + "/config", headers={gate.TOKEN_HEADER: token}).status_code == 200
+    assert websocket_handshake(port, {"Host": f"127.0.0.1:{port}"}) == 403
+
+
+@pytest.mark.browser
+def test_the_window_url_opens_the_app_and_runs_a_task(browser, window_server, client):
+    client.predict("warm up", SST2, api_name="/sentiment")  # the model installed, through the other app
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    errors: list[str] = []
+    try:
+        page = context.new_page()
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(window_server.open_url)
+        assert page.url == window_server.url  # the token left the address at once
+        run = page.locator("#run-sentiment")
+        run.wait_for(timeout=60_000)
+        panel = run.locator("xpath=ancestor::div[contains(@class,'tabitem')]").first
+        panel.get_by_label("Text").first.fill("I love this product!")
+        run.click()  # the API call and its event stream carry the cookie
+        page.wait_for_function(
+            "() => document.querySelector(\"[data-testid='label-output-value']\")?.textContent.includes('POSITIVE')",
+            timeout=60_000,
+        )
+        assert errors == []
+    finally:
+        context.close()
+    stranger = browser.new_context()  # another browser profile: no cookie, no token
+    try:
+        page = stranger.new_page()
+        answer = page.goto(window_server.url)
+        assert answer.status == 401 and "answers only its own window" in page.content()
+    finally:
+        stranger.close()
+
+
+# --- pipedesk serve: scripts as the README shows, and --token ------------------------------
+
+
+def _serve(home, hub, *extra: str) -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "desktop", "serve", "--port", str(server.free_port()), *extra],
+        env=cli_env(home, hub),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if ("X-Pipedesk-Token" if "--token" in extra else "running at") in line:
+            break
+    return proc, "".join(lines)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def test_serve_with_token_answers_scripts_that_give_it(pipedesk_home, hub):
+    from gradio_client import Client
+    from gradio_client.exceptions import AuthenticationError
+
+    proc, text = _serve(pipedesk_home, hub, "--token")
+    try:
+        url = re.search(r"running at (http://127\.0\.0\.1:\d+/)", text).group(1)
+        token = re.search(r"X-Pipedesk-Token: (\S+)", text).group(1)
+        with httpx.Client(timeout=30) as http:
+            assert http.get(url + "config").status_code == 401
+            assert http.get(url + "config", headers={gate.TOKEN_HEADER: token}).status_code == 200
+        client = Client(url, headers={gate.TOKEN_HEADER: token}, verbose=False, download_files=False)
+        assert client.predict("I love it", SST2, api_name="/sentiment")["label"] == "POSITIVE"
+        with pytest.raises(AuthenticationError):
+            Client(url, verbose=False)
+    finally:
+        _stop(proc)
