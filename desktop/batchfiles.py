@@ -163,8 +163,9 @@ def read_table(path: str | Path, name: str | None = None) -> Table:
 # --- limits -------------------------------------------------------------------------------
 
 
-def check_size(name: str, rows: int, columns: int) -> None:
-    """UserError as soon as a table being read has too many rows, columns or cells.
+def check_size(name: str, rows: int, columns: int, cells: int | None = None) -> None:
+    """UserError as soon as a table being read has too many rows, columns or cells
+    (``cells``: rows × columns unless counted otherwise, e.g. the cells a workbook holds).
 
     Every reader calls this as it adds a row or widens the table, so one rule holds for
     every format and nothing past a limit is ever built.
@@ -179,7 +180,7 @@ def check_size(name: str, rows: int, columns: int) -> None:
             f"{name} has more than {MAX_ROWS:,} rows; Pipedesk reads up to {MAX_ROWS:,} at a time. "
             "Split it into smaller files."
         )
-    if rows * columns > MAX_CELLS:
+    if (rows * columns if cells is None else cells) > MAX_CELLS:
         raise UserError(
             f"{name} has more than {MAX_CELLS:,} cells (rows × columns); Pipedesk reads up to "
             f"{MAX_CELLS:,} at a time. Remove the columns you do not need, or split it."

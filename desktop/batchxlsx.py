@@ -4,25 +4,37 @@ A worksheet declares its size (``<dimension ref="A1:XFD1048576"/>``) and openpyx
 row it returns to that width: a 1.5 KB file could ask for 17 billion cells. Here the declared
 dimension is dropped, rows come lazily from openpyxl's read-only mode, each row keeps only up
 to its last value, the table is as wide as its widest row of values, and the limits of
-``desktop.batchfiles`` are checked as rows come. Before openpyxl opens the file, the sizes the
-zip declares for its parts are added up (zipfile never unpacks past them), so the XML behind
-the cells is bounded too. Runs on the caller's thread.
+``desktop.batchfiles`` are checked as rows come.
+
+openpyxl also builds each ``<row>`` element whole (already while opening the file), and parses
+some parts (styles, the workbook) whole: a 9 KB file holding one row of two million empty cells
+would take gigabytes. So before openpyxl sees the file, the archive is checked (see
+:func:`check_archive`): what its parts unpack to, and its XML walked once with expat, which
+builds no tree, stopping at the first element past a limit. Runs on the caller's thread.
 """
 
 from __future__ import annotations
 
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from xml.etree.ElementTree import ParseError
+from xml.parsers import expat
 
-from desktop.batchfiles import MAX_COLUMNS, Table, check_size, unique_names, without_blank_tail
+import desktop.batchfiles as limits  # the limits are read when used (tests lower them)
+from desktop.batchfiles import Table, check_size, unique_names, without_blank_tail
 from desktop.errors import UserError
 
 #: The most a workbook's parts may unpack to, all together (a full 20-million-cell sheet
 #: takes well under this).
 MAX_UNPACKED_BYTES = 1024**3
+#: The most one part other than a worksheet or the shared strings may unpack to: openpyxl
+#: parses those whole (styles of real workbooks take a few MB at most).
+MAX_OTHER_PART_BYTES = 64 * 1024**2
+#: What Excel itself allows in one sheet: a file with more was not written by a spreadsheet.
+EXCEL_ROWS, EXCEL_COLUMNS = 1_048_576, 16_384
 _EMPTY = ()  # every blank row: a million of them cost one tuple
+_ERRORS = (zipfile.BadZipFile, KeyError, OSError, ValueError, ParseError, expat.ExpatError)
 
 
 def read_xlsx(path: Path, name: str) -> Table:
@@ -31,29 +43,81 @@ def read_xlsx(path: Path, name: str) -> Table:
 
     invalid = UserError(f"{name} is not a valid Excel workbook (.xlsx): it could not be opened.")
     try:
-        with zipfile.ZipFile(path) as archive:
-            unpacked = sum(info.file_size for info in archive.infolist())
-    except (zipfile.BadZipFile, OSError, ValueError):
-        raise invalid from None
-    if unpacked > MAX_UNPACKED_BYTES:
-        raise UserError(
-            f"{name} unpacks to {unpacked / 1024**3:,.1f} GB; Pipedesk reads workbooks of up to "
-            f"{MAX_UNPACKED_BYTES / 1024**3:,.0f} GB unpacked. Save it as CSV or split it."
-        )
-    try:
+        check_archive(path, name)
         workbook = load_workbook(path, read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError, ParseError):
+    except _ERRORS:
         raise invalid from None
     try:
         for sheet in workbook.worksheets:
             table = _sheet_table(sheet, name)
             if table is not None:
                 return table
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError, ParseError):
+    except _ERRORS:
         raise invalid from None
     finally:
         workbook.close()
     raise UserError(f"{name} is empty: there are no rows to analyse.")
+
+
+def check_archive(path: Path, name: str) -> None:
+    """UserError unless openpyxl can open ``path`` in bounded memory: the parts unpack to at
+    most MAX_UNPACKED_BYTES (and MAX_OTHER_PART_BYTES for parts parsed whole), no sheet has
+    a row of more cells or more rows than Excel allows, nor more than MAX_CELLS cells, and
+    there are no more shared strings than MAX_CELLS. zipfile never unpacks past the sizes
+    declared, so they hold."""
+    again = "it was not saved by a spreadsheet. Open it in one and save it again."
+    with zipfile.ZipFile(path) as archive:
+        parts = archive.infolist()
+        unpacked = sum(info.file_size for info in parts)
+        if unpacked > MAX_UNPACKED_BYTES:
+            raise UserError(
+                f"{name} unpacks to {unpacked / 1024**3:,.1f} GB; Pipedesk reads workbooks of up to "
+                f"{MAX_UNPACKED_BYTES / 1024**3:,.0f} GB unpacked. Save it as CSV or split it."
+            )
+        for info in parts:
+            streamed = "worksheets/" in info.filename or info.filename.endswith("sharedStrings.xml")
+            if not streamed and info.file_size > MAX_OTHER_PART_BYTES:
+                raise UserError(
+                    f"{name} has a part ({info.filename}) far larger than a workbook needs: {again}"
+                )
+            if info.filename.endswith((".xml", ".rels")):
+                with archive.open(info) as stream:
+                    _walk(stream, name, again)
+
+
+def _walk(stream: IO[bytes], name: str, again: str) -> None:
+    """Count rows, cells per row, cells and shared strings in one XML part, without a tree."""
+    rows = cells = in_row = strings = 0
+
+    def start(tag: str, _attributes: Any) -> None:
+        nonlocal rows, cells, in_row, strings
+        if ":" in tag:  # a prefixed name, as in <x:c>
+            tag = tag[tag.rfind(":") + 1 :]
+        if tag == "c":
+            cells += 1
+            in_row += 1
+            if in_row > EXCEL_COLUMNS:
+                raise UserError(
+                    f"{name} has a row of more than {EXCEL_COLUMNS:,} cells, more than Excel allows: {again}"
+                )
+            if cells > limits.MAX_CELLS:
+                check_size(name, 0, 0, cells=cells)
+        elif tag == "row":
+            rows += 1
+            in_row = 0
+            if rows > EXCEL_ROWS:
+                raise UserError(
+                    f"{name} has a sheet of more than {EXCEL_ROWS:,} rows, more than Excel allows: {again}"
+                )
+        elif tag == "si":
+            strings += 1
+            if strings > limits.MAX_CELLS:
+                check_size(name, 0, 0, cells=strings)
+
+    parser = expat.ParserCreate()
+    parser.ordered_attributes = True  # a list is cheaper than a dict, and they are not read
+    parser.StartElementHandler = start
+    parser.ParseFile(stream)
 
 
 def _sheet_table(sheet: Any, name: str) -> Table | None:
@@ -87,10 +151,10 @@ def _values(row: tuple[Any, ...] | list[Any], name: str) -> list[Any] | tuple[()
     """
     if row.count(None) == len(row):
         return _EMPTY
-    extra = row[MAX_COLUMNS:]
+    extra = row[limits.MAX_COLUMNS :]
     if extra and extra.count(None) != len(extra) and not all(_blank(v) for v in extra):
-        check_size(name, 1, MAX_COLUMNS + 1)
-    end = min(len(row), MAX_COLUMNS)
+        check_size(name, 1, limits.MAX_COLUMNS + 1)
+    end = min(len(row), limits.MAX_COLUMNS)
     while end and _blank(row[end - 1]):
         end -= 1
     return [_cell(v) for v in row[:end]] if end else _EMPTY

@@ -281,6 +281,23 @@ def test_a_workbook_with_a_far_away_cell_is_refused_in_bounded_memory(tmp_path, 
     assert result["peak_mb"] < 300 and result["python_mb"] < 100, result
 
 
+def test_a_9_kb_workbook_with_a_row_of_two_million_empty_cells_is_refused_in_bounded_memory(tmp_path):
+    path = sheet_xlsx(tmp_path / "row.xlsx", SMALL_SHEET + '<row r="4">' + "<c/>" * 2_000_000 + "</row>")
+    assert path.stat().st_size < 10_000
+    result = read_in_child(path)
+    assert "row.xlsx has a row of more than 16,384 cells, more than Excel allows" in result.get(
+        "error", ""
+    ), result
+    assert result["peak_mb"] < 300 and result["python_mb"] < 100, result
+
+
+def test_a_workbook_holding_more_cells_than_the_limit_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    monkeypatch.setattr(batchfiles, "MAX_CELLS", 100)
+    rows = "".join(f'<row r="{r}"><c r="A{r}"/><c r="B{r}"/></row>' for r in range(4, 60))
+    with pytest.raises(UserError, match=r"^cells.xlsx has more than 100 cells \(rows × columns\)"):
+        read_table(sheet_xlsx(tmp_path / "cells.xlsx", SMALL_SHEET + rows))
+
+
 def test_a_workbook_without_a_dimension_and_with_gaps_keeps_its_blank_rows(tmp_path):
     rows = SMALL_SHEET + f'<row r="6">{cell("A6", 5)}{cell("C6", "wider")}</row><row r="9"><c r="B9"/></row>'
     table = read_table(sheet_xlsx(tmp_path / "gaps.xlsx", rows, dimension=None))
@@ -294,6 +311,12 @@ def test_a_workbook_that_unpacks_to_more_than_the_limit_is_refused(tmp_path, mon
     monkeypatch.setattr(batchxlsx, "MAX_UNPACKED_BYTES", 1_000)
     with pytest.raises(UserError, match="unpacks to 0.0 GB; Pipedesk reads workbooks of up to 0 GB"):
         read_table(sheet_xlsx(tmp_path / "big.xlsx", SMALL_SHEET * 5))
+    monkeypatch.setattr(batchxlsx, "MAX_UNPACKED_BYTES", 10**6)
+    monkeypatch.setattr(batchxlsx, "MAX_OTHER_PART_BYTES", 400)  # parts other than sheets are parsed whole
+    with pytest.raises(
+        UserError, match=r"has a part \(\[Content_Types\]\.xml\) far larger than a workbook needs"
+    ):
+        read_table(sheet_xlsx(tmp_path / "big.xlsx", SMALL_SHEET))
 
 
 # --- writing results ------------------------------------------------------------------------
