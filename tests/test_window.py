@@ -320,6 +320,40 @@ def test_a_lock_left_by_a_crash_is_cleared_and_a_live_one_is_respected(pipedesk_
     assert not instance.info_file().exists()
 
 
+STOPPING_HOLDER = """
+import time
+from desktop import instance
+claimed = instance.acquire(lambda command: {"ok": True, "stopping": True, "pid": 1})
+print("holding", flush=True)
+time.sleep(2)  # still stopping: its server closing, say
+claimed.release()
+time.sleep(120)
+"""
+
+
+def test_a_launch_during_a_stop_waits_and_becomes_the_instance(pipedesk_home):
+    """A window just closed (or lost): the next launch must open its own, not report that one."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", STOPPING_HOLDER],
+        env=cli_env(pipedesk_home),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        claimed = instance.acquire(lambda command: {"ok": True})
+        try:
+            assert isinstance(claimed, instance.Instance), f"reported the stopping one: {claimed}"
+            assert holder.poll() is None, "the holder died, so this proves nothing"
+            assert instance.send("show") == {"ok": True}
+        finally:
+            claimed.release()
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)
+
+
 # --- pure parts ---------------------------------------------------------------------------
 
 
