@@ -17,6 +17,13 @@ Pure ASGI middleware, added by :func:`desktop.server.start` to every Gradio serv
   on every request (page, API, event streams, websockets) needs that cookie, or
   the token in an ``X-Pipedesk-Token`` header (scripts, ``pipedesk serve --token``);
   only Gradio's own start-up call (``NO_TOKEN_PATHS``) goes without.
+- **Bodies.** Before a byte of a body is read: over ``signed_out_body`` (a few KB,
+  enough to sign in) it is refused with 413 unless the request carries a session
+  (the window's token, or Gradio's own sign-in cookie on a server with a password,
+  checked as Gradio checks it); over ``max_body`` (the upload limit) it is refused
+  for everybody. Bytes are counted as they stream in, so a body sent in chunks
+  with no Content-Length is cut off at the same limit; so is a multipart body with
+  more than ``max_files`` parts.
 
 Threads: the middleware runs on the server's event loop; it keeps no state of its own.
 """
@@ -40,6 +47,12 @@ LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "[::1]"})
 #: start-up events, once, and answers true or false: nothing to read, nothing to change.
 NO_TOKEN_PATHS = frozenset({"/gradio_api/startup-events"})
 
+#: Before sign-in a body only has to carry a name and a password.
+SIGNED_OUT_BODY = 16 * 1024
+#: Files (multipart parts, a few form fields allowed besides) in one request.
+MAX_FILES = 10
+MULTIPART_FIELDS = 4
+
 OTHER_HOST = "This address is not Pipedesk's: open Pipedesk through this computer's own address."
 OTHER_SITE = "Pipedesk does not answer requests that other web pages make."
 NO_TOKEN = "This Pipedesk server answers only its own window (or scripts that give its token)."
@@ -58,6 +71,9 @@ class GateOptions:
     hosts: Hosts = "loopback"  # which Host names are answered
     token: str | None = None  # the per-launch secret, or None: no token asked
     names: frozenset[str] = field(default_factory=frozenset)  # more names answered ("lan")
+    max_body: int | None = None  # bytes in one request body, for everybody (None: no cap)
+    signed_out_body: int = SIGNED_OUT_BODY  # before sign-in, on a server with a password
+    max_files: int = MAX_FILES  # files in one multipart request
 
 
 def this_computer_names() -> frozenset[str]:
@@ -133,6 +149,75 @@ def _matches(given: str | None, token: str) -> bool:
     return bool(given) and hmac.compare_digest(given.encode(), token.encode())
 
 
+def gradio_session(scope: dict[str, Any], cookies: dict[str, str]) -> bool | None:
+    """Whether the request is signed in to the Gradio app serving it, as Gradio checks it
+    (``routes.App.get_current_user``: its access-token cookie names a token it issued);
+    None when that app asks nobody to sign in."""
+    app = scope.get("app")
+    if getattr(app, "auth", None) is None and getattr(app, "auth_dependency", None) is None:
+        return None
+    cookie_id = getattr(app, "cookie_id", "")
+    tokens = getattr(app, "tokens", {}) or {}
+    given = cookies.get(f"access-token-{cookie_id}") or cookies.get(f"access-token-unsecure-{cookie_id}")
+    return bool(given) and given in tokens
+
+
+def _kb(size: int) -> str:
+    return f"{size / 1024:.0f} KB" if size < 1024 * 1024 else f"{size / (1024 * 1024):.0f} MB"
+
+
+class BodyRefused(Exception):
+    """Raised into the app when a body streams past its limit; the gate answers 413 instead."""
+
+
+class _CountedBody:
+    """``receive`` for the app, counting body bytes (and multipart parts) as they arrive."""
+
+    def __init__(
+        self, receive: Any, limit: int, too_large: str, boundary: bytes | None, max_parts: int
+    ) -> None:
+        self.receive = receive
+        self.limit = limit
+        self.too_large = too_large
+        self.delimiter = b"--" + boundary if boundary else None
+        self.max_parts = max_parts
+        self.seen = 0
+        self.delimiters = 0
+        self.tail = b""
+        self.refused: str | None = None
+
+    async def __call__(self) -> dict[str, Any]:
+        if self.refused is not None:
+            raise BodyRefused(self.refused)
+        message = await self.receive()
+        if message["type"] != "http.request":
+            return message
+        chunk = message.get("body", b"")
+        self.seen += len(chunk)
+        if self.seen > self.limit:
+            self.refused = self.too_large
+        elif self.delimiter is not None:
+            data = self.tail + chunk
+            self.delimiters += data.count(self.delimiter)
+            self.tail = data[-(len(self.delimiter) - 1) :]
+            # n parts are framed by n + 1 delimiters (the last one closes the body).
+            if self.delimiters > self.max_parts + 1:
+                self.refused = f"Too many files in one request: at most {self.max_parts - MULTIPART_FIELDS}."
+        if self.refused is not None:
+            raise BodyRefused(self.refused)
+        return message
+
+
+def _boundary(content_type: str) -> bytes | None:
+    if not content_type.lower().startswith("multipart/"):
+        return None
+    for piece in content_type.split(";")[1:]:
+        name, _, value = piece.strip().partition("=")
+        if name.lower() == "boundary" and value:
+            return value.strip('"').encode("latin-1")
+    return None
+
+
 async def refuse(
     scope: dict[str, Any], send: Any, status: int, text: str, headers: list | None = None
 ) -> None:
@@ -186,7 +271,52 @@ class Gate:
             if not (_matches(cookie, token) or _matches(headers.get(TOKEN_HEADER.lower()), token)):
                 await refuse(scope, send, 401, NO_TOKEN)
                 return
-        await self.app(scope, receive, send)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        await self._limited(scope, receive, send, headers, signed_in=token is not None)
+
+    async def _limited(
+        self, scope: dict[str, Any], receive: Any, send: Any, headers: dict[str, str], signed_in: bool
+    ) -> None:
+        """Pass the request on with its body counted against the limit that applies to it."""
+        options = self.options
+        if not signed_in and gradio_session(scope, _cookies(headers)) is False:
+            limit = options.signed_out_body
+            too_large = f"Sign in first: before that, requests over {_kb(limit)} are refused."
+        else:
+            limit = options.max_body if options.max_body is not None else 1 << 62
+            too_large = f"Too large: Pipedesk takes at most {_kb(limit)} in one request."
+        length = headers.get("content-length", "").strip()
+        if length and (not length.isdigit() or int(length) > limit):
+            await refuse(scope, send, 413, too_large)
+            return
+        body = _CountedBody(
+            receive,
+            limit,
+            too_large,
+            _boundary(headers.get("content-type", "")),
+            options.max_files + MULTIPART_FIELDS,
+        )
+        started = False
+
+        async def answer(message: dict[str, Any]) -> None:
+            nonlocal started
+            if body.refused is not None:  # whatever the app says about a body it could not read
+                if not started:
+                    started = True
+                    await refuse(scope, send, 413, body.refused)
+                return
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, body, answer)
+        except Exception:
+            if body.refused is None:
+                raise
+        if body.refused is not None and not started:
+            await refuse(scope, send, 413, body.refused)
 
     async def _keep_token(self, scope: dict[str, Any], send: Any, query: list[tuple[str, str]]) -> None:
         """The window's first request: set the cookie and send it on to the address without the token."""

@@ -24,6 +24,15 @@ log = logging.getLogger(__name__)
 LOCAL_HOST = "127.0.0.1"
 MAX_UPLOAD = "50mb"
 LOOPBACK_BINDS = ("127.0.0.1", "localhost", "::1")
+#: A request body may exceed the upload limit by this much (multipart headers, form fields).
+BODY_OVERHEAD = 1024 * 1024
+
+
+def _parse_size(size: str | int) -> int:
+    """``"50mb"`` as bytes, as Gradio reads its ``max_file_size``."""
+    from gradio.utils import _parse_file_size
+
+    return int(_parse_file_size(size) or 0)
 
 
 def new_token() -> str:
@@ -87,7 +96,11 @@ def start(
     if hosts is None:
         hosts = "loopback" if host in LOOPBACK_BINDS else "any"
     names = gate.this_computer_names() if hosts == "lan" else frozenset()
-    guard = Middleware(gate.Gate, options=gate.GateOptions(port=port, hosts=hosts, token=token, names=names))
+    max_body = _parse_size(options.get("max_file_size", MAX_UPLOAD)) + BODY_OVERHEAD
+    guard = Middleware(
+        gate.Gate,
+        options=gate.GateOptions(port=port, hosts=hosts, token=token, names=names, max_body=max_body),
+    )
     app_kwargs = dict(options.pop("app_kwargs", None) or {})
     app_kwargs["middleware"] = [guard, *app_kwargs.get("middleware", [])]
     blocks.queue(default_concurrency_limit=4)

@@ -8,13 +8,16 @@ window serves it (with its per-launch token), the app as ``pipedesk serve`` serv
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import re
+import select
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -46,6 +49,74 @@ def websocket_handshake(port: int, headers: dict[str, str]) -> int:
         sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
         first = sock.recv(4096).split(b"\r\n", 1)[0].decode()
     return int(first.split()[1])
+
+
+def stream_post(
+    port: int,
+    path: str,
+    total: int,
+    headers: dict[str, str] | None = None,
+    declared: int | None = None,
+    content_type: str = "application/json",
+) -> tuple[int | None, int]:
+    """POST a ``total``-byte body, 1 MiB at a time from a generator (chunked, or with Content-Length
+    ``declared``), from 127.0.0.2, stopping as soon as the server answers or hangs up.
+
+    Returns (the HTTP status or None when none came within 15 s, the body bytes sent).
+    """
+    block = b"7" * (1 << 20)
+    head = [f"POST {path} HTTP/1.1", f"Host: 127.0.0.2:{port}", f"Content-Type: {content_type}"]
+    head.append("Transfer-Encoding: chunked" if declared is None else f"Content-Length: {declared}")
+    head += [f"{name}: {value}" for name, value in (headers or {}).items()]
+    sent = 0
+    with socket.create_connection(("127.0.0.2", port), timeout=15, source_address=("127.0.0.2", 0)) as sock:
+        sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode())
+        try:
+            while sent < total and not select.select([sock], [], [], 0)[0]:
+                piece = block[: min(len(block), total - sent)]
+                frame = piece if declared is not None else b"%x\r\n%s\r\n" % (len(piece), piece)
+                sock.sendall(frame)
+                sent += len(piece)
+            if sent >= total and declared is None:
+                sock.sendall(b"0\r\n\r\n")
+        except OSError:  # the server answered and closed while we were still sending
+            pass
+        try:
+            first = sock.recv(4096).split(b"\r\n", 1)[0].decode()
+        except OSError:
+            return None, sent
+    return (int(first.split()[1]) if first.startswith("HTTP/") else None), sent
+
+
+def multipart(files: int) -> tuple[bytes, str]:
+    boundary = "pipedeskTestBoundary"
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="f{n}.txt"\r\n'
+        f"Content-Type: text/plain\r\n\r\nhello {n}\r\n"
+        for n in range(files)
+    ]
+    return ("".join(parts) + f"--{boundary}--\r\n").encode(), f"multipart/form-data; boundary={boundary}"
+
+
+@pytest.fixture
+def lan(runtime, app_server):
+    """LAN sharing switched on, on a free port (per test: each test has its own settings and password)."""
+    share = sharing.controller(runtime)
+    share.requested_port = server.free_port()
+    share.enable()
+    yield share
+    share.disable()
+
+
+@contextlib.contextmanager
+def signed_in_visitor(share) -> Iterator[httpx.Client]:
+    """An HTTP client from 127.0.0.2, signed in to the LAN server with the password."""
+    with httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.2"), timeout=30) as http:
+        login = http.post(
+            f"http://127.0.0.2:{share.port}/login", data={"username": "v", "password": share.password}
+        )
+        assert login.status_code == 200
+        yield http
 
 
 @pytest.fixture(scope="module")
@@ -219,3 +290,55 @@ def test_serve_with_token_answers_scripts_that_give_it(pipedesk_home, hub):
             Client(url, verbose=False)
     finally:
         _stop(proc)
+
+
+# --- huge bodies ----------------------------------------------------------------------------
+
+MB = 1 << 20
+
+
+def test_a_huge_body_without_the_password_is_refused_before_it_is_read(lan):
+    for path in ("/gradio_api/call/sentiment", "/gradio_api/upload", "/login"):
+        status, sent = stream_post(lan.port, path, 200 * MB)  # chunked: no Content-Length to trust
+        assert status in (401, 413, 422), path  # refused (by the gate, or Gradio) before it was read
+        assert sent < 32 * MB, f"{path}: {sent / MB:.0f} MB were taken before the refusal"
+    status, sent = stream_post(lan.port, "/gradio_api/call/sentiment", 0, declared=700 * MB)
+    assert status == 413  # declared too large: refused before any body byte was sent
+    with signed_in_visitor(lan) as http:  # still fine: the sign-in itself and small requests
+        answer = http.post(
+            f"http://127.0.0.2:{lan.port}/gradio_api/call/sentiment", json={"data": ["Hi", SST2]}
+        )
+        assert answer.status_code == 200
+
+
+def test_signed_in_bodies_are_capped_at_the_upload_limit_too(lan):
+    with signed_in_visitor(lan) as http:
+        cookie = "; ".join(f"{name}={value}" for name, value in http.cookies.items())
+    status, sent = stream_post(lan.port, "/gradio_api/call/sentiment", 120 * MB, headers={"Cookie": cookie})
+    assert status == 413 and sent < 100 * MB
+
+
+def test_local_app_bodies_are_capped_at_the_upload_limit(app_server):
+    with httpx.Client(timeout=60) as http:
+
+        def chunks():
+            for _ in range(80):
+                yield b" " * MB
+
+        answer = http.post(
+            f"{app_server.url}gradio_api/call/sentiment",
+            content=chunks(),
+            headers={"Content-Type": "application/json"},
+        )
+    assert answer.status_code == 413 and "at most 51 MB" in answer.text
+
+
+def test_one_request_carries_at_most_a_few_files(lan):
+    with signed_in_visitor(lan) as http:
+        url = f"http://127.0.0.2:{lan.port}/gradio_api/upload"
+        body, content_type = multipart(30)
+        many = http.post(url, content=body, headers={"Content-Type": content_type})
+        assert many.status_code == 413 and "Too many files" in many.text
+        body, content_type = multipart(2)
+        few = http.post(url, content=body, headers={"Content-Type": content_type})
+        assert few.status_code == 200 and len(few.json()) == 2
