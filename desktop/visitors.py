@@ -1,9 +1,11 @@
 """What LAN visitors get: a logged, rate-limited door and a runtime limited to installed models.
 
 ``VisitorGate`` is ASGI middleware on the sharing server (it runs on that
-server's event loop): it logs each visitor's first connection, counts wrong
-passwords per address and, after too many, refuses further sign-in attempts
-from that address for a while. ``VisitorRuntime`` wraps the app's Runtime for
+server's event loop): it logs each visitor's first connection, counts sign-in
+attempts per address (each is counted, under a lock, *before* the password is
+checked, and given back when it was right; one attempt in flight per address)
+and, after too many wrong ones, refuses further attempts from that address for a
+while. ``VisitorRuntime`` wraps the app's Runtime for
 the visitors' Blocks: the same loaded models and the same device queue, but a
 visitor can only use models the owner already installed: nothing is downloaded
 on a visitor's behalf and no folder path typed by a visitor is ever opened.
@@ -42,6 +44,7 @@ class Visitor:
     failures: int = 0
     last_failure: float = 0.0
     agent: str = ""
+    signing_in: bool = False  # a sign-in from this address is being checked right now
 
 
 class VisitorGate:
@@ -82,16 +85,29 @@ class VisitorGate:
             return 0.0
         return max(0.0, visitor.last_failure + LOCKOUT_S - time.time())
 
+    def _begin_sign_in(self, visitor: Visitor) -> str | None:
+        """Count an attempt before its password is checked: None to go on, else why it is refused."""
+        with self._lock:
+            now = time.time()
+            if visitor.last_failure and now - visitor.last_failure > LOCKOUT_S:
+                visitor.failures = 0
+            wait = self._locked_out(visitor)
+            if wait:
+                return f"Too many wrong passwords: try again in {max(1.0, wait / 60):.0f} minutes."
+            if visitor.signing_in:
+                return "One sign-in at a time: wait for the answer to the last one."
+            visitor.signing_in = True
+            visitor.failures += 1  # counted as wrong until the password is known to be right
+            visitor.last_failure = now
+            return None
+
     def _signed(self, visitor: Visitor, status: int | None) -> None:
         with self._lock:
+            visitor.signing_in = False
             if status == 200:
-                visitor.signed_in, visitor.failures = True, 0
+                visitor.signed_in, visitor.failures, visitor.last_failure = True, 0, 0.0
                 log.info("LAN visitor %s signed in", visitor.address)
                 return
-            if visitor.last_failure and time.time() - visitor.last_failure > LOCKOUT_S:
-                visitor.failures = 0
-            visitor.failures += 1
-            visitor.last_failure = time.time()
             count = visitor.failures
         log.warning("Wrong LAN password from %s (%d in a row)", visitor.address, count)
         if count == MAX_FAILURES:
@@ -114,9 +130,9 @@ class VisitorGate:
             if not login:
                 await app(scope, receive, send)
                 return
-            wait = self._locked_out(visitor)
-            if wait:
-                await _refuse(send, f"Too many wrong passwords: try again in {wait / 60:.0f} minutes.")
+            refusal = self._begin_sign_in(visitor)
+            if refusal:
+                await _refuse(send, refusal)
                 return
             status: dict[str, int] = {}
 
@@ -125,8 +141,10 @@ class VisitorGate:
                     status["code"] = message["status"]
                 await send(message)
 
-            await app(scope, receive, watch)
-            self._signed(visitor, status.get("code"))
+            try:
+                await app(scope, receive, watch)
+            finally:
+                self._signed(visitor, status.get("code"))
 
         return gate
 

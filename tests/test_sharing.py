@@ -174,6 +174,29 @@ def test_too_many_wrong_passwords_lock_an_address_out(share):
     assert locked.status_code == 429 and "Too many wrong passwords" in locked.text
 
 
+def test_many_wrong_passwords_at_once_are_not_all_checked(share):
+    """60 sign-ins sent together from one address: at most MAX_FAILURES passwords are checked."""
+    import asyncio
+
+    from desktop.visitors import MAX_FAILURES
+
+    share.enable()
+    url = f"http://{VISITOR}:{share.port}/login"
+
+    async def attack() -> list[int]:
+        transport = httpx.AsyncHTTPTransport(local_address=VISITOR)
+        limits = httpx.Limits(max_connections=60)
+        async with httpx.AsyncClient(transport=transport, limits=limits, timeout=60) as http:
+            answers = await asyncio.gather(
+                *(http.post(url, data={"username": "x", "password": f"guess-{n}"}) for n in range(60))
+            )
+        return [answer.status_code for answer in answers]
+
+    codes = asyncio.run(attack())
+    assert set(codes) <= {400, 429}
+    assert codes.count(400) <= MAX_FAILURES, f"{codes.count(400)} wrong passwords were checked"
+
+
 def test_off_and_on_again_keeps_the_address_a_phone_saved(runtime, app_server):
     """The port sharing closed is in TIME_WAIT (a visitor was connected): it is reused anyway."""
     share = sharing.controller(runtime)
