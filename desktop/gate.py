@@ -33,6 +33,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from typing import Any, Literal
@@ -170,17 +171,28 @@ class BodyRefused(Exception):
     """Raised into the app when a body streams past its limit; the gate answers 413 instead."""
 
 
-class _CountedBody:
-    """``receive`` for the app, counting body bytes (and multipart parts) as they arrive."""
+class CountedBody:
+    """``receive`` for the app, counting body bytes (and multipart parts) as they arrive.
+
+    Past ``limit`` bytes, more than ``max_parts`` multipart parts, or when ``account(n)`` (told
+    of each chunk's size) returns words, the body is refused: :func:`serve_counted` answers 413.
+    """
 
     def __init__(
-        self, receive: Any, limit: int, too_large: str, boundary: bytes | None, max_parts: int
+        self,
+        receive: Any,
+        limit: int,
+        too_large: str,
+        boundary: bytes | None = None,
+        max_parts: int | None = None,
+        account: Callable[[int], str | None] | None = None,
     ) -> None:
         self.receive = receive
         self.limit = limit
         self.too_large = too_large
         self.delimiter = b"--" + boundary if boundary else None
         self.max_parts = max_parts
+        self.account = account
         self.seen = 0
         self.delimiters = 0
         self.tail = b""
@@ -196,7 +208,9 @@ class _CountedBody:
         self.seen += len(chunk)
         if self.seen > self.limit:
             self.refused = self.too_large
-        elif self.delimiter is not None:
+        elif self.account is not None:
+            self.refused = self.account(len(chunk))
+        if self.refused is None and self.delimiter is not None and self.max_parts is not None:
             data = self.tail + chunk
             self.delimiters += data.count(self.delimiter)
             self.tail = data[-(len(self.delimiter) - 1) :]
@@ -206,6 +220,30 @@ class _CountedBody:
         if self.refused is not None:
             raise BodyRefused(self.refused)
         return message
+
+
+async def serve_counted(app: Any, scope: dict[str, Any], send: Any, body: CountedBody) -> None:
+    """Run ``app`` reading its body through ``body``; once that refuses, answer 413 with its words
+    (in place of whatever the app says about a body it could not read)."""
+    started = False
+
+    async def answer(message: dict[str, Any]) -> None:
+        nonlocal started
+        if body.refused is not None:
+            if not started:
+                started = True
+                await refuse(scope, send, 413, body.refused)
+            return
+        started = started or message["type"] == "http.response.start"
+        await send(message)
+
+    try:
+        await app(scope, body, answer)
+    except Exception:
+        if body.refused is None:
+            raise
+    if body.refused is not None and not started:
+        await refuse(scope, send, 413, body.refused)
 
 
 def _boundary(content_type: str) -> bytes | None:
@@ -291,32 +329,9 @@ class Gate:
         if length and (not length.isdigit() or int(length) > limit):
             await refuse(scope, send, 413, too_large)
             return
-        body = _CountedBody(
-            receive,
-            limit,
-            too_large,
-            _boundary(headers.get("content-type", "")),
-            options.max_files + MULTIPART_FIELDS,
-        )
-        started = False
-
-        async def answer(message: dict[str, Any]) -> None:
-            nonlocal started
-            if body.refused is not None:  # whatever the app says about a body it could not read
-                if not started:
-                    started = True
-                    await refuse(scope, send, 413, body.refused)
-                return
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, body, answer)
-        except Exception:
-            if body.refused is None:
-                raise
-        if body.refused is not None and not started:
-            await refuse(scope, send, 413, body.refused)
+        boundary = _boundary(headers.get("content-type", ""))
+        body = CountedBody(receive, limit, too_large, boundary, options.max_files + MULTIPART_FIELDS)
+        await serve_counted(self.app, scope, send, body)
 
     async def _keep_token(self, scope: dict[str, Any], send: Any, query: list[tuple[str, str]]) -> None:
         """The window's first request: set the cookie and send it on to the address without the token."""

@@ -16,6 +16,10 @@ main thread (``pipedesk serve --lan``); one lock serialises them. The visitors'
 Blocks are built and launched on a short-lived thread of their own: Gradio
 skips part of a component's set-up inside an event handler's context, and a new
 thread starts with none. The visitor gate runs on the sharing server's event loop.
+
+Visitors' files (uploads, and the results their app writes) go to a folder of their
+own inside Gradio's cache, ``visitors/<process id>``: removed when sharing stops,
+and folders left by a process that is gone are removed when the next one starts.
 """
 
 from __future__ import annotations
@@ -23,10 +27,13 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import logging
+import os
 import secrets
+import shutil
 import socket
 import threading
 from collections.abc import Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -147,6 +154,7 @@ class Sharing:
         self._blocks: Any = None
         self._server: Any = None
         self._last_port: int | None = None  # off and on again: the same address for visitors
+        remove_leftover_uploads()
 
     # --- state -----------------------------------------------------------------------------
 
@@ -192,7 +200,8 @@ class Sharing:
                 return
             server, self._server = self._server, None
             server.stop()
-            log.info("LAN sharing off: port %s closed", server.port)
+            shutil.rmtree(visitors_upload_folder(), ignore_errors=True)
+            log.info("LAN sharing off: port %s closed, visitors' files removed", server.port)
 
     def set_password(self, password: str | None = None) -> str:
         """Save ``password`` (a new generated one when None); visitors must sign in again."""
@@ -228,6 +237,7 @@ class Sharing:
         def launch() -> Any:
             if self._blocks is None:
                 self._blocks = self.visitors_app(VisitorRuntime(self.runtime))
+                _keep_files_in(self._blocks, visitors_upload_folder())
             return server.start(self._blocks, host=self.host, port=port, hosts="lan", **options)
 
         self.gate.reset()
@@ -262,8 +272,45 @@ class Sharing:
             # the environment from widening it (a folder here would even be served inline).
             "allowed_paths": [str(assets.path("icon.png"))],
             "blocked_paths": [str(p) for p in private if not _is_inside(cache, p)],
-            "app_kwargs": {"middleware": [Middleware(self.gate.asgi)]},
+            "app_kwargs": {
+                "middleware": [Middleware(self.gate.asgi)],
+                "lifespan": _uploads_to_visitors_folder,
+            },
         }
+
+
+def visitors_upload_folder() -> Path:
+    """Where this process keeps LAN visitors' files: inside Gradio's cache, which Gradio serves
+    and accepts task inputs from, in a folder of their own."""
+    from gradio.utils import get_upload_folder
+
+    return Path(get_upload_folder()) / "visitors" / str(os.getpid())
+
+
+def remove_leftover_uploads() -> None:
+    """Remove visitors' folders left by Pipedesk processes that are no longer running."""
+    import psutil
+
+    parent = visitors_upload_folder().parent
+    for folder in parent.iterdir() if parent.is_dir() else ():
+        if not (folder.name.isdigit() and psutil.pid_exists(int(folder.name))):
+            shutil.rmtree(folder, ignore_errors=True)
+            log.info("Removed LAN visitors' files left by process %s", folder.name)
+
+
+def _keep_files_in(blocks: Any, folder: Path) -> None:
+    """Point every block of the visitors' ``blocks`` at ``folder`` for the files they write."""
+    for block in (blocks, *blocks.blocks.values()):
+        block.GRADIO_CACHE = str(folder)
+
+
+@asynccontextmanager
+async def _uploads_to_visitors_folder(app: Any) -> Any:
+    """Lifespan of the sharing server's app: uploads go to the visitors' folder (before any request)."""
+    folder = visitors_upload_folder()
+    folder.mkdir(parents=True, exist_ok=True)
+    app.uploaded_file_dir = str(folder)
+    yield
 
 
 def _on_own_thread(work: Callable[[], Any]) -> Any:

@@ -5,7 +5,9 @@ server's event loop): it logs each visitor's first connection, counts sign-in
 attempts per address (each is counted, under a lock, *before* the password is
 checked, and given back when it was right; one attempt in flight per address)
 and, after too many wrong ones, refuses further attempts from that address for a
-while. ``VisitorRuntime`` wraps the app's Runtime for
+while. It also counts what each visitor uploads and refuses more than
+``UPLOAD_QUOTA`` bytes per address in one sharing session (files are removed when
+sharing stops). ``VisitorRuntime`` wraps the app's Runtime for
 the visitors' Blocks: the same loaded models and the same device queue, but a
 visitor can only use models the owner already installed: nothing is downloaded
 on a visitor's behalf and no folder path typed by a visitor is ever opened.
@@ -19,6 +21,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from desktop import gate as server_gate
 from desktop.errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -26,6 +29,8 @@ log = logging.getLogger(__name__)
 #: Wrong passwords from one address, within ``LOCKOUT_S``, before it is locked out.
 MAX_FAILURES = 10
 LOCKOUT_S = 600.0
+#: Bytes of files one address may upload while sharing is on (one request is capped by the gate).
+UPLOAD_QUOTA = 200 * 1024 * 1024
 NOT_SHARED = (
     "Only the models already installed on the computer sharing Pipedesk can be used over the network; "
     "ask its owner to download this one."
@@ -45,6 +50,7 @@ class Visitor:
     last_failure: float = 0.0
     agent: str = ""
     signing_in: bool = False  # a sign-in from this address is being checked right now
+    uploaded: int = 0  # bytes of multipart bodies (files) received from this address
 
 
 class VisitorGate:
@@ -55,6 +61,7 @@ class VisitorGate:
         self._visitors: dict[str, Visitor] = {}
         #: False while the server starts: Gradio checks its own URL then, and that is no visitor.
         self.open = False
+        self.upload_quota = UPLOAD_QUOTA
 
     def reset(self) -> None:
         with self._lock:
@@ -113,6 +120,19 @@ class VisitorGate:
         if count == MAX_FAILURES:
             log.warning("LAN sign-in locked for %s for %.0f minutes", visitor.address, LOCKOUT_S / 60)
 
+    def _quota_text(self) -> str:
+        return (
+            f"You have sent {self.upload_quota / (1024 * 1024):.0f} MB of files already: that is the most "
+            "one device can send while this computer shares Pipedesk."
+        )
+
+    def _account(self, visitor: Visitor, size: int) -> str | None:
+        """Add ``size`` uploaded bytes to ``visitor``: None while within the quota, else the refusal."""
+        with self._lock:
+            visitor.uploaded += size
+            over = visitor.uploaded > self.upload_quota
+        return self._quota_text() if over else None
+
     # --- the middleware ------------------------------------------------------------------
 
     def asgi(self, app: Any) -> Any:
@@ -125,14 +145,16 @@ class VisitorGate:
             address = (scope.get("client") or ("unknown", 0))[0]
             headers = dict(scope.get("headers") or [])
             visitor = self._seen(address, headers.get(b"user-agent", b"").decode("latin-1")[:120])
-            login = scope["type"] == "http" and scope.get("method") == "POST"
-            login = login and scope.get("path", "").rstrip("/").endswith("/login")
-            if not login:
+            post = scope["type"] == "http" and scope.get("method") == "POST"
+            if post and headers.get(b"content-type", b"").lower().startswith(b"multipart/"):
+                await self._upload(app, scope, receive, send, visitor, headers)
+                return
+            if not (post and scope.get("path", "").rstrip("/").endswith("/login")):
                 await app(scope, receive, send)
                 return
             refusal = self._begin_sign_in(visitor)
             if refusal:
-                await _refuse(send, refusal)
+                await server_gate.refuse(scope, send, 429, refusal)
                 return
             status: dict[str, int] = {}
 
@@ -148,12 +170,20 @@ class VisitorGate:
 
         return gate
 
-
-async def _refuse(send: Any, text: str) -> None:
-    body = text.encode()
-    headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": 429, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    async def _upload(
+        self, app: Any, scope: dict[str, Any], receive: Any, send: Any, visitor: Visitor, headers: dict
+    ) -> None:
+        """Pass a multipart request (files) on, counting its bytes against the visitor's quota."""
+        declared = headers.get(b"content-length", b"").strip()
+        with self._lock:
+            left = self.upload_quota - visitor.uploaded
+        if left <= 0 or (declared.isdigit() and int(declared) > left):
+            await server_gate.refuse(scope, send, 413, self._quota_text())
+            return
+        body = server_gate.CountedBody(
+            receive, 1 << 62, "", account=lambda size: self._account(visitor, size)
+        )
+        await server_gate.serve_counted(app, scope, send, body)
 
 
 class VisitorRuntime:

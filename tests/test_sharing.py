@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -46,7 +47,11 @@ def visitor_http() -> httpx.Client:
 
 def sign_in(port: int, password: str) -> httpx.Response:
     with visitor_http() as http:
-        return http.post(f"http://{VISITOR}:{port}/login", data={"username": "guest", "password": password})
+        return sign_in_with(http, port, password)
+
+
+def sign_in_with(http: httpx.Client, port: int, password: str) -> httpx.Response:
+    return http.post(f"http://{VISITOR}:{port}/login", data={"username": "guest", "password": password})
 
 
 @pytest.fixture
@@ -195,6 +200,72 @@ def test_many_wrong_passwords_at_once_are_not_all_checked(share):
     codes = asyncio.run(attack())
     assert set(codes) <= {400, 429}
     assert codes.count(400) <= MAX_FAILURES, f"{codes.count(400)} wrong passwords were checked"
+
+
+def _upload(http: httpx.Client, port: int, files: int, size: int) -> httpx.Response:
+    sent = [("files", (f"f{n}.bin", b"x" * size, "application/octet-stream")) for n in range(files)]
+    return http.post(f"http://{VISITOR}:{port}/gradio_api/upload", files=sent)
+
+
+def test_visitors_files_stay_apart_and_are_removed_when_sharing_stops(share, app_server, client, tmp_path):
+    from gradio_client import Client, handle_file
+    from PIL import Image
+
+    picture = tmp_path / "blue.png"
+    Image.new("RGB", (40, 40), (20, 40, 220)).save(picture)
+    client.predict("Image", "", handle_file(str(picture)), "auto", api_name="/classify")  # installs the model
+    with httpx.Client(timeout=30) as http:  # a file the owner uploaded in the own window
+        owners = http.post(
+            f"{app_server.url}gradio_api/upload",
+            files=[("files", ("mine.png", picture.read_bytes(), "image/png"))],
+        ).json()
+    share.enable()
+    remote = Client(f"http://{VISITOR}:{share.port}/", auth=("guest", share.password), verbose=False)
+    out = remote.predict("Image", "", handle_file(str(picture)), "auto", api_name="/classify")
+    assert len(out["confidences"]) == 5  # a visitor's uploaded image is a usable task input
+    with visitor_http() as http:
+        assert sign_in_with(http, share.port, share.password).status_code == 200
+        uploaded = _upload(http, share.port, 2, 1000).json()
+        assert len(uploaded) == 2 and all(os.path.exists(path) for path in uploaded)
+        for path in owners:  # the owner's own files are not a visitor's to read
+            assert os.path.exists(path)
+            assert http.get(f"http://{VISITOR}:{share.port}/gradio_api/file={path}").status_code == 403
+    share.disable()
+    assert not any(os.path.exists(path) for path in uploaded)
+    assert all(os.path.exists(path) for path in owners)
+
+
+def test_a_visitor_can_send_only_so_many_bytes_of_files(share):
+    share.enable()
+    share.gate.upload_quota = 3 * 1024 * 1024  # the real quota is larger; the rule is the same
+    with visitor_http() as http:
+        assert sign_in_with(http, share.port, share.password).status_code == 200
+        assert [_upload(http, share.port, 1, 1024 * 1024).status_code for _ in range(2)] == [200, 200]
+        declared = _upload(http, share.port, 1, 2 * 1024 * 1024)
+        assert declared.status_code == 413 and "MB of files already" in declared.text
+        boundary = "b0undary"
+        body = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="big.bin"\r\n\r\n'.encode()
+            + b"x" * (2 * 1024 * 1024)
+            + f"\r\n--{boundary}--\r\n".encode()
+        )
+        streamed = http.post(  # chunked: no Content-Length to go by, counted as it arrives
+            f"http://{VISITOR}:{share.port}/gradio_api/upload",
+            content=iter([body[i : i + 65536] for i in range(0, len(body), 65536)]),
+            headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+        )
+        assert streamed.status_code == 413 and "MB of files already" in streamed.text
+        assert _upload(http, share.port, 1, 10).status_code == 413  # the streamed bytes counted too
+
+
+def test_visitors_files_left_by_a_process_that_is_gone_are_removed_at_start(runtime, tmp_path):
+    from gradio.utils import get_upload_folder
+
+    leftover = Path(get_upload_folder()) / "visitors" / "999999999"
+    leftover.mkdir(parents=True, exist_ok=True)
+    (leftover / "big.bin").write_bytes(b"x" * 1000)
+    sharing.Sharing(runtime)
+    assert not leftover.exists()
 
 
 def test_off_and_on_again_keeps_the_address_a_phone_saved(runtime, app_server):
