@@ -364,6 +364,24 @@ def test_the_sharing_tab_says_in_words_why_sharing_could_not_start(browser, app_
         blocker.close()
 
 
+@pytest.mark.browser
+def test_what_a_visitor_sends_is_shown_as_text_in_the_sharing_tab(browser, app_server, share):
+    agent = "[win a prize](http://evil.example/) ![x](http://127.0.0.9:9/x.png) <b>bold</b>"
+    share.enable()
+    with visitor_http() as http:
+        http.get(f"http://{VISITOR}:{share.port}/", headers={"User-Agent": agent})
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    try:
+        page.goto(app_server.url)
+        page.get_by_role("tab", name="Sharing", exact=True).click(timeout=60_000)
+        listing = page.locator("#lan-visitors")
+        listing.get_by_text(VISITOR).wait_for(timeout=30_000)
+        assert agent[:60] in listing.inner_text()  # the words, as sent
+        assert listing.locator("a, img, b").count() == 0  # no link, image or markup made of them
+    finally:
+        page.close()
+
+
 # --- pipedesk serve --lan -----------------------------------------------------------------
 
 

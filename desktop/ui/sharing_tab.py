@@ -41,20 +41,27 @@ def banner_html(share: sharing.Sharing) -> str:
     )
 
 
-def _visitors_text(share: sharing.Sharing) -> str:
-    visitors = share.gate.visitors()
+def visitors_html(share: sharing.Sharing) -> str:
+    """The visitors list as HTML. Everything in it that a visitor sent (the browser's name) or
+    could shape is escaped: shown as text, never as a link, an image or markup."""
     if not share.active:
         return ""
+    visitors = share.gate.visitors()
     if not visitors:
-        return "No visitors yet."
-    lines = ["**Visitors this session**", ""]
+        return "<p>No visitors yet.</p>"
+    rows = []
     for v in visitors:
         state = "signed in" if v.signed_in else "not signed in"
         if v.failures:
             state += f", {v.failures} wrong password{'s' if v.failures > 1 else ''}"
         seen = time.strftime("%H:%M:%S", time.localtime(v.last_seen))
-        lines.append(f"- `{v.address}`: {state}, last seen {seen} ({html.escape(v.agent[:60]) or 'unknown'})")
-    return "\n".join(lines)
+        cells = (v.address, state, seen, v.agent[:60] or "unknown")
+        rows.append("<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in cells) + "</tr>")
+    head = "".join(f"<th>{name}</th>" for name in ("Address", "State", "Last seen", "Browser"))
+    return (
+        "<p><strong>Visitors this session</strong></p>"
+        f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
 
 
 def _snapshot(share: sharing.Sharing, problem: str = "") -> tuple[Any, ...]:
@@ -73,7 +80,7 @@ def _snapshot(share: sharing.Sharing, problem: str = "") -> tuple[Any, ...]:
         gr.update(choices=urls, value=first, visible=share.active and bool(urls)),
         gr.update(value=sharing.qr_image(first) if first else None, visible=bool(first)),
         share.password,
-        _visitors_text(share),
+        visitors_html(share),
         gr.Timer(active=share.active),
     )
 
@@ -144,7 +151,7 @@ def build(runtime: Any, context: Any) -> None:
                 qr = gr.Image(
                     label="Scan with a phone", type="pil", interactive=False, height=260, elem_id="lan-qr"
                 )
-        visitors = gr.Markdown(elem_id="lan-visitors")
+        visitors = gr.HTML(elem_id="lan-visitors")
         timer = gr.Timer(REFRESH_S, active=False)
 
     outputs = [banner, toggle, state, addresses, qr_for, qr, password, visitors, timer]
@@ -178,7 +185,7 @@ def build(runtime: Any, context: Any) -> None:
     own.submit(change_password, inputs=own, outputs=outputs, **private)
     qr_for.input(lambda url: sharing.qr_image(url) if url else None, inputs=qr_for, outputs=qr, **private)
     timer.tick(
-        lambda: (gr.update(visible=share.active), _visitors_text(share)),
+        lambda: (gr.update(visible=share.active), visitors_html(share)),
         outputs=[banner, visitors],
         **private,
     )
