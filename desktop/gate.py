@@ -24,6 +24,9 @@ Pure ASGI middleware, added by :func:`desktop.server.start` to every Gradio serv
   for everybody. Bytes are counted as they stream in, so a body sent in chunks
   with no Content-Length is cut off at the same limit; so is a multipart body with
   more than ``max_files`` parts.
+- **Other addresses.** ``/file=http://…`` makes Gradio fetch that URL and pass it
+  on (Gradio allows public addresses only): refused, so nobody can make this
+  computer fetch anything for them.
 
 Threads: the middleware runs on the server's event loop; it keeps no state of its own.
 """
@@ -32,6 +35,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import re
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -57,6 +61,11 @@ MULTIPART_FIELDS = 4
 OTHER_HOST = "This address is not Pipedesk's: open Pipedesk through this computer's own address."
 OTHER_SITE = "Pipedesk does not answer requests that other web pages make."
 NO_TOKEN = "This Pipedesk server answers only its own window (or scripts that give its token)."
+NO_FETCH = "Pipedesk serves its own files only: it does not fetch other addresses."
+
+#: ``/file=<url>`` and ``/proxy=<url>`` (Gradio's routes that fetch a URL): a scheme of 2+ letters
+#: (``C:`` is a Windows drive, not a URL) or a scheme-relative ``//host``.
+_FETCH = re.compile(r"/(?:file|proxy)=(?:[a-z][a-z0-9+.-]+:|[/\\]{2})", re.IGNORECASE)
 
 
 def cookie_name(port: int) -> str:
@@ -297,6 +306,9 @@ class Gate:
         origin = headers.get("origin")
         if origin is not None and not same_origin(origin, host):
             await refuse(scope, send, 403, OTHER_SITE)
+            return
+        if _FETCH.search(scope.get("path", "")):
+            await refuse(scope, send, 403, NO_FETCH)
             return
         token = self.options.token
         if token is not None and scope.get("path") not in NO_TOKEN_PATHS:

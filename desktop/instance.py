@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from desktop import paths
+from desktop import paths, settings
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ def _read_info() -> dict[str, Any] | None:
 def _write_info(data: dict[str, Any]) -> None:
     target = info_file()
     tmp = target.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data), encoding="utf-8")
+    settings.write_private(tmp, json.dumps(data))  # holds the control token: owner-only (0600)
     os.replace(tmp, target)
 
 

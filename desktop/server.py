@@ -8,6 +8,7 @@ loop for ``pipedesk serve``). Every server gets :mod:`desktop.gate` in front of 
 
 from __future__ import annotations
 
+import inspect
 import logging
 import secrets
 import socket
@@ -73,6 +74,37 @@ class Server:
         self.blocks.close(verbose=False)
 
 
+def refuse_remote_files(blocks: gr.Blocks) -> None:
+    """Gradio downloads a file input given as an http(s) URL (a FileData ``path`` or ``url`` in an API
+    call): every block of ``blocks`` refuses that instead, as the gate refuses ``/file=<url>``."""
+    from gradio_client.utils import is_http_url_like
+
+    def local_only(move: Any) -> Any:
+        if inspect.iscoroutinefunction(move):
+
+            async def checked_async(path: Any) -> Any:
+                if isinstance(path, str) and is_http_url_like(path):
+                    raise gr.Error(gate.NO_FETCH)
+                return await move(path)
+
+            return checked_async
+
+        def checked(path: Any) -> Any:
+            if isinstance(path, str) and is_http_url_like(path):
+                raise gr.Error(gate.NO_FETCH)
+            return move(path)
+
+        return checked
+
+    for block in blocks.blocks.values():
+        for name in ("async_move_resource_to_block_cache", "move_resource_to_block_cache"):
+            move = getattr(block, name, None)
+            if move is not None and not getattr(move, "pipedesk_local_only", False):
+                checked = local_only(move)
+                checked.pipedesk_local_only = True  # type: ignore[attr-defined]
+                setattr(block, name, checked)
+
+
 def start(
     blocks: gr.Blocks,
     host: str = LOCAL_HOST,
@@ -120,6 +152,7 @@ def start(
     }
     kwargs.update(options)
     kwargs["app_kwargs"] = app_kwargs
+    refuse_remote_files(blocks)
     blocks.launch(**kwargs)
     log.info("Serving on %s:%s%s", host, port, " (window token required)" if token else "")
     return Server(blocks=blocks, host=host, port=port, token=token)

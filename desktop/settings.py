@@ -58,7 +58,10 @@ def load() -> Settings:
     """The saved settings, or defaults when there are none."""
     path = settings_file()
     try:
-        return Settings.from_json(json.loads(path.read_text(encoding="utf-8")))
+        loaded = Settings.from_json(json.loads(path.read_text(encoding="utf-8")))
+        if os.name == "posix" and path.stat().st_mode & 0o077:
+            path.chmod(0o600)  # written by an older version for everyone to read
+        return loaded
     except FileNotFoundError:
         return Settings()
     except (OSError, ValueError, TypeError):
@@ -69,14 +72,27 @@ def load() -> Settings:
         return Settings()
 
 
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically, readable and writable by this user only (0600):
+    the one way to write a file that holds a secret (the LAN password, the control token)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    handle = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.chmod(tmp, 0o600)  # a leftover temporary file keeps its old mode through os.open
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def save(settings: Settings) -> Settings:
-    """Write ``settings`` atomically and return them."""
+    """Write ``settings`` atomically (owner-only: they hold the LAN password) and return them."""
     with _WRITE_LOCK:
         path = settings_file()
         paths.ensure(path.parent)
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(settings.to_json(), indent=2), encoding="utf-8")
-        os.replace(tmp, path)
+        write_private(path, json.dumps(settings.to_json(), indent=2))
     return settings
 
 

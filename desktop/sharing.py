@@ -267,6 +267,9 @@ class Sharing:
                 "Pipedesk's Sharing tab on that computer."
             ),
             "enable_monitoring": False,
+            # Only the app's own words (gr.Error) reach visitors: Gradio's other errors name this
+            # computer's folders (blocked paths, the working directory).
+            "show_error": False,
             "max_file_size": server_max_upload(),
             # Gradio serves its own cache anyway; a non-empty list keeps GRADIO_ALLOWED_PATHS from
             # the environment from widening it (a folder here would even be served inline).

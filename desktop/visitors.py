@@ -197,16 +197,18 @@ class VisitorRuntime:
 
     def _allowed(self, spec: Any, name: str | None) -> None:
         from desktop import catalog
-        from desktop.models import looks_like_hub_id
+        from desktop.models import ModelRef, looks_like_hub_id
         from desktop.tasks import known_models
 
         typed = (name or "").strip()
         known = {value for ref in (*spec.models, *known_models().values()) for value in (ref.repo, ref.label)}
         imported = bool(typed) and catalog.imported_path(typed) is not None
-        # Anything else (a path, most likely) is refused before the runtime looks at the disk.
-        if typed and typed not in known and not imported and not looks_like_hub_id(typed):
+        if not typed or typed in known or imported:
+            target = self._runtime.resolve(spec, typed)  # matched by name: no folder is looked at
+        elif looks_like_hub_id(typed) and "/" in typed:
+            target = ModelRef(typed, "main")  # never a folder: a name must not probe the disk
+        else:  # a path, most likely: refused before anything looks at the disk
             raise ModelError(NOT_SHARED)
-        target = self._runtime.resolve(spec, typed)
         if imported or not hasattr(target, "repo"):
             if not imported:
                 raise ModelError(NOT_SHARED)

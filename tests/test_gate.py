@@ -342,3 +342,85 @@ def test_one_request_carries_at_most_a_few_files(lan):
         body, content_type = multipart(2)
         few = http.post(url, content=body, headers={"Content-Type": content_type})
         assert few.status_code == 200 and len(few.json()) == 2
+
+
+# --- making this computer fetch other addresses (SSRF) -------------------------------------
+
+FETCHER = """
+import http.server, json, sys, threading
+import gradio as gr
+import httpx
+from desktop import server
+
+hits = []
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        hits.append(self.path)
+        body = b"SSRF-SECRET"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+public = http.server.ThreadingHTTPServer(("1.2.3.4", 8000), Handler)
+threading.Thread(target=public.serve_forever, daemon=True).start()
+with gr.Blocks() as blocks:
+    given, said = gr.File(), gr.Textbox()
+    gr.Button().click(lambda f: "got " + str(f), inputs=given, outputs=said, api_name="take")
+running = server.start(blocks)
+base = running.url
+found = {}
+answer = httpx.get(base + "gradio_api/file=http://1.2.3.4:8000/secret.txt", timeout=30)
+found["file_route"] = [answer.status_code, "SSRF-SECRET" in answer.text]
+data = [{"path": "http://1.2.3.4:8000/input.txt", "meta": {"_type": "gradio.FileData"}}]
+event = httpx.post(base + "gradio_api/call/take", json={"data": data}, timeout=30).json()["event_id"]
+found["file_input"] = httpx.get(base + "gradio_api/call/take/" + event, timeout=30).text
+found["hits"] = hits
+running.stop()
+print("RESULT " + json.dumps(found))
+"""
+
+
+@pytest.fixture
+def public_namespace():
+    """A network namespace of its own where 1.2.3.4, a public address, is local: what a server
+    there fetches from "the internet" stays inside the namespace."""
+    import shutil
+
+    from conftest import need
+
+    need(shutil.which("ip") is not None, "iproute2 (ip) is not installed")
+    name = f"pdssrf{os.getpid()}"
+    made = subprocess.run(["ip", "netns", "add", name], capture_output=True, text=True)
+    need(made.returncode == 0, f"cannot create a network namespace here: {made.stderr.strip()}")
+    try:
+        for step in (["link", "set", "lo", "up"], ["addr", "add", "1.2.3.4/32", "dev", "lo"]):
+            done = subprocess.run(["ip", "-n", name, *step], capture_output=True, text=True)
+            need(done.returncode == 0, f"ip {' '.join(step)}: {done.stderr.strip()}")
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], capture_output=True)
+
+
+def test_nobody_can_make_pipedesk_fetch_another_address(public_namespace, pipedesk_home):
+    import json
+
+    done = subprocess.run(
+        ["ip", "netns", "exec", public_namespace, sys.executable, "-c", FETCHER],
+        env=cli_env(pipedesk_home),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    line = [x for x in done.stdout.splitlines() if x.startswith("RESULT ")]
+    assert line, done.stdout + done.stderr
+    found = json.loads(line[0][len("RESULT ") :])
+    assert found["file_route"] == [403, False]
+    assert "event: error" in found["file_input"] and "SSRF-SECRET" not in found["file_input"]
+    assert found["hits"] == []

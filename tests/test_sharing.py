@@ -268,6 +268,47 @@ def test_visitors_files_left_by_a_process_that_is_gone_are_removed_at_start(runt
     assert not leftover.exists()
 
 
+def test_refusals_tell_visitors_nothing_about_this_computers_folders(share, client):
+    from gradio_client import Client
+
+    client.predict("warm up", SST2, api_name="/sentiment")
+    share.enable()
+    base = f"http://{VISITOR}:{share.port}"
+    owners = [os.getcwd(), str(paths.config_dir()), str(paths.data_dir()), str(paths.log_dir())]
+    with visitor_http() as http:
+        assert sign_in_with(http, share.port, share.password).status_code == 200
+        # File inputs naming files on this computer: a blocked folder, a path relative to the cwd.
+        for path in (str(paths.config_dir() / "settings.json"), "notes.png"):
+            data = ["Image", "", {"path": path, "meta": {"_type": "gradio.FileData"}}, "auto"]
+            event = http.post(f"{base}/gradio_api/call/classify", json={"data": data}).json()["event_id"]
+            answer = http.get(f"{base}/gradio_api/call/classify/{event}").text
+            assert "event: error" in answer
+            assert not [folder for folder in owners if folder in answer], answer
+    # A model name cannot tell whether a folder exists here (relative to the working directory).
+    remote = Client(f"{base}/", auth=("guest", share.password), verbose=False)
+    said = []
+    for typed in ("desktop/tasks", "no-such/folder"):
+        assert (Path.cwd() / "desktop" / "tasks").is_dir() or typed != "desktop/tasks"
+        with pytest.raises(Exception) as refused:  # noqa: PT011 - any refusal; its words are compared
+            remote.predict("Fine.", typed, api_name="/sentiment")
+        said.append(str(refused.value).replace(typed, "NAME"))
+    assert said[0] == said[1] and not [folder for folder in owners if folder in said[0]]
+
+
+def test_files_holding_secrets_are_readable_by_their_owner_only(runtime):
+    from desktop import instance, settings
+
+    password = sharing.Sharing(runtime).password
+    assert password and oct(settings.settings_file().stat().st_mode & 0o777) == "0o600"
+    claimed = instance.acquire(lambda command: {"ok": True})
+    try:
+        assert isinstance(claimed, instance.Instance)
+        claimed.publish(url="http://127.0.0.1:1/?pipedesk_token=secret")
+        assert oct(instance.info_file().stat().st_mode & 0o777) == "0o600"
+    finally:
+        claimed.release()
+
+
 def test_off_and_on_again_keeps_the_address_a_phone_saved(runtime, app_server):
     """The port sharing closed is in TIME_WAIT (a visitor was connected): it is reused anyway."""
     share = sharing.controller(runtime)
