@@ -8,7 +8,9 @@ terminal or a service manager.
 
 from __future__ import annotations
 
+import csv
 import ctypes
+import io
 import json
 import os
 import shutil
@@ -21,8 +23,19 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import ROOT, cli_env, need
-from window_driver import App, DevTools, close_window, find_window, refused, screenshot, xdotool
+from conftest import ARTIFACTS, ROOT, cli_env, need
+from tiny_models import VIT
+from window_driver import (
+    App,
+    DevTools,
+    close_window,
+    find_window,
+    refused,
+    save_download,
+    screenshot,
+    screenshot_after,
+    xdotool,
+)
 
 from desktop import instance, server, window
 
@@ -136,16 +149,7 @@ def test_window_opens_fast_shows_the_ui_saves_downloads_and_closes_cleanly(displ
             " a.href = URL.createObjectURL(new Blob(['text,label\\nhi,POSITIVE\\n'], {type: 'text/csv'}));"
             " a.download = 'results.csv'; document.body.appendChild(a); a.click(); return 1; })()"
         )
-        dialog = find_window(display, "^Save file$", timeout=20)
-        assert dialog, "no Save dialog for a download"
-        xdotool(display, "windowfocus", "--sync", str(dialog))
-        xdotool(display, "key", "--window", str(dialog), "ctrl+a")
-        xdotool(display, "type", "--window", str(dialog), "--delay", "10", str(target))
-        xdotool(display, "key", "--window", str(dialog), "Return")
-        deadline = time.monotonic() + 20
-        while not target.exists() and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert target.read_text(encoding="utf-8") == "text,label\nhi,POSITIVE\n"
+        assert save_download(display, target) == "text,label\nhi,POSITIVE\n"
 
         # Resize, then close the window like a user: the process ends, the port is free.
         xdotool(display, "windowsize", str(wid), "900", "700")
@@ -251,6 +255,105 @@ def test_a_crashed_page_is_reloaded_and_sigterm_stops_the_window_app_cleanly(
         assert "Pipedesk stopped cleanly (SIGTERM received)" in text
         assert not find_window(display, TITLE, timeout=1)
         assert not (pipedesk_home / "data" / instance.INFO_NAME).exists()
+    finally:
+        app.stop()
+
+
+REVIEWS = ["I love this product!", "This is terrible, I hate it.", "", "What a great movie, truly amazing."]
+
+
+def test_the_main_flows_work_inside_the_window_as_in_chromium(
+    display, hub, tiny_models, pipedesk_home, tmp_path
+):
+    """Playwright attaches to the window's own QtWebEngine (its DevTools port) and drives the page
+    as ``test_task_tabs``/``test_batch_tab`` do in Chromium: by label and role, typing, uploading,
+    clicking Run, reading what is shown; the export is saved through the window's Save dialog."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        need(False, "the playwright package is not installed")
+    from test_task_tabs import message, panel, run_and_wait
+
+    devtools_port = server.free_port()
+    env = cli_env(
+        pipedesk_home, hub, DISPLAY=display, QTWEBENGINE_REMOTE_DEBUGGING=f"127.0.0.1:{devtools_port}"
+    )
+    env.pop("WAYLAND_DISPLAY", None)  # the tiny models download from the local Hub on first use
+    app = App(env)
+    try:
+        url = app.wait_for(r"running at (http://127\.0\.0\.1:(\d+)/)").group(1)
+        wid = find_window(display, TITLE, timeout=30)
+        assert wid, f"no window appeared:\n{app.output}"
+        errors: list[str] = []
+        with sync_playwright() as p:
+            # no_defaults: leave the window's own settings alone (its downloads keep going through its
+            # Save dialog); QtWebEngine also refuses Playwright's default download override
+            # ("Browser context management is not supported").
+            window_browser = p.chromium.connect_over_cdp(
+                f"http://127.0.0.1:{devtools_port}", no_defaults=True, timeout=60_000
+            )
+            page = window_browser.contexts[0].pages[0]
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.get_by_role("tab", name="Sentiment", exact=True).wait_for(timeout=90_000)
+            assert page.url.startswith(url)
+            assert "QtWebEngine" in page.evaluate("navigator.userAgent"), "not the window's web view"
+
+            # Sentiment: type, Run, read the label; an error's words stay next to the output.
+            tab = panel(page, "sentiment")
+            tab.get_by_label("Text").first.fill("I love this product!")
+            run_and_wait(page, "sentiment")
+            assert tab.locator("[data-testid='label-output-value']").first.text_content() == "POSITIVE"
+            tab.get_by_label("Text").first.fill("ok")
+            run_and_wait(page, "sentiment")
+            assert "too short" in message(page, "sentiment")
+
+            # Classify an image uploaded through the upload box: the top label is one of the model's.
+            from PIL import Image
+
+            picture = tmp_path / "sea.png"
+            Image.new("RGB", (64, 48), (20, 60, 200)).save(picture)
+            labels = json.loads((tiny_models[VIT] / "config.json").read_text(encoding="utf-8"))["id2label"]
+            tab = panel(page, "classify")
+            tab.get_by_label("Image", exact=True).first.check()
+            tab.locator("input[type=file]").set_input_files(str(picture))
+            tab.locator("img").first.wait_for(timeout=20_000)
+            run_and_wait(page, "classify")
+            assert tab.locator("[data-testid='label-output-value']").first.text_content() in labels.values()
+            assert message(page, "classify") == ""
+
+            # Batch: upload a CSV, Run, the results table and the chart; the export saved as a file.
+            source = tmp_path / "reviews.csv"
+            source.write_text(
+                "id,review\n" + "".join(f'{i},"{t}"\n' for i, t in enumerate(REVIEWS)), encoding="utf-8"
+            )
+            page.get_by_role("tab", name="Batch", exact=True).click()
+            page.locator("#batch-file input[type=file]").set_input_files(str(source))
+            page.locator("#batch-info").get_by_text("4 rows").wait_for(timeout=30_000)
+            page.locator("#batch-run").click()
+            page.locator("#batch-progress").get_by_text("finished").wait_for(timeout=120_000)
+            assert "POSITIVE" in page.locator("#batch-results").text_content()
+            bars = page.locator("#batch-chart [data-label]")
+            counts = {
+                bars.nth(i).get_attribute("data-label"): int(
+                    bars.nth(i).locator(".pd-bar-count").text_content()
+                )
+                for i in range(bars.count())
+            }
+            shot = ARTIFACTS / "window-batch.png"  # kept to be looked at
+            shot.parent.mkdir(exist_ok=True)
+            colours, top = screenshot_after(  # scrolled down to the results, as a person does
+                display, shot, page.locator("#batch-chart").scroll_into_view_if_needed
+            )
+            assert colours > 200 and top < 0.9, f"the window looks blank: {colours} colours, top {top:.0%}"
+            page.get_by_role("button", name="Download results").click()
+            saved = save_download(display, tmp_path / "saved" / "reviews-sentiment.csv")
+            rows = list(csv.DictReader(io.StringIO(saved)))
+            assert [row["review"] for row in rows] == REVIEWS
+            labelled = [row["label"] for row in rows if row["label"]]
+            assert {label: labelled.count(label) for label in labelled} == counts  # the chart says the same
+            assert errors == []
+        close_window(display, wid)
+        assert app.proc.wait(timeout=30) == 0, app.output
     finally:
         app.stop()
 

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -81,15 +82,47 @@ def find_window(disp: str, title: str, timeout: float) -> int | None:
     return None
 
 
-def screenshot(disp: str, path: Path) -> tuple[int, float]:
-    """Save the screen to ``path``; return (distinct colours, share of the most common colour)."""
+def _grab(disp: str, path: Path):
     from PIL import Image
 
     subprocess.run(["import", "-display", disp, "-window", "root", str(path)], check=True, timeout=30)
-    image = Image.open(path).convert("RGB")
+    return Image.open(path).convert("RGB")
+
+
+def screenshot(disp: str, path: Path) -> tuple[int, float]:
+    """Save the screen to ``path``; return (distinct colours, share of the most common colour)."""
+    image = _grab(disp, path)
     colours = image.getcolors(maxcolors=1 << 24)
     top = max(count for count, _ in colours)
     return len(colours), top / (image.width * image.height)
+
+
+def screenshot_after(
+    disp: str, path: Path, change: Callable[[], object], timeout: float = 15
+) -> tuple[int, float]:
+    """Do ``change`` (a scroll, say), then :func:`screenshot` once the screen shows it: on a busy
+    machine the window paints a moment after the page has changed."""
+    before = _grab(disp, path).tobytes()
+    change()
+    deadline = time.monotonic() + timeout
+    while _grab(disp, path).tobytes() == before and time.monotonic() < deadline:
+        time.sleep(0.3)
+    return screenshot(disp, path)
+
+
+def save_download(disp: str, target: Path, timeout: float = 20) -> str:
+    """Answer the window's Save dialog (Qt's own) with ``target`` as a person types it; the saved text."""
+    dialog = find_window(disp, "^Save file$", timeout=timeout)
+    assert dialog, "no Save dialog for a download"
+    xdotool(disp, "windowfocus", "--sync", str(dialog))
+    xdotool(disp, "key", "--window", str(dialog), "ctrl+a")
+    xdotool(disp, "type", "--window", str(dialog), "--delay", "10", str(target))
+    xdotool(disp, "key", "--window", str(dialog), "Return")
+    deadline = time.monotonic() + timeout
+    while not (target.exists() and target.stat().st_size) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert target.exists(), f"the download was not saved as {target}"
+    return target.read_text(encoding="utf-8-sig")
 
 
 def close_window(disp: str, wid: int) -> None:
