@@ -5,14 +5,22 @@ moves with the models folder. An imported model is *copied* into
 ``<models dir>/imported/<name>`` (the USB stick it came from can go), with
 the size and sha256 of every file so it can be verified offline. Read on
 demand; written atomically. Runs on the calling thread.
+
+A catalog that cannot be parsed is never overwritten: it is kept aside as
+``catalog.json.damaged`` (the list starts empty) and :func:`check` says so, in
+the Models tab and the command line, for as long as that copy is there. One
+that cannot be read at all (permissions, a disk error) is left alone and
+reported as a ModelError.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +29,13 @@ from typing import Any
 from desktop import downloads
 from desktop.errors import ModelError
 from desktop.hub import Problem, check_file, file_hashes
+
+log = logging.getLogger(__name__)
+
+DAMAGED = "catalog.json.damaged"
+#: Held while the catalog file is replaced or moved aside, so a damaged file is never mistaken
+#: for (or moved over) one another thread has just written.
+_FILE_LOCK = threading.RLock()
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._()+-]{0,79}$")
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
@@ -38,17 +53,78 @@ def _catalog_file(root: Path | None = None) -> Path:
     return _root(root) / "catalog.json"
 
 
-def load(root: Path | None = None) -> dict[str, Any]:
-    """The whole catalog (``{"imported": {...}, "custom": {...}}``); empty when there is none."""
+def _parse(raw: bytes) -> dict[str, Any] | None:
+    """The catalog in ``raw``, or None when it is not one."""
     try:
-        data = json.loads(_catalog_file(root).read_text(encoding="utf-8"))
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
+        data = json.loads(raw.decode("utf-8"))
+    except ValueError:  # UnicodeDecodeError included
+        return None
+    sections = ("imported", "custom")
+    if not isinstance(data, dict) or not all(isinstance(data.get(key, {}), dict) for key in sections):
+        return None
+    return data
+
+
+def load(root: Path | None = None) -> dict[str, Any]:
+    """The whole catalog (``{"imported": {...}, "custom": {...}}``); empty when there is none (or when
+    it was damaged: then it is kept aside, see the module docstring)."""
+    path = _catalog_file(root)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
         return {}
+    except OSError as exc:
+        raise ModelError(
+            f"The list of imported and added models ({path}) could not be read ({exc.strerror}); "
+            "it was left as it is."
+        ) from None
+    data = _parse(raw)
+    if data is None:
+        _keep_aside(path, raw)
+        return {}
+    return data
+
+
+def _keep_aside(path: Path, raw: bytes) -> None:
+    """Move the damaged catalog at ``path`` out of the way, unless it changed since it was read."""
+    with _FILE_LOCK:
+        try:
+            if path.read_bytes() != raw:
+                return  # rewritten meanwhile (by this process or another): not the damaged one
+            target, number = path.with_name(DAMAGED), 1
+            while target.exists():  # an earlier damaged copy is kept too
+                number += 1
+                target = path.with_name(f"{DAMAGED}-{number}")
+            os.replace(path, target)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise ModelError(
+                f"The list of imported and added models ({path}) is damaged and could not be moved "
+                f"aside ({exc.strerror}); it was left as it is."
+            ) from None
+    log.warning("The model catalog %s was damaged; kept as %s, the list starts empty", path, target)
+
+
+def check(root: Path | None = None) -> str | None:
+    """What a person should know about this models folder's catalog (a damaged one kept aside), or
+    None: shown by the Models tab and ``pipedesk models``. Reading it first moves a damaged one aside."""
+    load(root)
+    folder = _catalog_file(root).parent
+    kept = sorted(folder.glob(f"{DAMAGED}*"), key=lambda p: p.stat().st_mtime)
+    if not kept:
+        return None
+    return (
+        f"The list of imported and added models was damaged and could not be read, so it was kept "
+        f"as {kept[-1]} and nothing was overwritten. Models imported before are still in "
+        f"{folder / 'imported'}: import them again (or repair that file and put it back as "
+        f"catalog.json). Delete {kept[-1].name} to stop this message."
+    )
 
 
 def save(data: dict[str, Any], root: Path | None = None) -> None:
-    downloads.atomic_write_text(_catalog_file(root), json.dumps(data, indent=2))
+    with _FILE_LOCK:
+        downloads.atomic_write_text(_catalog_file(root), json.dumps(data, indent=2))
 
 
 def imported(root: Path | None = None) -> dict[str, dict[str, Any]]:

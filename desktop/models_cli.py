@@ -19,9 +19,14 @@ from desktop.errors import ModelError, UserError
 
 
 def _store():
+    from desktop import catalog
     from desktop.models import ModelStore
 
-    return ModelStore()
+    store = ModelStore()
+    note = catalog.check(store.root)  # a damaged model list, kept aside: say so on every command
+    if note:
+        print(f"pipedesk: note: {note}", file=sys.stderr)
+    return store
 
 
 def _progress():

@@ -69,10 +69,11 @@ def summary(runtime: Any) -> str:
     """Where the models are, how much they use, how much is free, online or not."""
     store = runtime.store
     offline = "**on**: nothing is downloaded" if offline_mode() else "off"
+    note = catalog.check(store.root)  # a damaged model list, kept aside
     return (
         f"Models folder: `{store.root}` · models use **{human_size(inventory.cache_size(store))}** · "
         f"**{human_size(free_bytes(store.root))}** free on this disk · Offline mode: {offline}"
-    )
+    ) + (f"\n\n⚠️ {note}" if note else "")
 
 
 def _refresh(runtime: Any, choice: str | None = None) -> tuple[Any, ...]:
