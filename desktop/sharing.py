@@ -151,7 +151,6 @@ class Sharing:
         self.visitors_app = visitors_app
         self.gate = VisitorGate()
         self._lock = threading.RLock()
-        self._blocks: Any = None
         self._server: Any = None
         self._last_port: int | None = None  # off and on again: the same address for visitors
         remove_leftover_uploads()
@@ -235,10 +234,10 @@ class Sharing:
         options = self._launch_options(password)
 
         def launch() -> Any:
-            if self._blocks is None:
-                self._blocks = self.visitors_app(VisitorRuntime(self.runtime))
-                _keep_files_in(self._blocks, visitors_upload_folder())
-            return server.start(self._blocks, host=self.host, port=port, hosts="lan", **options)
+            # Built anew each time: its model lists show what is installed now.
+            blocks = self.visitors_app(VisitorRuntime(self.runtime))
+            _keep_files_in(blocks, visitors_upload_folder())
+            return server.start(blocks, host=self.host, port=port, hosts="lan", **options)
 
         self.gate.reset()
         self.gate.open = False
