@@ -201,6 +201,7 @@ def prepare(tiny: bool) -> tuple[Path, str]:
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
     folder = build_model(tiny, work)
     model_id = sentiment_model_id()
     install(folder, model_id)
