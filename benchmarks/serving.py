@@ -17,6 +17,7 @@ serve from Gradio's threads and block their main thread on stdin until the bench
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import math
 import os
@@ -196,6 +197,7 @@ def prepare(tiny: bool) -> tuple[Path, str]:
 
     Call before anything imports ``desktop`` (its paths follow ``$PIPEDESK_HOME``)."""
     work = Path(tempfile.mkdtemp(prefix="pipedesk-bench-"))
+    atexit.register(shutil.rmtree, work, ignore_errors=True)  # the model copies weigh 0.5 GB
     os.environ["PIPEDESK_HOME"] = str(work / "home")
     os.environ.update(SERVER_ENV)
     from transformers.utils import logging as hf_logging
