@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     from desktop.batch import BatchRun
-    from desktop.runtime import Runtime
+    from desktop.engine.runtime import Runtime
     from desktop.tasks import sentiment
 
     folder = build_model(Path(tempfile.mkdtemp(prefix="pipedesk-bench-model-")))

@@ -26,7 +26,7 @@ def main() -> int:
     import torch
     from tiny_models import build_all
 
-    from desktop.runtime import Runtime
+    from desktop.engine.runtime import Runtime
     from desktop.tasks import TASKS
 
     target = sys.argv[1] if len(sys.argv) > 1 else "cuda"  # "cpu" dry-runs the script itself
@@ -41,11 +41,19 @@ def main() -> int:
     Image.new("RGB", (64, 64), (20, 40, 220)).save(picture)
     calls = {
         "sentiment": ("I love this product!", m["distilbert-base-uncased-finetuned-sst-2-english"]),
-        "ner": ("My name is Clara and I live in Berkeley, California.", m["bert-large-cased-finetuned-conll03-english"]),
+        "ner": (
+            "My name is Clara and I live in Berkeley, California.",
+            m["bert-large-cased-finetuned-conll03-english"],
+        ),
         "generate": ("Once upon a time", m["gpt2"], 12, 0.0, 1.0, -1),
         "classify": ("Image", None, str(picture), m["vit-base-patch16-224"]),
         "translate": ("Hello, how are you?", m["opus-mt-en-fr"]),
-        "summarize": ("The town council met on Monday and agreed a new budget. " * 4, m["distilbart-cnn-12-6"], 5, 30),
+        "summarize": (
+            "The town council met on Monday and agreed a new budget. " * 4,
+            m["distilbart-cnn-12-6"],
+            5,
+            30,
+        ),
     }
     cpu, gpu = Runtime(device="cpu"), Runtime(device=target)
     name = torch.cuda.get_device_name(0) if target.startswith("cuda") else target
@@ -61,7 +69,9 @@ def main() -> int:
         t2 = time.perf_counter()
         same, detail = _compare(task, on_cpu.data, on_gpu.data)
         failures += not same
-        print(f"{task:10s} agree={same!s:5s} cpu {1000 * (t1 - t0):7.1f} ms  gpu {1000 * (t2 - t1):7.1f} ms  {detail}")
+        print(
+            f"{task:10s} agree={same!s:5s} cpu {1000 * (t1 - t0):7.1f} ms  gpu {1000 * (t2 - t1):7.1f} ms  {detail}"
+        )
     return 1 if failures else 0
 
 

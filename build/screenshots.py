@@ -39,7 +39,7 @@ def main() -> None:
     with HubServer(models) as hub:
         os.environ["HF_ENDPOINT"] = hub.url
         from desktop import server
-        from desktop.runtime import Runtime
+        from desktop.engine.runtime import Runtime
         from desktop.ui.app import build_app
 
         running = server.start(build_app(Runtime(device="cpu")))

@@ -1,20 +1,19 @@
-"""The batch engine: many texts through one model, as fast as the model itself allows.
+"""File runs: every row of a file through a task's own steps, as fast as the model allows.
 
-Rows are taken a window at a time; each window's texts are tokenized in one
-call, sorted by token count and cut into batches by a token budget (few pad
-tokens, big batches of short texts, small batches of long ones); results
-come back in input order whatever order they were computed in. Every batch
-goes through ``Runtime.infer`` (inference mode, one job at a time on the
-device, so single requests from the UI slip in between batches). On a GPU the
-next window is tokenized on a helper thread while the device works; a batch
-that runs out of GPU memory is split and retried, and a GPU that keeps
-failing hands the rest of the run to the CPU with a note saying so.
+Each row goes through the task's ``validate`` and ``preprocess`` exactly as a single request
+does (a row a single run refuses gets that refusal as its note, not a label). Rows are taken a
+window at a time; the window's pieces are sorted by length and cut into batches by a token budget
+(few pad tokens: big batches of short texts, small batches of long ones), each batch goes through
+the task's ``forward`` inside ``Runtime.infer`` (the device lock, so single requests from the UI
+slip in between batches), and each row's outputs go through ``postprocess``; results come back in
+input order. On a GPU the next window is prepared on a helper thread while the device works; a
+batch that runs out of GPU memory is split and retried, and a GPU that keeps failing hands the
+rest of the run to the CPU with a note saying so.
 
-:class:`BatchRun` is a generator of :class:`BatchProgress` events, consumed by
-the CLI (a progress bar, a results journal) and the Batch tab (live table,
-chart); it runs on the consumer's thread. Cancelling (the ``cancel`` event, or
-simply no longer iterating) stops after the batch in flight; everything
-yielded so far is done.
+:class:`BatchRun` is a generator of :class:`BatchProgress` events, consumed by the CLI (a progress
+bar, a results journal) and the Batch tab (live table, chart); it runs on the consumer's thread.
+Cancelling (the ``cancel`` event, or no longer iterating) stops after the batch in flight;
+everything yielded so far is done.
 """
 
 from __future__ import annotations
@@ -23,23 +22,27 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections import Counter
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from desktop.batch_tasks import Adapter, Piece, make_adapter, quantized
+from desktop.engine.loaded import Loaded
+from desktop.engine.runtime import Runtime, finish
 from desktop.errors import UserError
-from desktop.runtime import Loaded, Runtime
+from desktop.tasks import TASKS, get
+from desktop.tasks.spec import Piece, Prepared, TaskSpec
 
 log = logging.getLogger(__name__)
 
-#: Rows tokenized and sorted together; bigger windows sort better, smaller ones report sooner.
+#: Rows prepared and sorted together; bigger windows sort better, smaller ones report sooner.
 WINDOW_ROWS = 2048
 #: Device failures (out of memory even after splitting, CUDA errors) before moving to the CPU.
 MAX_DEVICE_FAILURES = 3
 #: Rows that fail one by one (not the device: the model or the text) before the run stops.
 MAX_ROW_FAILURES = 20
-EMPTY_NOTE = "empty row: nothing to analyse"
+#: Kinds whose models Fast CPU mode quantizes (encoders; int8 generation is slower, not faster).
+INT8_KINDS = {"text-classification", "token-classification"}
 
 
 @dataclass
@@ -78,26 +81,35 @@ def duration(seconds: float) -> str:
     return f"{hours} h {minutes:02d} min"
 
 
-def task_spec(task: str):
-    """The TaskSpec for ``task``, refusing tasks that do not take plain text."""
-    from desktop.tasks import TASKS, classify, get
-
+def task_spec(task: str) -> TaskSpec:
+    """The TaskSpec for ``task``, refusing tasks that do not run on files."""
     spec = get(task)
-    if task == "classify":
-        return classify.TEXT_SPEC
-    if not spec.text_input:
-        names = ", ".join(t for t, s in TASKS.items() if s.text_input)
+    if spec.file_input is None:
+        names = ", ".join(t for t, s in TASKS.items() if s.file_input)
         raise UserError(f"{task} does not take text, so it cannot run on a file. Text tasks: {names}.")
     return spec
 
 
-def model_name(task: str, model: str | None) -> str | None:
-    from desktop.tasks import classify
+def count_chart(spec: TaskSpec, rows: Iterable[dict[str, Any]]) -> Counter[str]:
+    """How often each label (or entity type) occurs in ``rows``."""
+    counts: Counter[str] = Counter()
+    for values in rows:
+        counts.update(spec.chart_values(values))
+    return counts
 
-    name = (model or "").strip()
-    if task == "classify" and name in ("", classify.AUTO, classify.AUTO_LABEL):
-        return None
-    return name or None
+
+@dataclass
+class _Row:
+    """A row in flight: its prepared pieces and their outputs as they arrive."""
+
+    prepared: Prepared
+    outputs: list[Any]
+    pending: int
+
+
+@dataclass
+class _Failed:
+    message: str
 
 
 class BatchRun:
@@ -124,32 +136,31 @@ class BatchRun:
         self.runtime = runtime
         self.task = task
         self.spec = task_spec(task)
+        self.options = self.spec.check_options(options or {})
         self.texts = texts
         self.skip = set(skip)
         self.cancel = cancel or threading.Event()
         self.notes: list[str] = []
-        self.loaded: Loaded = runtime.load(self.spec, model_name(task, model), progress=load_progress)
-        self.adapter: Adapter = make_adapter(self.loaded, task, options or {})
+        kind = self.spec.kind_for(self.spec.file_inputs(""))
+        self.loaded: Loaded = runtime.load(self.spec, model, kind, progress=load_progress)
         if fast_cpu:
-            note = quantized(self.adapter)
-            if note:
-                self.notes.append(note)
-        budget, rows = self.adapter.defaults(self.adapter.device)
+            self._use_int8()
+        budget, rows = self.spec.batch_limits(self.loaded.device, self.loaded)
         self.budget = token_budget or budget
         self.max_rows = batch_size or rows
-        self.overlap = self.adapter.device != "cpu" if overlap is None else overlap
+        self.overlap = self.loaded.device != "cpu" if overlap is None else overlap
         self.device_failures = 0
         self.row_failures = 0
 
     @property
     def columns(self) -> tuple[str, ...]:
-        return self.adapter.columns
+        return self.spec.columns
 
     @property
     def model(self) -> str:
         return self.loaded.display
 
-    def empty_result(self, note: str = EMPTY_NOTE) -> dict[str, Any]:
+    def refused(self, note: str) -> dict[str, Any]:
         return {**dict.fromkeys(self.columns, None), "note": note}
 
     # --- the run ---------------------------------------------------------------------------
@@ -158,84 +169,97 @@ class BatchRun:
         total = len(self.texts)
         started = time.perf_counter()
         todo = [i for i in range(total) if i not in self.skip]
-        empty = [i for i in todo if not (self.texts[i] or "").strip()]
-        work = [i for i in todo if (self.texts[i] or "").strip()]
-        chars_total = sum(len(self.texts[i]) for i in work) or 1
-        done = total - len(todo) + len(empty)
-        done_here, chars_done = len(empty), 0
+        chars_total = sum(len(self.texts[i] or "") for i in todo) or 1
+        done, done_here, chars_done = total - len(todo), 0, 0
 
         def step(results: list[tuple[int, dict[str, Any]]], state: str = "running") -> BatchProgress:
+            nonlocal done, done_here, chars_done
+            done += len(results)
+            done_here += len(results)
+            chars_done += sum(len(self.texts[row] or "") for row, _ in results)
             elapsed = time.perf_counter() - started
             rate = done_here / elapsed if elapsed > 0 else 0.0
-            eta = None
-            if chars_done and state == "running":
-                eta = elapsed * (chars_total - chars_done) / chars_done
+            eta = (
+                elapsed * (chars_total - chars_done) / chars_done
+                if chars_done and state == "running"
+                else None
+            )
             notes, self.notes[:] = list(self.notes), []
             return BatchProgress(done, total, elapsed, rate, eta, results, notes, state)
 
-        yield step([(i, self.empty_result()) for i in empty])
-        windows = self._windows(work)
+        windows = self._windows(todo)
         try:
-            for pieces, rows in windows:
-                pending = {row: len(parts) for row, parts in rows.items()}
-                outputs: dict[int, list[Any]] = {row: [None] * len(parts) for row, parts in rows.items()}
+            for rows, refused in windows:
+                yield step(refused)
+                pieces = [piece for row in rows.values() for piece in row.prepared.pieces]
                 for batch in self._batches(pieces):
                     if self.cancel.is_set():
                         yield step([], "cancelled")
                         return
-                    results = []
+                    finished = []
                     for piece, output in zip(batch, self._execute(batch), strict=True):
-                        outputs[piece.row][piece.part] = output
-                        pending[piece.row] -= 1
-                        if pending[piece.row] == 0:
-                            results.append(
-                                (piece.row, self._combine(piece.row, rows[piece.row], outputs[piece.row]))
-                            )
-                    done += len(results)
-                    done_here += len(results)
-                    chars_done += sum(len(self.texts[row]) for row, _ in results)
-                    yield step(results)
+                        row = rows[piece.row]
+                        row.outputs[piece.part] = output
+                        row.pending -= 1
+                        if row.pending == 0:
+                            finished.append((piece.row, self._finish(row)))
+                    yield step(finished)
         finally:
             close = getattr(windows, "close", None)
             if close:
                 close()
         yield step([], "finished")
 
-    def _combine(self, row: int, pieces: list[Piece], outputs: list[Any]) -> dict[str, Any]:
-        failed = [o for o in outputs if isinstance(o, _Failed)]
+    def _finish(self, row: _Row) -> dict[str, Any]:
+        failed = [o for o in row.outputs if isinstance(o, _Failed)]
         if failed:
-            return self.empty_result(f"error: {failed[0].message}")
-        values = self.adapter.combine(self.texts[row], outputs, pieces)
-        values["note"] = self.adapter.truncation_note() if any(p.truncated for p in pieces) else ""
-        return values
+            return self.refused(f"error: {failed[0].message}")
+        result = finish(self.spec, self.loaded, row.prepared, row.outputs, self.options)
+        return {**self.spec.row_values(result), "note": "; ".join(result.notes)}
 
     # --- windows and batches ---------------------------------------------------------------
 
-    def _make_window(self, rows: list[int]) -> tuple[list[Piece], dict[int, list[Piece]]]:
-        by_row: dict[int, list[Piece]] = {}
-        pieces: list[Piece] = []
-        for row in rows:
-            parts = [Piece(row, text, part) for part, text in enumerate(self.adapter.split(self.texts[row]))]
-            by_row[row] = parts
-            pieces.extend(parts)
-        self.adapter.encode(pieces)
-        return pieces, by_row
+    def _make_window(self, numbers: list[int]) -> tuple[dict[int, _Row], list[tuple[int, dict[str, Any]]]]:
+        """Validate and preprocess the window's rows as single requests do; refusals become notes."""
+        rows: dict[int, _Row] = {}
+        refused: list[tuple[int, dict[str, Any]]] = []
+        valid: list[tuple[int, dict[str, Any]]] = []
+        for number in numbers:
+            try:
+                valid.append((number, self.spec.validate(self.spec.file_inputs(self.texts[number]))))
+            except UserError as exc:
+                refused.append((number, self.refused(str(exc))))
+        prepared = self.spec.preprocess_many(self.loaded, [inputs for _, inputs in valid], self.options)
+        for (number, _inputs), item in zip(valid, prepared, strict=True):
+            if isinstance(item, UserError):
+                refused.append((number, self.refused(str(item))))
+                continue
+            for piece in item.pieces:
+                piece.row = number
+            rows[number] = _Row(item, [None] * len(item.pieces), len(item.pieces))
+        return rows, refused
 
-    def _windows(self, rows: list[int]) -> Iterator[tuple[list[Piece], dict[int, list[Piece]]]]:
-        chunks = [rows[i : i + WINDOW_ROWS] for i in range(0, len(rows), WINDOW_ROWS)]
+    def _windows(
+        self, numbers: list[int]
+    ) -> Iterator[tuple[dict[int, _Row], list[tuple[int, dict[str, Any]]]]]:
+        chunks = [numbers[i : i + WINDOW_ROWS] for i in range(0, len(numbers), WINDOW_ROWS)]
         if not self.overlap or len(chunks) < 2:
             for chunk in chunks:
                 yield self._make_window(chunk)
             return
         yield from _prefetched(self._make_window, chunks)
 
+    def _cost(self, piece: Piece) -> int:
+        return piece.length + self.spec.extra_cost(self.options)
+
     def _batches(self, pieces: list[Piece]) -> Iterator[list[Piece]]:
-        """Shortest first; each batch as many pieces as fit the token budget (padded cost)."""
-        cost = self.adapter.cost
-        ordered = sorted(pieces, key=cost)
+        """Shortest first; each batch as many pieces as fit the token budget (padded cost); pieces of
+        different groups (e.g. summary lengths) never share a batch."""
+        ordered = sorted(pieces, key=lambda p: (repr(p.group), self._cost(p)))
         batch: list[Piece] = []
         for piece in ordered:
-            if batch and (len(batch) >= self.max_rows or (len(batch) + 1) * cost(piece) > self.budget):
+            full = len(batch) >= self.max_rows or (len(batch) + 1) * self._cost(piece) > self.budget
+            if batch and (full or batch[-1].group != piece.group):
                 yield batch
                 batch = []
             batch.append(piece)
@@ -246,10 +270,11 @@ class BatchRun:
 
     def _execute(self, batch: list[Piece]) -> list[Any]:
         """Run ``batch``: split on GPU out-of-memory, move to the CPU if the GPU keeps failing."""
+        loaded = self.loaded
         try:
-            return self.runtime.infer(self.loaded, lambda _obj: self.adapter.run(batch))
+            return self.runtime.infer(loaded, lambda: self.spec.forward(loaded, batch, self.options, None))
         except Exception as exc:
-            if self.adapter.device != "cpu" and _device_failure(exc):
+            if loaded.device != "cpu" and _device_failure(exc):
                 return self._device_failed(batch, exc)
             if len(batch) > 1:
                 middle = len(batch) // 2
@@ -273,10 +298,10 @@ class BatchRun:
             return self._execute(batch[:middle]) + self._execute(batch[middle:])
         self.device_failures += 1
         if _out_of_memory(exc) or self.device_failures >= MAX_DEVICE_FAILURES:
-            device = self.adapter.device
+            device = self.loaded.device
             log.warning("Moving the batch run from %s to the CPU: %s", device, exc)
-            self.adapter.to_cpu()
-            self.budget, rows = self.adapter.defaults("cpu")
+            self.loaded = on_cpu(self.loaded)
+            self.budget, rows = self.spec.batch_limits("cpu", self.loaded)
             self.max_rows = min(self.max_rows, rows)
             self.notes.append(
                 f"The GPU ({device}) kept failing ({_first_line(exc)}): the rest of the run continues "
@@ -284,10 +309,43 @@ class BatchRun:
             )
         return self._execute(batch)
 
+    def _use_int8(self) -> None:
+        """Fast CPU mode: dynamic int8 weights for encoder models (kept with the loaded model)."""
+        if self.loaded.kind not in INT8_KINDS:
+            self.notes.append(
+                "Fast CPU mode applies to classification and NER models; this one runs at full precision."
+            )
+        elif self.loaded.device != "cpu":
+            self.notes.append(
+                "Fast CPU mode is for the CPU; the GPU already runs this model in 16-bit precision."
+            )
+        else:
+            self.loaded = int8_copy(self.loaded)
 
-@dataclass
-class _Failed:
-    message: str
+
+def int8_copy(loaded: Loaded) -> Loaded:
+    """``loaded`` with dynamic int8 Linear layers, built once and kept with the loaded model."""
+    found = loaded.extra.get("int8")
+    if found is None:
+        import copy
+        import warnings
+
+        import torch
+        from torch.ao.quantization import quantize_dynamic
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = quantize_dynamic(copy.deepcopy(loaded.model), {torch.nn.Linear}, dtype=torch.qint8)
+        found = loaded.extra["int8"] = loaded.with_model(model, "cpu")
+    return found
+
+
+def on_cpu(loaded: Loaded) -> Loaded:
+    """A full-precision copy of ``loaded`` on the CPU (a GPU that keeps failing)."""
+    import torch
+
+    model = type(loaded.model).from_pretrained(loaded.path, dtype=torch.float32).eval()
+    return loaded.with_model(model, "cpu")
 
 
 def _first_line(exc: BaseException) -> str:
@@ -317,7 +375,7 @@ def _free_device_memory() -> None:
 
 
 def _prefetched(make: Callable[[Any], Any], chunks: list[Any]) -> Iterator[Any]:
-    """``make(chunk)`` for each chunk, one step ahead on a helper thread (tokenizing while the GPU works)."""
+    """``make(chunk)`` for each chunk, one step ahead on a helper thread (preparing while the GPU works)."""
     ready: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=1)
     stop = threading.Event()
 
@@ -338,7 +396,7 @@ def _prefetched(make: Callable[[Any], Any], chunks: list[Any]) -> Iterator[Any]:
             if not item[0]:
                 return
 
-    thread = threading.Thread(target=produce, name="batch-tokenize", daemon=True)
+    thread = threading.Thread(target=produce, name="batch-prepare", daemon=True)
     thread.start()
     try:
         for _ in chunks:

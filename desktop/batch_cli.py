@@ -33,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     tasks = batch.add_subparsers(title="tasks", metavar="TASK", required=True)
     for spec in TASKS.values():
-        if not spec.text_input:
+        if not spec.file_input:
             continue
         task = tasks.add_parser(spec.id, help=spec.title, description=spec.description)
         task.add_argument(
@@ -98,7 +98,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     from desktop.batchexport import export_format, write_results
     from desktop.batchfiles import read_table
     from desktop.cli import terminal_progress
-    from desktop.runtime import Runtime
+    from desktop.engine.runtime import Runtime
 
     logs.setup()
     _quiet_libraries()
@@ -183,23 +183,23 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
 
 def _summary(results: dict[int, dict[str, Any]], total: int, output: Path, elapsed: float, run: Any) -> str:
-    from desktop.batch import duration
-    from desktop.batch_tasks import count_chart
+    from desktop.batch import count_chart, duration
 
-    notes = Counter()
+    notes: Counter[str] = Counter()
     for values in results.values():
         note = str(values.get("note") or "")
-        if note.startswith("empty"):
-            notes["empty"] += 1
-        elif note.startswith(("truncated", "prompt too long")):
-            notes["truncated"] += 1
-        elif note.startswith("error"):
+        if note.startswith("error"):
             notes["failed"] += 1
+        elif note and all(values.get(column) is None for column in run.columns):
+            notes["refused"] += 1  # what a single run refuses too: empty, too short, too long...
+        elif note:
+            notes["with notes"] += 1
     lines = [f"{total:,} rows written to {output} in {duration(elapsed)}"]
     if notes:
         lines[0] += " (" + ", ".join(f"{n:,} {what}" for what, n in notes.items()) + ")"
-    counts = count_chart(run.adapter, results.values())
+    counts = count_chart(run.spec, results.values())
     if counts:
-        title = run.adapter.chart_title
-        lines.append(f"By {title}: " + ", ".join(f"{name} {n:,}" for name, n in counts.most_common(10)))
+        lines.append(
+            f"By {run.spec.chart_title}: " + ", ".join(f"{name} {n:,}" for name, n in counts.most_common(10))
+        )
     return "\n".join(lines)

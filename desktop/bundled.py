@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from desktop.tasks.spec import ModelRef
+from desktop.models.ref import ModelRef
 
 
 def bundle_models_dir() -> Path | None:

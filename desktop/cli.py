@@ -22,6 +22,7 @@ from desktop.errors import UserError
 
 log = logging.getLogger(__name__)
 
+
 def _ensure_streams() -> None:
     """Windowed builds start with no stdout/stderr: give them somewhere harmless to write."""
     for name in ("stdout", "stderr"):
@@ -71,9 +72,29 @@ def cmd_app(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Headless: serve the UI and the HTTP API until interrupted."""
-    lan, token = getattr(args, "lan", False), getattr(args, "token", False)
-    return _serve(args.host, args.port, args.device, open_browser=False, lan=lan, token=token)
+    """Headless: serve the UI and the HTTP API until interrupted.
+
+    On loopback the owner's full app; on any other address, or with ``--public``, the visitors'
+    app (:mod:`desktop.public`), with optional sign-in and the models to serve downloaded first.
+    """
+    from desktop import public
+
+    if args.public or not public.is_loopback(args.host):
+        for flag, given in (("--lan", args.lan), ("--token", args.token)):
+            if given:
+                raise UserError(
+                    f"{flag} is for the app on this computer (--host 127.0.0.1): a public server "
+                    "serves the visitors' app, and --auth USER:PASSWORD asks for a sign-in."
+                )
+        models = public.named_models(args.models)
+        return public.serve(args.host, args.port, args.device, models, args.auth, terminal_progress())
+    for flag, given in (("--model", args.models), ("--auth", args.auth)):
+        if given:
+            raise UserError(
+                f"{flag} is for a public server (--public, or a --host other than 127.0.0.1); on this "
+                "computer the app downloads a model the first time a task uses it."
+            )
+    return _serve(args.host, args.port, args.device, open_browser=False, lan=args.lan, token=args.token)
 
 
 def _serve(
@@ -84,11 +105,12 @@ def _serve(
     lan: bool = False,
     token: bool = False,
 ) -> int:
-    from desktop import logs
+    from desktop import logs, public
 
+    public.check_owner_host(host)  # the full app listens on loopback only
     logs.setup(console=True)
     from desktop import server
-    from desktop.runtime import Runtime
+    from desktop.engine.runtime import Runtime
     from desktop.ui.app import build_app
 
     runtime = Runtime(device=device)
@@ -125,16 +147,17 @@ def _serve(
 def cmd_run(args: argparse.Namespace) -> int:
     """One prediction: the result on stdout (plain text, or JSON with --json)."""
     from desktop import logs
-    from desktop.runtime import Runtime
+    from desktop.engine.runtime import Runtime
     from desktop.tasks import get
 
     logs.setup()
     spec = get(args.task)
     value = sys.stdin.read() if args.input == "-" else args.input
     inputs = spec.cli_inputs(value)
-    options = [getattr(args, option.name) for option in spec.options]
+    options = [option.check(getattr(args, option.name), option.flag) for option in spec.options]
     runtime = Runtime(device=args.device)
-    result = spec.predict(runtime, *inputs, args.model, *options, progress=terminal_progress())
+    call = [*(inputs.get(name) for name in spec.inputs), args.model, *options]
+    result = runtime.predict(spec, *call, progress=terminal_progress())
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
     if args.json:
@@ -191,7 +214,10 @@ def build_parser() -> argparse.ArgumentParser:
     from desktop import smoke
 
     parser.add_argument(
-        "--smoke-test", dest="func", action="store_const", const=smoke.command,
+        "--smoke-test",
+        dest="func",
+        action="store_const",
+        const=smoke.command,
         help="check this installation: serve with no window, run every task once offline, exit 0 if all answered",
     )
     parser.set_defaults(func=cmd_app, host="127.0.0.1", port=None, device=None)
@@ -202,14 +228,50 @@ def build_parser() -> argparse.ArgumentParser:
     app.set_defaults(func=cmd_app, host="127.0.0.1", port=None)
 
     serve = sub.add_parser("serve", help="serve the app headless (servers, Spaces, containers)")
-    serve.add_argument("--host", default=os.environ.get("PIPEDESK_HOST", "127.0.0.1"),
-                       help="address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)")
-    serve.add_argument("--port", type=int, default=int(os.environ["PORT"]) if os.environ.get("PORT", "").isdigit() else None,
-                       help="port (default: $PORT, else a free port)")
-    serve.add_argument("--lan", action="store_true",
-                       help="also share on the local network, password-protected (address and password are printed)")
-    serve.add_argument("--token", action="store_true",
-                       help="answer only requests that carry a token (printed, or $PIPEDESK_TOKEN) in an X-Pipedesk-Token header")
+    serve.add_argument(
+        "--host",
+        default=os.environ.get("PIPEDESK_HOST", "127.0.0.1"),
+        help="address to listen on (default 127.0.0.1: the full app; any other address, e.g. 0.0.0.0 "
+        "for every interface, serves the visitors' app)",
+    )
+    serve.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ["PORT"]) if os.environ.get("PORT", "").isdigit() else None,
+        help="port (default: $PORT, else a free port)",
+    )
+    serve.add_argument(
+        "--public",
+        action="store_true",
+        help="serve the visitors' app (tasks on the installed models only) even on 127.0.0.1, e.g. "
+        "behind a reverse proxy; any --host other than 127.0.0.1 always does",
+    )
+    serve.add_argument(
+        "--auth",
+        metavar="USER:PASSWORD",
+        default=None,
+        help="public server: ask visitors to sign in (or set $PIPEDESK_AUTH, which keeps the "
+        "password out of the process list)",
+    )
+    serve.add_argument(
+        "--model",
+        dest="models",
+        metavar="ID",
+        action="append",
+        default=None,
+        help="public server: a model to download at start-up and serve (repeatable; or "
+        "$PIPEDESK_MODELS=ID,ID)",
+    )
+    serve.add_argument(
+        "--lan",
+        action="store_true",
+        help="also share on the local network, password-protected (address and password are printed)",
+    )
+    serve.add_argument(
+        "--token",
+        action="store_true",
+        help="answer only requests that carry a token (printed, or $PIPEDESK_TOKEN) in an X-Pipedesk-Token header",
+    )
     _add_device(serve)
     serve.set_defaults(func=cmd_serve)
 
@@ -217,7 +279,9 @@ def build_parser() -> argparse.ArgumentParser:
     run_sub = run.add_subparsers(title="tasks", metavar="TASK", required=True)
     for spec in TASKS.values():
         task = run_sub.add_parser(spec.id, help=spec.title, description=spec.description)
-        task.add_argument("input", metavar="INPUT", help="the text (or an image path for classify); - reads stdin")
+        task.add_argument(
+            "input", metavar="INPUT", help="the text (or an image path for classify); - reads stdin"
+        )
         task.add_argument("--model", default=None, help="a model label, Hub id, imported name or folder")
         add_task_options(task, spec)
         task.add_argument("--json", action="store_true", help="print the result as JSON")

@@ -21,9 +21,9 @@ def _version(name: str) -> str:
 
 
 def report(device: str | None = None) -> dict[str, Any]:
+    from desktop.engine.device import choose_device
     from desktop.errors import UserError
     from desktop.models import ModelStore, hub_endpoint, offline_mode
-    from desktop.runtime import choose_device
 
     try:
         chosen = choose_device(device)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from desktop import downloads
 from desktop.errors import ModelError
-from desktop.tasks.spec import ModelRef
+from desktop.models.ref import ModelRef
 
 #: Only what the runtime needs: configs, tokenizers, safetensors weights.
 WEIGHT_PATTERNS = ("*.safetensors", "*.safetensors.index.json")

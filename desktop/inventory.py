@@ -15,7 +15,7 @@ from typing import Any
 from desktop import bundled, catalog
 from desktop.errors import ModelError
 from desktop.models import DAMAGED, READY, ModelStore, looks_like_hub_id
-from desktop.tasks.spec import ModelRef
+from desktop.models.ref import ModelRef
 
 #: Where an entry comes from.
 TASK_MODEL, CUSTOM, IMPORTED, BUNDLED = "task model", "added from the Hub", "imported", "inside the app"
@@ -44,23 +44,14 @@ def task_kinds(task: str) -> tuple[str, ...]:
     """The model kinds that fit the task ``task`` (classify takes text or image classifiers)."""
     from desktop.tasks import get
 
-    spec = get(task)
-    return tuple(dict.fromkeys(spec.kinds_by_input.values())) or (spec.kind,)
+    return get(task).kinds()
 
 
 def check_fits_task(task: str, folder: Path, display: str) -> None:
     """Refuse a model folder that fits none of the task's kinds, with the reason."""
-    from desktop.runtime import check_fits
+    from desktop.models.compat import check_fits_any
 
-    first: ModelError | None = None
-    for kind in task_kinds(task):
-        try:
-            check_fits(kind, folder, display)
-            return
-        except ModelError as exc:
-            first = first or exc
-    assert first is not None
-    raise first
+    check_fits_any(task_kinds(task), folder, display)
 
 
 def guess_task(folder: Path, display: str) -> str:

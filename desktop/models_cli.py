@@ -103,7 +103,9 @@ def cmd_import(args: argparse.Namespace) -> int:
     task = get(args.task).id
     name, folder = catalog.import_folder(Path(args.path), task, args.name, progress=_progress())
     what = "IMAGE" if _is_image_model(folder) else "TEXT"
-    print(f"Imported {name} for {task} into {folder}. Use it with: pipedesk run {task} {what} --model {name!r}")
+    print(
+        f"Imported {name} for {task} into {folder}. Use it with: pipedesk run {task} {what} --model {name!r}"
+    )
     return 0
 
 
@@ -231,7 +233,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _is_image_model(folder: Path) -> bool:
     """True for an image classifier (its hint then says IMAGE, not TEXT)."""
     from desktop.errors import ModelError
-    from desktop.runtime import check_fits
+    from desktop.models.compat import check_fits
 
     try:
         check_fits("image-classification", folder, folder.name)

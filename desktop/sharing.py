@@ -39,7 +39,7 @@ from typing import Any
 
 from desktop import paths, settings
 from desktop.errors import UserError
-from desktop.visitors import VisitorGate, VisitorRuntime
+from desktop.visitors import VisitorGate
 
 log = logging.getLogger(__name__)
 
@@ -231,13 +231,28 @@ class Sharing:
             if port is None and wanted is not None and _port_is_free(wanted):
                 port = wanted
         port = port or server.free_port()
-        options = self._launch_options(password)
+
+        def check(_username: str, typed: str) -> bool:
+            return hmac.compare_digest(typed.encode(), password.encode())
+
+        message = (
+            f"Pipedesk on {socket.gethostname()}: type any name, and the password shown in "
+            "Pipedesk's Sharing tab on that computer."
+        )
 
         def launch() -> Any:
             # Built anew each time: its model lists show what is installed now.
-            blocks = self.visitors_app(VisitorRuntime(self.runtime))
-            _keep_files_in(blocks, visitors_upload_folder())
-            return server.start(blocks, host=self.host, port=port, hosts="lan", **options)
+            blocks = self.visitors_app(self.runtime.guest())  # installed models only (the GUEST policy)
+            return serve_visitors(
+                blocks,
+                self.runtime,
+                self.gate,
+                host=self.host,
+                port=port,
+                hosts="lan",
+                auth=check,
+                auth_message=message,
+            )
 
         self.gate.reset()
         self.gate.open = False
@@ -246,39 +261,52 @@ class Sharing:
         self.gate.open = True
         log.info("LAN sharing on: port %s, addresses %s", port, ", ".join(self.addresses()) or "none")
 
-    def _launch_options(self, password: str) -> dict[str, Any]:
-        from starlette.middleware import Middleware
 
-        def check(_username: str, typed: str) -> bool:
-            return hmac.compare_digest(typed.encode(), password.encode())
+def serve_visitors(
+    blocks: Any,
+    runtime: Any,
+    gate: VisitorGate,
+    *,
+    host: str,
+    port: int | None,
+    hosts: str,
+    auth: Callable[[str, str], bool] | None = None,
+    auth_message: str | None = None,
+    token: str | None = None,
+) -> Any:
+    """Serve the visitors' ``blocks`` as every server for other people is served (LAN sharing and
+    public deployments, :mod:`desktop.public`): ``gate`` in front (visitor log, sign-in lockout,
+    upload quota), Gradio's sign-in when ``auth`` is given, monitoring off, only the app's own
+    error words, an upload limit, nothing served outside Gradio's cache, files in the visitors'
+    folder. Returns the running :class:`desktop.server.Server`; runs on the caller's thread."""
+    from starlette.middleware import Middleware
 
-        from desktop import assets
+    from desktop import assets, server
 
-        cache = paths.gradio_temp_dir()
-        private = [paths.config_dir(), paths.data_dir(), paths.log_dir(), paths.cache_dir() / "models"]
-        models_root = getattr(getattr(self.runtime, "store", None), "root", None)
-        if isinstance(models_root, Path):
-            private.append(models_root)
-        return {
-            "auth": check,
-            "auth_message": (
-                f"Pipedesk on {socket.gethostname()}: type any name, and the password shown in "
-                "Pipedesk's Sharing tab on that computer."
-            ),
-            "enable_monitoring": False,
-            # Only the app's own words (gr.Error) reach visitors: Gradio's other errors name this
-            # computer's folders (blocked paths, the working directory).
-            "show_error": False,
-            "max_file_size": server_max_upload(),
-            # Gradio serves its own cache anyway; a non-empty list keeps GRADIO_ALLOWED_PATHS from
-            # the environment from widening it (a folder here would even be served inline).
-            "allowed_paths": [str(assets.path("icon.png"))],
-            "blocked_paths": [str(p) for p in private if not _is_inside(cache, p)],
-            "app_kwargs": {
-                "middleware": [Middleware(self.gate.asgi)],
-                "lifespan": _uploads_to_visitors_folder,
-            },
-        }
+    cache = paths.gradio_temp_dir()
+    private = [paths.config_dir(), paths.data_dir(), paths.log_dir(), paths.cache_dir() / "models"]
+    models_root = getattr(getattr(runtime, "store", None), "root", None)
+    if isinstance(models_root, Path):
+        private.append(models_root)
+    _keep_files_in(blocks, visitors_upload_folder())
+    options = {
+        "auth": auth,
+        "auth_message": auth_message,
+        "enable_monitoring": False,
+        # Only the app's own words (gr.Error) reach visitors: Gradio's other errors name this
+        # computer's folders (blocked paths, the working directory).
+        "show_error": False,
+        "max_file_size": server_max_upload(),
+        # Gradio serves its own cache anyway; a non-empty list keeps GRADIO_ALLOWED_PATHS from
+        # the environment from widening it (a folder here would even be served inline).
+        "allowed_paths": [str(assets.path("icon.png"))],
+        "blocked_paths": [str(p) for p in private if not _is_inside(cache, p)],
+        "app_kwargs": {
+            "middleware": [Middleware(gate.asgi)],
+            "lifespan": _uploads_to_visitors_folder,
+        },
+    }
+    return server.start(blocks, host=host, port=port, token=token, hosts=hosts, **options)
 
 
 def visitors_upload_folder() -> Path:

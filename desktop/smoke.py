@@ -77,7 +77,7 @@ def task_calls(specs: Iterable[Any], image: Any = None) -> list[Call]:
         options = [SMOKE_OPTIONS.get(option.name, option.default) for option in spec.options]
         example = list(spec.examples[0])
         calls.append(Call(spec.id, spec.id, (*example, "", *options)))
-        if image is not None and "Image" in spec.kinds_by_input:
+        if image is not None and "image" in spec.inputs:
             calls.append(Call(f"{spec.id} (image)", spec.id, ("Image", "", image, "", *options)))
     return calls
 
@@ -220,7 +220,7 @@ def run(device: str | None = None, out: TextIO | None = None) -> int:
         log.info("%s", line)  # a windowed build has no console: the log file has the report too
 
     from desktop import server
-    from desktop.runtime import Runtime
+    from desktop.engine.runtime import Runtime
     from desktop.tasks import TASKS
     from desktop.ui.app import build_app
 

@@ -1,4 +1,4 @@
-"""What LAN visitors get: a logged, rate-limited door and a runtime limited to installed models.
+"""What LAN visitors get at the door: a log, sign-in limits and upload quotas.
 
 ``VisitorGate`` is ASGI middleware on the sharing server (it runs on that
 server's event loop): it logs each visitor's first connection, counts sign-in
@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from desktop import gate as server_gate
-from desktop.errors import ModelError
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +30,6 @@ MAX_FAILURES = 10
 LOCKOUT_S = 600.0
 #: Bytes of files one address may upload while sharing is on (one request is capped by the gate).
 UPLOAD_QUOTA = 200 * 1024 * 1024
-NOT_SHARED = (
-    "Only the models already installed on the computer sharing Pipedesk can be used over the network; "
-    "ask its owner to download this one."
-)
 
 
 @dataclass
@@ -184,39 +179,3 @@ class VisitorGate:
             receive, 1 << 62, "", account=lambda size: self._account(visitor, size)
         )
         await server_gate.serve_counted(app, scope, send, body)
-
-
-class VisitorRuntime:
-    """The Runtime as LAN visitors use it: installed models only (see the module docstring)."""
-
-    def __init__(self, runtime: Any) -> None:
-        self._runtime = runtime
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._runtime, name)
-
-    def _allowed(self, spec: Any, name: str | None) -> None:
-        from desktop import catalog
-        from desktop.models import ModelRef, looks_like_hub_id
-        from desktop.tasks import known_models
-
-        typed = (name or "").strip()
-        known = {value for ref in (*spec.models, *known_models().values()) for value in (ref.repo, ref.label)}
-        imported = bool(typed) and catalog.imported_path(typed) is not None
-        if not typed or typed in known or imported:
-            target = self._runtime.resolve(spec, typed)  # matched by name: no folder is looked at
-        elif looks_like_hub_id(typed) and "/" in typed:
-            target = ModelRef(typed, "main")  # never a folder: a name must not probe the disk
-        else:  # a path, most likely: refused before anything looks at the disk
-            raise ModelError(NOT_SHARED)
-        if imported or not hasattr(target, "repo"):
-            if not imported:
-                raise ModelError(NOT_SHARED)
-            return
-        if self._runtime.store.local_path(target) is None:
-            raise ModelError(f"{target.display} is not installed here. {NOT_SHARED}")
-
-    def load(self, spec: Any, name: str | None, kind: str | None = None, progress: Any = None) -> Any:
-        """Like ``Runtime.load``, for models already installed on this computer only."""
-        self._allowed(spec, name)
-        return self._runtime.load(spec, name, kind, progress)

@@ -178,7 +178,7 @@ def _interrupt(_signum: int, _frame: Any) -> None:
 
 def _start_server(args: argparse.Namespace, state: AppState, claimed: instance.Instance) -> None:
     """Import the heavy parts, build the UI and serve it on 127.0.0.1 (loader or main thread)."""
-    from desktop.runtime import Runtime
+    from desktop.engine.runtime import Runtime
 
     started = time.perf_counter()
     state.runtime = Runtime(device=getattr(args, "device", None))

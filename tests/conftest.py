@@ -87,8 +87,8 @@ def shared_models_dir() -> Path:
 @pytest.fixture(scope="session")
 def runtime(hub: HubServer, shared_models_dir: Path):
     """A CPU runtime whose store downloads from the local Hub into the shared models folder."""
+    from desktop.engine.runtime import Runtime
     from desktop.models import ModelStore
-    from desktop.runtime import Runtime
 
     return Runtime(device="cpu", store=ModelStore(shared_models_dir))
 
@@ -148,14 +148,20 @@ CHROMIUM_ARGS = [
 
 
 @pytest.fixture(scope="session")
-def browser():
-    """Headless Debian Chromium driven by Playwright (its own browser download fails here)."""
-    need(Path(CHROMIUM).exists(), f"Chromium not found at {CHROMIUM}")
+def playwright_session():
+    """One Playwright for the whole session (its sync API cannot run twice at once)."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
         need(False, "the playwright package is not installed")
     with sync_playwright() as p:
-        instance = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield instance
-        instance.close()
+        yield p
+
+
+@pytest.fixture(scope="session")
+def browser(playwright_session):
+    """Headless Debian Chromium driven by Playwright (its own browser download fails here)."""
+    need(Path(CHROMIUM).exists(), f"Chromium not found at {CHROMIUM}")
+    instance = playwright_session.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    yield instance
+    instance.close()

@@ -44,7 +44,7 @@ def test_sentiment_over_a_csv_keeps_input_order_with_a_progress_bar(hub, pipedes
     assert (
         "column 'review'" in out.stderr
         and "6 rows written" in out.stderr
-        and "(1 empty, 1 truncated)" in out.stderr
+        and "(1 refused, 1 with notes)" in out.stderr
     )
     frame = pd.read_excel(tmp_path / "out.xlsx", dtype=str, keep_default_na=False)
     assert list(frame.columns) == ["id", "review", "stars", "label", "score", "note"]
@@ -52,7 +52,7 @@ def test_sentiment_over_a_csv_keeps_input_order_with_a_progress_bar(hub, pipedes
     for row, text in enumerate(REVIEWS):
         if text:
             assert frame["label"][row] == TASKS["sentiment"].predict(runtime, text).data["label"]
-    assert frame["note"][2].startswith("empty") and frame["note"][1].startswith("truncated")
+    assert "is empty" in frame["note"][2] and "only the beginning was analysed" in frame["note"][1]
     assert not (tmp_path / "out.xlsx.partial.jsonl").exists()
 
 

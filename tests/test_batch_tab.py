@@ -81,7 +81,7 @@ def test_upload_pick_an_imported_model_run_read_the_chart_and_open_the_export(
     assert "5 / 5 rows" in page.locator("#batch-progress").text_content()
     assert "shop-reviews" in page.locator("#batch-progress").text_content()
     table = page.locator("#batch-results").text_content()
-    assert "POSITIVE" in table and "empty row" in table
+    assert "POSITIVE" in table and "The text is empty" in table
 
     with page.expect_download(timeout=30_000) as download:
         page.locator("#batch-download").click()

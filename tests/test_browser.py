@@ -58,5 +58,5 @@ def test_every_tab_loads_without_browser_errors_or_internet(page):
 
 def test_a_bad_input_shows_its_message_in_the_page(page):
     page.locator("#run-sentiment").click()  # empty text box
-    page.get_by_text("it is empty").first.wait_for(timeout=30_000)
+    page.get_by_text("The text is empty").first.wait_for(timeout=30_000)
     assert page.console_errors == []

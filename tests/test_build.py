@@ -110,8 +110,8 @@ def fake_bundle(tmp_path, tiny_models, monkeypatch):
 
 def test_bundled_models_are_ready_with_no_download(fake_bundle, tiny_models):
     from desktop import bundled
+    from desktop.engine.runtime import Runtime
     from desktop.models import ModelStore
-    from desktop.runtime import Runtime
     from desktop.tasks import get
 
     assert bundled.bundled_repos() == sorted(tiny_models)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from desktop import catalog, settings
+from desktop.engine.runtime import Runtime
 from desktop.models import ModelStore
-from desktop.runtime import Runtime
 from desktop.tasks import TASKS
 from desktop.ui import model_lists
 

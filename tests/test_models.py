@@ -222,7 +222,7 @@ def test_truncated_deleted_and_altered_files_are_found_and_repaired(server):
 
 
 def test_offline_a_cached_model_runs_with_no_network_call_and_a_missing_one_says_so(server, monkeypatch):
-    from desktop.runtime import Runtime
+    from desktop.engine.runtime import Runtime
 
     ModelStore().ensure(SST2_REF)
     runtime = Runtime(device="cpu")
@@ -255,7 +255,7 @@ def test_with_the_network_absent_a_missing_model_fails_at_once(tiny_models, monk
 
 
 def test_import_checks_the_folder_and_the_name_then_works_by_name(tiny_models, tmp_path):
-    from desktop.runtime import Runtime
+    from desktop.engine.runtime import Runtime
 
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -310,7 +310,7 @@ def test_the_list_shows_every_model_with_status_size_task_and_last_use(server, t
 
 @pytest.mark.parametrize("where", ["same disk", "other disk"])
 def test_moving_the_models_folder_keeps_every_model_working(server, tiny_models, tmp_path, where):
-    from desktop.runtime import Runtime
+    from desktop.engine.runtime import Runtime
 
     store = ModelStore()
     old = store.root

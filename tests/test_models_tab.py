@@ -35,7 +35,7 @@ def slow_hub(tiny_models: dict[str, Path]) -> Iterator[HubServer]:
 @pytest.fixture(scope="module")
 def models_app(slow_hub: HubServer):
     from desktop import server
-    from desktop.runtime import Runtime
+    from desktop.engine.runtime import Runtime
     from desktop.ui.app import build_app
 
     running = server.start(build_app(Runtime(device="cpu")))

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from desktop.engine.device import choose_device
+from desktop.engine.runtime import Runtime
 from desktop.errors import ModelError, UserError
 from desktop.models import ModelStore
-from desktop.runtime import Runtime, check_fits, choose_device
+from desktop.models.compat import check_fits
 from desktop.tasks import TASKS
 from desktop.tasks.spec import ModelRef
 
@@ -37,7 +39,7 @@ def test_model_names_resolve_to_pinned_refs_folders_or_errors(runtime, tiny_mode
         runtime.resolve(spec, str(tmp_path / "notamodel"))
     with pytest.raises(ModelError, match="does not exist"):
         runtime.resolve(spec, str(tmp_path / "missing"))
-    with pytest.raises(ModelError, match="neither a Hub model id"):
+    with pytest.raises(ModelError, match="no model called"):
         runtime.resolve(spec, "not a model at all!")
 
 

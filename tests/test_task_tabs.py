@@ -43,10 +43,23 @@ def choose_model(page, tab, option: str | re.Pattern[str]) -> None:
     page.get_by_role("option", name=option).click()
 
 
-def run_and_wait(page, task: str, timeout: float = 120_000) -> None:
-    """Press Run and wait until the run has ended (Run is shown again instead of Stop)."""
-    page.locator(f"#run-{task}").click()
-    page.locator(f"#stop-{task}").wait_for(state="hidden", timeout=timeout)
+def runs_done(page, task: str) -> int:
+    marks = page.locator(f"#message-{task} [data-runs]")
+    return int(marks.first.get_attribute("data-runs")) if marks.count() else 0
+
+
+def run_and_wait(page, task: str, timeout: float = 120_000, key: str | None = None) -> None:
+    """Press Run (or ``key`` in the focused box) and wait until that run has finished."""
+    before = runs_done(page, task)
+    if key:
+        page.keyboard.press(key)
+    else:
+        page.locator(f"#run-{task}").click()
+    page.wait_for_function(
+        "([task, n]) => Number(document.querySelector(`#message-${task} [data-runs]`)?.dataset.runs || 0) > n",
+        arg=[task, before],
+        timeout=timeout,
+    )
     page.locator(f"#run-{task}").wait_for(state="visible", timeout=timeout)
 
 
@@ -158,32 +171,47 @@ def test_ctrl_enter_in_the_text_box_runs_the_tab(page):
     tab = panel(page, "sentiment")
     box = tab.get_by_label("Text").first
     box.fill("I love this product!")
-    box.press("Control+Enter")
-    page.wait_for_function(
-        "() => document.querySelector(\"[data-testid='label-output-value']\")?.textContent.includes('POSITIVE')",
-        timeout=60_000,
-    )
+    box.focus()
+    run_and_wait(page, "sentiment", key="Control+Enter")
+    assert "POSITIVE" in tab.locator("[data-testid='label-output-value']").first.text_content()
 
 
-def test_stop_ends_a_generation_and_the_app_answers_at_once(page):
+def endless_gpt2(tiny_models, folder):
+    """The tiny GPT-2 with its end-of-text token switched off: it writes until told to stop."""
+    import json
+    import shutil
+
+    shutil.copytree(tiny_models["openai-community/gpt2"], folder)
+    for name in ("config.json", "generation_config.json"):
+        data = json.loads((folder / name).read_text())
+        data["eos_token_id"] = None
+        (folder / name).write_text(json.dumps(data))
+    return folder
+
+
+def test_stop_ends_a_generation_and_the_app_answers_at_once(page, tiny_models, tmp_path):
+    model = endless_gpt2(tiny_models, tmp_path / "endless-gpt2")
     tab = panel(page, "generate")
     tab.get_by_label("Prompt").fill("Once upon a time")
+    tab.get_by_label("Model").first.fill(str(model))
+    tab.get_by_label("Model").first.press("Enter")
     tab.get_by_role("button", name="Options").click()
     tokens = tab.get_by_role("spinbutton", name="number input for Max new tokens")
-    tokens.fill("512")
+    tokens.fill("500")
     tokens.press("Enter")
     page.locator("#run-generate").click()
     page.locator("#stop-generate").wait_for(state="visible", timeout=20_000)
     page.wait_for_function(
-        "() => document.querySelector('#run-generate') === null || "
-        "[...document.querySelectorAll('textarea')].some(t => t.value.length > 'Once upon a time'.length)",
-        timeout=60_000,
+        "() => [...document.querySelectorAll('textarea')].some(t => t.value.length > 18)", timeout=60_000
     )
     page.locator("#stop-generate").click()
     page.locator("#run-generate").wait_for(state="visible", timeout=10_000)
     assert "Stopped" in message(page, "generate")
-    # The device is free again: another tab answers at once.
+    stopped_at = len(output_text(tab, "Generated text"))
+    # The device is free again: another tab answers at once, and the text did not go on growing.
     sentiment = panel(page, "sentiment")
     sentiment.get_by_label("Text").first.fill("I love this product!")
     run_and_wait(page, "sentiment", timeout=20_000)
     assert "POSITIVE" in sentiment.locator("[data-testid='label-output-value']").first.text_content()
+    tab = panel(page, "generate")
+    assert len(output_text(tab, "Generated text")) == stopped_at

@@ -7,7 +7,7 @@ import pytest
 from desktop.errors import UserError
 from desktop.tasks.generate import OPTIONS, generation_kwargs
 from desktop.tasks.ner import highlighted, to_entities
-from desktop.tasks.sentiment import scores_to_label
+from desktop.tasks.sentiment import label_result
 from desktop.tasks.text import (
     TextLimits,
     check_text,
@@ -63,10 +63,10 @@ def test_entities_point_into_the_original_text_and_highlight_it():
     assert [typed[x["start"] : x["end"]] for x in shown["entities"]] == ["Clara", "Paris"]
 
 
-def test_scores_to_label_sorts_best_first():
-    out = scores_to_label([{"label": "NEG", "score": 0.2}, {"label": "POS", "score": 0.8}])
-    assert list(out) == ["POS", "NEG"]
-    assert out["POS"] == pytest.approx(0.8)
+def test_a_label_result_names_the_best_class_and_keeps_every_score():
+    out = label_result({"POS": 0.8, "NEG": 0.2})
+    assert out.data["label"] == "POS" and out.data["score"] == pytest.approx(0.8)
+    assert out.outputs == ({"POS": 0.8, "NEG": 0.2},) and out.text == "POS (80.0%)"
 
 
 def test_pack_chunks_keeps_every_word_within_budget():

@@ -263,15 +263,13 @@ REVIEWS = ["I love this product!", "This is terrible, I hate it.", "", "What a g
 
 
 def test_the_main_flows_work_inside_the_window_as_in_chromium(
-    display, hub, tiny_models, pipedesk_home, tmp_path
+    display, hub, tiny_models, pipedesk_home, tmp_path, playwright_session
 ):
     """Playwright attaches to the window's own QtWebEngine (its DevTools port) and drives the page
     as ``test_task_tabs``/``test_batch_tab`` do in Chromium: by label and role, typing, uploading,
     clicking Run, reading what is shown; the export is saved through the window's Save dialog."""
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        need(False, "the playwright package is not installed")
+    from contextlib import nullcontext
+
     from test_task_tabs import message, panel, run_and_wait
 
     devtools_port = server.free_port()
@@ -285,7 +283,7 @@ def test_the_main_flows_work_inside_the_window_as_in_chromium(
         wid = find_window(display, TITLE, timeout=30)
         assert wid, f"no window appeared:\n{app.output}"
         errors: list[str] = []
-        with sync_playwright() as p:
+        with nullcontext(playwright_session) as p:
             # no_defaults: leave the window's own settings alone (its downloads keep going through its
             # Save dialog); QtWebEngine also refuses Playwright's default download override
             # ("Browser context management is not supported").

@@ -6,8 +6,10 @@ UI, the CLI, the batch engine and the HTTP API are generated from this list.
 
 from __future__ import annotations
 
+from desktop.errors import UserError
+from desktop.models.ref import ModelRef
 from desktop.tasks import classify, generate, ner, sentiment, summarize, translate
-from desktop.tasks.spec import ModelRef, Option, Result, TaskSpec
+from desktop.tasks.spec import Option, Result, TaskSpec
 
 TASKS: dict[str, TaskSpec] = {
     spec.id: spec
@@ -24,8 +26,6 @@ TASKS: dict[str, TaskSpec] = {
 
 def get(task_id: str) -> TaskSpec:
     """The task called ``task_id``; raises UserError listing the known ones."""
-    from desktop.errors import UserError
-
     try:
         return TASKS[task_id]
     except KeyError:
@@ -35,9 +35,9 @@ def get(task_id: str) -> TaskSpec:
 def known_models() -> dict[str, ModelRef]:
     """Every model a task names, by Hub id (for pinned revisions and labels)."""
     refs: dict[str, ModelRef] = {}
-    for spec in (*TASKS.values(), classify.TEXT_SPEC, classify.IMAGE_SPEC):
+    for spec in TASKS.values():
         for ref in spec.models:
-            if ref.repo and ref.repo != classify.AUTO:
+            if "/" in ref.repo:  # not a choice such as classify's "auto"
                 refs.setdefault(ref.repo, ref)
     return refs
 

@@ -6,8 +6,17 @@ from pathlib import Path
 from typing import Any
 
 from desktop.errors import UserError
-from desktop.tasks.sentiment import classify_text, scores_to_label
-from desktop.tasks.spec import ModelRef, Result, TaskSpec
+from desktop.models.ref import ModelRef
+from desktop.tasks.sentiment import (
+    LIMITS,
+    SST2,
+    classifier_limits,
+    classify_forward,
+    label_result,
+    text_pieces,
+)
+from desktop.tasks.spec import ModelView, Piece, Prepared, Result, Stop, TaskSpec
+from desktop.tasks.text import check_text
 
 MAX_IMAGE_BYTES = 30 * 1024 * 1024
 MAX_IMAGE_PIXELS = 40_000_000  # about 7,300 x 5,500: decoding more risks running out of memory
@@ -17,12 +26,8 @@ MAX_IMAGE_SIDE = 16_384
 TOP_K = 5
 AUTO = "auto"
 AUTO_LABEL = "Automatic (SST-2 for text, ViT for images)"
-TEXT_MODEL = ModelRef(
-    "distilbert/distilbert-base-uncased-finetuned-sst-2-english",
-    "714eb0f",
-    "DistilBERT (SST-2, English)",
-    268,
-)
+TEXT_MODEL = SST2
+TEXT_KIND, IMAGE_KIND = "text-classification", "image-classification"
 IMAGE_MODEL = ModelRef("google/vit-base-patch16-224", "3f49326", "ViT base (ImageNet-1k)", 346)
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
 
@@ -86,112 +91,90 @@ def load_image(source: Any, decode: bool = True):
     return image.convert("RGB")
 
 
-def predict(
-    runtime,
-    input_type: str,
-    text: str | None = None,
-    image: Any = None,
-    model: str | None = None,
-    *,
-    progress=None,
-) -> Result:
-    kind = (input_type or "Text").strip().lower()
-    if (model or "").strip() in ("", AUTO, AUTO_LABEL):
-        model = None
-    if kind == "text":
-        return classify_text(runtime, TEXT_SPEC, text, model, progress)
-    if kind != "image":
-        raise UserError(f"Input type must be 'Text' or 'Image', not {input_type!r}.")
-    picture = load_image(image)
-    loaded = runtime.load(IMAGE_SPEC, model, progress=progress)
-    scores = runtime.infer(loaded, lambda pipe: pipe(picture, top_k=TOP_K))
-    confidences = scores_to_label(scores)
-    best, score = next(iter(confidences.items()))
-    return Result(
-        data={"label": best, "score": score, "scores": confidences},
-        outputs=(confidences,),
-        text=f"{best} ({score:.1%})",
-        model=loaded.display,
-    )
+class Classify(TaskSpec):
+    """Text through a text classifier (SST-2 by default), images through an image classifier (ViT)."""
+
+    id = "classify"
+    title = "Classify"
+    description = "Text goes through the SST-2 sentiment model, images through ViT (1,000 ImageNet classes)."
+    kind = "text-classification"
+    default_model = ModelRef(AUTO, "main", AUTO_LABEL)
+    alternatives = (TEXT_MODEL, IMAGE_MODEL)
+    inputs = ("input_type", "text", "image")
+    examples = (["Text", "What a wonderful, sunny day!", None],)
+    columns = ("label", "score")
+    chart_title = "label"
+
+    # --- which kind of model -------------------------------------------------------------
+
+    def kind_for(self, inputs: dict[str, Any]) -> str:
+        return IMAGE_KIND if _input_type(inputs.get("input_type")) == "image" else TEXT_KIND
+
+    def kinds(self) -> tuple[str, ...]:
+        return (TEXT_KIND, IMAGE_KIND)
+
+    def default_for(self, kind: str) -> ModelRef:
+        return IMAGE_MODEL if kind == IMAGE_KIND else TEXT_MODEL
+
+    def is_automatic(self, model: str | None) -> bool:
+        return (model or "").strip() in ("", AUTO, AUTO_LABEL)
+
+    def cli_inputs(self, value: str) -> dict[str, Any]:
+        """``pipedesk run classify X``: an existing image file is classified as an image, else as text."""
+        path = Path(value).expanduser()
+        if path.suffix.lower() in IMAGE_EXTENSIONS or path.is_file():
+            return {"input_type": "Image", "text": None, "image": str(path)}
+        return {"input_type": "Text", "text": value, "image": None}
+
+    # --- the steps -------------------------------------------------------------------------
+
+    def validate(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        kind = _input_type(inputs.get("input_type"))
+        if kind == "text":
+            return {"input_type": "Text", "text": check_text(inputs.get("text"), LIMITS)}
+        return {"input_type": "Image", "image": load_image(inputs.get("image"))}
+
+    def file_inputs(self, text: str | None) -> dict[str, Any]:
+        return {"input_type": "Text", "text": text, "image": None}
+
+    def preprocess(self, model: ModelView, inputs: dict[str, Any], options: dict[str, Any]) -> Prepared:
+        if inputs["input_type"] == "Text":
+            return text_pieces(model, [inputs["text"]])[0]
+        return Prepared([Piece(0, 0, image=inputs["image"])])
+
+    def preprocess_many(
+        self, model: ModelView, inputs: list[dict[str, Any]], options: dict[str, Any]
+    ) -> list[Any]:
+        if inputs and all(one["input_type"] == "Text" for one in inputs):
+            return text_pieces(model, [one["text"] for one in inputs])
+        return super().preprocess_many(model, inputs, options)
+
+    def forward(
+        self, model: ModelView, pieces: list[Piece], options: dict[str, Any], stop: Stop
+    ) -> list[Any]:
+        if model.kind == TEXT_KIND:
+            return classify_forward(model, pieces)
+        scores = model.pipeline([p.image for p in pieces], top_k=TOP_K)
+        return [{s["label"]: round(float(s["score"]), 6) for s in row} for row in scores]
+
+    def postprocess(
+        self, model: ModelView, prepared: Prepared, outputs: list[Any], options: dict[str, Any]
+    ) -> Result:
+        top = dict(list(outputs[0].items())[:TOP_K])
+        return label_result(top)
+
+    def chart_values(self, values: dict[str, Any]) -> list[str]:
+        return [values["label"]] if values.get("label") else []
+
+    def batch_limits(self, device: str, model: ModelView) -> tuple[int, int]:
+        return classifier_limits(device, model)
 
 
-def cli_inputs(value: str) -> tuple[Any, ...]:
-    """``pipedesk run classify X``: an existing image file is classified as an image, anything else as text."""
-    path = Path(value).expanduser()
-    if path.suffix.lower() in IMAGE_EXTENSIONS or path.is_file():
-        return ("Image", None, str(path))
-    return ("Text", value, None)
+def _input_type(value: Any) -> str:
+    kind = (value or "Text").strip().lower() if isinstance(value, str) else "text"
+    if kind not in ("text", "image"):
+        raise UserError(f"Input type must be 'Text' or 'Image', not {value!r}.")
+    return kind
 
 
-def _inputs():
-    import gradio as gr
-
-    return [
-        gr.Radio(["Text", "Image"], value="Text", label="Input type", render=False),
-        gr.Textbox(label="Text", lines=3, placeholder="A sentence to classify…", render=False),
-        # image_mode=None: Gradio reads only the header and hands over the file; the checks above run
-        # before anything decodes it (the UI sends it unprocessed: see ``raw_inputs``).
-        gr.Image(
-            label="Image",
-            type="filepath",
-            image_mode=None,
-            sources=["upload", "clipboard"],
-            visible=False,
-            render=False,
-        ),
-    ]
-
-
-def _outputs():
-    import gradio as gr
-
-    return [gr.Label(label="Top 5", num_top_classes=TOP_K, render=False)]
-
-
-def _wire(inputs, model) -> None:
-    """Show the text box or the image box, whichever the input type asks for."""
-    import gradio as gr
-
-    kind, text, image = inputs
-    kind.change(
-        lambda value: (gr.update(visible=value == "Text"), gr.update(visible=value == "Image")),
-        inputs=kind,
-        outputs=[text, image],
-        api_visibility="private",
-        queue=False,
-    )
-
-
-# The two halves, as specs of their own so model lookup and "does it fit" work per input type.
-def _half(task_id: str, title: str, kind: str, model: ModelRef) -> TaskSpec:
-    return TaskSpec(
-        id=task_id,
-        title=title,
-        description="",
-        kind=kind,
-        default_model=model,
-        alternatives=(),
-        inputs=list,
-        outputs=list,
-        predict=predict,
-    )
-
-
-TEXT_SPEC = _half("classify-text", "Text classification", "text-classification", TEXT_MODEL)
-IMAGE_SPEC = _half("classify-image", "Image classification", "image-classification", IMAGE_MODEL)
-
-SPEC = TaskSpec(
-    id="classify",
-    title="Classify",
-    description="Text goes through the SST-2 sentiment model, images through ViT (1,000 ImageNet classes).",
-    kind="text-classification",
-    default_model=ModelRef(AUTO, "main", AUTO_LABEL),
-    alternatives=(TEXT_MODEL, IMAGE_MODEL),
-    inputs=_inputs,
-    outputs=_outputs,
-    predict=predict,
-    examples=(["Text", "What a wonderful, sunny day!", None],),
-    cli_inputs=cli_inputs,
-    kinds_by_input={"Text": "text-classification", "Image": "image-classification"},
-    wire=_wire,
-)
+SPEC = Classify()

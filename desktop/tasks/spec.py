@@ -1,60 +1,107 @@
-"""What a task is: data plus pure functions, collected into one registry.
+"""What a task is: data plus pure functions, in the shape of transformers' pipelines.
 
-The UI, the CLI and the HTTP API are all generated from :class:`TaskSpec`
-objects, so adding a task is adding one module under ``desktop/tasks/``.
-Nothing here imports torch or transformers; the model call lives in
-``desktop.runtime``.
+A task turns one input into a :class:`Result` in three steps that the engine
+runs the same way for a single request, for several requests at once and for
+every row of a file:
+
+* ``validate(inputs)`` (then ``check_options``): check and clean what the person gave, with no
+  model (a refusal here is a refusal everywhere: the tab, the API, the CLI, a
+  file row's note);
+* ``preprocess(model, inputs, options)``: split it into the :class:`Piece` s the
+  model takes (token ids, sentence chunks, a decoded image);
+* ``forward(model, pieces, options, stop)``: one padded batch of pieces, maybe
+  from many inputs, through the model: the only step that touches the weights,
+  always run under the engine's device lock;
+* ``postprocess(model, prepared, outputs, options)``: the outputs of one input's
+  pieces back into a :class:`Result` (plain data, the text the CLI prints and
+  the values the widgets show).
+
+Nothing here imports gradio or torch at import time: the widgets live in
+``desktop.ui.widgets`` and the model call in the engine. ``model`` is the
+engine's loaded model; tasks use only what :class:`ModelView` lists.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:  # pragma: no cover
-    import gradio as gr
+from desktop.errors import UserError
+from desktop.models.ref import ModelRef
 
-    from desktop.runtime import Runtime
+Stop = Callable[[], bool] | None
+"""``stop()`` turns true when the person pressed Stop: long forwards end early."""
 
 
-@dataclass(frozen=True)
-class ModelRef:
-    """A Hub model pinned to a revision, with the name people see."""
+class ModelView(Protocol):
+    """What a task may use of a loaded model (the engine's ``Loaded``)."""
 
-    repo: str
-    revision: str = "main"
-    label: str = ""
-    size_mb: int = 0  # about how much a download of it weighs (0: unknown), shown before downloading
+    display: str
+    kind: str
+    model: Any  # the torch module: forward only
+    tokenizer: Any  # only through encode/decode; read its attributes freely
+    pipeline: Any  # a transformers pipeline for tasks that keep one (NER, images): forward only
+    max_tokens: int
+
+    def encode(self, texts: list[str], **kwargs: Any) -> dict[str, Any]: ...
+    def decode(self, ids: Any) -> list[str]: ...
+    def pad_id(self) -> int: ...
+    def can_pad(self) -> bool: ...
+
+
+@dataclass(eq=False)
+class Piece:
+    """What the model reads in one go: a text or part of one (token ids), or an image."""
+
+    row: int  # the input (request or file row) it belongs to
+    part: int  # its place among that input's pieces
+    ids: list[int] = field(default_factory=list)  # token ids, special tokens included
+    text: str = ""  # the text itself, for tasks whose pipeline tokenizes (NER)
+    image: Any = None  # a decoded image (image classification)
+    truncated: bool = False
+    group: Any = None  # pieces of different groups never share a batch (e.g. generation lengths)
 
     @property
-    def display(self) -> str:
-        return self.label or self.repo
+    def length(self) -> int:
+        """Tokens, for sorting and the token budget of a batch."""
+        return len(self.ids) if self.ids else max(1, len(self.text) // 4)
 
 
-def slider(
-    label: str, minimum: float, maximum: float, value: float, step: float = 1, info: str = ""
-) -> Callable[[], gr.Component]:
-    """A factory for an unrendered gr.Slider, for an :class:`Option`'s ``component``."""
+@dataclass
+class Prepared:
+    """One input after ``preprocess``: its pieces and what ``postprocess`` needs to finish it."""
 
-    def build() -> gr.Component:
-        import gradio as gr
+    pieces: list[Piece]
+    context: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
-        return gr.Slider(minimum, maximum, value=value, step=step, label=label, info=info, render=False)
 
-    return build
+@dataclass
+class Result:
+    """What a task returns: plain data for JSON, the widgets' values, the CLI's text and notes."""
+
+    data: Any
+    outputs: tuple[Any, ...]
+    text: str
+    notes: list[str] = field(default_factory=list)
+    model: str = ""
 
 
 @dataclass(frozen=True)
 class Option:
-    """A task parameter after the model (API order), e.g. ``max_new_tokens``."""
+    """A task parameter after the model (API order), e.g. ``max_new_tokens``.
+
+    ``widget`` describes the control the UI shows (``("slider", label, min, max, step)`` or
+    ``("number", label, info)``); the UI builds it, so tasks stay free of gradio.
+    """
 
     name: str
     default: Any
     help: str
     type: type
-    component: Callable[[], gr.Component]
+    widget: tuple[Any, ...]
     minimum: float | None = None
     maximum: float | None = None
 
@@ -66,8 +113,6 @@ class Option:
     def check(self, value: Any, shown_as: str | None = None) -> Any:
         """Coerce ``value`` to the option's type and range, or raise UserError naming the option as
         ``shown_as`` (the CLI passes its flag, ``--max-new-tokens``) or by its parameter name."""
-        from desktop.errors import UserError
-
         name = shown_as or self.name
         if value is None or value == "":
             return self.default
@@ -87,50 +132,145 @@ class Option:
         return value
 
 
-@dataclass
-class Result:
-    """What a task returns: plain data for JSON plus the values its UI outputs show."""
-
-    data: Any
-    outputs: tuple[Any, ...]
-    text: str
-    notes: list[str] = field(default_factory=list)
-    model: str = ""
+def slider(
+    label: str, minimum: float, maximum: float, value: float, step: float = 1, info: str = ""
+) -> tuple:
+    """The ``widget`` of an :class:`Option` shown as a slider."""
+    return ("slider", label, minimum, maximum, value, step, info)
 
 
-@dataclass(frozen=True)
 class TaskSpec:
-    """One task of the app: what it is, which models fit, and how to run it.
+    """One task of the app: what it is, which models fit, and its four steps (see the module doc).
 
-    ``predict(runtime, *inputs, model, *options)`` takes the API's parameters in
-    the public order and returns a :class:`Result`. ``stream`` (optional) takes
-    the same parameters and yields partial ``Result`` objects for the UI.
+    Subclasses set the class attributes and override the steps. ``inputs`` names the API's input
+    parameters in order; the API then takes ``model`` and the options, in that order.
     """
 
-    id: str
-    title: str
-    description: str
-    kind: str  # what runtime loads: a transformers pipeline task or "seq2seq"
-    default_model: ModelRef
-    alternatives: tuple[ModelRef, ...]
-    inputs: Callable[[], list[gr.Component]]
-    outputs: Callable[[], list[gr.Component]]
-    predict: Callable[..., Result]
+    id: str = ""
+    title: str = ""
+    description: str = ""
+    kind: str = ""  # what the engine loads: a transformers pipeline task, or "seq2seq"
+    default_model: ModelRef = ModelRef("")
+    alternatives: tuple[ModelRef, ...] = ()
+    inputs: tuple[str, ...] = ("text",)
     options: tuple[Option, ...] = ()
     examples: Sequence[Sequence[Any]] = ()
-    stream: Callable[..., Iterator[Result]] | None = None
-    cli_inputs: Callable[[str], tuple[Any, ...]] = lambda value: (value,)
-    text_input: bool = True  # a plain-text task the batch engine can run
-    kinds_by_input: dict[str, str] = field(default_factory=dict)
-    wire: Callable[[list[Any], Any], None] | None = None  # extra UI events (e.g. show/hide inputs)
+    streams: bool = False  # the UI shows partial results as they come (generation)
+    #: The input a file row fills (None: the task does not run on files); result columns of a file run.
+    file_input: str | None = "text"
+    columns: tuple[str, ...] = ()
+    chart_title: str | None = None  # what the Batch chart counts (None: no chart)
+
+    # --- the contract ------------------------------------------------------------------
 
     @property
     def models(self) -> tuple[ModelRef, ...]:
         return (self.default_model, *self.alternatives)
 
+    @property
+    def parameters(self) -> tuple[str, ...]:
+        """The API's parameters in contract order: the inputs, the model, the options."""
+        return (*self.inputs, "model", *(option.name for option in self.options))
+
     def model_choices(self) -> list[tuple[str, str]]:
         """(label, value) pairs for a dropdown: value is the Hub id."""
         return [(ref.display, ref.repo) for ref in self.models]
 
-    def run(self, runtime: Runtime, *args: Any) -> Result:
-        return self.predict(runtime, *args)
+    def split_arguments(self, args: Sequence[Any]) -> tuple[dict[str, Any], str | None, dict[str, Any]]:
+        """Positional API arguments → (inputs, model, options), missing ones at their defaults."""
+        values = dict(zip(self.parameters, args, strict=False))
+        inputs = {name: values.get(name) for name in self.inputs}
+        options = {option.name: values.get(option.name) for option in self.options}
+        return inputs, values.get("model"), options
+
+    def cli_inputs(self, value: str) -> dict[str, Any]:
+        """``pipedesk run TASK VALUE``: the inputs ``VALUE`` stands for."""
+        return {self.inputs[0]: value}
+
+    def kind_for(self, inputs: dict[str, Any]) -> str:
+        """The kind of model these inputs need (classify: text or image)."""
+        return self.kind
+
+    def kinds(self) -> tuple[str, ...]:
+        """Every kind of model the task takes."""
+        return (self.kind,)
+
+    def default_for(self, kind: str) -> ModelRef:
+        """The default model for inputs of ``kind``."""
+        return self.default_model
+
+    def is_automatic(self, model: str | None) -> bool:
+        """True when ``model`` means "the default for these inputs" (nothing, or classify's auto)."""
+        return not (model or "").strip()
+
+    # --- the steps -----------------------------------------------------------------------
+
+    def check_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        """Every option coerced and range-checked (missing ones at their defaults)."""
+        return {option.name: option.check(options.get(option.name)) for option in self.options}
+
+    def validate(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        """Check and clean ``inputs`` with no model; raise UserError with a sentence."""
+        return inputs
+
+    def preprocess(self, model: ModelView, inputs: dict[str, Any], options: dict[str, Any]) -> Prepared:
+        raise NotImplementedError
+
+    def forward(
+        self, model: ModelView, pieces: list[Piece], options: dict[str, Any], stop: Stop
+    ) -> list[Any]:
+        raise NotImplementedError
+
+    def postprocess(
+        self, model: ModelView, prepared: Prepared, outputs: list[Any], options: dict[str, Any]
+    ) -> Result:
+        raise NotImplementedError
+
+    def partial(self, model: ModelView, prepared: Prepared, text: str) -> Result:
+        """A result for the text generated so far (tasks that stream)."""
+        raise NotImplementedError
+
+    # --- file runs ---------------------------------------------------------------------
+
+    def file_inputs(self, text: str | None) -> dict[str, Any]:
+        """The inputs a file row's text stands for."""
+        return {self.file_input or self.inputs[0]: text}
+
+    def preprocess_many(
+        self, model: ModelView, inputs: list[dict[str, Any]], options: dict[str, Any]
+    ) -> list[Prepared | UserError]:
+        """``preprocess`` for many validated inputs at once (a file window); a refusal is returned in
+        place of its input. Tasks override it to tokenize in one call, with the same rules."""
+        out: list[Prepared | UserError] = []
+        for one in inputs:
+            try:
+                out.append(self.preprocess(model, one, options))
+            except UserError as exc:
+                out.append(exc)
+        return out
+
+    def row_values(self, result: Result) -> dict[str, Any]:
+        """A Result as the result columns of a file row."""
+        return {column: result.data.get(column) for column in self.columns}
+
+    def chart_values(self, values: dict[str, Any]) -> list[str]:
+        """What one file row adds to the Batch chart (its label, its entity types)."""
+        return []
+
+    def extra_cost(self, options: dict[str, Any]) -> int:
+        """Tokens a piece costs beyond its own length (what generation adds), for the token budget."""
+        return 0
+
+    def batch_limits(self, device: str, model: ModelView) -> tuple[int, int]:
+        """(token budget per batch, most pieces per batch) on ``device``."""
+        return (4096, 64) if device == "cpu" else (65536, 1024)
+
+    # --- the single run, for callers that hold a runtime ---------------------------------
+
+    def predict(self, runtime: Any, *args: Any, progress: Any = None, stop: Stop = None) -> Result:
+        """Run the task once with the API's positional arguments (``runtime.predict`` does the work)."""
+        return runtime.predict(self, *args, progress=progress, stop=stop)
+
+    def stream(self, runtime: Any, *args: Any, progress: Any = None, stop: Stop = None) -> Any:
+        """Partial results as they come, then the whole one (``runtime.stream`` does the work)."""
+        return runtime.stream(self, *args, progress=progress, stop=stop)

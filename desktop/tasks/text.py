@@ -21,7 +21,7 @@ class TextLimits:
 def check_text(text: object, limits: TextLimits, what: str = "text") -> str:
     """Return ``text`` stripped, or raise UserError with a sentence a person understands."""
     if text is None or (isinstance(text, str) and not text.strip()):
-        raise UserError(f"Please enter some {what}: it is empty.")
+        raise UserError(f"The {what} is empty: please enter some {what}.")
     if not isinstance(text, str):
         raise UserError(f"The {what} must be a string, not {type(text).__name__}.")
     stripped = text.strip()

@@ -14,7 +14,7 @@ from typing import Any
 import gradio as gr
 
 from desktop import assets
-from desktop.runtime import Runtime
+from desktop.engine.runtime import Runtime
 from desktop.tasks import TASKS
 from desktop.ui.task_tab import PRIVATE, TaskTab, build_task_tab, preselect, refresh_lists
 

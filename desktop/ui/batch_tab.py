@@ -28,12 +28,11 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from desktop.batch import BatchProgress, BatchRun, task_spec
-from desktop.batch_tasks import count_chart
+from desktop.batch import BatchProgress, BatchRun, count_chart, task_spec
 from desktop.batchexport import write_results
 from desktop.batchfiles import Table, read_table
+from desktop.engine.runtime import Runtime
 from desktop.errors import UserError
-from desktop.runtime import Runtime
 from desktop.tasks import TASKS
 from desktop.ui import model_lists
 from desktop.ui.handlers import progress_reporter, user_error
@@ -69,7 +68,7 @@ def _session(session: Session | None) -> Session:
 
 
 def text_tasks() -> list[tuple[str, str]]:
-    return [(spec.title, spec.id) for spec in TASKS.values() if spec.text_input]
+    return [(spec.title, spec.id) for spec in TASKS.values() if spec.file_input]
 
 
 def model_update(runtime: Runtime, task: str, current: str | None, local: bool) -> dict[str, Any]:
@@ -97,9 +96,9 @@ def results_frame(session: Session, limit: int = SHOWN_ROWS) -> pd.DataFrame:
 
 def chart_counts(session: Session) -> Counter[str] | None:
     """How many rows got each label (or how many entities of each type); None: no chart for the task."""
-    if session.run is None or session.run.adapter.chart_title is None:
+    if session.run is None or session.run.spec.chart_title is None:
         return None
-    return count_chart(session.run.adapter, session.results.values())
+    return count_chart(session.run.spec, session.results.values())
 
 
 def chart_html(counts: Counter[str], title: str, what: str) -> str:
@@ -335,6 +334,6 @@ def _chart(session: Session) -> Any:
     counts = chart_counts(session)
     if counts is None or session.run is None:
         return gr.update(visible=False)
-    title = session.run.adapter.chart_title or "value"
+    title = session.run.spec.chart_title or "value"
     what = "Entities by type" if title == "entity type" else "Rows by label"
     return gr.update(value=chart_html(counts, what, title), visible=True)

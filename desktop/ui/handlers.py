@@ -18,8 +18,8 @@ from typing import Any
 
 import gradio as gr
 
+from desktop.engine.runtime import Runtime
 from desktop.errors import Stopped, UserError
-from desktop.runtime import Runtime
 from desktop.tasks.spec import Result, TaskSpec
 
 log = logging.getLogger(__name__)
@@ -37,11 +37,13 @@ class RunControl:
         self._stop = threading.Event()
         self.message = ""
         self.failed = False
+        self.runs = 0  # runs started in this session's tab (the page marks each finished one)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> RunControl:
         return RunControl()
 
     def start(self) -> None:
+        self.runs += 1
         self._stop.clear()
         self.message, self.failed = "", False
 
@@ -64,8 +66,11 @@ class RunControl:
 
 def public_parameters(spec: TaskSpec) -> list[inspect.Parameter]:
     """The API parameters of a task, in contract order: the input(s), the model, the options."""
-    params = list(inspect.signature(spec.predict).parameters.values())[1:]  # drop runtime
-    return [p for p in params if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD]
+    defaults = {"model": None, **{option.name: option.default for option in spec.options}}
+    return [
+        inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=defaults.get(name))
+        for name in spec.parameters
+    ]
 
 
 def progress_reporter(progress: gr.Progress) -> Callable[[int, int, str], None]:
@@ -80,11 +85,14 @@ def progress_reporter(progress: gr.Progress) -> Callable[[int, int, str], None]:
     return report
 
 
-def error_text(exc: BaseException) -> str:
-    """What a person reads for ``exc``: its own words for UserError, a short note otherwise."""
+def error_text(exc: BaseException, guest: bool = False) -> str:
+    """What a person reads for ``exc``: its own words for UserError, a short note otherwise (for a
+    guest, a note that names nothing on this computer)."""
     if isinstance(exc, UserError):
         return str(exc)
     log.exception("Task failed", exc_info=exc)
+    if guest:
+        return "Something went wrong on the computer running Pipedesk; its owner can find the details in its log."
     first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
     return f"Something went wrong: {first}. The app is still working; details are in the log file."
 
@@ -104,25 +112,23 @@ def make_handler(
     """A function with the task's public signature (then a RunControl and Gradio's progress) that runs
     the task; ``on_success(model)`` is called after each successful run (remembering the model)."""
     params = public_parameters(spec)
+    guest = getattr(getattr(runtime, "policy", None), "value", "local") == "guest"
     model_index = [p.name for p in params].index("model")
     extra = [
         inspect.Parameter("control", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None),
         # Gradio passes the progress tracker positionally, after the inputs.
         inspect.Parameter("progress", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=gr.Progress()),
     ]
-    takes_stop = "stop" in inspect.signature(spec.predict).parameters
 
     def begin(args: tuple[Any, ...]) -> tuple[list[Any], RunControl, dict[str, Any]]:
         *values, control, progress = args
         control = control if isinstance(control, RunControl) else RunControl()
         control.start()
-        kwargs: dict[str, Any] = {"progress": progress_reporter(progress)}
-        if takes_stop:
-            kwargs["stop"] = control.stop_requested
+        kwargs: dict[str, Any] = {"progress": progress_reporter(progress), "stop": control.stop_requested}
         return values, control, kwargs
 
     def failed(control: RunControl, exc: Exception) -> gr.Error:
-        control.finish(error=None if isinstance(exc, Stopped) else error_text(exc))
+        control.finish(error=None if isinstance(exc, Stopped) else error_text(exc, guest))
         return gr.Error(control.message, print_exception=False, visible=False)
 
     def succeeded(control: RunControl, values: list[Any], result: Result | None) -> None:
@@ -133,14 +139,13 @@ def make_handler(
             except OSError:
                 log.exception("Could not remember the model used")
 
-    if spec.stream is not None:
-        stream = spec.stream
+    if spec.streams:
 
         def handler(*args: Any) -> Any:
             values, control, kwargs = begin(args)
             result = None
             try:
-                for result in stream(runtime, *values, **kwargs):
+                for result in runtime.stream(spec, *values, **kwargs):
                     yield _outputs(result)
             except Exception as exc:
                 raise failed(control, exc) from None
@@ -151,7 +156,7 @@ def make_handler(
         def handler(*args: Any) -> Any:  # type: ignore[misc]
             values, control, kwargs = begin(args)
             try:
-                result = spec.predict(runtime, *values, **kwargs)
+                result = runtime.predict(spec, *values, **kwargs)
             except Exception as exc:
                 raise failed(control, exc) from None
             succeeded(control, values, result)

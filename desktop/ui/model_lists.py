@@ -128,8 +128,8 @@ def update(
 ) -> dict[str, Any]:
     """A ``gr.update``-shaped dict: fresh choices and the pick. ``local`` False is a LAN visitor's
     list: installed models only, and the owner's last choice is not used."""
-    return {
-        "__type__": "update",
-        "choices": choices(spec, store, task, installed_only=not local),
-        "value": pick(spec, store, current, remember_last=local, task=task),
-    }
+    listed = choices(spec, store, task, installed_only=not local)
+    value: str | None = pick(spec, store, current, remember_last=local, task=task)
+    if not local and value not in {v for _label, v in listed}:
+        value = listed[0][1] if listed else None  # a visitor picks among what is installed
+    return {"__type__": "update", "choices": listed, "value": value}

@@ -18,6 +18,7 @@ import gradio as gr
 from desktop.tasks.spec import TaskSpec
 from desktop.ui import model_lists
 from desktop.ui.handlers import RunControl, make_handler
+from desktop.ui.widgets import WIDGETS, option_widget
 
 INFERENCE_QUEUE = "inference"
 PRIVATE: dict[str, Any] = {"api_visibility": "private"}
@@ -33,13 +34,15 @@ class TaskTab:
 
 
 def message_html(control: RunControl) -> str:
-    """The line under the output: the last error in words, or the notes of the last run."""
+    """The line under the output: the last error in words, or the notes of the last run (and, for
+    scripts and tests that drive the page, how many runs have finished: ``data-runs``)."""
+    done = f'<span hidden data-runs="{control.runs}"></span>'
     if not control.message:
-        return ""
+        return done
     kind = "pd-error" if control.failed else "pd-note"
     role = "alert" if control.failed else "status"
     text = html.escape(control.message).replace("\n", "<br>")
-    return f'<div class="pd-message {kind}" role="{role}">{text}</div>'
+    return f'{done}<div class="pd-message {kind}" role="{role}">{text}</div>'
 
 
 def _takes_raw_files(components: list[Any]) -> bool:
@@ -49,27 +52,29 @@ def _takes_raw_files(components: list[Any]) -> bool:
 
 def build_task_tab(spec: TaskSpec, runtime: Any, status: gr.Markdown, local: bool) -> TaskTab:
     """Add ``spec``'s tab (inside the app's gr.Tabs) and wire its events."""
+    widgets = WIDGETS[spec.id]
     with gr.Tab(spec.title, id=spec.id) as tab:
         gr.Markdown(spec.description, elem_classes="task-description")
         control = gr.State(RunControl())
         with gr.Row(equal_height=False):
             with gr.Column(scale=1):
-                inputs = [component.render() for component in spec.inputs()]
+                inputs = [component.render() for component in widgets.inputs()]
+                first = model_lists.update(spec, runtime.store, None, local=local)
                 model = gr.Dropdown(
-                    choices=model_lists.choices(spec, runtime.store, installed_only=not local),
-                    value=spec.default_model.repo,
+                    choices=first["choices"],
+                    value=first["value"],
                     label="Model",
                     info="Pick one, or type a Hub id (owner/name), an imported name or a model folder path."
                     if local
                     else "The models installed on the computer you are visiting.",
-                    allow_custom_value=local,
+                    allow_custom_value=True,  # a name typed (or sent by the API) is checked by the runtime
                     filterable=True,
                     elem_id=f"model-{spec.id}",
                 )
                 options = []
                 if spec.options:
                     with gr.Accordion("Options", open=False):
-                        options = [option.component().render() for option in spec.options]
+                        options = [option_widget(option).render() for option in spec.options]
                 with gr.Row():
                     run = gr.Button("Run", variant="primary", elem_id=f"run-{spec.id}", scale=3)
                     stop = gr.Button(
@@ -77,16 +82,16 @@ def build_task_tab(spec: TaskSpec, runtime: Any, status: gr.Markdown, local: boo
                     )
                 gr.Markdown("Ctrl+Enter (⌘+Enter on a Mac) runs from the text box.", elem_classes="pd-hint")
             with gr.Column(scale=1):
-                outputs = [component.render() for component in spec.outputs()]
-                message = gr.HTML("", elem_id=f"message-{spec.id}")
+                outputs = [component.render() for component in widgets.outputs()]
+                message = gr.HTML("", elem_id=f"message-{spec.id}", show_progress="hidden")
         if spec.examples:
             gr.Examples(
                 examples=[list(example) for example in spec.examples],
                 inputs=inputs[: len(spec.examples[0])],
                 label="Examples",
             )
-        if spec.wire:
-            spec.wire(inputs, model)
+        if widgets.wire:
+            widgets.wire(inputs, model)
 
     remember = (lambda name: model_lists.remember(spec.id, name)) if local else None
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -29,9 +28,7 @@ from desktop import catalog, downloads, hub, paths
 from desktop.downloads import DownloadCancelled, Transfer, human_size
 from desktop.errors import ModelError
 from desktop.hub import Problem, RemoteFile, check_file
-from desktop.tasks.spec import ModelRef
-
-_HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
+from desktop.models.ref import ModelRef
 
 #: What :meth:`ModelStore.status` answers.
 READY, MISSING, INCOMPLETE, DAMAGED, DOWNLOADING = (
@@ -50,11 +47,6 @@ ProgressCallback = Callable[[int, int, str], None]
 """``progress(done_bytes, total_bytes, description)``; ``total`` 0 means 'no bar, just the text'."""
 Cancel = threading.Event | None
 """Set it (from any thread) to stop a download; what it wrote is removed."""
-
-
-def looks_like_hub_id(name: str) -> bool:
-    """True for strings shaped like ``owner/name`` or ``name`` on the Hub."""
-    return bool(_HUB_ID.match(name)) and ".." not in name
 
 
 def offline_mode() -> bool:

@@ -1,0 +1,1 @@
+"""The engine: the device, loaded models, name resolution, and running tasks' steps on them."""

@@ -1,0 +1,254 @@
+"""Runtime: the device, the loaded-model cache, and running a task's steps.
+
+Threads: Gradio's workers, the CLI's main thread and a file run's thread all call in. Three
+kinds of lock, always taken in this order and never the other way round:
+
+* a load lock per model: two requests for the same model load (and download) it once, and a
+  download never blocks other models or inference;
+* the cache lock: a few dict operations (the LRU bounded by a memory budget);
+* the device lock: held only while a task's ``forward`` runs (:meth:`Runtime.infer`), so the
+  device sees one job at a time however many tabs, files or visitors ask.
+
+Tokenizers follow the rule in :mod:`desktop.engine.loaded`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from desktop import catalog
+from desktop.engine.device import choose_device, default_budget_bytes, dtype_name
+from desktop.engine.loaded import Loaded, load_model
+from desktop.engine.resolve import Policy, resolve
+from desktop.models.compat import check_fits
+from desktop.models.ref import ModelRef
+from desktop.models.store import ModelStore, ProgressCallback
+from desktop.tasks.spec import Result, Stop, TaskSpec
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+STOPPED_NOTE = "Stopped: the text so far is kept."
+
+
+@dataclass
+class Status:
+    """What the status line shows."""
+
+    device: str
+    dtype: str
+    model: str = ""
+    latency_ms: float | None = None
+    loaded: int = 0
+
+    def line(self) -> str:
+        parts = [f"Device: **{self.device.upper()}** ({self.dtype})"]
+        if self.model:
+            parts.append(f"model: **{self.model}**")
+        if self.latency_ms is not None:
+            parts.append(f"last run: **{self.latency_ms:,.0f} ms**")
+        parts.append(f"models in memory: {self.loaded}")
+        return " · ".join(parts)
+
+
+class Runtime:
+    """Chooses the device once, loads models on demand, keeps them warm, runs tasks on them."""
+
+    def __init__(
+        self,
+        device: str | None = None,
+        store: ModelStore | None = None,
+        budget_bytes: int | None = None,
+    ) -> None:
+        self.device = choose_device(device)
+        self.store = store or ModelStore()
+        self.budget_bytes = budget_bytes or default_budget_bytes(self.device)
+        self.policy = Policy.LOCAL
+        self.status = Status(device=self.device, dtype=dtype_name(self.device))
+        self.load_count = 0  # models loaded from disk so far (tests and the status line)
+        self._cache: OrderedDict[tuple[str, str], Loaded] = OrderedDict()
+        self._cache_lock = threading.Lock()
+        self._load_locks: dict[tuple[str, str], threading.Lock] = {}
+        self._device_lock = threading.RLock()
+
+    def guest(self) -> Runtime:
+        """This runtime as visitors use it: the same models, cache and device, the GUEST policy."""
+        view = object.__new__(Runtime)
+        view.__dict__.update(self.__dict__)
+        view.policy = Policy.GUEST
+        return view
+
+    # --- which model -------------------------------------------------------------------
+
+    def resolve(self, spec: TaskSpec, name: str | None, kind: str | None = None) -> ModelRef | Path:
+        """What ``name`` means for ``spec`` under this runtime's policy (see desktop.engine.resolve)."""
+        return resolve(spec, name, kind or spec.kind, self.store, self.policy)
+
+    # --- loading -----------------------------------------------------------------------
+
+    def load(
+        self,
+        spec: TaskSpec,
+        name: str | None,
+        kind: str | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> Loaded:
+        """The model ``name`` for ``spec`` (inputs of ``kind``), from memory if it is there."""
+        kind = kind or spec.kind
+        target = self.resolve(spec, name, kind)
+        if isinstance(target, ModelRef):
+            display, key = target.display, (kind, f"{target.repo}@{target.revision}")
+        else:
+            display, key = target.name, (kind, str(target))
+        found = self._cached(key)
+        if found is not None:
+            return found
+        with self._cache_lock:
+            load_lock = self._load_locks.setdefault(key, threading.Lock())
+        with load_lock:
+            found = self._cached(key)
+            if found is not None:
+                return found
+            if isinstance(target, ModelRef):
+                folder = self.store.ensure(target, progress)
+            else:
+                folder = target
+                self._touch_imported(name)
+            check_fits(kind, folder, display)
+            if progress:
+                progress(0, 0, f"Loading {display} into memory")
+            loaded = load_model(kind, folder, display, self.device)
+            with self._cache_lock:
+                self._cache[key] = loaded
+                self.load_count += 1
+                self._evict()
+                self.status.loaded = len(self._cache)
+            return loaded
+
+    def _cached(self, key: tuple[str, str]) -> Loaded | None:
+        with self._cache_lock:
+            found = self._cache.get(key)
+            if found is not None:
+                self._cache.move_to_end(key)
+            return found
+
+    def _touch_imported(self, name: str | None) -> None:
+        typed = (name or "").strip()
+        if typed and typed in catalog.imported(self.store.root):
+            catalog.touch(typed, self.store.root)
+
+    def _evict(self) -> None:
+        """Drop least recently used models until the rest fit the budget (the newest always stays)."""
+        while len(self._cache) > 1 and self.memory_in_use() > self.budget_bytes:
+            _key, old = self._cache.popitem(last=False)
+            log.info("Unloading %s to stay within the memory budget", old.display)
+        if self.device.startswith("cuda"):
+            import torch
+
+            torch.cuda.empty_cache()
+
+    def memory_in_use(self) -> int:
+        return sum(item.nbytes for item in self._cache.values())
+
+    def loaded_models(self) -> list[str]:
+        """Display names of the models in memory, least recently used first."""
+        with self._cache_lock:
+            return [item.display for item in self._cache.values()]
+
+    # --- running -----------------------------------------------------------------------
+
+    def infer(self, loaded: Loaded, call: Callable[[], T]) -> T:
+        """Run ``call()`` (a task's forward) on the device, one job at a time, and time it."""
+        import torch
+
+        with self._device_lock, torch.inference_mode():
+            started = time.perf_counter()
+            result = call()
+            self.status.latency_ms = (time.perf_counter() - started) * 1000
+            self.status.model = loaded.display
+        return result
+
+    def prepare(
+        self, spec: TaskSpec, args: tuple[Any, ...], progress: ProgressCallback | None
+    ) -> tuple[Loaded, Any, dict[str, Any]]:
+        """Validate the API arguments, load the model, preprocess: (model, prepared, options)."""
+        inputs, name, options = spec.split_arguments(args)
+        inputs = spec.validate(inputs)  # refusals come before any download
+        options = spec.check_options(options)
+        loaded = self.load(spec, name, spec.kind_for(inputs), progress)
+        return loaded, spec.preprocess(loaded, inputs, options), options
+
+    def predict(
+        self, spec: TaskSpec, *args: Any, progress: ProgressCallback | None = None, stop: Stop = None
+    ) -> Result:
+        """Run ``spec`` once with the API's positional arguments."""
+        loaded, prepared, options = self.prepare(spec, args, progress)
+        outputs = self.infer(loaded, lambda: spec.forward(loaded, prepared.pieces, options, stop))
+        return finish(spec, loaded, prepared, outputs, options)
+
+    def stream(
+        self, spec: TaskSpec, *args: Any, progress: ProgressCallback | None = None, stop: Stop = None
+    ) -> Iterator[Result]:
+        """Partial results as the model produces them (generation), then the finished one.
+
+        Generation runs on a helper thread inside :meth:`infer`; it ends early, freeing the device,
+        when ``stop()`` turns true or the caller stops iterating (an abandoned stream).
+        """
+        if not spec.streams:
+            yield self.predict(spec, *args, progress=progress, stop=stop)
+            return
+        from transformers import TextIteratorStreamer
+
+        loaded, prepared, options = self.prepare(spec, args, progress)
+        streamer = TextIteratorStreamer(loaded.stream_tokenizer(), skip_prompt=True, skip_special_tokens=True)
+        halt = threading.Event()
+
+        def halted() -> bool:
+            return halt.is_set() or bool(stop and stop())
+
+        outputs: list[Any] = []
+        errors: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                outputs.extend(
+                    self.infer(
+                        loaded, lambda: spec.forward(loaded, prepared.pieces, options, halted, streamer)
+                    )
+                )
+            except BaseException as exc:  # handed to the caller below
+                errors.append(exc)
+                streamer.end()
+
+        thread = threading.Thread(target=work, name=f"stream-{spec.id}", daemon=True)
+        thread.start()
+        text = ""
+        try:
+            for piece in streamer:
+                text += piece
+                yield spec.partial(loaded, prepared, text)
+        finally:  # also when the consumer goes away: generation stops at the next token
+            halt.set()
+            thread.join()
+        if errors:
+            raise errors[0]
+        result = finish(spec, loaded, prepared, outputs, options)
+        if stop and stop():
+            result.notes.append(STOPPED_NOTE)
+        yield result
+
+
+def finish(
+    spec: TaskSpec, loaded: Loaded, prepared: Any, outputs: list[Any], options: dict[str, Any]
+) -> Result:
+    """``postprocess`` plus what every result carries: preprocess's notes and the model's name."""
+    result = spec.postprocess(loaded, prepared, outputs, options)
+    result.notes = [*prepared.notes, *result.notes]
+    result.model = loaded.display
+    return result

@@ -1,0 +1,66 @@
+"""Does a model fit a kind of task? Read from its ``config.json`` alone (no torch, no download)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from desktop.errors import ModelError
+
+#: The model classes (by architecture name suffix) that fit each kind of task.
+ARCHITECTURES: dict[str, tuple[str, ...]] = {
+    "text-classification": ("ForSequenceClassification",),
+    "token-classification": ("ForTokenClassification",),
+    "text-generation": ("LMHeadModel", "ForCausalLM"),
+    "image-classification": ("ForImageClassification", "ForImageClassificationWithTeacher"),
+    "seq2seq": ("ForConditionalGeneration", "MTModel"),
+}
+KIND_NAMES = {
+    "text-classification": "text classification",
+    "token-classification": "named entity recognition",
+    "text-generation": "text generation",
+    "image-classification": "image classification",
+    "seq2seq": "translation or summarization",
+}
+
+
+def read_config(folder: Path) -> dict:
+    """The model's config.json, or {} when it is missing or unreadable."""
+    try:
+        data = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def model_type(folder: Path) -> str:
+    return str(read_config(folder).get("model_type", ""))
+
+
+def check_fits(kind: str, folder: Path, display: str) -> None:
+    """Refuse a model whose architecture does not fit ``kind``, with the reason."""
+    if not (folder / "config.json").is_file():
+        raise ModelError(f"{display} is not a model: its config.json is missing or unreadable.")
+    config = read_config(folder)
+    if not config:
+        raise ModelError(f"{display} is not a model: its config.json is missing or unreadable.")
+    architectures = config.get("architectures") or []
+    if kind == "seq2seq" and config.get("is_encoder_decoder"):
+        return
+    if any(arch.endswith(suffix) for arch in architectures for suffix in ARCHITECTURES[kind]):
+        return
+    what = ", ".join(architectures) or config.get("model_type", "unknown")
+    raise ModelError(f"{display} does not fit {KIND_NAMES[kind]}: it is a {what} model.")
+
+
+def check_fits_any(kinds: tuple[str, ...], folder: Path, display: str) -> str:
+    """The first of ``kinds`` the model fits; the first refusal when it fits none."""
+    first: ModelError | None = None
+    for kind in kinds:
+        try:
+            check_fits(kind, folder, display)
+            return kind
+        except ModelError as exc:
+            first = first or exc
+    assert first is not None, "no kinds given"
+    raise first

@@ -1,0 +1,104 @@
+"""Each task's widgets: the Gradio components its inputs and outputs need, by task id.
+
+Adding a task is one module under ``desktop/tasks/`` plus an entry here. Components are built
+unrendered (``render=False``) and rendered by the task tab; their order follows the task's
+``inputs`` and the values its results show (``Result.outputs``). Built on the main thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+
+from desktop.tasks import classify, ner
+from desktop.tasks.spec import Option
+
+
+@dataclass(frozen=True)
+class Widgets:
+    """How a task looks: input components (API order), output components, extra wiring."""
+
+    inputs: Callable[[], list[gr.Component]]
+    outputs: Callable[[], list[gr.Component]]
+    wire: Callable[[list[Any], Any], None] | None = None  # extra events (e.g. show/hide inputs)
+
+
+def option_widget(option: Option) -> gr.Component:
+    """The control for a task option, from its ``widget`` description."""
+    kind, label, *rest = option.widget
+    if kind == "slider":
+        minimum, maximum, value, step, info = rest
+        return gr.Slider(minimum, maximum, value=value, step=step, label=label, info=info, render=False)
+    (info,) = rest
+    return gr.Number(value=option.default, precision=0, label=label, info=info, render=False)
+
+
+def _text(label: str, lines: int, placeholder: str) -> Callable[[], list[gr.Component]]:
+    return lambda: [gr.Textbox(label=label, lines=lines, placeholder=placeholder, render=False)]
+
+
+def _answer(label: str, lines: int) -> Callable[[], list[gr.Component]]:
+    return lambda: [gr.Textbox(label=label, lines=lines, buttons=["copy"], render=False)]
+
+
+def _classify_inputs() -> list[gr.Component]:
+    return [
+        gr.Radio(["Text", "Image"], value="Text", label="Input type", render=False),
+        gr.Textbox(label="Text", lines=3, placeholder="A sentence to classify…", render=False),
+        # image_mode=None: Gradio reads only the header and hands over the file; the task checks it
+        # before anything decodes it (the tab sends image inputs unprocessed).
+        gr.Image(
+            label="Image",
+            type="filepath",
+            image_mode=None,
+            sources=["upload", "clipboard"],
+            visible=False,
+            render=False,
+        ),
+    ]
+
+
+def _classify_wire(inputs: list[Any], model: Any) -> None:
+    """Show the text box or the image box, whichever the input type asks for."""
+    kind, text, image = inputs
+    kind.change(
+        lambda value: (gr.update(visible=value == "Text"), gr.update(visible=value == "Image")),
+        inputs=kind,
+        outputs=[text, image],
+        api_visibility="private",
+        queue=False,
+    )
+
+
+def _ner_outputs() -> list[gr.Component]:
+    return [
+        gr.HighlightedText(label="Entities in the text", combine_adjacent=False, render=False),
+        gr.Dataframe(
+            label="Entities",
+            headers=ner.COLUMNS,
+            datatype=["str", "str", "number", "number", "number"],
+            interactive=False,
+            buttons=["copy"],
+            render=False,
+        ),
+    ]
+
+
+WIDGETS: dict[str, Widgets] = {
+    "sentiment": Widgets(
+        _text("Text", 4, "Type or paste a review, a message, a sentence…"),
+        lambda: [gr.Label(label="Sentiment", num_top_classes=5, render=False)],
+    ),
+    "generate": Widgets(_text("Prompt", 4, "Once upon a time…"), _answer("Generated text", 8)),
+    "ner": Widgets(_text("Text", 5, "Paste a paragraph…"), _ner_outputs),
+    "classify": Widgets(
+        _classify_inputs,
+        lambda: [gr.Label(label="Top 5", num_top_classes=classify.TOP_K, render=False)],
+        _classify_wire,
+    ),
+    "translate": Widgets(_text("Text", 5, "Text to translate…"), _answer("Translation", 5)),
+    "summarize": Widgets(_text("Text", 10, "Paste an article…"), _answer("Summary", 6)),
+}
