@@ -18,6 +18,7 @@ everything yielded so far is done.
 
 from __future__ import annotations
 
+import enum
 import logging
 import queue
 import threading
@@ -45,6 +46,17 @@ MAX_ROW_FAILURES = 20
 INT8_KINDS = {"text-classification", "token-classification"}
 
 
+class RunState(str, enum.Enum):
+    """Where a file run is; the value is what people read ("finished in 3 s")."""
+
+    RUNNING = "running"
+    FINISHED = "finished"
+    CANCELLED = "cancelled"
+
+    def __str__(self) -> str:
+        return self.value
+
+
 @dataclass
 class BatchProgress:
     """One step of a run: how far it is, and the rows finished since the last step."""
@@ -56,16 +68,16 @@ class BatchProgress:
     eta_s: float | None
     results: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    state: str = "running"  # "running", "finished" or "cancelled"
+    state: RunState = RunState.RUNNING
 
     def line(self) -> str:
         """'1,234 / 10,000 rows · 85 rows/s · about 1 min 43 s left'."""
         parts = [f"{self.done:,} / {self.total:,} rows"]
         if self.rows_per_s:
             parts.append(f"{self.rows_per_s:,.1f} rows/s")
-        if self.state == "running" and self.eta_s is not None:
+        if self.state is RunState.RUNNING and self.eta_s is not None:
             parts.append(f"about {duration(self.eta_s)} left")
-        elif self.state != "running":
+        elif self.state is not RunState.RUNNING:
             parts.append(f"{self.state} in {duration(self.elapsed_s)}")
         return " · ".join(parts)
 
@@ -172,7 +184,7 @@ class BatchRun:
         chars_total = sum(len(self.texts[i] or "") for i in todo) or 1
         done, done_here, chars_done = total - len(todo), 0, 0
 
-        def step(results: list[tuple[int, dict[str, Any]]], state: str = "running") -> BatchProgress:
+        def step(results: list[tuple[int, dict[str, Any]]], state: RunState = RunState.RUNNING) -> BatchProgress:
             nonlocal done, done_here, chars_done
             done += len(results)
             done_here += len(results)
@@ -181,7 +193,7 @@ class BatchRun:
             rate = done_here / elapsed if elapsed > 0 else 0.0
             eta = (
                 elapsed * (chars_total - chars_done) / chars_done
-                if chars_done and state == "running"
+                if chars_done and state is RunState.RUNNING
                 else None
             )
             notes, self.notes[:] = list(self.notes), []
@@ -194,7 +206,7 @@ class BatchRun:
                 pieces = [piece for row in rows.values() for piece in row.prepared.pieces]
                 for batch in self._batches(pieces):
                     if self.cancel.is_set():
-                        yield step([], "cancelled")
+                        yield step([], RunState.CANCELLED)
                         return
                     finished = []
                     for piece, output in zip(batch, self._execute(batch), strict=True):
@@ -208,7 +220,7 @@ class BatchRun:
             close = getattr(windows, "close", None)
             if close:
                 close()
-        yield step([], "finished")
+        yield step([], RunState.FINISHED)
 
     def _finish(self, row: _Row) -> dict[str, Any]:
         failed = [o for o in row.outputs if isinstance(o, _Failed)]

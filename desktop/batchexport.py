@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import re
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from desktop import fs
 from desktop.batchfiles import Table
 from desktop.errors import UserError
 
@@ -121,20 +120,17 @@ def write_results(
     fmt = export_format(path)
     header = [*table.columns, *result_names(table, columns, prefix)]
     rows = merged_rows(table, results, columns)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    tmp = Path(tmp_name)
-    try:
+
+    def writer(tmp: Path) -> None:
         if fmt == "xlsx":
             _xlsx(tmp, header, rows, numeric_columns(table))
         else:
             {"csv": _csv, "tsv": _csv, "jsonl": _jsonl}[fmt](tmp, header, rows, fmt)
-        os.replace(tmp, path)
+
+    try:
+        fs.write_with(path, writer)
     except OSError as exc:
         raise UserError(f"Could not write {path}: {exc.strerror or exc}.") from None
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from desktop import downloads
+from desktop import downloads, fs
 from desktop.errors import ModelError
 from desktop.hub import Problem, check_file, file_hashes
 
@@ -124,7 +124,7 @@ def check(root: Path | None = None) -> str | None:
 
 def save(data: dict[str, Any], root: Path | None = None) -> None:
     with _FILE_LOCK:
-        downloads.atomic_write_text(_catalog_file(root), json.dumps(data, indent=2))
+        fs.write_text(_catalog_file(root), json.dumps(data, indent=2))
 
 
 def imported(root: Path | None = None) -> dict[str, dict[str, Any]]:
@@ -138,11 +138,11 @@ def custom(root: Path | None = None) -> dict[str, dict[str, Any]]:
 
 
 def imported_path(name: str, root: Path | None = None) -> Path | None:
-    """The folder of the model imported as ``name``, or None (a hit counts as a use of it)."""
+    """The folder of the model imported as ``name``, or None. Only reads (loading a model records
+    its use: :func:`touch`)."""
     entry = load(root).get("imported", {}).get(name)
     if not entry:
         return None
-    touch(name, root)
     folder = Path(entry["path"])
     if not folder.is_absolute():
         folder = _root(root) / folder
@@ -166,7 +166,7 @@ def touch(key: str, root: Path | None = None) -> None:
         return
     seen[key] = now
     try:
-        downloads.atomic_write_text(_root(root) / "usage.json", json.dumps(seen, indent=1))
+        fs.write_text(_root(root) / "usage.json", json.dumps(seen, indent=1))
     except OSError:
         pass  # a read-only models folder still works; it just forgets when models were used
 

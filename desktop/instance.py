@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from desktop import paths, settings
+from desktop import fs, paths
 
 log = logging.getLogger(__name__)
 
@@ -84,10 +84,7 @@ def _read_info() -> dict[str, Any] | None:
 
 
 def _write_info(data: dict[str, Any]) -> None:
-    target = info_file()
-    tmp = target.with_suffix(f".{os.getpid()}.tmp")
-    settings.write_private(tmp, json.dumps(data))  # holds the control token: owner-only (0600)
-    os.replace(tmp, target)
+    fs.write_text(info_file(), json.dumps(data), private=True)  # holds the control token: owner-only
 
 
 # --- the control channel ------------------------------------------------------------------

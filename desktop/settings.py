@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from desktop import paths
+from desktop import fs, paths
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,6 @@ class Settings:
 
     models_dir: Path | None = None
     offline: bool = False
-    lan_enabled: bool = False
     lan_password: str = ""
     device: str = "auto"
     fast_cpu: bool = False
@@ -72,27 +71,12 @@ def load() -> Settings:
         return Settings()
 
 
-def write_private(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically, readable and writable by this user only (0600):
-    the one way to write a file that holds a secret (the LAN password, the control token)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    handle = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.chmod(tmp, 0o600)  # a leftover temporary file keeps its old mode through os.open
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def save(settings: Settings) -> Settings:
     """Write ``settings`` atomically (owner-only: they hold the LAN password) and return them."""
     with _WRITE_LOCK:
         path = settings_file()
         paths.ensure(path.parent)
-        write_private(path, json.dumps(settings.to_json(), indent=2))
+        fs.write_text(path, json.dumps(settings.to_json(), indent=2), private=True)
     return settings
 
 

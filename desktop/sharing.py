@@ -167,12 +167,13 @@ class Sharing:
 
     @property
     def password(self) -> str:
-        """The LAN password, generated and saved in the settings the first time it is needed."""
+        """The saved LAN password ("" before sharing was first switched on). Only reads."""
+        return settings.load().lan_password
+
+    def ensure_password(self) -> str:
+        """The LAN password, generated and saved the first time sharing needs one."""
         with self._lock:
-            saved = settings.load().lan_password
-            if saved:
-                return saved
-            return settings.update(lan_password=generate_password()).lan_password
+            return self.password or settings.update(lan_password=generate_password()).lan_password
 
     def addresses(self) -> list[str]:
         return lan_addresses()
@@ -190,7 +191,7 @@ class Sharing:
         with self._lock:
             if self.active:
                 return
-            self._start(self.password)
+            self._start(self.ensure_password())
 
     def disable(self) -> None:
         """Close the LAN server: from now on, connections from other devices are refused."""

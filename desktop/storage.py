@@ -69,7 +69,7 @@ def change_models_dir(
     check_target(old, new)
     if new == old:
         return new
-    if store.active:
+    if store.downloading():
         raise UserError("A model is downloading: wait for it to finish (or cancel it) before moving models.")
     if move:
         _move_parts(old, new, progress)

@@ -169,7 +169,7 @@ def test_cancel_stops_the_download_and_keeps_nothing(server):
 
     thread = threading.Thread(target=download)
     thread.start()
-    assert wait_for(lambda: store.active and next(iter(store.active.values())).done > 0, 20)
+    assert wait_for(lambda: (t := store.transfer(SST2_REF)) is not None and t.done > 0, 20)
     assert store.status(SST2_REF) == "downloading"
     started = time.monotonic()
     assert store.cancel(SST2_REF)

@@ -20,9 +20,20 @@ STARS = "nlptown/bert-base-multilingual-uncased-sentiment"
 STAR_LABELS = {"1 star", "2 stars", "3 stars", "4 stars", "5 stars"}
 
 
-def test_cpu_is_chosen_without_a_gpu_and_bad_devices_are_refused():
+def test_auto_picks_the_gpu_there_is_and_bad_devices_are_refused(monkeypatch):
+    import torch
+
+    mps = getattr(torch.backends, "mps", None)
+    has_mps = bool(mps and mps.is_available())
+    expected = "cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu"
+    assert choose_device("auto") == expected
+    assert choose_device(None) == expected
+    monkeypatch.setenv("PIPEDESK_DEVICE", "cpu")
+    assert choose_device(None) == "cpu"  # the environment overrides auto
     assert choose_device("cpu") == "cpu"
-    assert choose_device("auto") in {"cpu", "cuda", "mps"}
+    if not torch.cuda.is_available():
+        with pytest.raises(UserError, match="no CUDA GPU"):
+            choose_device("cuda:0")
     with pytest.raises(UserError, match="Unknown device"):
         choose_device("tpu")
 

@@ -16,6 +16,7 @@ on huggingface_hub's worker threads (see :mod:`desktop.downloads`).
 
 from __future__ import annotations
 
+import enum
 import json
 import os
 import threading
@@ -24,20 +25,27 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from desktop import catalog, downloads, hub, paths
+from desktop import catalog, downloads, fs, hub, paths
 from desktop.downloads import DownloadCancelled, Transfer, human_size
 from desktop.errors import ModelError
 from desktop.hub import Problem, RemoteFile, check_file
 from desktop.models.ref import ModelRef
 
-#: What :meth:`ModelStore.status` answers.
-READY, MISSING, INCOMPLETE, DAMAGED, DOWNLOADING = (
-    "ready",
-    "not downloaded",
-    "incomplete",
-    "damaged",
-    "downloading",
-)
+
+class ModelStatus(str, enum.Enum):
+    """What :meth:`ModelStore.status` answers; the value is what people read."""
+
+    READY = "ready"
+    MISSING = "not downloaded"
+    INCOMPLETE = "incomplete"
+    DAMAGED = "damaged"
+    DOWNLOADING = "downloading"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+READY, MISSING, INCOMPLETE, DAMAGED, DOWNLOADING = ModelStatus
 
 #: Bytes per read while downloading (huggingface_hub reads 10 MiB at a time): small enough that the
 #: progress bar moves every second on a slow line, and that a stopped download keeps what arrived.
@@ -91,7 +99,10 @@ class ModelStore:
         self._root = root
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
-        self.active: dict[str, Transfer] = {}  # downloads in progress, by model key
+        # Downloads in progress, by model key: written by downloading threads, read by any (the
+        # Models tab's status, Cancel, a folder move); every access holds ``_active_lock``.
+        self._active: dict[str, Transfer] = {}
+        self._active_lock = threading.Lock()
 
     # --- where things are ----------------------------------------------------------------
 
@@ -119,6 +130,16 @@ class ModelStore:
     def storage(self, ref: ModelRef) -> Path:
         """huggingface_hub's folder for ``ref.repo`` (every revision)."""
         return self.hub_cache / f"models--{ref.repo.replace('/', '--')}"
+
+    def downloading(self, ref: ModelRef | None = None) -> bool:
+        """True while ``ref`` (or any model, when None) is being downloaded."""
+        with self._active_lock:
+            return bool(self._active) if ref is None else _safe_name(ref) in self._active
+
+    def transfer(self, ref: ModelRef) -> Transfer | None:
+        """The download of ``ref`` in progress (bytes so far, speed), if there is one."""
+        with self._active_lock:
+            return self._active.get(_safe_name(ref))
 
     def _lock(self, ref: ModelRef) -> threading.Lock:
         with self._locks_guard:
@@ -162,13 +183,13 @@ class ModelStore:
         folder = self.snapshot_folder(manifest)
         return folder if (folder / "config.json").is_file() else None
 
-    def status(self, ref: ModelRef) -> str:
+    def status(self, ref: ModelRef) -> ModelStatus:
         """ready / not downloaded / incomplete / damaged / downloading, from the disk alone (quick)."""
         from desktop import bundled
 
         if bundled.bundled_path(ref) is not None:
             return READY
-        if _safe_name(ref) in self.active:
+        if self.downloading(ref):
             return DOWNLOADING
         manifest = self.manifest(ref)
         if manifest is not None:
@@ -214,7 +235,8 @@ class ModelStore:
 
     def cancel(self, ref: ModelRef | None = None) -> bool:
         """Cancel the download of ``ref`` (or every download); True if one was running."""
-        hits = [t for key, t in self.active.items() if ref is None or key == _safe_name(ref)]
+        with self._active_lock:
+            hits = [t for key, t in self._active.items() if ref is None or key == _safe_name(ref)]
         for transfer in hits:
             transfer.cancel.set()
         return bool(hits)
@@ -247,9 +269,7 @@ class ModelStore:
             sha256=sha256,
             downloaded_at=time.time(),
         )
-        downloads.atomic_write_text(
-            self.manifests / f"{_safe_name(ref)}.json", json.dumps(asdict(manifest), indent=2)
-        )
+        fs.write_text(self.manifests / f"{_safe_name(ref)}.json", json.dumps(asdict(manifest), indent=2))
         return snapshot
 
     def _have_blob(self, ref: ModelRef, remote: RemoteFile) -> bool:
@@ -282,10 +302,11 @@ class ModelStore:
         if progress and needed:
             progress(0, total, f"{description}: {len(needed)} files, {human_size(total)}")
         # Written first, as snapshot_download(revision=name) would: a stopped download shows as incomplete.
-        downloads.atomic_write_text(self.storage(ref) / "refs" / ref.revision, commit)
+        fs.write_text(self.storage(ref) / "refs" / ref.revision, commit)
         transfer = Transfer(total, description, cancel)
         key = _safe_name(ref)
-        self.active[key] = transfer
+        with self._active_lock:
+            self._active[key] = transfer
         endpoint = hub_endpoint()
         token = os.environ.get("HF_TOKEN") or False
 
@@ -314,7 +335,8 @@ class ModelStore:
                 f"({type(exc).__name__}). What arrived is kept; try again to finish the download."
             ) from None
         finally:
-            self.active.pop(key, None)
+            with self._active_lock:
+                self._active.pop(key, None)
         return snapshot
 
     def _forget_files(

@@ -95,7 +95,7 @@ class Generate(TaskSpec):
         ids = list(model.encode([prompt], truncation=False)["input_ids"][0])
         prepared = Prepared([Piece(0, 0, ids=ids)], context={"prompt": prompt})
         if len(ids) > room:
-            prepared.pieces[0].ids, prepared.pieces[0].truncated = ids[-room:], True
+            prepared.pieces[0].ids = ids[-room:]
             prepared.notes.append(
                 f"The prompt was too long for {model.display}: only its last {room} tokens were used."
             )

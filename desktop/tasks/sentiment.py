@@ -48,7 +48,7 @@ def text_pieces(model: ModelView, texts: list[str]) -> list[Prepared]:
     prepared = [Prepared([Piece(0, 0, ids=list(row))]) for row in rows]
     for i, row in zip(long, cut, strict=True):
         prepared[i] = Prepared(
-            [Piece(0, 0, ids=list(row), truncated=True)],
+            [Piece(0, 0, ids=list(row))],
             notes=[truncated_note(len(rows[i]), limit, model.display)],
         )
     return prepared

@@ -60,7 +60,6 @@ class Piece:
     ids: list[int] = field(default_factory=list)  # token ids, special tokens included
     text: str = ""  # the text itself, for tasks whose pipeline tokenizes (NER)
     image: Any = None  # a decoded image (image classification)
-    truncated: bool = False
     group: Any = None  # pieces of different groups never share a batch (e.g. generation lengths)
 
     @property
@@ -171,10 +170,6 @@ class TaskSpec:
     def parameters(self) -> tuple[str, ...]:
         """The API's parameters in contract order: the inputs, the model, the options."""
         return (*self.inputs, "model", *(option.name for option in self.options))
-
-    def model_choices(self) -> list[tuple[str, str]]:
-        """(label, value) pairs for a dropdown: value is the Hub id."""
-        return [(ref.display, ref.repo) for ref in self.models]
 
     def split_arguments(self, args: Sequence[Any]) -> tuple[dict[str, Any], str | None, dict[str, Any]]:
         """Positional API arguments → (inputs, model, options), missing ones at their defaults."""

@@ -28,7 +28,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from desktop.batch import BatchProgress, BatchRun, count_chart, task_spec
+from desktop.batch import BatchProgress, BatchRun, RunState, count_chart, task_spec
 from desktop.batchexport import write_results
 from desktop.batchfiles import Table, read_table
 from desktop.engine.runtime import Runtime
@@ -264,10 +264,10 @@ def build(runtime: Runtime, context: Any) -> None:
                     session.results.update(event.results)
                     for note in event.notes:
                         gr.Warning(note)
-                    if event.state == "running" and time.monotonic() - last < UPDATE_EVERY_S:
+                    if event.state is RunState.RUNNING and time.monotonic() - last < UPDATE_EVERY_S:
                         continue
                     last = time.monotonic()
-                    if event.state == "running":
+                    if event.state is RunState.RUNNING:
                         yield _view(session, event), results_frame(session), _chart(session), gr.update()
                     else:
                         path = export(session, fmt_value)
@@ -325,7 +325,7 @@ def build(runtime: Runtime, context: Any) -> None:
 
 def _view(session: Session, event: BatchProgress) -> str:
     line = f"**{event.line()}** — {session.run.model if session.run else ''}"
-    if event.state == "cancelled":
+    if event.state is RunState.CANCELLED:
         line += f"\n\nCancelled: the {len(session.results):,} rows done are kept; the export marks the others as not analysed."
     return line
 
