@@ -84,7 +84,7 @@ def tutorial(setup: Setup) -> Callable[[str], Any]:
 
 
 def pipedesk(setup: Setup) -> Callable[[str], Any]:
-    """3. Pipedesk as ``pipedesk serve`` runs it (``desktop.cli._serve`` without the wait loop)."""
+    """3. Pipedesk as ``pipedesk serve`` runs it (``desktop.cli.serve._serve`` without the wait loop)."""
     from desktop import logs, server
     from desktop.ui.app import build_app
 

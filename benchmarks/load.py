@@ -31,7 +31,7 @@ its p95 while 20 clients load <= 2x its idle p95). TODO: for now the clients loa
 loopback server the owner uses; to measure what the issue asks (20 *LAN visitors*), the
 ``pipedesk`` configuration must also turn sharing on, and the clients must sign in on the LAN
 port (Gradio's ``POST /login`` with the sharing password) and send their requests there. That
-needs a way to start sharing with a known password from a script (``desktop/sharing.py`` is
+needs a way to start sharing with a known password from a script (``desktop/share/controller.py`` is
 being rewritten now); then give :class:`serving.App` a ``visitor_url`` and use it in ``level``.
 """
 

@@ -146,7 +146,7 @@ def sentiment_model_id() -> str:
 
 def pipedesk_runtime(device: str) -> Any:
     """A Pipedesk runtime as ``pipedesk serve`` makes one (its store: ``$PIPEDESK_HOME``'s)."""
-    from desktop.runtime import Runtime
+    from desktop.engine.runtime import Runtime
 
     return Runtime(device=device)
 

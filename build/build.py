@@ -111,7 +111,7 @@ def source_folder(request: BundleRequest) -> Path:
         if not folder.is_dir():
             raise BuildError(f"--bundle-model {request.repo}: the folder {folder} does not exist.")
     else:
-        from desktop.cli import terminal_progress
+        from desktop.cli.common import terminal_progress
         from desktop.errors import UserError
         from desktop.models import ModelStore
         from desktop.tasks import ModelRef, known_models

@@ -2,7 +2,7 @@
 
 Order matters: ``freeze_support()`` first (a frozen app re-enters here in child
 processes), then the environment (private HF_HOME, no telemetry:
-``desktop.bootstrap``) before gradio, huggingface_hub or transformers is
+``desktop.env``) before gradio, huggingface_hub or transformers is
 imported. A windowed build has no console, so an error that escapes the CLI is
 also written to the log file before the app exits.
 """
@@ -31,7 +31,7 @@ def _log_crash() -> None:
 
 def main() -> int:
     multiprocessing.freeze_support()
-    from desktop.bootstrap import configure_environment
+    from desktop.env import configure_environment
 
     configure_environment()  # also run by desktop/__init__; explicit so the order is plain here
     from desktop.cli import main as cli_main

@@ -1,6 +1,6 @@
 """Pipedesk: Hugging Face models on your own computer, offline, in a desktop window."""
 
-from desktop.bootstrap import configure_environment
+from desktop.env import configure_environment
 
 __version__ = "0.1.0"
 

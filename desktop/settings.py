@@ -84,3 +84,8 @@ def update(**changes: Any) -> Settings:
     """Load, change the given fields, save."""
     with _WRITE_LOCK:
         return save(replace(load(), **changes))
+
+
+def models_dir() -> Path:
+    """The folder models live in: the one chosen in the Models tab, else the default."""
+    return load().models_dir or paths.default_models_dir()

@@ -8,11 +8,11 @@ import threading
 
 import pytest
 
-from desktop import batch as engine
-from desktop.batch import BatchRun
-from desktop.batch_journal import Journal
-from desktop.batchexport import NOT_DONE, write_results
-from desktop.batchfiles import read_table
+from desktop.batch import run as engine
+from desktop.batch.journal import Journal
+from desktop.batch.reader import read_table
+from desktop.batch.run import BatchRun
+from desktop.batch.writer import NOT_DONE, write_results
 from desktop.errors import UserError
 from desktop.tasks import TASKS
 
@@ -324,7 +324,7 @@ def test_empty_files_missing_columns_wrong_types_and_the_size_cap(tmp_path, monk
 
 
 def test_a_cell_too_long_is_cut_and_marked(tmp_path, monkeypatch):
-    import desktop.batchfiles as batchfiles
+    import desktop.batch.table as batchfiles
 
     monkeypatch.setattr(batchfiles, "MAX_CELL_CHARS", 10)
     table = read_table(write(tmp_path / "l.txt", b"short\n" + b"y" * 50 + b"\n"))

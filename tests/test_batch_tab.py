@@ -8,7 +8,7 @@ import re
 import pandas as pd
 import pytest
 
-from desktop import catalog
+from desktop.engine import inventory
 from desktop.tasks import TASKS
 
 pytestmark = pytest.mark.browser
@@ -66,7 +66,7 @@ def _run(page) -> None:
 def test_upload_pick_an_imported_model_run_read_the_chart_and_open_the_export(
     page, runtime, tiny_models, tmp_path
 ):
-    catalog.import_folder(tiny_models[SST2], "sentiment", name="shop-reviews", root=runtime.store.root)
+    inventory.import_folder(tiny_models[SST2], "sentiment", name="shop-reviews", root=runtime.store.root)
     page.get_by_role("tab", name="Sentiment", exact=True).click()
     page.get_by_role("tab", name="Batch", exact=True).click()  # the list is read when the tab opens
     source = tmp_path / "reviews.csv"

@@ -1,5 +1,5 @@
-"""Reading batch files (desktop.batchfiles, batchtext, batchxlsx) and writing results
-(desktop.batchexport) on real files: binary files refused, limits checked while reading,
+"""Reading batch files (desktop.batch.reader, batchtext, batchxlsx) and writing results
+(desktop.batch.writer) on real files: binary files refused, limits checked while reading,
 a workbook's declared size never trusted, numbers kept as numbers in XLSX, a BOM in CSV."""
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
-import desktop.batchfiles as batchfiles
-from desktop.batchexport import write_results
-from desktop.batchfiles import read_table
+import desktop.batch.table as batchfiles
+from desktop.batch.reader import read_table
+from desktop.batch.writer import write_results
 from desktop.errors import UserError
 
 
@@ -224,7 +224,7 @@ SMALL_SHEET = (
 CHILD = """
 import json, resource, sys, tracemalloc
 resource.setrlimit(resource.RLIMIT_AS, (1024**3, 1024**3))
-from desktop.batchfiles import read_table
+from desktop.batch.reader import read_table
 from desktop.errors import UserError
 tracemalloc.start()
 try:
@@ -306,7 +306,7 @@ def test_a_workbook_without_a_dimension_and_with_gaps_keeps_its_blank_rows(tmp_p
 
 
 def test_a_workbook_that_unpacks_to_more_than_the_limit_is_refused(tmp_path, monkeypatch):
-    import desktop.batchxlsx as batchxlsx
+    import desktop.batch.xlsx as batchxlsx
 
     monkeypatch.setattr(batchxlsx, "MAX_UNPACKED_BYTES", 1_000)
     with pytest.raises(UserError, match="unpacks to 0.0 GB; Pipedesk reads workbooks of up to 0 GB"):

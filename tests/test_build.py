@@ -109,9 +109,8 @@ def fake_bundle(tmp_path, tiny_models, monkeypatch):
 
 
 def test_bundled_models_are_ready_with_no_download(fake_bundle, tiny_models):
-    from desktop import bundled
     from desktop.engine.runtime import Runtime
-    from desktop.models import ModelStore
+    from desktop.models import ModelStore, bundled
     from desktop.tasks import get
 
     assert bundled.bundled_repos() == sorted(tiny_models)
@@ -127,7 +126,7 @@ def test_bundled_models_are_ready_with_no_download(fake_bundle, tiny_models):
 
 
 def test_smoke_mode_calls_every_task_over_http_and_passes(fake_bundle):
-    from desktop import smoke
+    from desktop.shell import smoke
     from desktop.tasks import TASKS
 
     out = io.StringIO()
@@ -141,7 +140,7 @@ def test_smoke_mode_calls_every_task_over_http_and_passes(fake_bundle):
 
 
 def test_smoke_mode_fails_and_names_the_tasks_whose_models_are_missing(monkeypatch, tmp_path):
-    from desktop import smoke
+    from desktop.shell import smoke
 
     shutil.copytree(ROOT / "assets", tmp_path / "empty-bundle" / "assets")
     monkeypatch.setattr(sys, "_MEIPASS", str(tmp_path / "empty-bundle"), raising=False)
@@ -155,7 +154,7 @@ def test_smoke_mode_fails_and_names_the_tasks_whose_models_are_missing(monkeypat
 
 
 def test_smoke_calls_match_every_tasks_public_api():
-    from desktop.smoke import task_calls
+    from desktop.shell.smoke import task_calls
     from desktop.tasks import TASKS
     from desktop.ui.handlers import public_parameters
 

@@ -1,4 +1,4 @@
-"""The list of imported and added models (desktop/catalog.py): a damaged one is never overwritten."""
+"""The list of imported and added models (desktop/models/catalog.py): a damaged one is never overwritten."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import json
 import pytest
 from conftest import cli_env, run_cli
 
-from desktop import catalog, paths
+from desktop import paths
+from desktop.models import catalog
 
 DAMAGED = b'{"imported": {"my-model": {"path": "imported/my-model", "task": "sentiment"'  # cut short
 

@@ -23,9 +23,11 @@ import yaml
 from conftest import ROOT, cli_env, run_cli
 from packaging.requirements import Requirement
 
-from desktop import cli, public, sharing
+from desktop.cli import public
+from desktop.cli import serve as serve_command
 from desktop.errors import UserError
 from desktop.server import free_port
+from desktop.share import controller as sharing
 
 SST2 = "distilbert/distilbert-base-uncased-finetuned-sst-2-english"
 STARS = "nlptown/bert-base-multilingual-uncased-sentiment"
@@ -231,7 +233,7 @@ def test_the_full_app_never_listens_beyond_loopback(pipedesk_home):
     assert all(public.is_loopback(h) for h in ("127.0.0.1", "localhost", "::1", "[::1]"))
     assert not any(public.is_loopback(h) for h in ("0.0.0.0", "", "::", "192.168.1.20", "pipedesk.example"))
     with pytest.raises(UserError, match="listens only on this computer"):
-        cli._serve("0.0.0.0", free_port(), "cpu", open_browser=False)
+        serve_command._serve("0.0.0.0", free_port(), "cpu", open_browser=False)
 
 
 @pytest.mark.timeout(300)

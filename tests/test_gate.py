@@ -1,4 +1,4 @@
-"""The gate in front of every server (desktop/gate.py), attacked as an outsider would.
+"""The gate in front of every server (desktop/server/gate.py), attacked as an outsider would.
 
 Raw HTTP (httpx, sockets) against the real servers on 127.0.0.0/8: the app as the
 window serves it (with its per-launch token), the app as ``pipedesk serve`` serves it
@@ -23,7 +23,9 @@ import httpx
 import pytest
 from conftest import ROOT, cli_env
 
-from desktop import gate, server, sharing
+from desktop import server
+from desktop.server import gate
+from desktop.share import controller as sharing
 
 SST2 = "distilbert/distilbert-base-uncased-finetuned-sst-2-english"
 EVIL = "http://rebind.attacker.example"

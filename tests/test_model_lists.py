@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from desktop import catalog, settings
+from desktop import settings
+from desktop.engine import inventory
 from desktop.engine.runtime import Runtime
-from desktop.models import ModelStore
+from desktop.models import ModelStore, catalog
 from desktop.tasks import TASKS
 from desktop.ui import model_lists
 
@@ -15,7 +16,7 @@ STARS = "nlptown/bert-base-multilingual-uncased-sentiment"
 def test_imported_and_added_models_are_offered_in_their_tasks_model_list(tiny_models, tmp_path):
     store = ModelStore(tmp_path / "models")
     local = Runtime(device="cpu", store=store)
-    catalog.import_folder(tiny_models[SST2], "sentiment", name="my-reviews", root=store.root)
+    inventory.import_folder(tiny_models[SST2], "sentiment", name="my-reviews", root=store.root)
     catalog.add_custom("someone/ner-model", "ner", root=store.root)
     sentiment = {value: label for label, value in model_lists.choices(TASKS["sentiment"], store)}
     assert sentiment["my-reviews"] == "my-reviews (imported) — ready"

@@ -26,12 +26,14 @@ from conftest import ROOT, cli_env
 from hub_server import HubServer, wait_for
 from tiny_models import GPT2, SST2, STARS
 
-from desktop import catalog, downloads, inventory, settings, storage
-from desktop.downloads import DownloadCancelled
+from desktop import settings
+from desktop.engine import inventory
 from desktop.errors import ModelError
-from desktop.models import DAMAGED, INCOMPLETE, MISSING, READY, ModelStore
+from desktop.models import DAMAGED, INCOMPLETE, MISSING, READY, ModelStore, catalog, storage
+from desktop.models import transfers as downloads
+from desktop.models.ref import ModelRef
+from desktop.models.transfers import DownloadCancelled
 from desktop.tasks import TASKS
-from desktop.tasks.spec import ModelRef
 
 SST2_REF = TASKS["sentiment"].default_model
 OFFLINE = "is not downloaded yet and this computer is offline: connect once, or import it from a folder"
@@ -260,22 +262,22 @@ def test_import_checks_the_folder_and_the_name_then_works_by_name(tiny_models, t
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(ModelError, match="is not a model: it has no config.json"):
-        catalog.import_folder(empty, "sentiment")
+        inventory.import_folder(empty, "sentiment")
     no_weights = tmp_path / "no-weights"
     no_weights.mkdir()
     shutil.copy(tiny_models[SST2] / "config.json", no_weights)
     with pytest.raises(ModelError, match="no weights"):
-        catalog.import_folder(no_weights, "sentiment")
+        inventory.import_folder(no_weights, "sentiment")
     with pytest.raises(ModelError, match="does not fit text classification: it is a GPT2LMHeadModel model"):
-        catalog.import_folder(tiny_models[GPT2], "sentiment", "story teller")
+        inventory.import_folder(tiny_models[GPT2], "sentiment", "story teller")
     with pytest.raises(ModelError, match="cannot be a model name"):
-        catalog.import_folder(tiny_models[SST2], "sentiment", "me/mine")
+        inventory.import_folder(tiny_models[SST2], "sentiment", "me/mine")
     assert catalog.imported() == {}
 
-    name, copy = catalog.import_folder(tiny_models[SST2], "sentiment", "office sentiment")
+    name, copy = inventory.import_folder(tiny_models[SST2], "sentiment", "office sentiment")
     assert name == "office sentiment" and ModelStore().root in copy.parents
     with pytest.raises(ModelError, match="already a model called"):
-        catalog.import_folder(tiny_models[SST2], "sentiment", "office sentiment")
+        inventory.import_folder(tiny_models[SST2], "sentiment", "office sentiment")
     runtime = Runtime(device="cpu")
     result = TASKS["sentiment"].predict(runtime, "I love this product!", "office sentiment")
     assert result.data["label"] == "POSITIVE" and result.model == copy.name
@@ -289,7 +291,7 @@ def test_the_list_shows_every_model_with_status_size_task_and_last_use(server, t
 
     store = ModelStore()
     store.ensure(SST2_REF)
-    catalog.import_folder(tiny_models[GPT2], "generate", "my gpt")
+    inventory.import_folder(tiny_models[GPT2], "generate", "my gpt")
     catalog.add_custom("someone/custom-model", "ner")
     rows = {row.id: row for row in inventory.entries(store)}
     assert set(known_models()) <= set(rows)
@@ -315,7 +317,7 @@ def test_moving_the_models_folder_keeps_every_model_working(server, tiny_models,
     store = ModelStore()
     old = store.root
     store.ensure(SST2_REF)
-    catalog.import_folder(tiny_models[STARS], "sentiment", "stars")
+    inventory.import_folder(tiny_models[STARS], "sentiment", "stars")
     if where == "same disk":
         new = tmp_path / "elsewhere" / "models"
     else:

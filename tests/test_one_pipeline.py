@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from desktop.batch import BatchRun
+from desktop.batch.run import BatchRun
 from desktop.errors import UserError
 from desktop.tasks import TASKS
 

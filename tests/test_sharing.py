@@ -24,8 +24,9 @@ import httpx
 import pytest
 from conftest import ROOT, cli_env, need
 
-from desktop import paths, server, sharing
+from desktop import paths, server
 from desktop.errors import UserError
+from desktop.share import controller as sharing
 from desktop.tasks import TASKS
 
 SST2 = "distilbert/distilbert-base-uncased-finetuned-sst-2-english"
@@ -174,7 +175,7 @@ def test_sharing_on_asks_for_the_password_and_off_closes_the_port(share, app_ser
 
 
 def test_too_many_wrong_passwords_lock_an_address_out(share):
-    from desktop.visitors import MAX_FAILURES
+    from desktop.share.gate import MAX_FAILURES
 
     share.enable()
     codes = [sign_in(share.port, f"guess-{n}").status_code for n in range(MAX_FAILURES)]
@@ -187,7 +188,7 @@ def test_many_wrong_passwords_at_once_are_not_all_checked(share):
     """60 sign-ins sent together from one address: at most MAX_FAILURES passwords are checked."""
     import asyncio
 
-    from desktop.visitors import MAX_FAILURES
+    from desktop.share.gate import MAX_FAILURES
 
     share.enable()
     url = f"http://{VISITOR}:{share.port}/login"
@@ -303,9 +304,10 @@ def test_refusals_tell_visitors_nothing_about_this_computers_folders(share, clie
 
 
 def test_files_holding_secrets_are_readable_by_their_owner_only(runtime):
-    from desktop import instance, settings
+    from desktop import settings
+    from desktop.shell import instance
 
-    password = sharing.Sharing(runtime).password
+    password = sharing.Sharing(runtime).ensure_password()
     assert password and oct(settings.settings_file().stat().st_mode & 0o777) == "0o600"
     claimed = instance.acquire(lambda command: {"ok": True})
     try:

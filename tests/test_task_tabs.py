@@ -177,15 +177,23 @@ def test_ctrl_enter_in_the_text_box_runs_the_tab(page):
 
 
 def endless_gpt2(tiny_models, folder):
-    """The tiny GPT-2 with its end-of-text token switched off: it writes until told to stop."""
-    import json
+    """A GPT-2 that keeps writing until told to stop: the tiny model's tokenizer and vocabulary, eight
+    wider random layers (slow enough per token that a person can press Stop mid-way on any CPU)
+    and no end-of-text token."""
     import shutil
 
-    shutil.copytree(tiny_models["openai-community/gpt2"], folder)
-    for name in ("config.json", "generation_config.json"):
-        data = json.loads((folder / name).read_text())
-        data["eos_token_id"] = None
-        (folder / name).write_text(json.dumps(data))
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    source = tiny_models["openai-community/gpt2"]
+    config = GPT2Config.from_pretrained(source)
+    config.update({"n_layer": 8, "n_embd": 512, "n_head": 8, "eos_token_id": None, "bos_token_id": None})
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(config)
+    model.generation_config.eos_token_id = None
+    model.save_pretrained(folder)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(source / name, folder / name)
     return folder
 
 

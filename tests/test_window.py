@@ -37,7 +37,8 @@ from window_driver import (
     xdotool,
 )
 
-from desktop import instance, server, window
+from desktop import server
+from desktop.shell import instance, window
 
 pytestmark = pytest.mark.window
 
@@ -384,7 +385,7 @@ def test_without_a_display_it_says_so_serves_and_a_second_launch_reuses_it(piped
 
 HOLDER = """
 import sys, time
-from desktop import instance
+from desktop.shell import instance
 claimed = instance.acquire(lambda command: {"ok": True, "url": "http://127.0.0.1:1/", "window": False})
 print("holding", flush=True)
 time.sleep(120)
@@ -423,7 +424,7 @@ def test_a_lock_left_by_a_crash_is_cleared_and_a_live_one_is_respected(pipedesk_
 
 STOPPING_HOLDER = """
 import time
-from desktop import instance
+from desktop.shell import instance
 claimed = instance.acquire(lambda command: {"ok": True, "stopping": True, "pid": 1})
 print("holding", flush=True)
 time.sleep(2)  # still stopping: its server closing, say

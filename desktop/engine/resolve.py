@@ -14,8 +14,8 @@ import enum
 from pathlib import Path
 from typing import Any
 
-from desktop import catalog
 from desktop.errors import ModelError
+from desktop.models import catalog
 from desktop.models.ref import ModelRef, looks_like_hub_id
 
 NOT_SHARED = (

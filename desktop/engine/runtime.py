@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from desktop import catalog
 from desktop.engine.device import choose_device, default_budget_bytes, dtype_name
 from desktop.engine.loaded import Loaded, load_model
 from desktop.engine.resolve import Policy, resolve
+from desktop.models import catalog
 from desktop.models.compat import check_fits
 from desktop.models.ref import ModelRef
 from desktop.models.store import ModelStore, ProgressCallback

@@ -11,85 +11,44 @@ call; the manifest is also what ``verify`` checks against when offline.
 Runs on whatever thread asks for a model (Gradio workers, the CLI's main
 thread, the batch worker); downloads of the same model are serialised by a
 per-model lock, so two requests download it once. The bytes themselves arrive
-on huggingface_hub's worker threads (see :mod:`desktop.downloads`).
+on huggingface_hub's worker threads (see :mod:`desktop.models.transfers`).
 """
 
 from __future__ import annotations
 
-import enum
 import json
 import os
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
-from desktop import catalog, downloads, fs, hub, paths
-from desktop.downloads import DownloadCancelled, Transfer, human_size
+from desktop import fs
 from desktop.errors import ModelError
-from desktop.hub import Problem, RemoteFile, check_file
+from desktop.fmt import human_size
+from desktop.models import catalog, hub
+from desktop.models import transfers as downloads
+from desktop.models.hub import Problem, RemoteFile, check_file
 from desktop.models.ref import ModelRef
-
-
-class ModelStatus(str, enum.Enum):
-    """What :meth:`ModelStore.status` answers; the value is what people read."""
-
-    READY = "ready"
-    MISSING = "not downloaded"
-    INCOMPLETE = "incomplete"
-    DAMAGED = "damaged"
-    DOWNLOADING = "downloading"
-
-    def __str__(self) -> str:
-        return self.value
-
-
-READY, MISSING, INCOMPLETE, DAMAGED, DOWNLOADING = ModelStatus
+from desktop.models.state import (
+    DAMAGED,
+    DOWNLOADING,
+    INCOMPLETE,
+    MISSING,
+    READY,
+    Cancel,
+    Manifest,
+    ModelStatus,
+    ProgressCallback,
+    hub_endpoint,
+    offline_mode,
+    safe_name,
+)
+from desktop.models.transfers import DownloadCancelled, Transfer
 
 #: Bytes per read while downloading (huggingface_hub reads 10 MiB at a time): small enough that the
 #: progress bar moves every second on a slow line, and that a stopped download keeps what arrived.
 DOWNLOAD_CHUNK_BYTES = 64 * 1024
-
-ProgressCallback = Callable[[int, int, str], None]
-"""``progress(done_bytes, total_bytes, description)``; ``total`` 0 means 'no bar, just the text'."""
-Cancel = threading.Event | None
-"""Set it (from any thread) to stop a download; what it wrote is removed."""
-
-
-def offline_mode() -> bool:
-    """True when the user (setting or ``HF_HUB_OFFLINE``) asked for no network at all."""
-    from desktop import settings
-
-    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}:
-        return True
-    return settings.load().offline
-
-
-def hub_endpoint() -> str:
-    """The Hub to download from, read on every call so ``HF_ENDPOINT`` changes are honoured."""
-    return os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
-
-
-def _safe_name(ref: ModelRef) -> str:
-    return f"{ref.repo.replace('/', '--')}@{ref.revision}"
-
-
-@dataclass(frozen=True)
-class Manifest:
-    """What a finished download holds; written last, read to decide 'ready'."""
-
-    repo: str
-    revision: str
-    commit: str
-    snapshot: str
-    files: dict[str, int]
-    sha256: dict[str, str]
-    downloaded_at: float
-
-    @property
-    def size(self) -> int:
-        return sum(self.files.values())
 
 
 class ModelStore:
@@ -112,7 +71,7 @@ class ModelStore:
             return self._root
         from desktop import settings
 
-        return settings.load().models_dir or paths.default_models_dir()
+        return settings.models_dir()
 
     def follow(self, root: Path) -> None:
         """After the models folder moved: a store made with an explicit folder uses ``root`` from now on."""
@@ -134,22 +93,22 @@ class ModelStore:
     def downloading(self, ref: ModelRef | None = None) -> bool:
         """True while ``ref`` (or any model, when None) is being downloaded."""
         with self._active_lock:
-            return bool(self._active) if ref is None else _safe_name(ref) in self._active
+            return bool(self._active) if ref is None else safe_name(ref) in self._active
 
     def transfer(self, ref: ModelRef) -> Transfer | None:
         """The download of ``ref`` in progress (bytes so far, speed), if there is one."""
         with self._active_lock:
-            return self._active.get(_safe_name(ref))
+            return self._active.get(safe_name(ref))
 
     def _lock(self, ref: ModelRef) -> threading.Lock:
         with self._locks_guard:
-            return self._locks.setdefault(_safe_name(ref), threading.Lock())
+            return self._locks.setdefault(safe_name(ref), threading.Lock())
 
     # --- what is installed ---------------------------------------------------------------
 
     def manifest(self, ref: ModelRef) -> Manifest | None:
         """The manifest of a finished download of ``ref``, or None."""
-        path = self.manifests / f"{_safe_name(ref)}.json"
+        path = self.manifests / f"{safe_name(ref)}.json"
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             return Manifest(**data)
@@ -172,7 +131,7 @@ class ModelStore:
 
     def local_path(self, ref: ModelRef) -> Path | None:
         """The folder of an installed model, with no network call; None if not installed."""
-        from desktop import bundled
+        from desktop.models import bundled
 
         inside = bundled.bundled_path(ref)
         if inside is not None:
@@ -185,7 +144,7 @@ class ModelStore:
 
     def status(self, ref: ModelRef) -> ModelStatus:
         """ready / not downloaded / incomplete / damaged / downloading, from the disk alone (quick)."""
-        from desktop import bundled
+        from desktop.models import bundled
 
         if bundled.bundled_path(ref) is not None:
             return READY
@@ -236,7 +195,7 @@ class ModelStore:
     def cancel(self, ref: ModelRef | None = None) -> bool:
         """Cancel the download of ``ref`` (or every download); True if one was running."""
         with self._active_lock:
-            hits = [t for key, t in self._active.items() if ref is None or key == _safe_name(ref)]
+            hits = [t for key, t in self._active.items() if ref is None or key == safe_name(ref)]
         for transfer in hits:
             transfer.cancel.set()
         return bool(hits)
@@ -269,7 +228,7 @@ class ModelStore:
             sha256=sha256,
             downloaded_at=time.time(),
         )
-        fs.write_text(self.manifests / f"{_safe_name(ref)}.json", json.dumps(asdict(manifest), indent=2))
+        fs.write_text(self.manifests / f"{safe_name(ref)}.json", json.dumps(asdict(manifest), indent=2))
         return snapshot
 
     def _have_blob(self, ref: ModelRef, remote: RemoteFile) -> bool:
@@ -304,7 +263,7 @@ class ModelStore:
         # Written first, as snapshot_download(revision=name) would: a stopped download shows as incomplete.
         fs.write_text(self.storage(ref) / "refs" / ref.revision, commit)
         transfer = Transfer(total, description, cancel)
-        key = _safe_name(ref)
+        key = safe_name(ref)
         with self._active_lock:
             self._active[key] = transfer
         endpoint = hub_endpoint()
@@ -414,14 +373,14 @@ class ModelStore:
 
     def remove(self, ref: ModelRef) -> int:
         """Delete an installed (or partly downloaded) model; returns the bytes freed."""
-        from desktop import bundled
+        from desktop.models import bundled
 
         if bundled.bundled_path(ref) is not None:
             raise ModelError(f"{ref.display} is part of this app and cannot be removed.")
         with self._lock(ref):
             freed = self.size_on_disk(ref)
             manifest = self.manifest(ref)
-            (self.manifests / f"{_safe_name(ref)}.json").unlink(missing_ok=True)
+            (self.manifests / f"{safe_name(ref)}.json").unlink(missing_ok=True)
             if not [m for m in self.installed() if m.repo == ref.repo]:
                 downloads.remove_tree(self.storage(ref))
             elif manifest is not None:

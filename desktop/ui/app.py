@@ -15,6 +15,7 @@ import gradio as gr
 
 from desktop import assets
 from desktop.engine.runtime import Runtime
+from desktop.server import LOOK
 from desktop.tasks import TASKS
 from desktop.ui.task_tab import PRIVATE, TaskTab, build_task_tab, preselect, refresh_lists
 
@@ -54,7 +55,7 @@ def _panels() -> list[Callable[[Runtime, AppContext], None]]:
 def build_app(runtime: Runtime, local: bool = True) -> gr.Blocks:
     """The whole interface for ``runtime``; ``local=False`` builds the LAN visitors' version."""
     if local:  # sharing builds the visitors' version itself (on its own thread) when switched on
-        from desktop import sharing
+        from desktop.share import controller as sharing
 
         sharing.controller(runtime, visitors_app=lambda guest: build_app(guest, local=False))
     with gr.Blocks(title="Pipedesk", analytics_enabled=False) as blocks:
@@ -71,6 +72,7 @@ def build_app(runtime: Runtime, local: bool = True) -> gr.Blocks:
         blocks.load(
             preselect(list(tabs), runtime, local), outputs=[tab.model for tab in tabs], **PRIVATE, queue=False
         )
+    setattr(blocks, LOOK, launch_options())  # gradio 6 takes these at launch(): server.start reads them
     return blocks
 
 

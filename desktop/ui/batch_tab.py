@@ -28,9 +28,10 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from desktop.batch import BatchProgress, BatchRun, RunState, count_chart, task_spec
-from desktop.batchexport import write_results
-from desktop.batchfiles import Table, read_table
+from desktop.batch.reader import read_table
+from desktop.batch.run import BatchProgress, BatchRun, RunState, count_chart, task_spec
+from desktop.batch.table import Table
+from desktop.batch.writer import write_results
 from desktop.engine.runtime import Runtime
 from desktop.errors import UserError
 from desktop.tasks import TASKS

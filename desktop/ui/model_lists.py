@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from desktop import catalog, settings
-from desktop.downloads import human_size
-from desktop.models import DAMAGED, DOWNLOADING, INCOMPLETE, READY
+from desktop import settings
+from desktop.fmt import human_size
+from desktop.models import DAMAGED, DOWNLOADING, INCOMPLETE, READY, catalog
 from desktop.tasks.spec import ModelRef, TaskSpec
 
 READY_WORD = "ready"

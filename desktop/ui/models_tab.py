@@ -15,10 +15,12 @@ from typing import Any
 
 import gradio as gr
 
-from desktop import catalog, inventory, settings, storage
-from desktop.downloads import DownloadCancelled, free_bytes, human_size
+from desktop import settings
+from desktop.engine import inventory
 from desktop.errors import UserError
-from desktop.models import offline_mode
+from desktop.fmt import human_size
+from desktop.models import catalog, offline_mode, storage
+from desktop.models.transfers import DownloadCancelled, free_bytes
 from desktop.tasks import TASKS
 from desktop.tasks.spec import ModelRef
 from desktop.ui.handlers import progress_reporter, user_error
@@ -170,7 +172,7 @@ def _import(runtime: Any, folder: str, task: str | None, name: str, progress: An
     if not task:
         raise UserError("Choose the task the model is for.")
     root = runtime.store.root
-    imported, _target = catalog.import_folder(
+    imported, _target = inventory.import_folder(
         Path(folder.strip()), task, (name or "").strip() or None, root, progress_reporter(progress)
     )
     size = sum(catalog.imported(root)[imported].get("files", {}).values())

@@ -1,7 +1,7 @@
 """The Sharing tab (this computer only) and the "Shared on your network" banner.
 
 Built on the main thread inside ``build_app``; its handlers run on Gradio's
-workers and call :mod:`desktop.sharing`. The LAN visitors' app
+workers and call :mod:`desktop.share.controller`. The LAN visitors' app
 (``context.local`` False) gets no tab at all, only a banner saying whose
 Pipedesk it is, so there is nothing there to switch sharing or read the password.
 """
@@ -16,8 +16,8 @@ from typing import Any
 
 import gradio as gr
 
-from desktop import sharing
 from desktop.errors import UserError
+from desktop.share import controller as sharing
 
 log = logging.getLogger(__name__)
 

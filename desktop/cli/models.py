@@ -14,13 +14,13 @@ import sys
 import time
 from pathlib import Path
 
-from desktop.downloads import DownloadCancelled, free_bytes, human_size
 from desktop.errors import ModelError, UserError
+from desktop.fmt import human_size
+from desktop.models.transfers import DownloadCancelled, free_bytes
 
 
 def _store():
-    from desktop import catalog
-    from desktop.models import ModelStore
+    from desktop.models import ModelStore, catalog
 
     store = ModelStore()
     note = catalog.check(store.root)  # a damaged model list, kept aside: say so on every command
@@ -30,7 +30,7 @@ def _store():
 
 
 def _progress():
-    from desktop.cli import terminal_progress
+    from desktop.cli.common import terminal_progress
 
     return terminal_progress()
 
@@ -48,7 +48,7 @@ def _ago(when: float | None) -> str:
 
 def cmd_list(args: argparse.Namespace) -> int:
     """Every known model with its status, size, task and last use."""
-    from desktop import inventory
+    from desktop.engine import inventory
 
     store = _store()
     rows = inventory.entries(store)
@@ -68,7 +68,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def _hub_ref(name: str):
-    from desktop import catalog, inventory
+    from desktop.engine import inventory
+    from desktop.models import catalog
 
     ref = inventory.ref_for(name)
     if ref is None:
@@ -80,7 +81,7 @@ def _hub_ref(name: str):
 
 def cmd_download(args: argparse.Namespace) -> int:
     """Download a model (a task model's label or Hub id, or any Hub id) so it works offline."""
-    from desktop import inventory
+    from desktop.engine import inventory
     from desktop.tasks import get
 
     task = get(args.task).id if args.task else None
@@ -97,11 +98,11 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 def cmd_import(args: argparse.Namespace) -> int:
     """Copy a model folder (e.g. from a USB stick) into Pipedesk under a name."""
-    from desktop import catalog
+    from desktop.engine import inventory
     from desktop.tasks import get
 
     task = get(args.task).id
-    name, folder = catalog.import_folder(Path(args.path), task, args.name, progress=_progress())
+    name, folder = inventory.import_folder(Path(args.path), task, args.name, progress=_progress())
     what = "IMAGE" if _is_image_model(folder) else "TEXT"
     print(
         f"Imported {name} for {task} into {folder}. Use it with: pipedesk run {task} {what} --model {name!r}"
@@ -111,8 +112,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def cmd_remove(args: argparse.Namespace) -> int:
     """Delete a downloaded or imported model from this computer."""
-    from desktop import catalog
-    from desktop.models import MISSING
+    from desktop.models import MISSING, catalog
 
     if args.id in catalog.imported():
         freed = catalog.remove_imported(args.id)
@@ -130,8 +130,8 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     """Check every file of one model (or all) and, with --repair, fetch damaged ones again."""
-    from desktop import catalog, inventory
-    from desktop.models import MISSING, READY
+    from desktop.engine import inventory
+    from desktop.models import MISSING, READY, catalog
 
     store = _store()
     if args.id:
@@ -180,7 +180,7 @@ def cmd_path(args: argparse.Namespace) -> int:
 
 def cmd_move(args: argparse.Namespace) -> int:
     """Use another models folder, moving the models there (or leaving them with --leave)."""
-    from desktop import storage
+    from desktop.models import storage
 
     new = storage.change_models_dir(Path(args.folder), move=not args.leave, progress=_progress())
     print(f"Models folder: {new}")

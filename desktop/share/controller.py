@@ -39,7 +39,7 @@ from typing import Any
 
 from desktop import paths, settings
 from desktop.errors import UserError
-from desktop.visitors import VisitorGate
+from desktop.share.gate import VisitorGate
 
 log = logging.getLogger(__name__)
 
@@ -276,7 +276,7 @@ def serve_visitors(
     token: str | None = None,
 ) -> Any:
     """Serve the visitors' ``blocks`` as every server for other people is served (LAN sharing and
-    public deployments, :mod:`desktop.public`): ``gate`` in front (visitor log, sign-in lockout,
+    public deployments, :mod:`desktop.cli.public`): ``gate`` in front (visitor log, sign-in lockout,
     upload quota), Gradio's sign-in when ``auth`` is given, monitoring off, only the app's own
     error words, an upload limit, nothing served outside Gradio's cache, files in the visitors'
     folder. Returns the running :class:`desktop.server.Server`; runs on the caller's thread."""

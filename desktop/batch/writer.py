@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from desktop import fs
-from desktop.batchfiles import Table
+from desktop.batch.table import Table
 from desktop.errors import UserError
 
 EXPORT_FORMATS = {".csv": "csv", ".tsv": "tsv", ".xlsx": "xlsx", ".jsonl": "jsonl"}

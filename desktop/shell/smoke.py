@@ -211,7 +211,8 @@ def run(device: str | None = None, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     started = time.perf_counter()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from desktop import bundled, logs
+    from desktop import logs
+    from desktop.models import bundled
 
     log_path = logs.setup(console=True)
 

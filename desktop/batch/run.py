@@ -28,9 +28,11 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from desktop.engine.copies import device_failure, free_device_memory, int8_copy, on_cpu, out_of_memory
 from desktop.engine.loaded import Loaded
 from desktop.engine.runtime import Runtime, finish
 from desktop.errors import UserError
+from desktop.fmt import duration
 from desktop.tasks import TASKS, get
 from desktop.tasks.spec import Piece, Prepared, TaskSpec
 
@@ -80,17 +82,6 @@ class BatchProgress:
         elif self.state is not RunState.RUNNING:
             parts.append(f"{self.state} in {duration(self.elapsed_s)}")
         return " · ".join(parts)
-
-
-def duration(seconds: float) -> str:
-    seconds = max(0, round(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes, seconds = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes} min {seconds:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"
 
 
 def task_spec(task: str) -> TaskSpec:
@@ -184,7 +175,9 @@ class BatchRun:
         chars_total = sum(len(self.texts[i] or "") for i in todo) or 1
         done, done_here, chars_done = total - len(todo), 0, 0
 
-        def step(results: list[tuple[int, dict[str, Any]]], state: RunState = RunState.RUNNING) -> BatchProgress:
+        def step(
+            results: list[tuple[int, dict[str, Any]]], state: RunState = RunState.RUNNING
+        ) -> BatchProgress:
             nonlocal done, done_here, chars_done
             done += len(results)
             done_here += len(results)
@@ -286,7 +279,7 @@ class BatchRun:
         try:
             return self.runtime.infer(loaded, lambda: self.spec.forward(loaded, batch, self.options, None))
         except Exception as exc:
-            if loaded.device != "cpu" and _device_failure(exc):
+            if loaded.device != "cpu" and device_failure(exc):
                 return self._device_failed(batch, exc)
             if len(batch) > 1:
                 middle = len(batch) // 2
@@ -300,8 +293,8 @@ class BatchRun:
             return [_Failed(_first_line(exc))]
 
     def _device_failed(self, batch: list[Piece], exc: BaseException) -> list[Any]:
-        _free_device_memory()
-        if len(batch) > 1 and _out_of_memory(exc):
+        free_device_memory()
+        if len(batch) > 1 and out_of_memory(exc):
             self.budget = max(256, self.budget // 2)
             middle = len(batch) // 2
             log.info(
@@ -309,7 +302,7 @@ class BatchRun:
             )
             return self._execute(batch[:middle]) + self._execute(batch[middle:])
         self.device_failures += 1
-        if _out_of_memory(exc) or self.device_failures >= MAX_DEVICE_FAILURES:
+        if out_of_memory(exc) or self.device_failures >= MAX_DEVICE_FAILURES:
             device = self.loaded.device
             log.warning("Moving the batch run from %s to the CPU: %s", device, exc)
             self.loaded = on_cpu(self.loaded)
@@ -335,55 +328,9 @@ class BatchRun:
             self.loaded = int8_copy(self.loaded)
 
 
-def int8_copy(loaded: Loaded) -> Loaded:
-    """``loaded`` with dynamic int8 Linear layers, built once and kept with the loaded model."""
-    found = loaded.extra.get("int8")
-    if found is None:
-        import copy
-        import warnings
-
-        import torch
-        from torch.ao.quantization import quantize_dynamic
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            model = quantize_dynamic(copy.deepcopy(loaded.model), {torch.nn.Linear}, dtype=torch.qint8)
-        found = loaded.extra["int8"] = loaded.with_model(model, "cpu")
-    return found
-
-
-def on_cpu(loaded: Loaded) -> Loaded:
-    """A full-precision copy of ``loaded`` on the CPU (a GPU that keeps failing)."""
-    import torch
-
-    model = type(loaded.model).from_pretrained(loaded.path, dtype=torch.float32).eval()
-    return loaded.with_model(model, "cpu")
-
-
 def _first_line(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     return lines[0][:200] if lines else type(exc).__name__
-
-
-def _out_of_memory(exc: BaseException) -> bool:
-    import torch
-
-    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
-
-
-def _device_failure(exc: BaseException) -> bool:
-    text = str(exc)
-    return _out_of_memory(exc) or "CUDA" in text or "MPS" in text or "cuDNN" in text
-
-
-def _free_device_memory() -> None:
-    import gc
-
-    import torch
-
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
 
 
 def _prefetched(make: Callable[[Any], Any], chunks: list[Any]) -> Iterator[Any]:

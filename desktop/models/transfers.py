@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from desktop.errors import ModelError, UserError
+from desktop.fmt import human_duration, human_size
 
 T = TypeVar("T")
 
@@ -37,27 +38,6 @@ POLL_S = 0.2
 
 class DownloadCancelled(UserError):
     """The user cancelled a download (the Cancel button, or Ctrl+C in the terminal)."""
-
-
-def human_size(nbytes: float) -> str:
-    """``1536`` -> ``'1.5 KB'``: decimal units, as disks and browsers show them."""
-    value = float(nbytes)
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if abs(value) < 1000 or unit == "GB":
-            if unit == "bytes":
-                return f"{int(value)} bytes"
-            return f"{value:.1f} {unit}" if value < 100 else f"{value:.0f} {unit}"
-        value /= 1000
-    return f"{value:.1f} TB"  # pragma: no cover - the loop returns first
-
-
-def human_duration(seconds: float) -> str:
-    """``75`` -> ``'about 1 min'``; short, rounded, never a false precision."""
-    if seconds < 60:
-        return f"{max(1, round(seconds))} s"
-    if seconds < 3600:
-        return f"about {round(seconds / 60)} min"
-    return f"about {seconds / 3600:.1f} h"
 
 
 def free_bytes(folder: Path) -> int:

@@ -22,13 +22,15 @@ import re
 import shutil
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
-from desktop import downloads, fs
+from desktop import fs
 from desktop.errors import ModelError
-from desktop.hub import Problem, check_file, file_hashes
+from desktop.models import transfers as downloads
+from desktop.models.compat import check_fits_any
+from desktop.models.hub import Problem, check_file, file_hashes
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +46,9 @@ WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 def _root(root: Path | None) -> Path:
     if root is not None:
         return root
-    from desktop.models import ModelStore
+    from desktop import settings
 
-    return ModelStore().root
+    return settings.models_dir()
 
 
 def _catalog_file(root: Path | None = None) -> Path:
@@ -206,18 +208,16 @@ def model_folder(source: Path) -> Path:
     )
 
 
-def check_name(name: str, root: Path | None = None) -> str:
-    """A valid, unused name for an imported model, or a ModelError saying why not."""
-    from desktop.tasks import known_models
-
+def check_name(name: str, root: Path | None = None, reserved: Collection[str] = ()) -> str:
+    """A valid name, used by no imported model and not in ``reserved`` (the tasks' model ids and
+    labels), or a ModelError saying why not."""
     name = name.strip()
     if not _NAME.match(name) or "/" in name:
         raise ModelError(
             f"{name!r} cannot be a model name: use letters, digits, spaces, dots or dashes "
             "(no slash, so it is never mistaken for a Hub id)."
         )
-    taken = {ref.repo for ref in known_models().values()} | {ref.label for ref in known_models().values()}
-    if name in taken or name in imported(root):
+    if name in reserved or name in imported(root):
         raise ModelError(f"There is already a model called {name!r}: choose another name.")
     return name
 
@@ -225,19 +225,20 @@ def check_name(name: str, root: Path | None = None) -> str:
 def import_folder(
     source: Path,
     task: str,
+    kinds: tuple[str, ...],
     name: str | None = None,
     root: Path | None = None,
     progress: Callable[[int, int, str], None] | None = None,
+    reserved: Collection[str] = (),
 ) -> tuple[str, Path]:
-    """Copy the model in ``source`` into the store as ``name`` after checking it fits ``task``."""
-    from desktop.inventory import check_fits_task
-
+    """Copy the model in ``source`` into the store as ``name`` for ``task`` after checking it fits one
+    of the task's ``kinds`` (``desktop.engine.inventory.import_folder`` fills those in)."""
     folder = model_folder(source)
-    name = check_name(name or Path(source).name, root)
+    name = check_name(name or Path(source).name, root, reserved)
     files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
     if not any(p.suffix in WEIGHT_SUFFIXES for p in files):
         raise ModelError(f"The folder {source} has a config.json but no weights (*.safetensors or *.bin).")
-    check_fits_task(task, folder, name)
+    check_fits_any(kinds, folder, name)
     total = sum(p.stat().st_size for p in files)
     base = _root(root)
     downloads.check_space(base, total, name)

@@ -4,7 +4,7 @@ A worksheet declares its size (``<dimension ref="A1:XFD1048576"/>``) and openpyx
 row it returns to that width: a 1.5 KB file could ask for 17 billion cells. Here the declared
 dimension is dropped, rows come lazily from openpyxl's read-only mode, each row keeps only up
 to its last value, the table is as wide as its widest row of values, and the limits of
-``desktop.batchfiles`` are checked as rows come.
+``desktop.batch.reader`` are checked as rows come.
 
 openpyxl also builds each ``<row>`` element whole (already while opening the file), and parses
 some parts (styles, the workbook) whole: a 9 KB file holding one row of two million empty cells
@@ -21,8 +21,8 @@ from typing import IO, Any
 from xml.etree.ElementTree import ParseError
 from xml.parsers import expat
 
-import desktop.batchfiles as limits  # the limits are read when used (tests lower them)
-from desktop.batchfiles import Table, check_size, unique_names, without_blank_tail
+from desktop.batch import table as limits  # the limits are read when used (tests lower them)
+from desktop.batch.table import Table, check_size, unique_names, without_blank_tail
 from desktop.errors import UserError
 
 #: The most a workbook's parts may unpack to, all together (a full 20-million-cell sheet

@@ -3,41 +3,33 @@
 Pure file handling, no model: a file becomes a :class:`Table` (column names,
 rows in file order, warnings a person should read, and per-row notes such as
 "read as cp1252"). A file that is not text is refused, and text is decoded line
-by line (``desktop.batchtext``): UTF-8 with or without a BOM, UTF-16 with its BOM,
+by line (``desktop.batch.text``): UTF-8 with or without a BOM, UTF-16 with its BOM,
 Windows-1252 for lines that are not valid UTF-8 (the warning names the rows).
-Workbooks are read by ``desktop.batchxlsx``. Rows are read one at a time and the
+Workbooks are read by ``desktop.batch.xlsx``. Rows are read one at a time and the
 limits (:data:`MAX_ROWS`, :data:`MAX_COLUMNS`, :data:`MAX_CELLS`) are checked as
 they come, so a file past them is refused before it is built. Writing results
-lives in ``desktop.batchexport``.
+lives in ``desktop.batch.writer``.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import os
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
 
-from desktop.batchtext import TextFile, open_text
+from desktop.batch import table as limits
+from desktop.batch.table import (
+    Table,
+    check_size,
+    list_rows,
+    max_file_bytes,
+    unique_names,
+    without_blank_tail,
+)
+from desktop.batch.text import TextFile, open_text
 from desktop.errors import UserError
 
-R = TypeVar("R")
-
-#: Files larger than this are refused (``PIPEDESK_BATCH_MAX_MB`` overrides).
-MAX_FILE_MB = 100
-#: Rows a file may hold (blank rows at its end do not count).
-MAX_ROWS = 1_000_000
-#: Columns a file may have: wider files are refused, whatever a workbook declares.
-MAX_COLUMNS = 1_000
-#: Rows × columns: what a table holds in memory once every row is padded to its width.
-MAX_CELLS = 20_000_000
-#: Separators one CSV record may hold (quoted or not) before csv is asked to split it.
-SEPARATORS_PER_RECORD = 100 * MAX_COLUMNS
-#: A cell longer than this is cut before any model sees it (and marked in the results).
-MAX_CELL_CHARS = 100_000
 FORMATS = {
     ".csv": "csv",
     ".tsv": "tsv",
@@ -47,73 +39,6 @@ FORMATS = {
     ".ndjson": "jsonl",
     ".txt": "txt",
 }
-#: Column names that usually hold the text to analyse, best first.
-TEXT_NAMES = ("text", "review", "comment", "comments", "content", "body", "message", "sentence", "answer")
-PREVIEW_ROWS = 10
-
-
-@dataclass
-class Table:
-    """A file's rows, in file order, with what went wrong while reading it."""
-
-    name: str
-    format: str
-    columns: list[str]
-    rows: list[list[Any]]
-    warnings: list[str] = field(default_factory=list)
-    notes: dict[int, str] = field(default_factory=dict)  # row index -> note for the results
-
-    def column_index(self, column: str) -> int:
-        """The position of ``column``; UserError listing the columns when there is none."""
-        if column in self.columns:
-            return self.columns.index(column)
-        lowered = [c.lower() for c in self.columns]
-        if column.strip().lower() in lowered:
-            return lowered.index(column.strip().lower())
-        raise UserError(f"{self.name} has no column {column!r}. Its columns are: {', '.join(self.columns)}.")
-
-    def texts(self, column: str) -> list[str]:
-        """The text of every row in ``column`` ('' where empty), cut to ``MAX_CELL_CHARS``."""
-        index = self.column_index(column)
-        out = []
-        for row_number, row in enumerate(self.rows):
-            value = row[index] if index < len(row) else None
-            text = "" if value is None else str(value)
-            if len(text) > MAX_CELL_CHARS:
-                text = text[:MAX_CELL_CHARS]
-                self.add_note(row_number, f"text cut to its first {MAX_CELL_CHARS:,} characters")
-            out.append(text)
-        return out
-
-    def add_note(self, row: int, note: str) -> None:
-        existing = self.notes.get(row)
-        if existing and note in existing:
-            return
-        self.notes[row] = f"{existing}; {note}" if existing else note
-
-    def guess_column(self) -> str:
-        """The column most likely to hold the texts: a usual name, else the longest on average."""
-        lowered = [c.strip().lower() for c in self.columns]
-        for name in TEXT_NAMES:
-            if name in lowered:
-                return self.columns[lowered.index(name)]
-        sample = self.rows[:200]
-
-        def average_length(i: int) -> float:
-            values = [row[i] for row in sample if i < len(row)]
-            texts = [v for v in values if isinstance(v, str)]
-            return sum(len(t) for t in texts) / max(1, len(values))
-
-        return self.columns[max(range(len(self.columns)), key=average_length)]
-
-    def preview(self, rows: int = PREVIEW_ROWS) -> list[list[str]]:
-        """The first ``rows`` rows as short strings, for a table a person glances at."""
-        return [[_short(value) for value in row] for row in self.rows[:rows]]
-
-
-def max_file_bytes() -> int:
-    value = os.environ.get("PIPEDESK_BATCH_MAX_MB", "").strip()
-    return int(float(value) * 1024 * 1024) if value else MAX_FILE_MB * 1024 * 1024
 
 
 def file_format(path: Path) -> str:
@@ -148,7 +73,7 @@ def read_table(path: str | Path, name: str | None = None) -> Table:
             f"{limit / 1024**2:,.0f} MB at a time. Split it into smaller files."
         )
     if fmt == "xlsx":
-        from desktop.batchxlsx import read_xlsx  # imports openpyxl: only when a workbook comes
+        from desktop.batch.xlsx import read_xlsx  # imports openpyxl: only when a workbook comes
 
         table = read_xlsx(path, name)
     else:
@@ -163,57 +88,6 @@ def read_table(path: str | Path, name: str | None = None) -> Table:
 # --- limits -------------------------------------------------------------------------------
 
 
-def check_size(name: str, rows: int, columns: int, cells: int | None = None) -> None:
-    """UserError as soon as a table being read has too many rows, columns or cells
-    (``cells``: rows × columns unless counted otherwise, e.g. the cells a workbook holds).
-
-    Every reader calls this as it adds a row or widens the table, so one rule holds for
-    every format and nothing past a limit is ever built.
-    """
-    if columns > MAX_COLUMNS:
-        raise UserError(
-            f"{name} has more than {MAX_COLUMNS:,} columns; Pipedesk reads up to {MAX_COLUMNS:,}. "
-            "Keep the columns you need (the texts and an id) and try again."
-        )
-    if rows > MAX_ROWS:
-        raise UserError(
-            f"{name} has more than {MAX_ROWS:,} rows; Pipedesk reads up to {MAX_ROWS:,} at a time. "
-            "Split it into smaller files."
-        )
-    if (rows * columns if cells is None else cells) > MAX_CELLS:
-        raise UserError(
-            f"{name} has more than {MAX_CELLS:,} cells (rows × columns); Pipedesk reads up to "
-            f"{MAX_CELLS:,} at a time. Remove the columns you do not need, or split it."
-        )
-
-
-def without_blank_tail(records: Iterable[R], blank: Callable[[R], bool], name: str) -> Iterator[R]:
-    """``records`` without the blank ones at the end, lazily, refusing more than MAX_ROWS.
-
-    A run of blank records is held back until a record with content follows (then they
-    are rows, counted with it) or the records end (then they are dropped). Only blanks
-    that could still become rows are stored, and no more than ``2 * MAX_ROWS`` records
-    are looked at, blank or not: a sheet whose next row is numbered 4,000,000,000 cannot
-    keep the reader busy.
-    """
-    held: list[R] = []
-    waiting = kept = 0
-    for record in records:
-        if blank(record):
-            waiting += 1
-            if kept + waiting <= MAX_ROWS:
-                held.append(record)
-            elif kept + waiting > 2 * MAX_ROWS:
-                check_size(name, kept + waiting, 1)
-            continue
-        check_size(name, kept + waiting + 1, 1)
-        yield from held
-        yield record
-        kept += waiting + 1
-        held.clear()
-        waiting = 0
-
-
 def _warn_fallback(table: Table, rows: set[int]) -> None:
     """Name the rows (-1: the header) that had lines read as cp1252."""
     named = sorted(row for row in rows if 0 <= row < len(table.rows))
@@ -224,21 +98,13 @@ def _warn_fallback(table: Table, rows: set[int]) -> None:
         table.add_note(row, "read as Windows-1252 (not valid UTF-8)")
     where = []
     if named:
-        where.append(f"{'row' if len(named) == 1 else 'rows'} {_list_rows(named)}")
+        where.append(f"{'row' if len(named) == 1 else 'rows'} {list_rows(named)}")
     if header:
         where.insert(0, "the header")
     table.warnings.append(
         f"{table.name} is not all valid UTF-8: {' and '.join(where)} were read as Windows-1252 "
         "(cp1252). Check their accented letters, or save the file as UTF-8."
     )
-
-
-def _list_rows(rows: list[int], shown: int = 10) -> str:
-    """'2, 5 and 9' (1-based), with 'and N more' past ``shown``."""
-    numbers = [f"{r + 1:,}" for r in rows[:shown]]
-    if len(rows) > shown:
-        return f"{', '.join(numbers)} and {len(rows) - shown:,} more"
-    return numbers[0] if len(numbers) == 1 else f"{', '.join(numbers[:-1])} and {numbers[-1]}"
 
 
 # --- text formats -------------------------------------------------------------------------
@@ -266,8 +132,8 @@ class _Feed:
         if fell_back:
             self.fallback.add(self.record - 1)  # record 0 is the header: row -1
         self.separators += line.count(self.delimiter)
-        if self.separators > SEPARATORS_PER_RECORD:
-            check_size(self.name, self.record, MAX_COLUMNS + 1)
+        if self.separators > limits.SEPARATORS_PER_RECORD:
+            check_size(self.name, self.record, limits.MAX_COLUMNS + 1)
         return line
 
     def next_record(self) -> None:
@@ -322,7 +188,7 @@ def _delimited_table(reader: Iterator[list[str]], feed: _Feed, name: str, fmt: s
         check_size(name, number + 1, width)
     if misfits:
         table.warnings.append(
-            f"{'Row' if len(misfits) == 1 else 'Rows'} {_list_rows(misfits)} of {name} "
+            f"{'Row' if len(misfits) == 1 else 'Rows'} {list_rows(misfits)} of {name} "
             f"{'does' if len(misfits) == 1 else 'do'} not have {width} fields like the header: "
             "missing fields were left empty and extra ones dropped."
         )
@@ -392,31 +258,8 @@ def _read_jsonl(source: TextFile, name: str, fmt: str) -> Table:
         row.extend([None] * (width - len(row)))
     if broken:
         table.warnings.append(
-            f"{'Row' if len(broken) == 1 else 'Rows'} {_list_rows(broken)} of {name} "
+            f"{'Row' if len(broken) == 1 else 'Rows'} {list_rows(broken)} of {name} "
             f"{'is' if len(broken) == 1 else 'are'} not a JSON object: left empty in the results."
         )
     _warn_fallback(table, fallback)
     return table
-
-
-def unique_names(names: list[str]) -> list[str]:
-    """Header cells as column names: blanks named 'column N', duplicates numbered."""
-    out: list[str] = []
-    for number, raw in enumerate(names, start=1):
-        base = (raw or "").strip() or f"column {number}"
-        candidate, n = base, 2
-        while candidate in out:
-            candidate, n = f"{base} ({n})", n + 1
-        out.append(candidate)
-    return out
-
-
-def _short(value: Any, limit: int = 200) -> str:
-    text = (
-        ""
-        if value is None
-        else value
-        if isinstance(value, str)
-        else json.dumps(value, ensure_ascii=False, default=str)
-    )
-    return text if len(text) <= limit else text[: limit - 1] + "…"

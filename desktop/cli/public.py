@@ -5,7 +5,7 @@ models folder, the LAN password) only ever listens on loopback; :func:`is_loopba
 and ``pipedesk serve`` asks it. On any other address (or with ``--public``) Pipedesk serves the
 visitors' app instead: ``build_app(runtime.guest(), local=False)``, the task tabs on the models
 installed here (the GUEST policy: nothing is downloaded for a visitor, no folder path is opened),
-served exactly as LAN sharing serves its visitors (:func:`desktop.sharing.serve_visitors`: the
+served exactly as LAN sharing serves its visitors (:func:`desktop.share.controller.serve_visitors`: the
 visitor gate with its sign-in lockout and upload quota, monitoring off, only the app's own error
 words, nothing served outside Gradio's cache). Sign-in is optional: ``--auth USER:PASSWORD`` or
 ``$PIPEDESK_AUTH`` (a Space's secret). The models to serve (``--model``, ``$PIPEDESK_MODELS``) are
@@ -71,7 +71,7 @@ def check_owner_host(host: str) -> None:
 
 def parse_auth(text: str) -> tuple[str, str]:
     """``(user, password)`` from ``USER:PASSWORD``; UserError (never quoting it) when unusable."""
-    from desktop.sharing import check_password
+    from desktop.share.controller import check_password
 
     user, colon, password = text.partition(":")
     if not colon or not user.strip():
@@ -104,8 +104,9 @@ def prepare_models(store: Any, names: list[str], progress: Any = None, say: Say 
     A name must be a task model's label, a Hub id or an imported model's name; anything else, or
     a model no task can use, stops the start-up with a UserError.
     """
-    from desktop import catalog, inventory
-    from desktop.downloads import human_size
+    from desktop.engine import inventory
+    from desktop.fmt import human_size
+    from desktop.models import catalog
 
     for name in names:
         ref = inventory.ref_for(name, store.root)
@@ -128,7 +129,7 @@ def prepare_models(store: Any, names: list[str], progress: Any = None, say: Say 
 
 def ready_report(store: Any) -> list[str]:
     """Lines saying, task by task, which models visitors can use (installed ones only)."""
-    from desktop import inventory
+    from desktop.engine import inventory
     from desktop.models import READY
     from desktop.tasks import TASKS
 
@@ -150,7 +151,7 @@ def ready_report(store: Any) -> list[str]:
 
 def listen_report(host: str, port: int) -> list[str]:
     """Where the server listens, as the addresses people can open (never 127.0.0.1 for 0.0.0.0)."""
-    from desktop.sharing import lan_addresses
+    from desktop.share.controller import lan_addresses
 
     if host in ALL_INTERFACES:
         urls = [f"http://{address}:{port}/" for address in lan_addresses()]
@@ -185,10 +186,11 @@ def serve(
     auth = auth or os.environ.get(AUTH_ENV) or None
     credentials = parse_auth(auth) if auth else None  # refused before anything is downloaded
 
-    from desktop import server, sharing
+    from desktop import server
     from desktop.engine.runtime import Runtime
+    from desktop.share import controller as sharing
+    from desktop.share.gate import VisitorGate
     from desktop.ui.app import build_app
-    from desktop.visitors import VisitorGate
 
     runtime = Runtime(device=device)
     prepare_models(runtime.store, models or [], progress)

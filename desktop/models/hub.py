@@ -13,8 +13,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from desktop import downloads
 from desktop.errors import ModelError
+from desktop.models import transfers as downloads
 from desktop.models.ref import ModelRef
 
 #: Only what the runtime needs: configs, tokenizers, safetensors weights.

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib.metadata
+import json
 import os
 import platform
 import sys
 from typing import Any
 
 from desktop import __version__, logs, paths, settings
+from desktop.cli.common import add_device
 
 PACKAGES = ("torch", "transformers", "gradio", "huggingface_hub", "tokenizers", "pywebview", "platformdirs")
 
@@ -29,7 +32,7 @@ def report(device: str | None = None) -> dict[str, Any]:
         chosen = choose_device(device)
     except UserError as exc:
         chosen = f"unavailable ({exc})"
-    from desktop.inventory import entries
+    from desktop.engine.inventory import entries
     from desktop.models import READY
 
     store = ModelStore()
@@ -75,3 +78,24 @@ def format_report(data: dict[str, Any]) -> str:
     lines += ["", f"Models installed: {len(data['models installed'])}"]
     lines += [f"  {name}" for name in data["models installed"]]
     return "\n".join(lines)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``doctor``."""
+    doctor = sub.add_parser("doctor", help="print versions, device, folders and offline state")
+    doctor.add_argument("--json", action="store_true")
+    add_device(doctor)
+    doctor.set_defaults(func=cmd_doctor)
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Versions, device, folders and offline state: what support asks for first."""
+    data = report(device=args.device)
+    if args.json:
+        print(json.dumps(data, indent=2, default=str))
+    else:
+        print(format_report(data))
+    return 0
+
+
+# --- parser -----------------------------------------------------------------------------

@@ -15,10 +15,11 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from desktop import downloads, paths, settings
-from desktop.downloads import human_size
+from desktop import paths, settings
 from desktop.errors import UserError
-from desktop.models import ModelStore
+from desktop.fmt import human_size
+from desktop.models import transfers as downloads
+from desktop.models.store import ModelStore
 
 #: What a models folder holds; nothing else in it is touched.
 PARTS = ("hub", "manifests", "imported", "catalog.json", "usage.json")

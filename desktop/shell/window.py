@@ -7,7 +7,7 @@ transformers and gradio on the *loader* thread, which then starts the Gradio
 server on 127.0.0.1 and points the window at it. Closing the window ends the GUI
 loop; the main thread then stops sharing and the server (the port is free when
 ``run_app`` returns) and the process exits. SIGTERM, SIGINT and a window destroyed
-by another program end it the same way (:class:`desktop.webview_fixes.WindowGuard`). Without a display, the app says so
+by another program end it the same way (:class:`desktop.shell.qt_patches.WindowGuard`). Without a display, the app says so
 and serves instead, printing the URL.
 """
 
@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from desktop import assets, instance, logs, paths, settings
+from desktop import assets, logs, paths, settings
+from desktop.shell import instance
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,7 @@ class AppState:
         """Stop sharing and the server (main thread, after the window closed or Ctrl+C)."""
         self.closed.set()
         if self.runtime is not None:
-            from desktop import sharing
+            from desktop.share import controller as sharing
 
             sharing.controller(self.runtime).disable()
         if self.server is not None:
@@ -189,7 +190,7 @@ def _start_server(args: argparse.Namespace, state: AppState, claimed: instance.I
     blocks = build_app(state.runtime)
     if state.closed.is_set():
         return
-    # The window's server answers only the window: a per-launch token, kept in a cookie (desktop/gate.py).
+    # The window's server answers only the window: a per-launch token, kept in a cookie (desktop/server/gate.py).
     token = server.new_token() if state.window is not None else None
     state.server = server.start(blocks, host="127.0.0.1", port=getattr(args, "port", None), token=token)
     state.url = state.server.open_url
@@ -314,7 +315,7 @@ def _run_window(args: argparse.Namespace, state: AppState, claimed: instance.Ins
     _prepare_qt()
     import webview
 
-    from desktop import webview_fixes
+    from desktop.shell import qt_patches as webview_fixes
 
     webview.settings["ALLOW_DOWNLOADS"] = True  # Gradio's download buttons save files
     webview.settings["ALLOW_FILE_URLS"] = False

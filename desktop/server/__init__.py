@@ -2,7 +2,7 @@
 
 ``start`` returns at once (``prevent_thread_lock``): uvicorn serves from its own
 background thread while the caller's thread goes on (the window, or a wait
-loop for ``pipedesk serve``). Every server gets :mod:`desktop.gate` in front of it
+loop for ``pipedesk serve``). Every server gets :mod:`desktop.server.gate` in front of it
 (Host and Origin checks; the window's per-launch token when one is given).
 """
 
@@ -18,11 +18,13 @@ from urllib.parse import quote
 
 import gradio as gr
 
-from desktop import gate
+from desktop.server import gate
 
 log = logging.getLogger(__name__)
 
 LOCAL_HOST = "127.0.0.1"
+#: The attribute of a Blocks that holds its launch() look (theme, css, js, favicon...).
+LOOK = "launch_look"
 MAX_UPLOAD = "50mb"
 LOOPBACK_BINDS = ("127.0.0.1", "localhost", "::1")
 #: A request body may exceed the upload limit by this much (multipart headers, form fields).
@@ -37,7 +39,7 @@ def _parse_size(size: str | int) -> int:
 
 
 def new_token() -> str:
-    """A per-launch secret for the window's server (:mod:`desktop.gate`)."""
+    """A per-launch secret for the window's server (:mod:`desktop.server.gate`)."""
     return secrets.token_urlsafe(32)
 
 
@@ -118,11 +120,11 @@ def start(
     ``token``: every request must carry it (the window's server). ``hosts``: which Host names
     the gate answers ("loopback", "lan" or "any"; by default loopback names on a loopback
     address, any name elsewhere, e.g. behind a hosting platform's proxy). ``options`` go to
-    ``launch()``; middleware in ``options["app_kwargs"]`` runs inside the gate.
+    ``launch()``; middleware in ``options["app_kwargs"]`` runs inside the gate. The look (theme,
+    CSS, scripts) comes with the Blocks: whoever builds them sets ``blocks.launch_look``, so this
+    module never needs the UI.
     """
     from starlette.middleware import Middleware
-
-    from desktop.ui.app import launch_options
 
     port = port or free_port(LOCAL_HOST if host in ("0.0.0.0", "") else host)
     if hosts is None:
@@ -148,7 +150,7 @@ def start(
         "ssr_mode": False,
         "pwa": False,
         "mcp_server": False,
-        **launch_options(),
+        **getattr(blocks, LOOK, {}),
     }
     kwargs.update(options)
     kwargs["app_kwargs"] = app_kwargs

@@ -12,9 +12,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from desktop import bundled, catalog
 from desktop.errors import ModelError
-from desktop.models import DAMAGED, READY, ModelStore, looks_like_hub_id
+from desktop.models import DAMAGED, READY, ModelStore, bundled, catalog, looks_like_hub_id
 from desktop.models.ref import ModelRef
 
 #: Where an entry comes from.
@@ -52,6 +51,21 @@ def check_fits_task(task: str, folder: Path, display: str) -> None:
     from desktop.models.compat import check_fits_any
 
     check_fits_any(task_kinds(task), folder, display)
+
+
+def import_folder(
+    source: Path,
+    task: str,
+    name: str | None = None,
+    root: Path | None = None,
+    progress: Any = None,
+) -> tuple[str, Path]:
+    """Copy a model folder in for ``task`` (see ``catalog.import_folder``): it must fit one of the
+    task's kinds, and its name may not be a task model's id or label."""
+    from desktop.tasks import get, known_models
+
+    reserved = {value for ref in known_models().values() for value in (ref.repo, ref.label)}
+    return catalog.import_folder(Path(source), task, get(task).kinds(), name, root, progress, reserved)
 
 
 def guess_task(folder: Path, display: str) -> str:

@@ -21,7 +21,7 @@ from desktop.errors import UserError
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``batch`` and one sub-command per text task (with that task's options)."""
-    from desktop.cli import add_task_options
+    from desktop.cli.common import add_task_options
     from desktop.tasks import TASKS
 
     batch = subparsers.add_parser(
@@ -93,11 +93,11 @@ def cmd_batch(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from desktop import logs
-    from desktop.batch import BatchRun, task_spec
-    from desktop.batch_journal import Journal, file_fingerprint, journal_path
-    from desktop.batchexport import export_format, write_results
-    from desktop.batchfiles import read_table
-    from desktop.cli import terminal_progress
+    from desktop.batch.journal import Journal, file_fingerprint, journal_path
+    from desktop.batch.reader import read_table
+    from desktop.batch.run import BatchRun, task_spec
+    from desktop.batch.writer import export_format, write_results
+    from desktop.cli.common import terminal_progress
     from desktop.engine.runtime import Runtime
 
     logs.setup()
@@ -183,7 +183,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
 
 def _summary(results: dict[int, dict[str, Any]], total: int, output: Path, elapsed: float, run: Any) -> str:
-    from desktop.batch import count_chart, duration
+    from desktop.batch.run import count_chart
+    from desktop.fmt import duration
 
     notes: Counter[str] = Counter()
     for values in results.values():

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from desktop import gate as server_gate
+from desktop.server import gate as server_gate
 
 log = logging.getLogger(__name__)
 

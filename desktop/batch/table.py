@@ -1,0 +1,179 @@
+"""A table read from a file, and the limits every reader checks as rows come in.
+
+The limits are module attributes read when used, so tests (and a future setting) can lower them.
+Pure Python; runs on the caller's thread.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from desktop.errors import UserError
+
+R = TypeVar("R")
+
+#: Files larger than this are refused (``PIPEDESK_BATCH_MAX_MB`` overrides).
+MAX_FILE_MB = 100
+#: Rows a file may hold (blank rows at its end do not count).
+MAX_ROWS = 1_000_000
+#: Columns a file may have: wider files are refused, whatever a workbook declares.
+MAX_COLUMNS = 1_000
+#: Rows × columns: what a table holds in memory once every row is padded to its width.
+MAX_CELLS = 20_000_000
+#: Separators one CSV record may hold (quoted or not) before csv is asked to split it.
+SEPARATORS_PER_RECORD = 100 * MAX_COLUMNS
+#: A cell longer than this is cut before any model sees it (and marked in the results).
+MAX_CELL_CHARS = 100_000
+#: Column names that usually hold the text to analyse, best first.
+TEXT_NAMES = ("text", "review", "comment", "comments", "content", "body", "message", "sentence", "answer")
+PREVIEW_ROWS = 10
+
+
+@dataclass
+class Table:
+    """A file's rows, in file order, with what went wrong while reading it."""
+
+    name: str
+    format: str
+    columns: list[str]
+    rows: list[list[Any]]
+    warnings: list[str] = field(default_factory=list)
+    notes: dict[int, str] = field(default_factory=dict)  # row index -> note for the results
+
+    def column_index(self, column: str) -> int:
+        """The position of ``column``; UserError listing the columns when there is none."""
+        if column in self.columns:
+            return self.columns.index(column)
+        lowered = [c.lower() for c in self.columns]
+        if column.strip().lower() in lowered:
+            return lowered.index(column.strip().lower())
+        raise UserError(f"{self.name} has no column {column!r}. Its columns are: {', '.join(self.columns)}.")
+
+    def texts(self, column: str) -> list[str]:
+        """The text of every row in ``column`` ('' where empty), cut to ``MAX_CELL_CHARS``."""
+        index = self.column_index(column)
+        out = []
+        for row_number, row in enumerate(self.rows):
+            value = row[index] if index < len(row) else None
+            text = "" if value is None else str(value)
+            if len(text) > MAX_CELL_CHARS:
+                text = text[:MAX_CELL_CHARS]
+                self.add_note(row_number, f"text cut to its first {MAX_CELL_CHARS:,} characters")
+            out.append(text)
+        return out
+
+    def add_note(self, row: int, note: str) -> None:
+        existing = self.notes.get(row)
+        if existing and note in existing:
+            return
+        self.notes[row] = f"{existing}; {note}" if existing else note
+
+    def guess_column(self) -> str:
+        """The column most likely to hold the texts: a usual name, else the longest on average."""
+        lowered = [c.strip().lower() for c in self.columns]
+        for name in TEXT_NAMES:
+            if name in lowered:
+                return self.columns[lowered.index(name)]
+        sample = self.rows[:200]
+
+        def average_length(i: int) -> float:
+            values = [row[i] for row in sample if i < len(row)]
+            texts = [v for v in values if isinstance(v, str)]
+            return sum(len(t) for t in texts) / max(1, len(values))
+
+        return self.columns[max(range(len(self.columns)), key=average_length)]
+
+    def preview(self, rows: int = PREVIEW_ROWS) -> list[list[str]]:
+        """The first ``rows`` rows as short strings, for a table a person glances at."""
+        return [[_short(value) for value in row] for row in self.rows[:rows]]
+
+
+def max_file_bytes() -> int:
+    value = os.environ.get("PIPEDESK_BATCH_MAX_MB", "").strip()
+    return int(float(value) * 1024 * 1024) if value else MAX_FILE_MB * 1024 * 1024
+
+
+def check_size(name: str, rows: int, columns: int, cells: int | None = None) -> None:
+    """UserError as soon as a table being read has too many rows, columns or cells
+    (``cells``: rows × columns unless counted otherwise, e.g. the cells a workbook holds).
+
+    Every reader calls this as it adds a row or widens the table, so one rule holds for
+    every format and nothing past a limit is ever built.
+    """
+    if columns > MAX_COLUMNS:
+        raise UserError(
+            f"{name} has more than {MAX_COLUMNS:,} columns; Pipedesk reads up to {MAX_COLUMNS:,}. "
+            "Keep the columns you need (the texts and an id) and try again."
+        )
+    if rows > MAX_ROWS:
+        raise UserError(
+            f"{name} has more than {MAX_ROWS:,} rows; Pipedesk reads up to {MAX_ROWS:,} at a time. "
+            "Split it into smaller files."
+        )
+    if (rows * columns if cells is None else cells) > MAX_CELLS:
+        raise UserError(
+            f"{name} has more than {MAX_CELLS:,} cells (rows × columns); Pipedesk reads up to "
+            f"{MAX_CELLS:,} at a time. Remove the columns you do not need, or split it."
+        )
+
+
+def without_blank_tail(records: Iterable[R], blank: Callable[[R], bool], name: str) -> Iterator[R]:
+    """``records`` without the blank ones at the end, lazily, refusing more than MAX_ROWS.
+
+    A run of blank records is held back until a record with content follows (then they
+    are rows, counted with it) or the records end (then they are dropped). Only blanks
+    that could still become rows are stored, and no more than ``2 * MAX_ROWS`` records
+    are looked at, blank or not: a sheet whose next row is numbered 4,000,000,000 cannot
+    keep the reader busy.
+    """
+    held: list[R] = []
+    waiting = kept = 0
+    for record in records:
+        if blank(record):
+            waiting += 1
+            if kept + waiting <= MAX_ROWS:
+                held.append(record)
+            elif kept + waiting > 2 * MAX_ROWS:
+                check_size(name, kept + waiting, 1)
+            continue
+        check_size(name, kept + waiting + 1, 1)
+        yield from held
+        yield record
+        kept += waiting + 1
+        held.clear()
+        waiting = 0
+
+
+def list_rows(rows: list[int], shown: int = 10) -> str:
+    """'2, 5 and 9' (1-based), with 'and N more' past ``shown``."""
+    numbers = [f"{r + 1:,}" for r in rows[:shown]]
+    if len(rows) > shown:
+        return f"{', '.join(numbers)} and {len(rows) - shown:,} more"
+    return numbers[0] if len(numbers) == 1 else f"{', '.join(numbers[:-1])} and {numbers[-1]}"
+
+
+def unique_names(names: list[str]) -> list[str]:
+    """Header cells as column names: blanks named 'column N', duplicates numbered."""
+    out: list[str] = []
+    for number, raw in enumerate(names, start=1):
+        base = (raw or "").strip() or f"column {number}"
+        candidate, n = base, 2
+        while candidate in out:
+            candidate, n = f"{base} ({n})", n + 1
+        out.append(candidate)
+    return out
+
+
+def _short(value: Any, limit: int = 200) -> str:
+    text = (
+        ""
+        if value is None
+        else value
+        if isinstance(value, str)
+        else json.dumps(value, ensure_ascii=False, default=str)
+    )
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,141 @@
+"""``pipedesk serve``: the app headless, for scripts on this computer, servers, Spaces, containers.
+
+On loopback it is the owner's full app (``--lan`` also shares it on the local network); on any
+other address, or with ``--public``, the visitors' app (:mod:`desktop.cli.public`). Runs on the main
+thread until Ctrl+C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+from desktop.cli.common import add_device, terminal_progress
+from desktop.errors import UserError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``serve``."""
+    serve = sub.add_parser("serve", help="serve the app headless (servers, Spaces, containers)")
+    serve.add_argument(
+        "--host",
+        default=os.environ.get("PIPEDESK_HOST", "127.0.0.1"),
+        help="address to listen on (default 127.0.0.1: the full app; any other address, e.g. 0.0.0.0 "
+        "for every interface, serves the visitors' app)",
+    )
+    serve.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ["PORT"]) if os.environ.get("PORT", "").isdigit() else None,
+        help="port (default: $PORT, else a free port)",
+    )
+    serve.add_argument(
+        "--public",
+        action="store_true",
+        help="serve the visitors' app (tasks on the installed models only) even on 127.0.0.1, e.g. "
+        "behind a reverse proxy; any --host other than 127.0.0.1 always does",
+    )
+    serve.add_argument(
+        "--auth",
+        metavar="USER:PASSWORD",
+        default=None,
+        help="public server: ask visitors to sign in (or set $PIPEDESK_AUTH, which keeps the "
+        "password out of the process list)",
+    )
+    serve.add_argument(
+        "--model",
+        dest="models",
+        metavar="ID",
+        action="append",
+        default=None,
+        help="public server: a model to download at start-up and serve (repeatable; or "
+        "$PIPEDESK_MODELS=ID,ID)",
+    )
+    serve.add_argument(
+        "--lan",
+        action="store_true",
+        help="also share on the local network, password-protected (address and password are printed)",
+    )
+    serve.add_argument(
+        "--token",
+        action="store_true",
+        help="answer only requests that carry a token (printed, or $PIPEDESK_TOKEN) in an X-Pipedesk-Token header",
+    )
+    add_device(serve)
+    serve.set_defaults(func=cmd_serve)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Headless: serve the UI and the HTTP API until interrupted.
+
+    On loopback the owner's full app; on any other address, or with ``--public``, the visitors'
+    app (:mod:`desktop.cli.public`), with optional sign-in and the models to serve downloaded first.
+    """
+    from desktop.cli import public
+
+    if args.public or not public.is_loopback(args.host):
+        for flag, given in (("--lan", args.lan), ("--token", args.token)):
+            if given:
+                raise UserError(
+                    f"{flag} is for the app on this computer (--host 127.0.0.1): a public server "
+                    "serves the visitors' app, and --auth USER:PASSWORD asks for a sign-in."
+                )
+        models = public.named_models(args.models)
+        return public.serve(args.host, args.port, args.device, models, args.auth, terminal_progress())
+    for flag, given in (("--model", args.models), ("--auth", args.auth)):
+        if given:
+            raise UserError(
+                f"{flag} is for a public server (--public, or a --host other than 127.0.0.1); on this "
+                "computer the app downloads a model the first time a task uses it."
+            )
+    return _serve(args.host, args.port, args.device, open_browser=False, lan=args.lan, token=args.token)
+
+
+def _serve(
+    host: str,
+    port: int | None,
+    device: str | None,
+    open_browser: bool,
+    lan: bool = False,
+    token: bool = False,
+) -> int:
+    from desktop import logs
+    from desktop.cli import public
+
+    public.check_owner_host(host)  # the full app listens on loopback only
+    logs.setup(console=True)
+    from desktop import server
+    from desktop.engine.runtime import Runtime
+    from desktop.ui.app import build_app
+
+    runtime = Runtime(device=device)
+    running = None
+    try:  # Ctrl+C during start-up stops as cleanly as Ctrl+C later
+        secret = (os.environ.get("PIPEDESK_TOKEN") or server.new_token()) if token else None
+        running = server.start(build_app(runtime), host=host, port=port, token=secret)
+        print(f"Pipedesk is running at {running.url}  (device: {runtime.device}; Ctrl+C to stop)", flush=True)
+        if secret:
+            print(f"Every request needs the token: header X-Pipedesk-Token: {secret}", flush=True)
+            print(f"  in a browser: {running.open_url}", flush=True)
+        if lan:
+            from desktop.share import controller as sharing
+
+            print(sharing.start_lan(runtime), flush=True)
+        if open_browser:
+            import webbrowser
+
+            webbrowser.open(running.open_url)
+        while True:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        print("Stopping…", file=sys.stderr)
+    finally:
+        if lan:
+            from desktop.share import controller as sharing
+
+            sharing.controller(runtime).disable()
+        if running is not None:
+            running.stop()
+    return 0
