@@ -12,6 +12,7 @@ workers never call ``progress`` themselves.
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import socket
 import threading
@@ -141,6 +142,7 @@ class Transfer:
         from tqdm.auto import tqdm
 
         transfer = self
+        keys = itertools.count()  # one key per file bar of this transfer
 
         class TransferTqdm(tqdm):  # type: ignore[misc]
             """Counts bytes into the transfer; draws nothing (the caller shows progress)."""
@@ -149,7 +151,7 @@ class Transfer:
                 kwargs["disable"] = True
                 super().__init__(*args, **kwargs)
                 self._counts_bytes = kwargs.get("unit") == "B"
-                self._key = id(self)
+                self._key = next(keys)
 
             def update(self, n: float | None = 1) -> None:
                 if transfer.cancel.is_set():

@@ -32,6 +32,7 @@ import secrets
 import shutil
 import socket
 import threading
+import weakref
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -380,7 +381,8 @@ def _is_inside(path: Path, folder: Path) -> bool:
         return False
 
 
-_controllers: dict[int, Sharing] = {}
+#: One controller per runtime, held only as long as the runtime lives (no ids as keys).
+_controllers: weakref.WeakKeyDictionary[Any, Sharing] = weakref.WeakKeyDictionary()
 _controllers_lock = threading.Lock()
 
 
@@ -390,9 +392,9 @@ def controller(runtime: Any, visitors_app: VisitorsApp | None = None) -> Sharing
     ``visitors_app`` (given where the app is assembled) builds the visitors' Blocks.
     """
     with _controllers_lock:
-        found = _controllers.get(id(runtime))
-        if found is None or found.runtime is not runtime:
-            found = _controllers[id(runtime)] = Sharing(runtime)
+        found = _controllers.get(runtime)
+        if found is None:
+            found = _controllers[runtime] = Sharing(runtime)
         if visitors_app is not None:
             found.visitors_app = visitors_app
         return found
