@@ -28,7 +28,8 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from desktop.engine.copies import device_failure, free_device_memory, int8_copy, on_cpu, out_of_memory
+from desktop.engine.copies import device_failure, free_device_memory, on_cpu, out_of_memory
+from desktop.engine.fastcpu import fast_cpu
 from desktop.engine.loaded import Loaded
 from desktop.engine.runtime import Runtime, finish
 from desktop.errors import UserError
@@ -325,7 +326,9 @@ class BatchRun:
                 "Fast CPU mode is for the CPU; the GPU already runs this model in 16-bit precision."
             )
         else:
-            self.loaded = int8_copy(self.loaded)
+            self.loaded, note = fast_cpu(self.loaded)
+            if note:
+                self.notes.append(note)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -7,7 +7,8 @@ kinds of lock, always taken in this order and never the other way round:
   download never blocks other models or inference;
 * the cache lock: a few dict operations (the LRU bounded by a memory budget);
 * the device lock: held only while a task's ``forward`` runs (:meth:`Runtime.infer`), so the
-  device sees one job at a time however many tabs, files or visitors ask.
+  device sees one job at a time however many tabs, files or visitors ask; single requests that
+  wait for it together run as one batch (:mod:`desktop.engine.batcher`), the owner's first.
 
 Tokenizers follow the rule in :mod:`desktop.engine.loaded`.
 """
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from desktop.engine.batcher import GUEST, OWNER, Batcher
 from desktop.engine.device import choose_device, default_budget_bytes, dtype_name
 from desktop.engine.loaded import Loaded, load_model
 from desktop.engine.resolve import Policy, resolve
@@ -76,6 +78,7 @@ class Runtime:
         self._cache_lock = threading.Lock()
         self._load_locks: dict[tuple[str, str], threading.Lock] = {}
         self._device_lock = threading.RLock()
+        self.batcher = Batcher(self.infer)  # concurrent single requests share batches
 
     def guest(self) -> Runtime:
         """This runtime as visitors use it: the same models, cache and device, the GUEST policy."""
@@ -189,7 +192,8 @@ class Runtime:
     ) -> Result:
         """Run ``spec`` once with the API's positional arguments."""
         loaded, prepared, options = self.prepare(spec, args, progress)
-        outputs = self.infer(loaded, lambda: spec.forward(loaded, prepared.pieces, options, stop))
+        priority = GUEST if self.policy is Policy.GUEST else OWNER
+        outputs = self.batcher.forward(loaded, spec, prepared.pieces, options, stop, priority)
         return finish(spec, loaded, prepared, outputs, options)
 
     def stream(

@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 import gradio as gr
 
-from desktop.server import gate
+from desktop.server import gate, sessions
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +137,7 @@ def start(
     )
     app_kwargs = dict(options.pop("app_kwargs", None) or {})
     app_kwargs["middleware"] = [guard, *app_kwargs.get("middleware", [])]
+    sessions.install()  # a REST call no longer builds ~200 block configs it never reads
     blocks.queue(default_concurrency_limit=4)
     kwargs: dict[str, Any] = {
         "server_name": host,

@@ -21,6 +21,9 @@ from desktop.ui.handlers import RunControl, make_handler
 from desktop.ui.widgets import WIDGETS, option_widget
 
 INFERENCE_QUEUE = "inference"
+#: Requests Gradio hands to the engine at once: the engine's device lock runs one batch at a time
+#: and merges the requests that wait together (desktop.engine.batcher).
+CONCURRENT_REQUESTS = 16
 PRIVATE: dict[str, Any] = {"api_visibility": "private"}
 
 
@@ -115,7 +118,7 @@ def build_task_tab(spec: TaskSpec, runtime: Any, status: gr.Markdown, local: boo
         outputs=outputs,
         api_name=spec.id,
         concurrency_id=INFERENCE_QUEUE,
-        concurrency_limit=1,
+        concurrency_limit=CONCURRENT_REQUESTS,
         preprocess=not _takes_raw_files(inputs),
     )
     # Gradio's frontend skips ``.then`` after a failure: ``end`` is chained to both outcomes.

@@ -1,0 +1,150 @@
+"""Requests that wait together run together: one padded batch through a task's ``forward``.
+
+Single requests (a tab, an API call, a visitor) for the same model, task and options queue here.
+When nothing of theirs is on the device, the first waiting request (the owner's before any
+visitor's, then the oldest) runs a batch made of itself and whoever else is waiting, within the
+task's own batch limits; everyone in it gets their own outputs back. Requests that arrive while a
+batch runs wait for the next one, so under load batches fill up by themselves and an idle app
+answers at once (no timer on the fast path). A visitor's batch is kept small, so the owner's next
+request never waits for a long one.
+
+Threads: any (Gradio's workers). One condition variable guards the queues; the batch itself runs
+outside it, under the runtime's device lock.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from desktop.tasks.spec import Piece, Stop, TaskSpec
+
+OWNER, GUEST = 0, 1
+#: A batch that holds a visitor's request carries at most this share of the task's token budget.
+GUEST_BUDGET_SHARE = 0.25
+
+
+@dataclass(eq=False)
+class _Request:
+    pieces: list[Piece]
+    priority: int
+    order: int
+    stop: Stop
+    outputs: list[Any] | None = None
+    error: BaseException | None = None
+    done: bool = False
+
+    @property
+    def tokens(self) -> int:
+        return sum(p.length for p in self.pieces)
+
+
+@dataclass(eq=False)
+class _Queue:
+    waiting: list[_Request] = field(default_factory=list)
+    busy: bool = False
+
+
+class Batcher:
+    """Merges concurrent requests for one (model, task, options) into batches; see the module doc."""
+
+    def __init__(self, run: Callable[[Any, Callable[[], Any]], Any]) -> None:
+        self._run = run  # ``Runtime.infer``: the device lock
+        self._changed = threading.Condition()
+        self._queues: dict[tuple[Any, ...], _Queue] = {}
+        self._order = itertools.count()
+        self.batches = 0  # batches run (tests and benchmarks read it)
+        self.merged = 0  # requests that shared a batch with another
+
+    def forward(
+        self,
+        loaded: Any,
+        spec: TaskSpec,
+        pieces: list[Piece],
+        options: dict[str, Any],
+        stop: Stop = None,
+        priority: int = OWNER,
+    ) -> list[Any]:
+        """``spec.forward`` for ``pieces``, batched with whatever else waits for the same thing."""
+        key = (loaded, spec.id, _options_key(options))
+        request = _Request(pieces, priority, next(self._order), stop)
+        with self._changed:
+            queue = self._queues.setdefault(key, _Queue())
+            queue.waiting.append(request)
+            while True:
+                if request.done:
+                    return _result(request)
+                if not queue.busy and min(queue.waiting, key=_rank) is request:
+                    batch = self._take(queue, loaded, spec, options)
+                    queue.busy = True
+                    break
+                self._changed.wait()
+        try:
+            self._execute(loaded, spec, options, batch)
+        finally:
+            with self._changed:
+                queue.busy = False
+                if not queue.waiting and self._queues.get(key) is queue:
+                    del self._queues[key]
+                self._changed.notify_all()
+        return _result(request)
+
+    def _take(self, queue: _Queue, loaded: Any, spec: TaskSpec, options: dict[str, Any]) -> list[_Request]:
+        """The waiting requests, best first, that fit one batch (the first one always does). Visitors'
+        requests share at most :data:`GUEST_BUDGET_SHARE` of the token budget, whoever leads."""
+        budget, most = spec.batch_limits(loaded.device, loaded)
+        guest_budget = max(1, int(budget * GUEST_BUDGET_SHARE))
+        extra = spec.extra_cost(options)
+        chosen: list[_Request] = []
+        pieces, widest = 0, 0
+        for request in sorted(queue.waiting, key=_rank):
+            count = len(request.pieces)
+            wider = max(widest, *(p.length + extra for p in request.pieces))
+            limit = guest_budget if request.priority == GUEST else budget
+            if chosen and (pieces + count > most or (pieces + count) * wider > limit):
+                continue
+            chosen.append(request)
+            pieces, widest = pieces + count, wider
+        for request in chosen:
+            queue.waiting.remove(request)
+        return chosen
+
+    def _execute(self, loaded: Any, spec: TaskSpec, options: dict[str, Any], batch: list[_Request]) -> None:
+        pieces = [piece for request in batch for piece in request.pieces]
+        stops = [request.stop for request in batch]
+        # A merged batch stops early only when every request in it asked to stop.
+        stop: Stop = None if any(s is None for s in stops) else (lambda: all(s() for s in stops))  # type: ignore[misc]
+        try:
+            outputs = self._run(loaded, lambda: spec.forward(loaded, pieces, options, stop))
+        except BaseException as exc:  # each request re-raises it on its own thread
+            outputs, error = None, exc
+        else:
+            error = None
+        start = 0
+        with self._changed:
+            self.batches += 1
+            if len(batch) > 1:
+                self.merged += len(batch)
+            for request in batch:
+                if error is None:
+                    request.outputs = outputs[start : start + len(request.pieces)]
+                    start += len(request.pieces)
+                request.error, request.done = error, True
+
+
+def _rank(request: _Request) -> tuple[int, int]:
+    return (request.priority, request.order)
+
+
+def _result(request: _Request) -> list[Any]:
+    if request.error is not None:
+        raise request.error
+    assert request.outputs is not None
+    return request.outputs
+
+
+def _options_key(options: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    return tuple(sorted((name, repr(value)) for name, value in options.items()))
