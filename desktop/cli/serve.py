@@ -115,7 +115,8 @@ def _serve(
     try:  # Ctrl+C during start-up stops as cleanly as Ctrl+C later
         secret = (os.environ.get("PIPEDESK_TOKEN") or server.new_token()) if token else None
         running = server.start(build_app(runtime), host=host, port=port, token=secret)
-        print(f"Pipedesk is running at {running.url}  (device: {runtime.device}; Ctrl+C to stop)", flush=True)
+        print(f"Pipedesk is running at {running.url}  (Ctrl+C to stop)", flush=True)
+        runtime.warm_up_in_background()  # torch and transformers load while the page is already usable
         if secret:
             print(f"Every request needs the token: header X-Pipedesk-Token: {secret}", flush=True)
             print(f"  in a browser: {running.open_url}", flush=True)

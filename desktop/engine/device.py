@@ -7,6 +7,16 @@ import os
 from desktop.errors import UserError
 
 
+def check_device_name(requested: str | None) -> str:
+    """``requested`` (or ``PIPEDESK_DEVICE``, or auto) if it names a device kind, else UserError
+    (pure: whether that device exists here is :func:`choose_device`'s question)."""
+    name = (requested or os.environ.get("PIPEDESK_DEVICE") or "auto").strip().lower()
+    head, _, index = name.partition(":")
+    if name in ("auto", "cpu", "cuda", "mps") or (head == "cuda" and index.isdigit()):
+        return name
+    raise UserError(f"Unknown device {name!r}: use auto, cpu, cuda, cuda:N or mps.")
+
+
 def choose_device(requested: str | None = None) -> str:
     """CUDA, then Apple MPS, then the CPU; ``requested`` ('cpu', 'cuda', 'cuda:1', 'mps') overrides."""
     import torch

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from desktop.engine.batcher import GUEST, OWNER, Batcher
-from desktop.engine.device import choose_device, default_budget_bytes, dtype_name
+from desktop.engine.device import check_device_name, choose_device, default_budget_bytes, dtype_name
 from desktop.engine.loaded import Loaded, load_model
 from desktop.engine.resolve import Policy, resolve
 from desktop.models import catalog
@@ -50,7 +50,10 @@ class Status:
     loaded: int = 0
 
     def line(self) -> str:
-        parts = [f"Device: **{self.device.upper()}** ({self.dtype})"]
+        if not self.dtype:  # torch is still loading in the background: nothing has run yet
+            parts = ["Device: chosen when the first model runs (CUDA, Apple MPS or the CPU)"]
+        else:
+            parts = [f"Device: **{self.device.upper()}** ({self.dtype})"]
         if self.model:
             parts.append(f"model: **{self.model}**")
         if self.latency_ms is not None:
@@ -68,17 +71,56 @@ class Runtime:
         store: ModelStore | None = None,
         budget_bytes: int | None = None,
     ) -> None:
-        self.device = choose_device(device)
+        self.requested_device = check_device_name(device)  # a typo is refused now; the rest needs torch
+        self._device: str | None = None
+        self._budget_bytes = budget_bytes
+        self._choosing = threading.Lock()
         self.store = store or ModelStore()
-        self.budget_bytes = budget_bytes or default_budget_bytes(self.device)
         self.policy = Policy.LOCAL
-        self.status = Status(device=self.device, dtype=dtype_name(self.device))
+        self.status = Status(device=self.requested_device, dtype="")
         self.load_count = 0  # models loaded from disk so far (tests and the status line)
         self._cache: OrderedDict[tuple[str, str], Loaded] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._load_locks: dict[tuple[str, str], threading.Lock] = {}
         self._device_lock = threading.RLock()
         self.batcher = Batcher(self.infer)  # concurrent single requests share batches
+
+    @property
+    def device(self) -> str:
+        """The device models run on, chosen on first use (choosing imports torch: the UI does not wait
+        for it at start-up)."""
+        if self._device is None:
+            with self._choosing:
+                if self._device is None:
+                    device = choose_device(self.requested_device)
+                    self.budget_bytes = self._budget_bytes or default_budget_bytes(device)
+                    self.status.device, self.status.dtype = device, dtype_name(device)
+                    self._device = device
+        return self._device
+
+    def warm_up(self) -> None:
+        """Import what the first request needs (torch, transformers) and choose the device: run on a
+        background thread once the page is served, so the first answer does not wait for imports."""
+        started = time.perf_counter()
+        device = self.device
+        import transformers  # noqa: F401
+
+        from desktop.engine import loaded as _loaded  # noqa: F401
+
+        log.info("Warmed up in %.1fs (device %s)", time.perf_counter() - started, device)
+
+    def warm_up_in_background(self) -> threading.Thread:
+        """:meth:`warm_up` on a daemon thread (errors are logged: the first request reports them)."""
+
+        def work() -> None:
+            try:
+                self.warm_up()
+            except Exception:
+                log.exception("Warming up failed; the first request will say why")
+
+        thread = threading.Thread(target=work, name="warm-up", daemon=True)
+        thread.start()
+        return thread
 
     def guest(self) -> Runtime:
         """This runtime as visitors use it: the same models, cache and device, the GUEST policy."""
@@ -148,6 +190,7 @@ class Runtime:
 
     def _evict(self) -> None:
         """Drop least recently used models until the rest fit the budget (the newest always stays)."""
+        self.device  # noqa: B018  (the budget is known once the device is)
         while len(self._cache) > 1 and self.memory_in_use() > self.budget_bytes:
             _key, old = self._cache.popitem(last=False)
             log.info("Unloading %s to stay within the memory budget", old.display)

@@ -196,10 +196,8 @@ def _start_server(args: argparse.Namespace, state: AppState, claimed: instance.I
     state.url = state.server.open_url
     claimed.publish(url=state.url)
     log.info("Ready in %.1fs at %s", time.perf_counter() - started, state.server.url)
-    print(
-        f"Pipedesk is running at {state.url}  (device: {state.runtime.device}; log: {logs.log_file()})",
-        flush=True,
-    )
+    print(f"Pipedesk is running at {state.url}  (log: {logs.log_file()})", flush=True)
+    state.runtime.warm_up_in_background()  # torch and transformers load while the page is usable
 
 
 # --- the window ---------------------------------------------------------------------------

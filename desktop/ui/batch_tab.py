@@ -184,9 +184,10 @@ def build(runtime: Runtime, context: Any) -> None:
                     elem_id="batch-model",
                 )
                 fast = gr.Checkbox(
-                    label="Fast CPU mode (int8 weights: faster, nearly the same results; classification and NER)",
+                    label="Fast CPU mode (int8 weights where this processor runs them faster; "
+                    "classification and NER)",
                     value=settings.load().fast_cpu,
-                    visible=runtime.device == "cpu",
+                    visible=False,  # shown once the device is known to be the CPU (torch loads late)
                 )
                 with gr.Row():
                     run = gr.Button("Run", variant="primary", elem_id="batch-run")
@@ -304,10 +305,12 @@ def build(runtime: Runtime, context: Any) -> None:
             lambda task_id: model_update(runtime, task_id, None, local), inputs=task, outputs=model, **private
         )
         tab.select(
-            lambda task_id, current: model_update(runtime, task_id, current, local),
+            lambda task_id, current: (
+                model_update(runtime, task_id, current, local),
+                gr.update(visible=runtime.device == "cpu"),
+            ),
             inputs=[task, model],
-            outputs=model,
-            queue=False,
+            outputs=[model, fast],
             **private,
         )
         running = run.click(
