@@ -28,8 +28,8 @@ class Settings:
     device: str = "auto"
     fast_cpu: bool = False
     window: dict[str, int] | None = None
-    last_models: dict[str, str] | None = None
-    fast_cpu_speedups: dict[str, float] | None = None  # int8 vs fp32, measured once per processor  # the model last used in each task tab, by task id
+    last_models: dict[str, str] | None = None  # the model last used in each task tab, by task id
+    fast_cpu_speedups: dict[str, float] | None = None  # int8 against fp32, measured once per processor
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
