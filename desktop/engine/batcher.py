@@ -51,8 +51,9 @@ class _Queue:
 class Batcher:
     """Merges concurrent requests for one (model, task, options) into batches; see the module doc."""
 
-    def __init__(self, run: Callable[[Any, Callable[[], Any]], Any]) -> None:
+    def __init__(self, run: Callable[[Any, Callable[[], Any]], Any], merge: bool = True) -> None:
         self._run = run  # ``Runtime.infer``: the device lock
+        self.merge = merge  # False: one request per batch (benchmarks compare the two)
         self._changed = threading.Condition()
         self._queues: dict[tuple[Any, ...], _Queue] = {}
         self._order = itertools.count()
@@ -101,6 +102,8 @@ class Batcher:
         chosen: list[_Request] = []
         pieces, widest = 0, 0
         for request in sorted(queue.waiting, key=_rank):
+            if chosen and not self.merge:
+                break
             count = len(request.pieces)
             wider = max(widest, *(p.length + extra for p in request.pieces))
             limit = guest_budget if request.priority == GUEST else budget

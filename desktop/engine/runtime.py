@@ -70,6 +70,7 @@ class Runtime:
         device: str | None = None,
         store: ModelStore | None = None,
         budget_bytes: int | None = None,
+        batch_requests: bool = True,
     ) -> None:
         self.requested_device = check_device_name(device)  # a typo is refused now; the rest needs torch
         self._device: str | None = None
@@ -83,7 +84,7 @@ class Runtime:
         self._cache_lock = threading.Lock()
         self._load_locks: dict[tuple[str, str], threading.Lock] = {}
         self._device_lock = threading.RLock()
-        self.batcher = Batcher(self.infer)  # concurrent single requests share batches
+        self.batcher = Batcher(self.infer, merge=batch_requests)  # concurrent requests share batches
 
     @property
     def device(self) -> str:
