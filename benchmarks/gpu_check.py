@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))  # for desktop and tests.support
 os.environ.setdefault("PIPEDESK_HOME", tempfile.mkdtemp(prefix="pipedesk-gpu-"))
 
 import desktop  # noqa: E402,F401  (sets the environment first)
@@ -24,16 +24,16 @@ import desktop  # noqa: E402,F401  (sets the environment first)
 
 def main() -> int:
     import torch
-    from tiny_models import build_all
 
     from desktop.engine.runtime import Runtime
     from desktop.tasks import TASKS
+    from tests.support.tiny_models import cached_models
 
     target = sys.argv[1] if len(sys.argv) > 1 else "cuda"  # "cpu" dry-runs the script itself
     if target.startswith("cuda") and not torch.cuda.is_available():
         print("No CUDA GPU here: nothing to check.")
         return 0
-    models = build_all(Path(tempfile.mkdtemp(prefix="tiny-")))
+    models = cached_models()
     m = {repo.split("/")[-1]: str(path) for repo, path in models.items()}
     from PIL import Image
 

@@ -121,17 +121,9 @@ def build_model(tiny: bool, workdir: Path) -> Path:
         from batch import build_model as distilbert_size
 
         return distilbert_size(workdir / "distilbert-size")
-    sys.path.insert(0, str(ROOT / "tests"))
-    import hashlib
+    from tests.support.tiny_models import SST2, cached_models
 
-    from tiny_models import SST2, build_all
-
-    digest = hashlib.sha256((ROOT / "tests" / "tiny_models.py").read_bytes()).hexdigest()[:12]
-    cached = ROOT / "tests" / ".artifacts" / f"tiny-models-{digest}"  # what the tests' fixture built
-    if (cached / ".complete").exists():
-        index = dict(line.split("\t") for line in (cached / "index.txt").read_text().splitlines())
-        return cached / index[SST2]
-    return build_all(workdir / "tiny")[SST2]
+    return cached_models()[SST2]
 
 
 # --- Pipedesk's own API, used only here (written against commit f69d2a5) ---------------------

@@ -225,7 +225,7 @@ def smoke_test(folder: Path, models: Path, timeout: float = 900) -> int:
     """Run ``Pipedesk --smoke-test`` offline with the models in ``models`` put into the app meanwhile.
 
     For CI: the app that is shipped carries no test models, so the tiny ones
-    (``owner--name`` folders, as tests/tiny_models.py writes them) are copied into
+    (``owner--name`` folders, as tests/support/tiny_models.py writes them) are copied into
     the bundle's ``models`` folder for the run and removed afterwards. The report
     is printed from the log file too: a windowed build has no stdout.
     """

@@ -4,7 +4,8 @@
 
 Writes assets/screenshot.png (Sentiment), assets/screenshot-batch.png (a file analysed) and
 assets/screenshot-models.png (the model manager). Everything stays on 127.0.0.1: the models are
-built by tests/tiny_models.py and served by tests/hub_server.py, as in the test suite.
+built by tests/support/tiny_models.py (cached as for the test suite) and served by
+tests/support/hub_server.py.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 HOME = Path(tempfile.mkdtemp(prefix="pipedesk-shots-"))
 os.environ["PIPEDESK_HOME"] = str(HOME)
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))  # for tests.support
 
 REVIEWS = [
     "I love this product! It works exactly as described.",
@@ -31,11 +32,12 @@ REVIEWS = [
 
 
 def main() -> None:
-    from hub_server import HubServer
     from playwright.sync_api import sync_playwright
-    from tiny_models import build_all
 
-    models = build_all(HOME / "tiny-models")
+    from tests.support.hub_server import HubServer
+    from tests.support.tiny_models import cached_models
+
+    models = cached_models()
     with HubServer(models) as hub:
         os.environ["HF_ENDPOINT"] = hub.url
         from desktop import server

@@ -1,18 +1,20 @@
-"""Shared fixtures: tiny real models, a local Hub server, a running app, a browser.
+"""Shared fixtures: tiny real models, a local Hub server, a running app, a browser, an X display.
 
-Nothing here reaches the internet: models are built by ``tiny_models`` in
-seconds and served under their real Hub ids by ``hub_server`` on 127.0.0.1,
-and the real huggingface_hub client downloads them from there.
+Nothing here reaches the internet: models are built by ``tests.support.tiny_models``
+in seconds and served under their real Hub ids by ``tests.support.hub_server`` on
+127.0.0.1, and the real huggingface_hub client downloads them from there. Plain
+helpers (paths, ``need``, ``cli_env``, ``run_cli``, page and window drivers) live in
+``tests.support``; tests import them from there, never from another test file.
 """
 
 from __future__ import annotations
 
-import hashlib
+import ctypes
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,40 +27,15 @@ for _var in ("HF_HUB_OFFLINE", "HF_TOKEN", "PIPEDESK_DEVICE", "PIPEDESK_MEMORY_B
     os.environ.pop(_var, None)
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from hub_server import HubServer  # noqa: E402
-from tiny_models import build_all  # noqa: E402
-
-ROOT = Path(__file__).resolve().parent.parent
-ARTIFACTS = Path(__file__).parent / ".artifacts"
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-
-
-def need(condition: bool, reason: str) -> None:
-    """Skip with ``reason`` when ``condition`` is false; fail instead under CI=true."""
-    if condition:
-        return
-    if IN_CI:
-        pytest.fail(f"required in CI: {reason}")
-    pytest.skip(reason)
+from tests.support import CHROMIUM, CHROMIUM_ARGS, need  # noqa: E402
+from tests.support.hub_server import HubServer  # noqa: E402
+from tests.support.tiny_models import cached_models  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def tiny_models() -> dict[str, Path]:
     """Tiny real models under their real Hub ids, built once (cached by the builder's hash)."""
-    digest = hashlib.sha256((Path(__file__).parent / "tiny_models.py").read_bytes()).hexdigest()[:12]
-    target = ARTIFACTS / f"tiny-models-{digest}"
-    done = target / ".complete"
-    if not done.exists():
-        shutil.rmtree(target, ignore_errors=True)
-        built = build_all(target)
-        (target / "index.txt").write_text(
-            "\n".join(f"{repo}\t{path.name}" for repo, path in built.items()), encoding="utf-8"
-        )
-        done.touch()
-    index = (target / "index.txt").read_text(encoding="utf-8").splitlines()
-    return {repo: target / name for repo, name in (line.split("\t") for line in index)}
+    return cached_models()
 
 
 @pytest.fixture(scope="session")
@@ -112,41 +89,6 @@ def client(app_server):
     return Client(app_server.url, verbose=False, download_files=False)
 
 
-def cli_env(home: Path, hub: HubServer | None = None, **extra: str) -> dict[str, str]:
-    """The environment for running ``pipedesk`` as a subprocess in a test."""
-    env = dict(os.environ)
-    env["PIPEDESK_HOME"] = str(home)
-    if hub is not None:
-        env["HF_ENDPOINT"] = hub.url
-    env.update(extra)
-    return env
-
-
-def run_cli(*args: str, env: dict[str, str], timeout: float = 240, stdin: str | None = None):
-    """Run ``python -m desktop ARGS`` and return the CompletedProcess."""
-    return subprocess.run(
-        [sys.executable, "-m", "desktop", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        input=stdin,
-        cwd=ROOT,
-    )
-
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
 @pytest.fixture(scope="session")
 def playwright_session():
     """One Playwright for the whole session (its sync API cannot run twice at once)."""
@@ -165,3 +107,42 @@ def browser(playwright_session):
     instance = playwright_session.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
     yield instance
     instance.close()
+
+
+@pytest.fixture(scope="module")
+def display() -> Iterator[str]:
+    """A private X display (Xvfb picks a free number and tells us through a pipe)."""
+    for tool in ("Xvfb", "xdotool", "import"):
+        need(shutil.which(tool) is not None, f"{tool} is not installed (Debian: xvfb, xdotool, imagemagick)")
+    try:
+        ctypes.CDLL("libX11.so.6")
+    except OSError:
+        need(False, "libX11 is not installed (Debian: libx11-6)")
+    read, write = os.pipe()
+    xvfb = subprocess.Popen(
+        ["Xvfb", "-displayfd", str(write), "-screen", "0", "1280x900x24", "-nolisten", "tcp"],
+        pass_fds=(write,),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        number = pipe.readline().strip()
+    assert number.isdigit(), "Xvfb did not start"
+    # Ready means a client can connect (on a loaded machine the socket can lag the pipe).
+    deadline = time.monotonic() + 20
+    while True:
+        assert xvfb.poll() is None, "Xvfb exited right after starting"
+        probe = subprocess.run(
+            ["xdotool", "getdisplaygeometry"],
+            env={**os.environ, "DISPLAY": f":{number}"},
+            capture_output=True,
+            timeout=10,
+        )
+        if probe.returncode == 0:
+            break
+        assert time.monotonic() < deadline, f"display :{number} never accepted a connection"
+        time.sleep(0.2)
+    yield f":{number}"
+    xvfb.terminate()
+    xvfb.wait(timeout=10)

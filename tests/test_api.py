@@ -74,7 +74,7 @@ def test_classify_text_and_image(client, tmp_path):
 
 
 def test_translate_and_summarize(client):
-    from tiny_models import ARTICLES, PARALLEL
+    from tests.support.tiny_models import ARTICLES, PARALLEL
 
     english, french, german = PARALLEL[0]  # sentences the tiny Marian models learned by heart
     assert client.predict(english, "Helsinki-NLP/opus-mt-en-fr", api_name="/translate") == french

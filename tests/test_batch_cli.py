@@ -10,10 +10,10 @@ import sys
 import time
 
 import pandas as pd
-from conftest import ROOT, cli_env, run_cli
 
 from desktop.cli import main
 from desktop.tasks import TASKS
+from tests.support import ROOT, cli_env, run_cli
 
 REVIEWS = [
     "I love this product!",

@@ -10,6 +10,7 @@ import pytest
 
 from desktop.engine import inventory
 from desktop.tasks import TASKS
+from tests.support.pages import choose, new_page
 
 pytestmark = pytest.mark.browser
 
@@ -24,15 +25,10 @@ REVIEWS = [
 
 
 def _page(browser, url: str, width: int = 1280):
-    context = browser.new_context(viewport={"width": width, "height": 1000}, accept_downloads=True)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    context, page = new_page(browser, width, 1000, accept_downloads=True)
     page.goto(url)
     page.get_by_role("tab", name="Batch", exact=True).click()
     page.locator("#batch-run").wait_for(state="visible", timeout=60_000)
-    page.console_errors = errors  # type: ignore[attr-defined]
     return context, page
 
 
@@ -44,9 +40,8 @@ def page(browser, app_server):
 
 
 def _choose(page, box: str, option: str | re.Pattern[str]) -> None:
-    """Open a dropdown and click one of its options, as a person does."""
-    page.locator(f"{box} input").click()
-    page.get_by_role("option", name=option).click()
+    """Open the dropdown ``box`` and click one of its options, as a person does."""
+    choose(page, page.locator(f"{box} input"), option)
 
 
 def _upload(page, path) -> None:

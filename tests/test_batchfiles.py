@@ -16,12 +16,12 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
 
 import desktop.batch.table as batchfiles
 from desktop.batch.reader import read_table
 from desktop.batch.writer import write_results
 from desktop.errors import UserError
+from tests.support import ROOT
 
 
 def write(path, data: bytes):

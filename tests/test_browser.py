@@ -7,22 +7,18 @@ from urllib.parse import urlsplit
 import pytest
 
 from desktop.tasks import TASKS
+from tests.support.pages import new_page
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
 def page(browser, app_server):
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    context, page = new_page(browser)
     hosts: set[str] = set()
     page.on("request", lambda request: hosts.add(urlsplit(request.url).hostname or ""))
     page.goto(app_server.url)
     page.get_by_role("tab", name="Sentiment", exact=True).wait_for(timeout=60_000)
-    page.console_errors = errors  # type: ignore[attr-defined]
     page.hosts = hosts  # type: ignore[attr-defined]
     yield page
     context.close()

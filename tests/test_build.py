@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ARTIFACTS, IN_CI, ROOT, need
-from test_window import display  # noqa: F401  (the Xvfb fixture)
+
+from tests.support import ARTIFACTS, IN_CI, ROOT, need
 
 SST2 = "distilbert/distilbert-base-uncased-finetuned-sst-2-english"
 BUILD_TIMEOUT = 1200  # seconds; about 4 minutes on an idle 2-core machine, far more on a busy one
@@ -262,11 +262,10 @@ def test_packaged_app_runs_with_no_stdout_or_stderr(packaged_app, tmp_path):
 
 @pytest.mark.build
 @pytest.mark.timeout(BUILD_TIMEOUT + 300)
-def test_packaged_app_window_shows_the_ui_under_xvfb_and_closes(packaged_app, display, tmp_path):  # noqa: F811
+def test_packaged_app_window_shows_the_ui_under_xvfb_and_closes(packaged_app, display, tmp_path):
     """Double-click start of the built app: the Qt window shows the Gradio UI; closing it ends the app."""
-    from test_window import TITLE, DevTools, close_window, find_window, refused, screenshot
-
     from desktop import server
+    from tests.support.window_driver import TITLE, DevTools, close_window, find_window, refused, screenshot
 
     devtools = server.free_port()
     env = _app_env(tmp_path, DISPLAY=display, QTWEBENGINE_REMOTE_DEBUGGING=f"127.0.0.1:{devtools}")

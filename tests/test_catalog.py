@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import cli_env, run_cli
 
 from desktop import paths
 from desktop.models import catalog
+from tests.support import cli_env, run_cli
 
 DAMAGED = b'{"imported": {"my-model": {"path": "imported/my-model", "task": "sentiment"'  # cut short
 

@@ -10,7 +10,7 @@ import sys
 import time
 import urllib.request
 
-from conftest import ROOT, cli_env, run_cli
+from tests.support import ROOT, cli_env, run_cli
 
 SST2 = "distilbert/distilbert-base-uncased-finetuned-sst-2-english"
 

@@ -20,7 +20,6 @@ import time
 import httpx
 import pytest
 import yaml
-from conftest import ROOT, cli_env, run_cli
 from packaging.requirements import Requirement
 
 from desktop.cli import public
@@ -28,6 +27,7 @@ from desktop.cli import serve as serve_command
 from desktop.errors import UserError
 from desktop.server import free_port
 from desktop.share import controller as sharing
+from tests.support import ROOT, cli_env, run_cli
 
 SST2 = "distilbert/distilbert-base-uncased-finetuned-sst-2-english"
 STARS = "nlptown/bert-base-multilingual-uncased-sentiment"

@@ -21,11 +21,11 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from conftest import ROOT, cli_env
 
 from desktop import server
 from desktop.server import gate
 from desktop.share import controller as sharing
+from tests.support import ROOT, cli_env
 
 SST2 = "distilbert/distilbert-base-uncased-finetuned-sst-2-english"
 EVIL = "http://rebind.attacker.example"
@@ -394,7 +394,7 @@ def public_namespace():
     there fetches from "the internet" stays inside the namespace."""
     import shutil
 
-    from conftest import need
+    from tests.support import need
 
     need(shutil.which("ip") is not None, "iproute2 (ip) is not installed")
     name = f"pdssrf{os.getpid()}"

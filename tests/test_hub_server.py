@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hub_server import HubServer, patch_hub_endpoint
 from huggingface_hub import HfApi, constants, file_download, hf_hub_download, snapshot_download
 from huggingface_hub.errors import (
     EntryNotFoundError,
@@ -23,7 +22,9 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 from huggingface_hub.utils import httpx
-from tiny_models import GPT2, SST2
+
+from tests.support.hub_server import HubServer, patch_hub_endpoint
+from tests.support.tiny_models import GPT2, SST2
 
 
 class _NoSleep:

@@ -22,9 +22,6 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from conftest import ROOT, cli_env
-from hub_server import HubServer, wait_for
-from tiny_models import GPT2, SST2, STARS
 
 from desktop import settings
 from desktop.engine import inventory
@@ -34,6 +31,9 @@ from desktop.models import transfers as downloads
 from desktop.models.ref import ModelRef
 from desktop.models.transfers import DownloadCancelled
 from desktop.tasks import TASKS
+from tests.support import ROOT, cli_env
+from tests.support.hub_server import HubServer, wait_for
+from tests.support.tiny_models import GPT2, SST2, STARS
 
 SST2_REF = TASKS["sentiment"].default_model
 OFFLINE = "is not downloaded yet and this computer is offline: connect once, or import it from a folder"

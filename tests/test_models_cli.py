@@ -9,12 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import ROOT, cli_env, run_cli
-from hub_server import HubServer, wait_for
-from tiny_models import GPT2, SST2, STARS
-
 from desktop.models import ModelStore
 from desktop.tasks import TASKS
+from tests.support import ROOT, cli_env, run_cli
+from tests.support.hub_server import HubServer, wait_for
+from tests.support.tiny_models import GPT2, SST2, STARS
 
 STARS_REF = TASKS["sentiment"].alternatives[0]
 

@@ -12,12 +12,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hub_server import HubServer
-from tiny_models import GPT2, SST2, STARS
 
 from desktop import settings
 from desktop.models import ModelStore
 from desktop.tasks import TASKS
+from tests.support.hub_server import HubServer
+from tests.support.tiny_models import GPT2, SST2, STARS
 
 pytestmark = pytest.mark.browser
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import re
 
-from conftest import ROOT
-
 from desktop.tasks import TASKS
 from desktop.ui.handlers import public_parameters
+from tests.support import ROOT
 
 
 def _commands() -> list[str]:

@@ -22,12 +22,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import ROOT, cli_env, need
 
 from desktop import paths, server
 from desktop.errors import UserError
 from desktop.share import controller as sharing
 from desktop.tasks import TASKS
+from tests.support import ROOT, cli_env, need
 
 SST2 = "distilbert/distilbert-base-uncased-finetuned-sst-2-english"
 VISITOR = "127.0.0.2"
@@ -347,7 +347,7 @@ def test_the_password_is_kept_across_restarts(runtime):
 @pytest.mark.browser
 def test_the_sharing_tab_switches_sharing_and_shows_the_banner(browser, app_server, share):
     """Driven as a person would: the tab, the box, the address shown, then the box again."""
-    from conftest import ARTIFACTS
+    from tests.support import ARTIFACTS
 
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     try:

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from desktop.tasks import TASKS
+from tests.support.pages import choose_model, message, new_page, output_text, panel, run_and_wait
 
 pytestmark = pytest.mark.browser
 
@@ -19,57 +19,11 @@ ARTICLE = (
 
 @pytest.fixture
 def page(browser, app_server):
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    context, page = new_page(browser)
     page.goto(app_server.url)
     page.get_by_role("tab", name="Sentiment", exact=True).wait_for(timeout=60_000)
-    page.console_errors = errors  # type: ignore[attr-defined]
     yield page
     context.close()
-
-
-def panel(page, task: str):
-    """The tab panel of ``task``, after clicking its tab."""
-    page.get_by_role("tab", name=TASKS[task].title, exact=True).click()
-    page.locator(f"#run-{task}").wait_for(state="visible", timeout=20_000)
-    return page.locator(f"#run-{task}").locator("xpath=ancestor::div[contains(@class,'tabitem')]").first
-
-
-def choose_model(page, tab, option: str | re.Pattern[str]) -> None:
-    tab.get_by_label("Model").first.click()
-    page.get_by_role("option", name=option).click()
-
-
-def runs_done(page, task: str) -> int:
-    marks = page.locator(f"#message-{task} [data-runs]")
-    return int(marks.first.get_attribute("data-runs")) if marks.count() else 0
-
-
-def run_and_wait(page, task: str, timeout: float = 120_000, key: str | None = None) -> None:
-    """Press Run (or ``key`` in the focused box) and wait until that run has finished."""
-    before = runs_done(page, task)
-    if key:
-        page.keyboard.press(key)
-    else:
-        page.locator(f"#run-{task}").click()
-    page.wait_for_function(
-        "([task, n]) => Number(document.querySelector(`#message-${task} [data-runs]`)?.dataset.runs || 0) > n",
-        arg=[task, before],
-        timeout=timeout,
-    )
-    page.locator(f"#run-{task}").wait_for(state="visible", timeout=timeout)
-
-
-def output_text(tab, label: str) -> str:
-    """The text of the output box titled ``label`` (output boxes are read-only: found by their title)."""
-    return tab.locator("div.block").filter(has_text=label).locator("textarea").last.input_value()
-
-
-def message(page, task: str) -> str:
-    return page.locator(f"#message-{task}").inner_text().strip()
 
 
 def test_sentiment_with_a_chosen_model_shows_every_class(page):

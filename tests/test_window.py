@@ -1,6 +1,6 @@
 """The desktop app for real: a Qt window under Xvfb, one instance at a time, no-display fallback.
 
-The window is driven like a user would (``window_driver``): xdotool finds,
+The window is driven like a user would (``tests.support.window_driver``): xdotool finds,
 resizes, closes and destroys it, ImageMagick screenshots it, the page inside is
 read through QtWebEngine's own DevTools port, and signals come as from a
 terminal or a service manager.
@@ -9,23 +9,24 @@ terminal or a service manager.
 from __future__ import annotations
 
 import csv
-import ctypes
 import io
 import json
-import os
-import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from conftest import ARTIFACTS, ROOT, cli_env, need
-from tiny_models import VIT
-from window_driver import (
+
+from desktop import server
+from desktop.shell import instance, window
+from tests.support import ARTIFACTS, ROOT, cli_env, need
+from tests.support.pages import message, panel, run_and_wait
+from tests.support.tiny_models import VIT
+from tests.support.window_driver import (
+    TITLE,
     App,
     DevTools,
     close_window,
@@ -37,55 +38,7 @@ from window_driver import (
     xdotool,
 )
 
-from desktop import server
-from desktop.shell import instance, window
-
 pytestmark = pytest.mark.window
-
-TITLE = "^Pipedesk$"
-
-
-# --- helpers ------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def display() -> Iterator[str]:
-    """A private X display (Xvfb picks a free number and tells us through a pipe)."""
-    for tool in ("Xvfb", "xdotool", "import"):
-        need(shutil.which(tool) is not None, f"{tool} is not installed (Debian: xvfb, xdotool, imagemagick)")
-    try:
-        ctypes.CDLL("libX11.so.6")
-    except OSError:
-        need(False, "libX11 is not installed (Debian: libx11-6)")
-    read, write = os.pipe()
-    xvfb = subprocess.Popen(
-        ["Xvfb", "-displayfd", str(write), "-screen", "0", "1280x900x24", "-nolisten", "tcp"],
-        pass_fds=(write,),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    os.close(write)
-    with os.fdopen(read) as pipe:
-        number = pipe.readline().strip()
-    assert number.isdigit(), "Xvfb did not start"
-    # Ready means a client can connect (on a loaded machine the socket can lag the pipe).
-    deadline = time.monotonic() + 20
-    while True:
-        assert xvfb.poll() is None, "Xvfb exited right after starting"
-        probe = subprocess.run(
-            ["xdotool", "getdisplaygeometry"],
-            env={**os.environ, "DISPLAY": f":{number}"},
-            capture_output=True,
-            timeout=10,
-        )
-        if probe.returncode == 0:
-            break
-        assert time.monotonic() < deadline, f"display :{number} never accepted a connection"
-        time.sleep(0.2)
-    yield f":{number}"
-    xvfb.terminate()
-    xvfb.wait(timeout=10)
-
 
 # --- the window ---------------------------------------------------------------------------
 
@@ -270,8 +223,6 @@ def test_the_main_flows_work_inside_the_window_as_in_chromium(
     as ``test_task_tabs``/``test_batch_tab`` do in Chromium: by label and role, typing, uploading,
     clicking Run, reading what is shown; the export is saved through the window's Save dialog."""
     from contextlib import nullcontext
-
-    from test_task_tabs import message, panel, run_and_wait
 
     devtools_port = server.free_port()
     env = cli_env(

@@ -5,7 +5,10 @@ safetensors weights, plus tokenizer or image processor) and returns a mapping
 from the *real* Hub repo id to that folder, ready to be served by
 ``hub_server.HubServer`` or loaded directly with the Auto classes. About 6-7 s
 on one CPU thread, plus ~3 s the first time transformers imports the model
-classes.
+classes. ``cached_models()`` builds them once into
+``tests/.artifacts/tiny-models-<hash of this file>`` and reuses that folder
+afterwards: the tests' ``tiny_models`` fixture, build/screenshots.py and the
+benchmarks all call it. Run as a script, it builds into a folder you name.
 
 * ``distilbert/distilbert-base-uncased-finetuned-sst-2-english``: DistilBERT
   classifier, NEGATIVE/POSITIVE, fine-tuned on ``POSITIVE``/``NEGATIVE``:
@@ -43,8 +46,11 @@ settings are restored on return.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import random
+import shutil
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -712,6 +718,33 @@ def build_all(root: Path, *, num_threads: int | None = None) -> dict[str, Path]:
         hf_logging.set_verbosity(verbosity)
         if progress_bars:
             hf_logging.enable_progress_bar()
+
+
+def cached_models() -> dict[str, Path]:
+    """The tiny models built once and kept under ``tests/.artifacts``, keyed by real Hub repo id.
+
+    The folder is named after a hash of this file, so any change to a model rebuilds them. A build
+    goes to a private folder first and is renamed into place, so two processes building at once
+    both end up with complete models. Runs on the calling thread.
+    """
+    from . import ARTIFACTS  # inside: run as a script, this file has no package
+
+    digest = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
+    target = ARTIFACTS / f"tiny-models-{digest}"
+    if not (target / ".complete").exists():
+        scratch = ARTIFACTS / f".building-{digest}-{os.getpid()}"
+        shutil.rmtree(scratch, ignore_errors=True)
+        built = build_all(scratch)
+        (scratch / "index.txt").write_text(
+            "\n".join(f"{repo}\t{path.name}" for repo, path in built.items()), encoding="utf-8"
+        )
+        (scratch / ".complete").touch()
+        try:
+            scratch.rename(target)
+        except OSError:  # another process finished first: use its models
+            shutil.rmtree(scratch, ignore_errors=True)
+    index = (target / "index.txt").read_text(encoding="utf-8").splitlines()
+    return {repo: target / name for repo, name in (line.split("\t") for line in index)}
 
 
 if __name__ == "__main__":  # pragma: no cover - manual helper

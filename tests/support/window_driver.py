@@ -4,7 +4,7 @@ The window is found, resized and screenshot with xdotool and ImageMagick's
 ``import``; closing sends WM_DELETE_WINDOW, which is what a window manager sends
 when the close button is clicked (Xvfb has no window manager, so it is sent
 through libX11 itself). The page inside is read through QtWebEngine's own
-DevTools port. Used by ``test_window.py``.
+DevTools port. Used by ``test_window.py`` and ``test_build.py``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-from conftest import ROOT
+
+from . import ROOT
+
+#: The window's title, as xdotool searches for it.
+TITLE = "^Pipedesk$"
 
 
 class App:
