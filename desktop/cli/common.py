@@ -25,7 +25,7 @@ def terminal_progress() -> Callable[[int, int, str], None]:
 
     current: dict[str, Any] = {}
 
-    def report(done: int, total: int, desc: str) -> None:
+    def report(done: int, total: int, desc: str, unit: str = "bytes") -> None:
         bar = current.get("bar")
         if not total:
             if bar is not None:
@@ -37,7 +37,14 @@ def terminal_progress() -> Callable[[int, int, str], None]:
         if bar is None or bar.total != total or done < bar.n:
             if bar is not None:
                 bar.close()
-            bar = current["bar"] = tqdm(total=total, desc=label, unit="B", unit_scale=True, file=sys.stderr)
+            scaled = unit == "bytes"
+            bar = current["bar"] = tqdm(
+                total=total,
+                desc=label,
+                unit="B" if scaled else f" {unit}",
+                unit_scale=scaled,
+                file=sys.stderr,
+            )
         bar.set_description_str(label, refresh=False)
         bar.update(done - bar.n)
         if done >= total:
@@ -58,10 +65,20 @@ def add_device(parser: argparse.ArgumentParser) -> None:
 def add_task_options(parser: argparse.ArgumentParser, spec: Any) -> None:
     """One ``--option-name`` per task option (``run`` and ``batch``), defaulting as in the UI."""
     for option in spec.options:
+        if option.type is bool:
+            parser.add_argument(
+                option.flag,
+                dest=option.name,
+                action=argparse.BooleanOptionalAction,
+                default=option.default,
+                help=f"{option.help} (default: {'on' if option.default else 'off'})",
+            )
+            continue
+        known = f"; one of {', '.join(value for _label, value in option.choices)}" if option.choices else ""
         parser.add_argument(
-            f"--{option.name.replace('_', '-')}",
+            option.flag,
             dest=option.name,
             type=option.type,
             default=option.default,
-            help=f"{option.help} (default {option.default})",
+            help=f"{option.help} (default {option.default}{known})",
         )

@@ -24,8 +24,21 @@ log = logging.getLogger(__name__)
 
 #: fp16 overflows in these architectures; they stay in fp32 on a GPU.
 FP32_ONLY = {"t5", "mt5", "umt5", "longt5"}
+#: transformers resolves its classes lazily on first attribute access, and that is not thread-safe:
+#: the background warm-up and a first request racing each other saw half-built attributes.
+_IMPORT_LOCK = threading.Lock()
+_CLASSES = (
+    "pipeline",
+    "AutoTokenizer",
+    "AutoProcessor",
+    "AutoModelForSequenceClassification",
+    "AutoModelForCausalLM",
+    "AutoModelForSeq2SeqLM",
+    "AutoModelForSpeechSeq2Seq",
+)
+
 #: Kinds whose tasks call a transformers pipeline in ``forward`` (its own pre/post-processing).
-PIPELINE_KINDS = {"token-classification", "image-classification"}
+PIPELINE_KINDS = {"token-classification", "image-classification", "object-detection"}
 
 
 @dataclass(eq=False)
@@ -40,6 +53,7 @@ class Loaded:
     tokenizer: Any = None
     pipeline: Any = None
     nbytes: int = 0
+    feature_extractor: Any = None  # speech models: audio -> log-mel features (numpy, thread-safe)
     extra: dict[str, Any] = field(default_factory=dict)  # derived copies: int8 weights, a CPU copy
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _stream_tokenizer: Any = field(default=None, repr=False)
@@ -67,6 +81,26 @@ class Loaded:
         with self._lock:
             return self.tokenizer.batch_decode(ids, skip_special_tokens=True)
 
+    def decode_offsets(self, ids: Any) -> dict[str, Any]:
+        """One row of a speech model's output: its text, its timed segments (``offsets``) when it
+        has timestamps, and the language it was in (``language``, a code), under the tokenizer lock."""
+        row = [int(i) for i in ids]
+        languages = {int(v): k.strip("<|>") for k, v in (self.generation_languages() or {}).items()}
+        with self._lock:
+            decoded = self.tokenizer.decode(row, output_offsets=True, skip_special_tokens=True)
+        if isinstance(decoded, str):
+            decoded = {"text": decoded, "offsets": []}
+        decoded["language"] = next((languages[i] for i in row if i in languages), None)
+        return decoded
+
+    def generation_languages(self) -> dict[str, int]:
+        config = getattr(self.model, "generation_config", None)
+        return dict(getattr(config, "lang_to_id", None) or {})
+
+    def features(self, audio: list[Any], **kwargs: Any) -> Any:
+        """Log-mel features for a batch of recordings (speech models)."""
+        return self.feature_extractor(audio, **kwargs)
+
     def pad_id(self) -> int:
         tokenizer = self.tokenizer
         for value in (getattr(tokenizer, "pad_token_id", None), getattr(tokenizer, "eos_token_id", None)):
@@ -92,6 +126,19 @@ class Loaded:
         return other
 
 
+def transformers_api() -> Any:
+    """The transformers module with every class Pipedesk loads models with resolved, once, under a
+    lock (see :data:`_IMPORT_LOCK`); any thread may call it."""
+    with _IMPORT_LOCK:
+        import transformers
+        from transformers.utils import logging as hf_logging
+
+        for name in _CLASSES:
+            getattr(transformers, name)
+        hf_logging.disable_progress_bar()  # the app shows its own progress, not "Loading weights" bars
+        return transformers
+
+
 def choose_dtype(device: str, folder: Path) -> Any:
     """bf16 on a GPU that has it, fp16 on other GPUs and Apple MPS, fp32 on the CPU (and for T5s)."""
     import torch
@@ -105,9 +152,7 @@ def choose_dtype(device: str, folder: Path) -> Any:
 
 def load_model(kind: str, folder: Path, display: str, device: str) -> Loaded:
     """Load the model in ``folder`` for ``kind`` onto ``device`` (raises ModelError with the reason)."""
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # the app shows its own progress, not "Loading weights" bars
+    transformers_api()
     dtype = choose_dtype(device, folder)
     started = time.perf_counter()
     try:
@@ -128,12 +173,18 @@ def load_model(kind: str, folder: Path, display: str, device: str) -> Loaded:
 
 
 def _load(kind: str, folder: Path, display: str, device: str, dtype: Any) -> Loaded:
-    import transformers as tf
+    tf = transformers_api()
 
     if kind in PIPELINE_KINDS:
         pipe = tf.pipeline(kind, model=str(folder), device=device, dtype=dtype)
         tokenizer = copy.deepcopy(pipe.tokenizer) if pipe.tokenizer is not None else None
         return Loaded(kind, display, folder, device, pipe.model, tokenizer, pipe)
+    if kind == "automatic-speech-recognition":
+        model = tf.AutoModelForSpeechSeq2Seq.from_pretrained(folder, dtype=dtype).to(device).eval()
+        processor = tf.AutoProcessor.from_pretrained(folder)
+        loaded = Loaded(kind, display, folder, device, model, processor.tokenizer)
+        loaded.feature_extractor = processor.feature_extractor
+        return loaded
     classes = {
         "text-classification": tf.AutoModelForSequenceClassification,
         "text-generation": tf.AutoModelForCausalLM,
@@ -147,7 +198,7 @@ def _load(kind: str, folder: Path, display: str, device: str, dtype: Any) -> Loa
 
 
 def _pipeline(kind: str, model: Any, tokenizer: Any, like: Any, device: str) -> Any:
-    from transformers import pipeline
+    pipeline = transformers_api().pipeline
 
     processor = getattr(like, "image_processor", None)
     extra = {"image_processor": processor} if processor is not None else {}

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 from desktop.engine.batcher import GUEST, OWNER, Batcher
 from desktop.engine.device import check_device_name, choose_device, default_budget_bytes, dtype_name
-from desktop.engine.loaded import Loaded, load_model
+from desktop.engine.loaded import Loaded, load_model, transformers_api
 from desktop.engine.resolve import Policy, resolve
 from desktop.models import catalog
 from desktop.models.compat import check_fits
@@ -104,9 +104,7 @@ class Runtime:
         background thread once the page is served, so the first answer does not wait for imports."""
         started = time.perf_counter()
         device = self.device
-        import transformers  # noqa: F401
-
-        from desktop.engine import loaded as _loaded  # noqa: F401
+        transformers_api()
 
         log.info("Warmed up in %.1fs (device %s)", time.perf_counter() - started, device)
 
@@ -237,7 +235,14 @@ class Runtime:
         """Run ``spec`` once with the API's positional arguments."""
         loaded, prepared, options = self.prepare(spec, args, progress)
         priority = GUEST if self.policy is Policy.GUEST else OWNER
-        outputs = self.batcher.forward(loaded, spec, prepared.pieces, options, stop, priority)
+        pieces = prepared.pieces
+        _budget, most = spec.batch_limits(loaded.device, loaded)
+        outputs: list[Any] = []
+        for start in range(0, len(pieces), max(1, most)):  # a long input: part by part, with progress
+            if progress and len(pieces) > most:
+                progress(start, len(pieces), f"{spec.title}: {len(pieces)} parts", unit="parts")
+            chunk = pieces[start : start + max(1, most)]
+            outputs += self.batcher.forward(loaded, spec, chunk, options, stop, priority)
         return finish(spec, loaded, prepared, outputs, options)
 
     def stream(

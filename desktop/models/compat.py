@@ -14,6 +14,8 @@ ARCHITECTURES: dict[str, tuple[str, ...]] = {
     "text-generation": ("LMHeadModel", "ForCausalLM"),
     "image-classification": ("ForImageClassification", "ForImageClassificationWithTeacher"),
     "seq2seq": ("ForConditionalGeneration", "MTModel"),
+    "automatic-speech-recognition": ("WhisperForConditionalGeneration",),
+    "object-detection": ("ForObjectDetection",),
 }
 KIND_NAMES = {
     "text-classification": "text classification",
@@ -21,7 +23,11 @@ KIND_NAMES = {
     "text-generation": "text generation",
     "image-classification": "image classification",
     "seq2seq": "translation or summarization",
+    "automatic-speech-recognition": "speech recognition (Whisper)",
+    "object-detection": "object detection",
 }
+#: Encoder-decoders that read sound or images, not text: never a translator or a summarizer.
+NOT_TEXT_TYPES = {"whisper", "speech_to_text", "speech-encoder-decoder", "vision-encoder-decoder"}
 
 
 def read_config(folder: Path) -> dict:
@@ -45,9 +51,15 @@ def check_fits(kind: str, folder: Path, display: str) -> None:
     if not config:
         raise ModelError(f"{display} is not a model: its config.json is missing or unreadable.")
     architectures = config.get("architectures") or []
-    if kind == "seq2seq" and config.get("is_encoder_decoder"):
+    if (
+        kind == "seq2seq"
+        and config.get("is_encoder_decoder")
+        and config.get("model_type") not in NOT_TEXT_TYPES
+    ):
         return
-    if any(arch.endswith(suffix) for arch in architectures for suffix in ARCHITECTURES[kind]):
+    if kind == "seq2seq" and config.get("model_type") in NOT_TEXT_TYPES:
+        pass  # e.g. WhisperForConditionalGeneration: a ...ForConditionalGeneration that reads sound
+    elif any(arch.endswith(suffix) for arch in architectures for suffix in ARCHITECTURES[kind]):
         return
     what = ", ".join(architectures) or config.get("model_type", "unknown")
     raise ModelError(f"{display} does not fit {KIND_NAMES[kind]}: it is a {what} model.")

@@ -28,8 +28,9 @@ class ModelStatus(str, enum.Enum):
 READY, MISSING, INCOMPLETE, DAMAGED, DOWNLOADING = ModelStatus
 
 
-ProgressCallback = Callable[[int, int, str], None]
-"""``progress(done_bytes, total_bytes, description)``; ``total`` 0 means 'no bar, just the text'."""
+ProgressCallback = Callable[..., None]
+"""``progress(done, total, description, unit="bytes")``: a download's bytes, or ``unit="parts"`` for
+the parts of a long input; ``total`` 0 means 'no bar, just the text'."""
 Cancel = threading.Event | None
 """Set it (from any thread) to stop a download; what it wrote is removed."""
 

@@ -64,21 +64,27 @@ class Outcome:
         return f"{mark} {self.label:<16} {self.seconds:6.2f}s  {self.detail}"
 
 
-def task_calls(specs: Iterable[Any], image: Any = None) -> list[Call]:
-    """One call per task: its first example, the default model (``""``) and quick option values.
+def task_calls(specs: Iterable[Any], image: Any = None, audio: Any = None) -> list[Call]:
+    """One call per task: its first example (or the uploaded photo or recording for tasks that take
+    only one), the default model (``""``) and quick option values.
 
-    ``image`` (an uploaded file's FileData) adds a second classify call for tasks that
-    take images, so the image path of the build (PIL, the image processor) is checked too.
+    ``image`` and ``audio`` are uploaded files' FileData; with ``image``, tasks that take text *or*
+    an image (classify) get a second call, so the image path of the build is checked too.
     """
     calls = []
     for spec in specs:
-        if not spec.examples:
-            raise SmokeError(f"task {spec.id} has no example to run")
         options = [SMOKE_OPTIONS.get(option.name, option.default) for option in spec.options]
-        example = list(spec.examples[0])
-        calls.append(Call(spec.id, spec.id, (*example, "", *options)))
-        if image is not None and "image" in spec.inputs:
-            calls.append(Call(f"{spec.id} (image)", spec.id, ("Image", "", image, "", *options)))
+        media = {"image": image, "audio": audio}
+        if spec.examples:
+            calls.append(Call(spec.id, spec.id, (*spec.examples[0], "", *options)))
+            if image is not None and "image" in spec.inputs:
+                calls.append(Call(f"{spec.id} (image)", spec.id, ("Image", "", image, "", *options)))
+        elif len(spec.inputs) == 1 and spec.inputs[0] in media:
+            if media[spec.inputs[0]] is None:
+                raise SmokeError(f"task {spec.id} needs an uploaded {spec.inputs[0]}, and the upload failed")
+            calls.append(Call(spec.id, spec.id, (media[spec.inputs[0]], "", *options)))
+        else:
+            raise SmokeError(f"task {spec.id} has no example to run")
     return calls
 
 
@@ -163,6 +169,26 @@ def describe(outputs: list[Any]) -> str:
     return repr(text[:70] + ("…" if len(text) > 70 else ""))
 
 
+def _wav() -> bytes:
+    """One second of a 440 Hz tone, 16 kHz mono WAV (standard library only)."""
+    import math
+    import struct
+    import wave
+
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16_000)
+        out.writeframes(
+            b"".join(
+                struct.pack("<h", int(12_000 * math.sin(2 * math.pi * 440 * i / 16_000)))
+                for i in range(16_000)
+            )
+        )
+    return buffer.getvalue()
+
+
 def _png() -> bytes:
     from PIL import Image
 
@@ -191,13 +217,14 @@ def check_all(base_url: str, specs: Iterable[Any], say: Any) -> list[Outcome]:
         say(outcome.line())
 
     report(_timed("page", lambda: check_page(base_url)))
-    image = None
+    image = audio = None
     try:
         image = upload(base_url, "smoke.png", _png())
+        audio = upload(base_url, "smoke.wav", _wav())
     except (OSError, ValueError, KeyError, IndexError) as exc:
         report(Outcome("upload", False, 0.0, f"{type(exc).__name__}: {exc}"))
     try:
-        calls = task_calls(specs, image)
+        calls = task_calls(specs, image, audio)
     except SmokeError as exc:
         calls = []
         report(Outcome("tasks", False, 0.0, str(exc)))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from desktop.errors import UserError
 from desktop.models.ref import ModelRef
-from desktop.tasks import classify, generate, ner, sentiment, summarize, translate
+from desktop.tasks import classify, detect, generate, ner, sentiment, summarize, transcribe, translate
 from desktop.tasks.spec import Option, Result, TaskSpec
 
 TASKS: dict[str, TaskSpec] = {
@@ -20,6 +20,8 @@ TASKS: dict[str, TaskSpec] = {
         classify.SPEC,
         translate.SPEC,
         summarize.SPEC,
+        transcribe.SPEC,
+        detect.SPEC,
     )
 }
 

@@ -47,6 +47,8 @@ class ModelView(Protocol):
 
     def encode(self, texts: list[str], **kwargs: Any) -> dict[str, Any]: ...
     def decode(self, ids: Any) -> list[str]: ...
+    def decode_offsets(self, ids: Any) -> dict[str, Any]: ...
+    def features(self, audio: list[Any], **kwargs: Any) -> Any: ...
     def pad_id(self) -> int: ...
     def can_pad(self) -> bool: ...
 
@@ -59,7 +61,8 @@ class Piece:
     part: int  # its place among that input's pieces
     ids: list[int] = field(default_factory=list)  # token ids, special tokens included
     text: str = ""  # the text itself, for tasks whose pipeline tokenizes (NER)
-    image: Any = None  # a decoded image (image classification)
+    image: Any = None  # a decoded image (image classification, object detection)
+    audio: Any = None  # 16 kHz mono samples (speech recognition)
     group: Any = None  # pieces of different groups never share a batch (e.g. generation lengths)
 
     @property
@@ -92,8 +95,10 @@ class Result:
 class Option:
     """A task parameter after the model (API order), e.g. ``max_new_tokens``.
 
-    ``widget`` describes the control the UI shows (``("slider", label, min, max, step)`` or
-    ``("number", label, info)``); the UI builds it, so tasks stay free of gradio.
+    ``widget`` describes the control the UI shows (``("slider", label, min, max, value, step,
+    info)``, ``("number", label, info)``, ``("dropdown", label, info)`` with ``choices`` as the
+    entries, or ``("checkbox", label, info)`` for a ``bool``); the UI builds it, so tasks stay free
+    of gradio.
     """
 
     name: str
@@ -103,6 +108,7 @@ class Option:
     widget: tuple[Any, ...]
     minimum: float | None = None
     maximum: float | None = None
+    choices: tuple[tuple[str, str], ...] = ()  # (label, value) pairs: the only values accepted
 
     @property
     def flag(self) -> str:
@@ -115,6 +121,15 @@ class Option:
         name = shown_as or self.name
         if value is None or value == "":
             return self.default
+        if self.type is bool:
+            return _as_bool(value, name)
+        if self.choices:
+            values = [choice for _label, choice in self.choices]
+            found = str(value).strip()
+            for label, choice in self.choices:
+                if found.lower() in (choice.lower(), label.lower()):
+                    return choice
+            raise UserError(f"{name} must be one of {', '.join(values)}, not {value!r}.")
         kind = {int: "a whole number", float: "a number"}.get(self.type, self.type.__name__)
         try:
             if isinstance(value, float) and not math.isfinite(value):
@@ -129,6 +144,17 @@ class Option:
         if self.maximum is not None and value > self.maximum:
             raise UserError(f"{name} must be at most {self.maximum:g} (got {value:g}).")
         return value
+
+
+def _as_bool(value: Any, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise UserError(f"{name} must be true or false, not {value!r}.")
 
 
 def slider(

@@ -76,9 +76,9 @@ def public_parameters(spec: TaskSpec) -> list[inspect.Parameter]:
 def progress_reporter(progress: gr.Progress) -> Callable[[int, int, str], None]:
     """Adapt ``progress(done, total, desc)`` calls to Gradio's progress bar."""
 
-    def report(done: int, total: int, desc: str) -> None:
+    def report(done: int, total: int, desc: str, unit: str = "bytes") -> None:
         if total:
-            progress((done, total), desc=desc, unit="bytes")
+            progress((done, total), desc=desc, unit=unit)
         else:  # the last stages (checking files, loading into memory): Gradio shows words only with a bar
             progress(1.0, desc=desc)
 
@@ -102,15 +102,20 @@ def user_error(exc: BaseException, visible: bool = True) -> gr.Error:
     return gr.Error(error_text(exc), print_exception=False, visible=visible)
 
 
-def _outputs(result: Result) -> Any:
-    return result.outputs[0] if len(result.outputs) == 1 else result.outputs
+def _outputs(values: tuple[Any, ...]) -> Any:
+    return values[0] if len(values) == 1 else values
 
 
 def make_handler(
-    spec: TaskSpec, runtime: Runtime, on_success: Callable[[str | None], None] | None = None
+    spec: TaskSpec,
+    runtime: Runtime,
+    on_success: Callable[[str | None], None] | None = None,
+    present: Callable[[Result], tuple[Any, ...]] | None = None,
 ) -> Callable[..., Any]:
     """A function with the task's public signature (then a RunControl and Gradio's progress) that runs
-    the task; ``on_success(model)`` is called after each successful run (remembering the model)."""
+    the task; ``on_success(model)`` is called after each successful run (remembering the model);
+    ``present(result)`` gives the output components' values (default: ``result.outputs``)."""
+    present = present or (lambda result: result.outputs)
     params = public_parameters(spec)
     guest = getattr(getattr(runtime, "policy", None), "value", "local") == "guest"
     model_index = [p.name for p in params].index("model")
@@ -146,7 +151,7 @@ def make_handler(
             result = None
             try:
                 for result in runtime.stream(spec, *values, **kwargs):
-                    yield _outputs(result)
+                    yield _outputs(present(result))
             except Exception as exc:
                 raise failed(control, exc) from None
             succeeded(control, values, result)
@@ -160,7 +165,7 @@ def make_handler(
             except Exception as exc:
                 raise failed(control, exc) from None
             succeeded(control, values, result)
-            return _outputs(result)
+            return _outputs(present(result))
 
     handler.__signature__ = inspect.Signature([*params, *extra])  # type: ignore[attr-defined]
     handler.__name__ = spec.id

@@ -49,8 +49,9 @@ def message_html(control: RunControl) -> str:
 
 
 def _takes_raw_files(components: list[Any]) -> bool:
-    """True when an input is an image: the task checks the file itself before anything decodes it."""
-    return any(isinstance(component, gr.Image) for component in components)
+    """True when an input is an image or a recording: the task checks the file itself before
+    anything decodes it (and decodes every audio format itself)."""
+    return any(isinstance(component, (gr.Image, gr.Audio)) for component in components)
 
 
 def build_task_tab(spec: TaskSpec, runtime: Any, status: gr.Markdown, local: bool) -> TaskTab:
@@ -113,7 +114,7 @@ def build_task_tab(spec: TaskSpec, runtime: Any, status: gr.Markdown, local: boo
 
     started = run.click(begin, inputs=control, outputs=[message, run, stop], queue=False, **PRIVATE)
     running = started.then(
-        make_handler(spec, runtime, remember),
+        make_handler(spec, runtime, remember, widgets.present),
         inputs=[*inputs, model, *options, control],
         outputs=outputs,
         api_name=spec.id,

@@ -13,17 +13,19 @@ from typing import Any
 
 import gradio as gr
 
-from desktop.tasks import classify, ner
-from desktop.tasks.spec import Option
+from desktop.tasks import classify, detect, ner, transcribe
+from desktop.tasks.spec import Option, Result
 
 
 @dataclass(frozen=True)
 class Widgets:
-    """How a task looks: input components (API order), output components, extra wiring."""
+    """How a task looks: input components (API order), output components, extra wiring, and how a
+    Result becomes the output components' values (by default ``Result.outputs`` as they are)."""
 
     inputs: Callable[[], list[gr.Component]]
     outputs: Callable[[], list[gr.Component]]
     wire: Callable[[list[Any], Any], None] | None = None  # extra events (e.g. show/hide inputs)
+    present: Callable[[Result], tuple[Any, ...]] = lambda result: result.outputs
 
 
 def option_widget(option: Option) -> gr.Component:
@@ -33,6 +35,10 @@ def option_widget(option: Option) -> gr.Component:
         minimum, maximum, value, step, info = rest
         return gr.Slider(minimum, maximum, value=value, step=step, label=label, info=info, render=False)
     (info,) = rest
+    if kind == "dropdown":
+        return gr.Dropdown(list(option.choices), value=option.default, label=label, info=info, render=False)
+    if kind == "checkbox":
+        return gr.Checkbox(value=option.default, label=label, info=info, render=False)
     return gr.Number(value=option.default, precision=0, label=label, info=info, render=False)
 
 
@@ -87,6 +93,61 @@ def _ner_outputs() -> list[gr.Component]:
     ]
 
 
+def _transcribe_inputs() -> list[gr.Component]:
+    # Sent unprocessed (like images): the task decodes the file itself, whatever the format.
+    return [
+        gr.Audio(
+            label="Recording", type="filepath", sources=["upload", "microphone"], render=False, format="wav"
+        )
+    ]
+
+
+def _transcribe_outputs() -> list[gr.Component]:
+    return [
+        gr.Textbox(label="Transcript", lines=8, buttons=["copy"], render=False),
+        gr.Dataframe(
+            label="Segments",
+            headers=transcribe.COLUMNS,
+            datatype=["number", "number", "str"],
+            interactive=False,
+            render=False,
+        ),
+        gr.File(label="Download (TXT, SRT)", file_count="multiple", interactive=False, render=False),
+    ]
+
+
+def _transcribe_files(result: Result) -> tuple[Any, ...]:
+    """The transcript and subtitles as files to download, next to the text and the segments."""
+    import tempfile
+    from pathlib import Path
+
+    folder = Path(tempfile.mkdtemp(prefix="pipedesk-transcript-"))
+    stem = "transcript"
+    text_file = folder / f"{stem}.txt"
+    text_file.write_text(transcribe.plain_text(result.data), encoding="utf-8")
+    files = [str(text_file)]
+    if result.data.get("segments"):
+        subtitles = folder / f"{stem}.srt"
+        subtitles.write_text(transcribe.srt(result.data["segments"]), encoding="utf-8")
+        files.append(str(subtitles))
+    return (*result.outputs, files)
+
+
+def _detect_inputs() -> list[gr.Component]:
+    return [
+        gr.Image(
+            label="Photo", type="filepath", image_mode=None, sources=["upload", "clipboard"], render=False
+        )
+    ]
+
+
+def _detect_outputs() -> list[gr.Component]:
+    return [
+        gr.AnnotatedImage(label="Objects found", render=False),
+        gr.Dataframe(label="Objects", headers=detect.COLUMNS, interactive=False, render=False),
+    ]
+
+
 WIDGETS: dict[str, Widgets] = {
     "sentiment": Widgets(
         _text("Text", 4, "Type or paste a review, a message, a sentence…"),
@@ -101,4 +162,6 @@ WIDGETS: dict[str, Widgets] = {
     ),
     "translate": Widgets(_text("Text", 5, "Text to translate…"), _answer("Translation", 5)),
     "summarize": Widgets(_text("Text", 10, "Paste an article…"), _answer("Summary", 6)),
+    "transcribe": Widgets(_transcribe_inputs, _transcribe_outputs, present=_transcribe_files),
+    "detect": Widgets(_detect_inputs, _detect_outputs),
 }
