@@ -140,3 +140,35 @@ def test_a_file_that_cannot_be_read_says_why(page, tmp_path):
     page.get_by_text("is never closed").first.wait_for(timeout=30_000)
     page.locator("#batch-run").click()
     page.get_by_text("Upload a file first").first.wait_for(timeout=30_000)
+
+
+def test_each_browser_session_keeps_its_own_file_however_many_others_upload(browser, app_server, tmp_path):
+    """Batch state belongs to one browser session (#10 item 7): another person uploading many files
+    (the app once kept 16 uploads for everybody) never takes away yours, nor can cancel your run."""
+    mine_context, mine = _page(browser, app_server.url)
+    theirs_context, theirs = _page(browser, app_server.url)
+    try:
+        source = tmp_path / "mine.csv"
+        pd.DataFrame({"review": ["I love this product!", "This is terrible, I hate it."]}).to_csv(
+            source, index=False
+        )
+        _upload(mine, source)
+        for number in range(17):
+            other = tmp_path / f"theirs-{number}.csv"
+            pd.DataFrame({"text": [f"other text number {number}"]}).to_csv(other, index=False)
+            if number:  # clear the file shown, as a person does before picking another
+                theirs.locator("#batch-file").get_by_role("button", name="Clear").click()
+            theirs.locator("#batch-file input[type=file]").set_input_files(str(other))
+            theirs.wait_for_function(
+                "(name) => document.querySelector('#batch-info').textContent.includes(name)",
+                arg=other.name,
+                timeout=30_000,
+            )
+        theirs.locator("#batch-cancel").click()  # nothing of theirs runs: it must not touch mine
+        _run(mine)
+        assert "2 / 2 rows" in mine.locator("#batch-progress").text_content()
+        table = mine.locator("#batch-results").text_content()
+        assert "I love this product!" in table and "other text" not in table
+    finally:
+        mine_context.close()
+        theirs_context.close()
