@@ -54,6 +54,23 @@ def file_format(path: Path) -> str:
     return FORMATS[suffix]
 
 
+def read_folder(folder: str | Path, extensions: set[str], what: str) -> Table:
+    """The files in ``folder`` (and its subfolders) whose names end with one of ``extensions``, as a
+    table of absolute paths in name order (a folder of recordings for ``pipedesk batch transcribe``)."""
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise UserError(f"{folder} is not a folder.")
+    files = sorted(
+        (p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in extensions),
+        key=lambda p: p.relative_to(folder).as_posix().lower(),
+    )
+    if not files:
+        kinds = ", ".join(sorted(e.lstrip(".").upper() for e in extensions))
+        raise UserError(f"{folder} holds no {what} ({kinds}).")
+    check_size(folder.name, len(files), 1)
+    return Table(name=folder.name, format="folder", columns=["file"], rows=[[str(p.resolve())] for p in files])
+
+
 def read_table(path: str | Path, name: str | None = None) -> Table:
     """Read ``path`` into a Table, or raise UserError with a sentence saying what is wrong.
 

@@ -69,7 +69,8 @@ def _session(session: Session | None) -> Session:
 
 
 def text_tasks() -> list[tuple[str, str]]:
-    return [(spec.title, spec.id) for spec in TASKS.values() if spec.file_input]
+    # Recordings go through `pipedesk batch transcribe` (a folder of files), not a table of texts.
+    return [(spec.title, spec.id) for spec in TASKS.values() if spec.file_input in ("text", "prompt")]
 
 
 def model_update(runtime: Runtime, task: str, current: str | None, local: bool) -> dict[str, Any]:
