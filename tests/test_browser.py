@@ -56,3 +56,26 @@ def test_a_bad_input_shows_its_message_in_the_page(page):
     page.locator("#run-sentiment").click()  # empty text box
     page.get_by_text("The text is empty").first.wait_for(timeout=30_000)
     assert page.console_errors == []
+
+
+def test_a_narrow_window_shows_every_tab_and_no_developer_settings(browser, app_server):
+    """At 800 px every tab is in view at a glance (none behind a '...' menu), and Gradio's footer
+    offers no Settings panel meant for developers (PWA installs, screen recording)."""
+    context, page = new_page(browser, 800, 700)
+    try:
+        page.goto(app_server.url)
+        page.get_by_role("tab", name="Sentiment", exact=True).wait_for(timeout=60_000)
+        page.wait_for_timeout(500)  # Gradio measures the tab row once the page is laid out
+        shown = [name.strip() for name in page.get_by_role("tab").all_text_contents()]
+        wanted = [spec.title for spec in TASKS.values()] + ["Batch", "Models", "Sharing"]
+        assert shown == wanted
+        for name in wanted:
+            assert page.get_by_role("tab", name=name, exact=True).is_visible(), name
+        assert (
+            page.get_by_role("button", name="More tabs").count() == 0
+            or not page.get_by_role("button", name="More tabs").is_visible()
+        )
+        footer = page.locator("footer").inner_text()
+        assert "Settings" not in footer and "Use via API" in footer
+    finally:
+        context.close()
