@@ -12,14 +12,12 @@ import argparse
 import sys
 
 from desktop import __version__
-from desktop.cli import app, batch, doctor, models, run, serve
 from desktop.cli.common import ensure_streams
 from desktop.errors import UserError
 
-COMMANDS = (app, serve, run, doctor, models, batch)
-
 
 def build_parser() -> argparse.ArgumentParser:
+    from desktop.cli import app, batch, doctor, models, run, serve
     from desktop.shell import smoke
 
     parser = argparse.ArgumentParser(
@@ -36,15 +34,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.set_defaults(func=app.cmd_app, host="127.0.0.1", port=None, device=None)
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
-    for command in COMMANDS:
+    for command in (app, serve, run, doctor, models, batch):
         command.register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     ensure_streams()
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = sys.argv[1:] if argv is None else argv
+    if not arguments:  # a double-click: straight to the window, no parser to build
+        from desktop.cli import app
+
+        args = argparse.Namespace(func=app.cmd_app, host="127.0.0.1", port=None, device=None)
+    else:
+        args = build_parser().parse_args(arguments)
     try:
         return int(args.func(args) or 0)
     except UserError as exc:
