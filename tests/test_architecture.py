@@ -19,7 +19,7 @@ LAYERS = [
     ("models", ("desktop.models",)),
     ("tasks", ("desktop.tasks",)),
     ("engine", ("desktop.engine",)),
-    ("batch", ("desktop.batch.run",)),
+    ("batch", ("desktop.batch",)),
     ("server", ("desktop.server",)),
     ("share", ("desktop.share",)),
     ("ui", ("desktop.ui",)),

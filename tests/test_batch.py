@@ -214,20 +214,35 @@ def test_a_gpu_that_keeps_failing_hands_the_run_to_the_cpu_with_a_note(runtime):
     assert len(notes) == 1 and "continues on the CPU" in notes[0]
 
 
-def test_fast_cpu_mode_uses_int8_weights_and_mostly_agrees(runtime):
+def quantized(model) -> bool:
     import torch
+
+    kinds = {type(m).__module__ for m in model.modules() if "Linear" in type(m).__name__}
+    plain = any(isinstance(m, torch.nn.Linear) and type(m) is torch.nn.Linear for m in model.modules())
+    return any("quantized" in kind for kind in kinds) and not plain
+
+
+def test_fast_cpu_mode_measures_this_processor_once_and_uses_int8_only_where_faster(runtime):
+    from desktop import settings
+    from desktop.engine.fastcpu import machine_key
 
     texts = long_tailed_texts(30)
     full, _ = run_all(BatchRun(runtime, "sentiment", texts))
+    assert settings.load().fast_cpu_speedups is None
+    measured = BatchRun(runtime, "sentiment", texts, fast_cpu=True)
+    speedup = settings.load().fast_cpu_speedups[machine_key()]  # measured once, and kept
+    assert speedup > 0 and quantized(measured.loaded.model) == (speedup >= 1.05)
+
+    settings.update(fast_cpu_speedups={machine_key(): 2.0})  # a processor where int8 pays off
     run = BatchRun(runtime, "sentiment", texts, fast_cpu=True)
-    fast, _ = run_all(run)
-    kinds = {type(m).__module__ for m in run.loaded.model.modules() if "Linear" in type(m).__name__}
-    assert any("quantized" in kind for kind in kinds), kinds
-    assert not any(
-        isinstance(m, torch.nn.Linear) and type(m) is torch.nn.Linear for m in run.loaded.model.modules()
-    )
+    fast, events = run_all(run)
+    assert quantized(run.loaded.model) and not [n for e in events for n in e.notes]
     agree = sum(fast[i]["label"] == full[i]["label"] for i in range(len(texts)))
     assert agree >= 0.9 * len(texts)
+
+    settings.update(fast_cpu_speedups={machine_key(): 0.95})  # one where it does not: said so
+    slow = BatchRun(runtime, "sentiment", texts, fast_cpu=True)
+    assert not quantized(slow.loaded.model) and "not faster" in " ".join(slow.notes)
     assert BatchRun(runtime, "generate", ["hello"], fast_cpu=True).notes  # not for generators: said so
 
 
