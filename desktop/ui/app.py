@@ -1,8 +1,9 @@
 """The Gradio Blocks: one tab per task from the registry, then the app's own panels.
 
 Built on the main thread at start-up; event handlers run on Gradio's workers.
-Every model call shares one queue (``concurrency_id="inference"``), so a GPU
-sees one job at a time however many tabs or visitors ask.
+Task events share one Gradio queue (``concurrency_id="inference"``) that hands several requests
+at once to the engine, which runs one batch at a time on the device and merges the requests that
+wait together (``desktop.engine.batcher``).
 """
 
 from __future__ import annotations
