@@ -5,6 +5,12 @@ Run by hand (not a test)::
     .venv/bin/python benchmarks/batch.py              # 10,000 texts, CPU
     .venv/bin/python benchmarks/batch.py --texts 1000 # smaller
     .venv/bin/python benchmarks/batch.py --device cuda
+    .venv/bin/python benchmarks/batch.py --engine ray --texts 2000   # Ray, 1 and 2 workers
+
+With ``--engine ray`` it compares whole file runs instead (``pipedesk batch sentiment`` from a CSV
+to a CSV, a fresh process each, as a person runs them): the local engine, then Ray with each
+``--workers`` count (default 1 and 2) on a local Ray instance, the runs interleaved over
+``--rounds``; it prints each run's seconds and texts/s, and the ratios to the local engine.
 
 The model has the DistilBERT-SST-2 architecture (6 layers, 768 wide, 2 labels)
 with random weights: speed does not depend on the weights, and nothing is
@@ -163,7 +169,12 @@ def main(argv: list[str] | None = None) -> int:
         help="texts per round (default 100): every method runs on each round in turn, so a busy "
         "machine slows all methods alike",
     )
+    parser.add_argument("--engine", choices=("local", "ray"), default="local")
+    parser.add_argument("--workers", default="1,2", help="with --engine ray: worker counts (default 1,2)")
+    parser.add_argument("--rounds", type=int, default=2, help="with --engine ray: runs of each (default 2)")
     args = parser.parse_args(argv)
+    if args.engine == "ray":
+        return ray_comparison(args)
 
     import torch
     from transformers.utils import logging as hf_logging
@@ -177,7 +188,10 @@ def main(argv: list[str] | None = None) -> int:
     folder = build_model(Path(tempfile.mkdtemp(prefix="pipedesk-bench-model-")))
     runtime = Runtime(device=args.device)
     loaded = runtime.load(sentiment.SPEC, str(folder))
-    pipe, tokenizer, model = loaded.obj, loaded.obj.tokenizer, loaded.obj.model
+    from transformers import pipeline
+
+    tokenizer, model = loaded.tokenizer, loaded.model  # one thread here: no tokenizer lock needed
+    pipe = pipeline("text-classification", model=model, tokenizer=tokenizer, device=loaded.device)
     texts = synthetic_texts(args.texts, vocabulary(tokenizer), args.seed)
     lengths = [len(ids) for ids in tokenizer(texts, truncation=False)["input_ids"]]
     skip = {int(x) for x in args.skip.split(",") if x.strip()}
@@ -253,6 +267,64 @@ def main(argv: list[str] | None = None) -> int:
     rows = [(name, len(texts) / seconds[name], seconds[name], peaks[name]) for _, name, _ in methods]
     report(rows, outputs)
     return 0
+
+
+def ray_comparison(args: argparse.Namespace) -> int:
+    """Whole ``pipedesk batch`` runs, local engine and Ray with N workers, rounds interleaved."""
+    import csv
+    import statistics
+    import subprocess
+
+    from transformers import AutoTokenizer
+
+    work = Path(tempfile.mkdtemp(prefix="pipedesk-bench-ray-"))
+    folder = build_model(work / "model")
+    texts = synthetic_texts(args.texts, vocabulary(AutoTokenizer.from_pretrained(folder)), args.seed)
+    source = work / "texts.csv"
+    with source.open("w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows([["text"], *([t] for t in texts)])
+    runs = {"local": []} | {f"ray, {n} worker{'s' if n != '1' else ''}": [] for n in args.workers.split(",")}
+    print(
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; {len(texts):,} texts; "
+        f"device {args.device}; whole runs (process start, Ray start, model load, rows, write)"
+    )
+    outputs: dict[str, str] = {}
+    for round_number in range(args.rounds):
+        for index, (name, seconds) in enumerate(runs.items()):
+            out = work / f"out-{round_number}-{index}.csv"
+            command = [
+                sys.executable,
+                "-m",
+                "desktop",
+                "batch",
+                "sentiment",
+                "-i",
+                str(source),
+                "-o",
+                str(out),
+                "--model",
+                str(folder),
+                "--device",
+                args.device,
+            ]
+            if name != "local":
+                command += ["--engine", "ray", "--workers", name.split(", ")[1].split()[0]]
+            started = time.perf_counter()
+            done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+            seconds.append(time.perf_counter() - started)
+            if done.returncode:
+                print(f"{name} failed:\n{done.stderr[-2000:]}")
+                return 1
+            outputs[name] = out.read_text(encoding="utf-8-sig")
+            print(f"  round {round_number + 1}: {name:<18} {seconds[-1]:7.1f} s")
+    same = all(text == outputs["local"] for text in outputs.values())
+    base = statistics.median(runs["local"])
+    print(f"\n{'engine':<18} {'median s':>9} {'texts/s':>9} {'vs local':>9}")
+    for name, seconds in runs.items():
+        median = statistics.median(seconds)
+        print(f"{name:<18} {median:9.1f} {len(texts) / median:9.1f} {base / median:8.2f}x")
+    print(f"\noutputs identical to the local engine's: {'yes' if same else 'NO'}")
+    return 0 if same else 1
 
 
 def _sync(device: str) -> None:

@@ -125,18 +125,26 @@ def test_bundled_models_are_ready_with_no_download(fake_bundle, tiny_models):
     assert not store.root.exists() or not any(store.root.rglob("*.safetensors")), "nothing was downloaded"
 
 
-def test_smoke_mode_calls_every_task_over_http_and_passes(fake_bundle):
+def test_smoke_mode_calls_every_task_over_http_and_passes(fake_bundle, tiny_models):
     from desktop.shell import smoke
     from desktop.tasks import TASKS
 
     out = io.StringIO()
     assert smoke.run(device="cpu", out=out) == 0, out.getvalue()
     report = out.getvalue()
-    assert "8 bundled models" in report
+    assert f"{len(tiny_models)} bundled models" in report
     for task in TASKS:
         assert any(line.startswith(f"ok   {task} ") for line in report.splitlines()), report
     assert "ok   classify (image)" in report and "ok   page" in report
+    _assert_speech_and_objects(report)
     assert "Smoke test passed" in report
+
+
+def _assert_speech_and_objects(report: str) -> None:
+    """The smoke test's uploaded recording was transcribed and its photo went through Objects."""
+    lines = {line.split()[1]: line for line in report.splitlines() if line.startswith(("ok ", "FAIL"))}
+    assert lines["transcribe"].startswith("ok") and lines["transcribe"].endswith("'a tone'"), report
+    assert lines["detect"].startswith("ok") and '{"image": ' in lines["detect"], report
 
 
 def test_smoke_mode_fails_and_names_the_tasks_whose_models_are_missing(monkeypatch, tmp_path):
@@ -159,11 +167,14 @@ def test_smoke_calls_match_every_tasks_public_api():
     from desktop.ui.handlers import public_parameters
 
     image = {"path": "x.png", "meta": {"_type": "gradio.FileData"}}
-    calls = task_calls(TASKS.values(), image)
+    audio = {"path": "x.wav", "meta": {"_type": "gradio.FileData"}}
+    calls = task_calls(TASKS.values(), image, audio)
     assert [c.label for c in calls if "(" not in c.label] == list(TASKS)
     for call in calls:
         assert len(call.data) == len(public_parameters(TASKS[call.api])), call
     assert any(call.data[:1] == ("Image",) and image in call.data for call in calls)
+    assert next(call for call in calls if call.api == "transcribe").data[0] == audio
+    assert next(call for call in calls if call.api == "detect").data[0] == image
 
 
 # --- the real build ----------------------------------------------------------------------
@@ -224,7 +235,7 @@ def _app_env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 @pytest.mark.build
 @pytest.mark.timeout(BUILD_TIMEOUT + 300)
-def test_packaged_app_answers_every_task_with_the_network_off(packaged_app, tmp_path):
+def test_packaged_app_answers_every_task_with_the_network_off(packaged_app, tiny_models, tmp_path):
     from desktop.tasks import TASKS
 
     isolated = _can_isolate_network()
@@ -236,15 +247,19 @@ def test_packaged_app_answers_every_task_with_the_network_off(packaged_app, tmp_
     done = subprocess.run(_loopback_only(command), env=env, capture_output=True, text=True, timeout=300)
     report = done.stdout
     assert done.returncode == 0, report + done.stderr[-3000:]
-    assert "packaged build" in report and "8 bundled models" in report
+    assert "packaged build" in report and f"{len(tiny_models)} bundled models" in report
     for task in TASKS:
         assert any(line.startswith(f"ok   {task} ") for line in report.splitlines()), report
     assert "ok   classify (image)" in report
+    _assert_speech_and_objects(report)  # PyAV's FFmpeg and the Whisper/YOLOS code are in the build
     assert not (tmp_path / "user" / ".cache" / "huggingface").exists(), "wrote to ~/.cache/huggingface"
     assert (tmp_path / "home" / "logs" / "pipedesk.log").is_file()
     after = _snapshot(packaged_app.parent)
     changed = sorted(set(after.items()) ^ set(before.items()))
     assert not changed, f"the app wrote into its own folder: {changed[:10]}"
+    # The Ray engine's libraries stay out of the desktop app (they are pipedesk[cluster]'s).
+    bundled = {path.name for path in (packaged_app.parent / "_internal").iterdir()}
+    assert not bundled & {"ray", "pyarrow"}, sorted(bundled & {"ray", "pyarrow"})
 
 
 @pytest.mark.build
@@ -311,6 +326,6 @@ def test_ci_smoke_helper_puts_models_in_for_the_run_only(packaged_app, tiny_mode
     extra = tmp_path / "models" / "pipedesk-tests--extra-sentiment"
     shutil.copytree(tiny_models[SST2], extra)
     assert build.smoke_test(packaged_app.parent, extra.parent, timeout=300) == 0
-    assert "9 bundled models" in capfd.readouterr().out
+    assert f"{len(tiny_models) + 1} bundled models" in capfd.readouterr().out
     assert not (packaged_app.parent / "_internal" / "models" / extra.name).exists()
     assert len(list((packaged_app.parent / "_internal" / "models").iterdir())) == len(tiny_models)

@@ -28,8 +28,17 @@ def journal_path(output: Path) -> Path:
 
 
 def file_fingerprint(path: Path) -> dict[str, Any]:
-    """Size and SHA-256 of ``path``: a resumed run must read the same input."""
+    """Size and SHA-256 of ``path``: a resumed run must read the same input. For a folder (of
+    recordings), the names, sizes and modification times of the files in it."""
     digest = hashlib.sha256()
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file())
+        for file in files:
+            stat = file.stat()
+            digest.update(
+                f"{file.relative_to(path).as_posix()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode()
+            )
+        return {"files": len(files), "sha256": digest.hexdigest()}
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)

@@ -68,7 +68,19 @@ def read_folder(folder: str | Path, extensions: set[str], what: str) -> Table:
         kinds = ", ".join(sorted(e.lstrip(".").upper() for e in extensions))
         raise UserError(f"{folder} holds no {what} ({kinds}).")
     check_size(folder.name, len(files), 1)
-    return Table(name=folder.name, format="folder", columns=["file"], rows=[[str(p.resolve())] for p in files])
+    return Table(
+        name=folder.name, format="folder", columns=["file"], rows=[[str(p.resolve())] for p in files]
+    )
+
+
+def resolve_paths(names: list[str], base: Path) -> list[str]:
+    """File names listed in a file (one recording per row), as absolute paths: a relative name is
+    relative to the folder of the list, not to wherever the command was typed."""
+    out = []
+    for name in names:
+        path = Path(name.strip()).expanduser() if name.strip() else None
+        out.append("" if path is None else str(path if path.is_absolute() else (base / path).resolve()))
+    return out
 
 
 def read_table(path: str | Path, name: str | None = None) -> Table:

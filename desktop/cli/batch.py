@@ -4,7 +4,8 @@ Runs on the main thread. Finished rows go to a journal next to the output as
 they are computed (``OUTPUT.partial.jsonl``), so Ctrl+C or a crash loses at
 most the batch in flight and ``--resume`` continues where the run stopped.
 The output, written at the end, has the input's rows in input order with the
-result columns appended.
+result columns appended. ``--engine ray`` runs the same steps on Ray workers
+(:mod:`desktop.batch.ray_engine`); Ray is imported only then.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="run a task over every row of a CSV, TSV, XLSX, JSONL or TXT file",
         description="Analyse a whole file. Output rows are in input order, with the result columns "
         "appended. Results are saved as they are computed: after an interruption, run the same "
-        "command with --resume.",
+        "command with --resume. --engine ray spreads the rows over Ray workers (this machine's "
+        'cores and GPUs, or a cluster); it needs pip install "pipedesk[cluster]".',
     )
     tasks = batch.add_subparsers(title="tasks", metavar="TASK", required=True)
     for spec in TASKS.values():
@@ -41,7 +43,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "-i",
             required=True,
             metavar="FILE",
-            help="CSV, TSV, XLSX, JSONL or TXT (one text per line)",
+            help=(
+                "a folder of recordings, or a CSV, XLSX or TXT file listing them (one file per row; "
+                "names relative to the list's folder)"
+                if spec.file_input == "audio"
+                else "CSV, TSV, XLSX, JSONL or TXT (one text per line)"
+            )
+            + "; with --engine ray also Parquet, a folder of Parquet/CSV/JSONL files or a URI such as "
+            "s3://bucket/reviews/",
         )
         task.add_argument(
             "--column",
@@ -55,7 +64,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "-o",
             required=True,
             metavar="FILE",
-            help="where to write: .csv, .tsv, .xlsx or .jsonl",
+            help="where to write: .csv, .tsv, .xlsx or .jsonl; with --engine ray also .parquet, or a "
+            "folder of Parquet parts (a name ending in /)",
         )
         task.add_argument("--model", default=None, help="a model label, Hub id, imported name or folder")
         task.add_argument(
@@ -74,8 +84,35 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             action="store_true",
             help="int8 weights for classification and NER models on the CPU (faster, nearly the same results)",
         )
+        _add_ray_flags(task)
         add_task_options(task, spec)
         task.set_defaults(func=cmd_batch, task=spec.id)
+
+
+def _add_ray_flags(task: argparse.ArgumentParser) -> None:
+    ray = task.add_argument_group('Ray engine (pip install "pipedesk[cluster]")')
+    ray.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="local (default): this process; ray: Ray workers on this machine or a cluster",
+    )
+    ray.add_argument(
+        "--ray-address",
+        default=None,
+        metavar="ADDRESS",
+        help="auto (the cluster this machine belongs to) or ray://host:10001; default: start Ray here",
+    )
+    ray.add_argument(
+        "--workers", type=int, default=None, metavar="N", help="model-holding workers (default: by resources)"
+    )
+    ray.add_argument(
+        "--gpus-per-worker",
+        type=float,
+        default=None,
+        metavar="G",
+        help="GPUs each worker holds, e.g. 1 or 0.5 (default: 1 when there are GPUs)",
+    )
 
 
 def _quiet_libraries() -> None:
@@ -94,7 +131,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
     from desktop import logs
     from desktop.batch.journal import Journal, file_fingerprint, journal_path
-    from desktop.batch.reader import read_table
+    from desktop.batch.reader import resolve_paths
     from desktop.batch.run import BatchRun, task_spec
     from desktop.batch.writer import export_format, write_results
     from desktop.cli.common import terminal_progress
@@ -102,12 +139,21 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
     logs.setup()
     _quiet_libraries()
+    if args.engine == "ray":
+        return _batch_on_ray(args)
+    ray_only = [
+        flag for flag in ("ray_address", "workers", "gpus_per_worker") if getattr(args, flag) is not None
+    ]
+    if ray_only:
+        flags = ", ".join("--" + flag.replace("_", "-") for flag in ray_only)
+        raise UserError(f"{flags} {'goes' if len(ray_only) == 1 else 'go'} with --engine ray.")
     source, output = Path(args.input).expanduser(), Path(args.output).expanduser()
+    _ray_reads(args.input, source, "reads")
+    _ray_reads(args.output, output, "writes")
     export_format(output)
-    if output.exists() and source.exists() and output.resolve() == source.resolve():
-        raise UserError("--output must not be the input file: choose another name, so the input is kept.")
+    _not_the_input(source, output)
     spec = task_spec(args.task)
-    table = read_table(source)
+    table = _read_input(spec, source)
     for warning in table.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     column = args.column
@@ -121,6 +167,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
     else:
         column = table.columns[table.column_index(column)]
     texts = table.texts(column)
+    if spec.file_input == "audio" and table.format != "folder":
+        texts = resolve_paths(texts, source.parent)
     options = {option.name: option.check(getattr(args, option.name), option.flag) for option in spec.options}
     header = {
         "task": args.task,
@@ -182,7 +230,108 @@ def cmd_batch(args: argparse.Namespace) -> int:
     return 0
 
 
-def _summary(results: dict[int, dict[str, Any]], total: int, output: Path, elapsed: float, run: Any) -> str:
+def _read_input(spec: Any, source: Path) -> Any:
+    """The input table: for tasks whose rows are recordings, also a folder of them (the table's
+    column ``file``); a list file names one recording per row."""
+    from desktop.batch.reader import read_folder, read_table
+    from desktop.tasks.audio import AUDIO_EXTENSIONS
+
+    if spec.file_input == "audio" and source.is_dir():
+        return read_folder(source, AUDIO_EXTENSIONS, "recordings")
+    return read_table(source)
+
+
+def _not_the_input(source: Path, output: Path) -> None:
+    if output.exists() and source.exists() and output.resolve() == source.resolve():
+        raise UserError("--output must not be the input file: choose another name, so the input is kept.")
+
+
+def _ray_reads(given: str, path: Path, what: str) -> None:
+    """Parquet, folders and URIs are the Ray engine's: say so rather than 'not a CSV'."""
+    from desktop.batch.ray_io import is_uri
+
+    if is_uri(given) or path.suffix.lower() == ".parquet" or (what == "writes" and given.endswith("/")):
+        raise UserError(
+            f"{given}: the Ray engine {what} Parquet files, folders of them and URIs: add --engine ray "
+            '(pip install "pipedesk[cluster]").'
+        )
+
+
+def _batch_on_ray(args: argparse.Namespace) -> int:
+    """``--engine ray``: the same run on Ray workers; a bar fed as batches come back."""
+    from tqdm import tqdm
+
+    from desktop.batch.ray_cluster import Cluster, require
+    from desktop.batch.ray_engine import RayRun
+    from desktop.batch.ray_io import FOLDER, is_uri
+    from desktop.batch.run import task_spec
+    from desktop.cli.common import terminal_progress
+    from desktop.fmt import duration
+
+    require()
+    if args.resume:
+        raise UserError(
+            "--resume works with the local engine only: the Ray engine keeps no partial results (it "
+            "writes the output at the end). Run the same command without --resume."
+        )
+    if not (is_uri(args.input) or is_uri(args.output)):
+        _not_the_input(Path(args.input).expanduser(), Path(args.output).expanduser())
+    spec = task_spec(args.task)
+    options = {option.name: option.check(getattr(args, option.name), option.flag) for option in spec.options}
+    run = RayRun(
+        args.task,
+        args.input,
+        args.output,
+        args.model,
+        column=args.column,
+        options=options,
+        batch_size=args.batch_size,
+        device=args.device,
+        fast_cpu=args.fast_cpu,
+        cluster=Cluster(args.ray_address, args.workers, args.gpus_per_worker),
+        load_progress=terminal_progress(),
+    )
+    started = time.perf_counter()
+    with run:
+        for warning in run.source.table.warnings if run.source.table else []:
+            print(f"warning: {warning}", file=sys.stderr)
+        if run.source.guessed and len(run.source.columns) > 1:
+            print(
+                f"note: reading the texts from column {run.source.column!r} (choose another with --column)",
+                file=sys.stderr,
+            )
+        print(f"Ray: {run.plan.line()}, on {run.where}", file=sys.stderr)
+        bar = tqdm(
+            total=run.total,
+            unit="row",
+            desc=f"{args.task} ({run.display})",
+            file=sys.stderr,
+            dynamic_ncols=True,
+            disable=run.kind == FOLDER,  # Ray Data's own progress: the workers write the parts
+        )
+        try:
+            for event in run:
+                bar.update(event.rows)
+                for note in event.notes:
+                    bar.write(f"note: {note}", file=sys.stderr)
+        except KeyboardInterrupt:
+            bar.close()
+            print("Interrupted: the Ray job was cancelled; nothing was written.", file=sys.stderr)
+            return 130
+        finally:
+            bar.close()
+    elapsed = time.perf_counter() - started
+    if run.results:
+        print(_summary(run.results, run.rows_written, args.output, elapsed, run), file=sys.stderr)
+    else:
+        rows = "Rows" if run.rows_written is None else f"{run.rows_written:,} rows"
+        print(f"{rows} written to {args.output} in {duration(elapsed)}", file=sys.stderr)
+    return 0
+
+
+def _summary(
+    results: dict[int, dict[str, Any]], total: int, output: Path | str, elapsed: float, run: Any
+) -> str:
     from desktop.batch.run import count_chart
     from desktop.fmt import duration
 
