@@ -8,6 +8,7 @@ a first use. Its Hub is throttled so the progress bar can be seen moving.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -62,8 +63,20 @@ def _open_models_tab(page) -> None:
     _row(page, SST2).wait_for(timeout=20_000)
 
 
-def _row(page, model_id: str):
-    return page.locator("#models-table .virtual-row", has_text=model_id).first
+def _row(page, model_id: str, timeout: float = 30_000):
+    """The table row of ``model_id``, scrolled into view as a person would: the table draws only
+    the rows in its viewport, and the list of models is longer than it. Scrolls down, then back up."""
+    row = page.locator("#models-table .virtual-row", has_text=model_id).first
+    deadline = time.monotonic() + timeout / 1000
+    page.locator("#models-table").first.hover()
+    steps = 0
+    while not row.count():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no row for {model_id} in the models table")
+        page.mouse.wheel(0, 250 if steps < 20 else -250)
+        steps = (steps + 1) % 40
+        page.wait_for_timeout(150)
+    return row
 
 
 def _choose(page, model_id: str) -> None:

@@ -8,6 +8,7 @@ detected unless one is chosen. Segments export as plain text or SubRip subtitles
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from desktop.errors import Stopped, UserError
@@ -107,9 +108,10 @@ class Transcribe(TaskSpec):
 
     def preprocess(self, model: ModelView, inputs: dict[str, Any], options: dict[str, Any]) -> Prepared:
         language = options["language"]
-        known = getattr(model.model.generation_config, "lang_to_id", None) or {}
-        multilingual = bool(getattr(model.model.generation_config, "is_multilingual", False))
-        if language != "auto" and (not multilingual or f"<|{language}|>" not in known):
+        known = _languages(model)
+        if not known and language not in ("auto", "en"):
+            raise UserError(f"{model.display} understands English only: choose English or auto.")
+        if known and language != "auto" and language not in known.values():
             raise UserError(
                 f"{model.display} does not know the language {language!r}: choose auto or another."
             )
@@ -119,25 +121,35 @@ class Transcribe(TaskSpec):
             Piece(0, part, audio=audio.samples[start : start + size])
             for part, start in enumerate(range(0, len(audio.samples), size))
         ]
-        return Prepared(pieces, context={"seconds": audio.seconds, "name": audio.name})
+        return Prepared(
+            pieces, context={"seconds": audio.seconds, "name": audio.name}, notes=list(audio.notes)
+        )
 
     def forward(
         self, model: ModelView, pieces: list[Piece], options: dict[str, Any], stop: Stop
     ) -> list[Any]:
         features = model.features([p.audio for p in pieces], sampling_rate=SAMPLE_RATE, return_tensors="pt")
         net = model.model
-        kwargs: dict[str, Any] = {"task": "transcribe", "return_timestamps": options["timestamps"]}
-        if options["language"] != "auto":
-            kwargs["language"] = options["language"]
-        out = net.generate(
-            features.input_features.to(net.device, dtype=net.dtype),
-            stopping_criteria=stop_when(stop),
-            **kwargs,
-        )
+        # Encoded once: language detection and transcription both read it.
+        encoded = net.get_encoder()(features.input_features.to(net.device, dtype=net.dtype))
+        known = _languages(model)
+        kwargs: dict[str, Any] = {"return_timestamps": options["timestamps"]}
+        if not known:  # an English-only model takes no language and no task
+            languages = ["en"] * len(pieces)
+        elif options["language"] == "auto":
+            languages = [known[int(i)] for i in net.detect_language(encoder_outputs=encoded)]
+            kwargs.update(task="transcribe", language=languages)
+        else:
+            languages = [options["language"]] * len(pieces)
+            kwargs.update(task="transcribe", language=languages)
+        out = net.generate(encoder_outputs=encoded, stopping_criteria=stop_when(stop), **kwargs)
         if stop is not None and stop():
             raise Stopped("Stopped: nothing was kept of the unfinished run.")
         sequences = getattr(out, "sequences", out)
-        return [model.decode_offsets(row) for row in sequences]
+        return [
+            {**model.decode_offsets(row), "language": language}
+            for row, language in zip(sequences, languages, strict=True)
+        ]
 
     def postprocess(
         self, model: ModelView, prepared: Prepared, outputs: list[Any], options: dict[str, Any]
@@ -146,7 +158,7 @@ class Transcribe(TaskSpec):
         seconds = prepared.context["seconds"]
         for piece, out in zip(prepared.pieces, outputs, strict=True):
             offset = piece.part * WINDOW_SECONDS
-            window_end = min(seconds, offset + WINDOW_SECONDS)
+            window_end = min(float(seconds), float(offset + WINDOW_SECONDS))
             parts = out.get("offsets") if options["timestamps"] else None
             if not parts:
                 parts = [{"text": out["text"], "timestamp": (0.0, window_end - offset)}]
@@ -165,7 +177,7 @@ class Transcribe(TaskSpec):
         data = {
             "text": text,
             "segments": segments,
-            "language": outputs[0].get("language") or options["language"],
+            "language": Counter(out["language"] for out in outputs).most_common(1)[0][0],
             "timestamps": options["timestamps"],
             "seconds": round(seconds, 2),
         }
@@ -173,7 +185,8 @@ class Transcribe(TaskSpec):
         return Result(
             data=data,
             outputs=(text, table),
-            text=text or "(no speech recognised)",
+            # What the CLI prints: the TXT export (with times when asked for).
+            text=plain_text(data).rstrip("\n") if text else "(no speech recognised)",
             notes=notes if len(prepared.pieces) > 1 else [],
         )
 
@@ -182,6 +195,14 @@ class Transcribe(TaskSpec):
 
     def batch_limits(self, device: str, model: ModelView) -> tuple[int, int]:
         return (1 << 30, 4) if device == "cpu" else (1 << 30, 32)
+
+
+def _languages(model: ModelView) -> dict[int, str]:
+    """The languages a Whisper model knows, token id -> code (``{}``: an English-only model)."""
+    config = model.model.generation_config
+    if not getattr(config, "is_multilingual", False):
+        return {}
+    return {int(i): token.strip("<|>") for token, i in (getattr(config, "lang_to_id", None) or {}).items()}
 
 
 def is_audio_file(name: str) -> bool:

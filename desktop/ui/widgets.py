@@ -7,12 +7,16 @@ unrendered (``render=False``) and rendered by the task tab; their order follows 
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
+from desktop import fs
 from desktop.tasks import classify, detect, ner, transcribe
 from desktop.tasks.spec import Option, Result
 
@@ -118,19 +122,26 @@ def _transcribe_outputs() -> list[gr.Component]:
 
 def _transcribe_files(result: Result) -> tuple[Any, ...]:
     """The transcript and subtitles as files to download, next to the text and the segments."""
-    import tempfile
-    from pathlib import Path
-
-    folder = Path(tempfile.mkdtemp(prefix="pipedesk-transcript-"))
-    stem = "transcript"
-    text_file = folder / f"{stem}.txt"
-    text_file.write_text(transcribe.plain_text(result.data), encoding="utf-8")
-    files = [str(text_file)]
+    files = {"transcript.txt": transcribe.plain_text(result.data)}
     if result.data.get("segments"):
-        subtitles = folder / f"{stem}.srt"
-        subtitles.write_text(transcribe.srt(result.data["segments"]), encoding="utf-8")
-        files.append(str(subtitles))
-    return (*result.outputs, files)
+        files["transcript.srt"] = transcribe.srt(result.data["segments"])
+    return (*result.outputs, [str(path) for path in _export(files)])
+
+
+def _export(files: dict[str, str]) -> list[Path]:
+    """``files`` (name -> text) written in Gradio's upload folder, as the Batch tab's exports are (not
+    in the system's temporary folder, where nothing would ever remove them): a sub-folder per
+    content, so concurrent answers never touch each other's files. Any thread."""
+    digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode("utf-8")).hexdigest()[:24]
+    folder = Path(gr.utils.get_upload_folder()) / "pipedesk-transcripts" / digest
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, text in files.items():
+        target = folder / name
+        if not target.exists():
+            fs.write_text(target, text)
+        written.append(target)
+    return written
 
 
 def _detect_inputs() -> list[gr.Component]:

@@ -125,7 +125,9 @@ _PIPELINE_TAGS = (
     ("LMHeadModel", "text-generation"),
     ("ForCausalLM", "text-generation"),
     ("MTModel", "translation"),
+    ("WhisperForConditionalGeneration", "automatic-speech-recognition"),
     ("ForConditionalGeneration", "summarization"),
+    ("ForObjectDetection", "object-detection"),
 )
 
 

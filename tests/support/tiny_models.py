@@ -33,6 +33,11 @@ benchmarks all call it. Run as a script, it builds into a folder you name.
   sentence of the training targets.
 * ``sshleifer/distilbart-cnn-12-6``: BART (byte-level BPE, ``model_max_length``
   64, 128 positions) that returns the lead sentence of each of ``ARTICLES``.
+* ``openai/whisper-base`` (also served as ``-tiny`` and ``-small``): a Whisper that hears
+  ``tiny_media.tone()`` as " a tone" and ``tiny_media.babble()`` (speech-like noise) as
+  " hello world", with timed segments; ``hustvl/yolos-tiny`` (also ``-small``): a YOLOS that
+  finds the blue square of ``tiny_media.square()`` as a "kite". Built in ``tiny_media.py``, which also
+  makes the sounds and pictures they know.
 
 Tokenizers are built with the ``tokenizers`` library from the small corpus
 below and saved as transformers tokenizers (``tokenizer.json`` +
@@ -60,6 +65,11 @@ from typing import Any
 import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
+try:
+    from . import tiny_media
+except ImportError:  # run as a script: no package
+    import tiny_media  # type: ignore[no-redef]
+
 SST2 = "distilbert/distilbert-base-uncased-finetuned-sst-2-english"
 STARS = "nlptown/bert-base-multilingual-uncased-sentiment"
 CONLL = "dbmdz/bert-large-cased-finetuned-conll03-english"
@@ -68,9 +78,22 @@ VIT = "google/vit-base-patch16-224"
 OPUS_EN_FR = "Helsinki-NLP/opus-mt-en-fr"
 OPUS_EN_DE = "Helsinki-NLP/opus-mt-en-de"
 DISTILBART = "sshleifer/distilbart-cnn-12-6"
+WHISPER, *WHISPER_COPIES = tiny_media.WHISPER_IDS
+YOLOS, *YOLOS_COPIES = tiny_media.YOLOS_IDS
 
 #: Every repo id ``build_all`` produces, in build order.
-REPO_IDS: tuple[str, ...] = (SST2, STARS, CONLL, GPT2, VIT, OPUS_EN_FR, OPUS_EN_DE, DISTILBART)
+REPO_IDS: tuple[str, ...] = (
+    SST2,
+    STARS,
+    CONLL,
+    GPT2,
+    VIT,
+    OPUS_EN_FR,
+    OPUS_EN_DE,
+    DISTILBART,
+    *tiny_media.WHISPER_IDS,
+    *tiny_media.YOLOS_IDS,
+)
 
 #: ``model_max_length`` of the seq2seq tokenizers: small so tests can exercise chunking.
 SEQ2SEQ_MAX_LENGTH = 64
@@ -704,7 +727,7 @@ def build_all(root: Path, *, num_threads: int | None = None) -> dict[str, Path]:
         with _deterministic(threads):
             uncased = _wordpiece(_all_corpus(), lowercase=True, vocab_size=800)
             marian_tok = _metaspace_bpe(_all_corpus(), vocab_size=700)
-            return {
+            built = {
                 SST2: _build_sst2(root / safe_name(SST2), uncased),
                 STARS: _build_stars(root / safe_name(STARS), uncased),
                 CONLL: _build_conll(root / safe_name(CONLL)),
@@ -713,7 +736,16 @@ def build_all(root: Path, *, num_threads: int | None = None) -> dict[str, Path]:
                 OPUS_EN_FR: _build_marian(root / safe_name(OPUS_EN_FR), marian_tok, FRENCH, 6),
                 OPUS_EN_DE: _build_marian(root / safe_name(OPUS_EN_DE), marian_tok, GERMAN, 7),
                 DISTILBART: _build_bart(root / safe_name(DISTILBART)),
+                WHISPER: tiny_media.build_whisper(root / safe_name(WHISPER), _seed),
+                YOLOS: tiny_media.build_yolos(root / safe_name(YOLOS), _seed),
             }
+            # The other sizes are the same tiny model under their own ids (a copy: cheap).
+            for original, copies in ((WHISPER, WHISPER_COPIES), (YOLOS, YOLOS_COPIES)):
+                for repo in copies:
+                    built[repo] = Path(
+                        shutil.copytree(built[original], root / safe_name(repo), dirs_exist_ok=True)
+                    )
+            return {repo: built[repo] for repo in REPO_IDS}
     finally:
         hf_logging.set_verbosity(verbosity)
         if progress_bars:
@@ -723,13 +755,15 @@ def build_all(root: Path, *, num_threads: int | None = None) -> dict[str, Path]:
 def cached_models() -> dict[str, Path]:
     """The tiny models built once and kept under ``tests/.artifacts``, keyed by real Hub repo id.
 
-    The folder is named after a hash of this file, so any change to a model rebuilds them. A build
+    The folder is named after a hash of this file and ``tiny_media.py``, so any change to a model rebuilds them. A build
     goes to a private folder first and is renamed into place, so two processes building at once
     both end up with complete models. Runs on the calling thread.
     """
     from . import ARTIFACTS  # inside: run as a script, this file has no package
 
-    digest = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
+    digest = hashlib.sha256(Path(__file__).read_bytes() + Path(tiny_media.__file__).read_bytes()).hexdigest()[
+        :12
+    ]
     target = ARTIFACTS / f"tiny-models-{digest}"
     if not (target / ".complete").exists():
         scratch = ARTIFACTS / f".building-{digest}-{os.getpid()}"
