@@ -35,6 +35,7 @@ from tests.support.window_driver import (
     save_download,
     screenshot,
     screenshot_after,
+    screenshot_drawn,
     xdotool,
 )
 
@@ -82,8 +83,7 @@ def test_window_opens_fast_shows_the_ui_saves_downloads_and_closes_cleanly(displ
         tools = DevTools(devtools_port)
         assert tools.wait_for_ui(url.group(1)), "the app never appeared in the window"
         assert tools.evaluate("document.title") == "Pipedesk"
-        time.sleep(1.0)  # let the UI paint
-        colours, top = screenshot(display, tmp_path / "ui.png")
+        colours, top = screenshot_drawn(display, tmp_path / "ui.png")
         assert colours > 200 and top < 0.9, f"the window looks blank: {colours} colours, top {top:.0%}"
 
         # One instance: a second launch brings this window forward and starts no server.
@@ -197,7 +197,7 @@ def test_a_crashed_page_is_reloaded_and_sigterm_stops_the_window_app_cleanly(
         # the window blank; the app reloads the page and the user can go on.
         assert tools.crash()
         assert tools.wait_for_ui(url), "the page stayed dead after its renderer crashed"
-        colours, top = screenshot(display, tmp_path / "reloaded.png")
+        colours, top = screenshot_drawn(display, tmp_path / "reloaded.png")
         assert colours > 200 and top < 0.9, f"the window looks blank: {colours} colours, top {top:.0%}"
 
         # SIGTERM (a logout, `kill`, a service manager): the same clean stop as closing the window.

@@ -101,6 +101,18 @@ def screenshot(disp: str, path: Path) -> tuple[int, float]:
     return len(colours), top / (image.width * image.height)
 
 
+def screenshot_drawn(disp: str, path: Path, timeout: float = 20) -> tuple[int, float]:
+    """:func:`screenshot` once the window shows a drawn page (over 200 colours, no colour on 90% of
+    the screen), or the last one after ``timeout``: a busy machine paints a moment after the page
+    has loaded, and Gradio shows its loading screen first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        colours, top = screenshot(disp, path)
+        if (colours > 200 and top < 0.9) or time.monotonic() > deadline:
+            return colours, top
+        time.sleep(0.5)
+
+
 def screenshot_after(
     disp: str, path: Path, change: Callable[[], object], timeout: float = 15
 ) -> tuple[int, float]:
