@@ -56,7 +56,44 @@ def test_requests_that_wait_together_run_as_one_batch_and_get_their_own_answers(
     assert runtime.batcher.batches - batches_before <= 2  # the first alone, then the rest together
 
 
-def test_the_owners_request_goes_before_visitors_waiting_longer(runtime):
+def test_the_owners_request_runs_beside_a_visitors_batch_not_after_the_queue(runtime):
+    """LAN visitors keep the model busy; the person at the computer does not wait for them."""
+    spec = TASKS["sentiment"]
+    guest = runtime.guest()
+    expected = spec.predict(runtime, "owner: I love this product!", SST2).data
+    finished: list[str] = []
+    answers: dict[str, dict] = {}
+    lock = threading.Lock()
+
+    def ask(who: str, rt) -> None:
+        answers[who] = spec.predict(rt, f"{who}: I love this product!", SST2).data
+        with lock:
+            finished.append(who)
+
+    with runtime._device_lock:  # a visitors' batch holds the device, as a long one would
+        first = threading.Thread(target=ask, args=("guest-0", guest))
+        first.start()
+        wait_until(lambda: runtime.batcher._queues and any(q.busy for q in runtime.batcher._queues.values()))
+        guests = [threading.Thread(target=ask, args=(f"guest-{i}", guest)) for i in range(1, 13)]
+        for thread in guests:
+            thread.start()
+        wait_until(lambda: waiting(runtime) == 12)
+        owner = threading.Thread(target=ask, args=("owner", runtime))
+        owner.start()
+        owner.join(30)
+        # Answered while the visitors' batch still holds the device and twelve visitors wait.
+        assert finished == ["owner"]
+        assert waiting(runtime) == 12
+    for thread in [first, *guests]:
+        thread.join(30)
+    assert len(finished) == 14 and finished[1] == "guest-0"
+    assert answers["owner"]["label"] == expected["label"]
+    assert answers["owner"]["score"] == pytest.approx(expected["score"], abs=1e-4)
+    assert OWNER < GUEST
+
+
+def test_the_owners_requests_go_before_visitors_waiting_longer(runtime):
+    """When the owner's batch holds the device, the owner's next request still goes first."""
     spec = TASKS["sentiment"]
     guest = runtime.guest()
     spec.predict(runtime, "warm up", SST2)
@@ -69,7 +106,7 @@ def test_the_owners_request_goes_before_visitors_waiting_longer(runtime):
             finished.append(who)
 
     with runtime._device_lock:
-        first = threading.Thread(target=ask, args=("guest-0", guest))
+        first = threading.Thread(target=ask, args=("owner-0", runtime))
         first.start()
         wait_until(lambda: runtime.batcher._queues and any(q.busy for q in runtime.batcher._queues.values()))
         guests = [threading.Thread(target=ask, args=(f"guest-{i}", guest)) for i in range(1, 13)]
@@ -78,12 +115,10 @@ def test_the_owners_request_goes_before_visitors_waiting_longer(runtime):
         wait_until(lambda: waiting(runtime) == 12)
         owner = threading.Thread(target=ask, args=("owner", runtime))
         owner.start()
-        wait_until(lambda: waiting(runtime) == 13)
+        wait_until(lambda: waiting(runtime) == 13)  # an owner's batch runs: this one waits, first in line
     for thread in [first, *guests, owner]:
         thread.join(30)
-    assert finished[0] == "guest-0"  # it was already on the device
-    assert "owner" in finished[1:3], finished  # then the owner, before the visitors who came first
-    assert OWNER < GUEST
+    assert finished[:2] == ["owner-0", "owner"], finished  # alone: no visitor rides along
 
 
 def test_a_refusal_in_one_request_does_not_touch_the_others(runtime):

@@ -2,11 +2,13 @@
 
 Single requests (a tab, an API call, a visitor) for the same model, task and options queue here.
 When nothing of theirs is on the device, the first waiting request (the owner's before any
-visitor's, then the oldest) runs a batch made of itself and whoever else is waiting, within the
-task's own batch limits; everyone in it gets their own outputs back. Requests that arrive while a
+visitor's, then the oldest) runs a batch made of itself and whoever else of its kind is waiting
+(the owner's requests, or visitors'), within the task's own batch limits; everyone in it gets their own outputs back. Requests that arrive while a
 batch runs wait for the next one, so under load batches fill up by themselves and an idle app
-answers at once (no timer on the fast path). A visitor's batch is kept small, so the owner's next
-request never waits for a long one.
+answers at once (no timer on the fast path). A visitor's batch is kept small, and the owner's
+requests do not wait for one: while a batch of visitors' requests runs, the owner's run beside it
+(``overtake``: on the CPU the runtime lets the two share the cores; on a GPU the owner's batch
+goes next), so LAN visitors never make the person at the computer wait.
 
 Threads: any (Gradio's workers). One condition variable guards the queues; the batch itself runs
 outside it, under the runtime's device lock.
@@ -45,14 +47,25 @@ class _Request:
 @dataclass(eq=False)
 class _Queue:
     waiting: list[_Request] = field(default_factory=list)
-    busy: bool = False
+    running: list[bool] = field(default_factory=list)  # one per batch on the device: visitors' only?
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.running)
+
+    def may_start(self, request: _Request) -> bool:
+        """Whether ``request`` (the best waiting) may start a batch now: when nothing runs, or, for
+        the owner's, beside a batch of visitors' requests only."""
+        if not self.running:
+            return True
+        return request.priority == OWNER and self.running == [True]
 
 
 class Batcher:
     """Merges concurrent requests for one (model, task, options) into batches; see the module doc."""
 
-    def __init__(self, run: Callable[[Any, Callable[[], Any]], Any], merge: bool = True) -> None:
-        self._run = run  # ``Runtime.infer``: the device lock
+    def __init__(self, run: Callable[..., Any], merge: bool = True) -> None:
+        self._run = run  # ``Runtime.infer(loaded, call, overtake=False)``: the device lock
         self.merge = merge  # False: one request per batch (benchmarks compare the two)
         self._changed = threading.Condition()
         self._queues: dict[tuple[Any, ...], _Queue] = {}
@@ -78,24 +91,35 @@ class Batcher:
             while True:
                 if request.done:
                     return _result(request)
-                if not queue.busy and min(queue.waiting, key=_rank) is request:
-                    batch = self._take(queue, loaded, spec, options)
-                    queue.busy = True
+                if (
+                    request in queue.waiting
+                    and queue.may_start(request)
+                    and min(queue.waiting, key=_rank) is request
+                ):
+                    overtake = queue.busy  # beside a visitors' batch
+                    # The owner's batch carries the owner's requests only: no visitor makes it longer.
+                    owners_only = request.priority == OWNER
+                    batch = self._take(queue, loaded, spec, options, owners_only=owners_only)
+                    guests_only = all(r.priority == GUEST for r in batch)
+                    queue.running.append(guests_only)
                     break
                 self._changed.wait()
         try:
-            self._execute(loaded, spec, options, batch)
+            self._execute(loaded, spec, options, batch, overtake)
         finally:
             with self._changed:
-                queue.busy = False
-                if not queue.waiting and self._queues.get(key) is queue:
+                queue.running.remove(guests_only)
+                if not queue.waiting and not queue.running and self._queues.get(key) is queue:
                     del self._queues[key]
                 self._changed.notify_all()
         return _result(request)
 
-    def _take(self, queue: _Queue, loaded: Any, spec: TaskSpec, options: dict[str, Any]) -> list[_Request]:
+    def _take(
+        self, queue: _Queue, loaded: Any, spec: TaskSpec, options: dict[str, Any], owners_only: bool = False
+    ) -> list[_Request]:
         """The waiting requests, best first, that fit one batch (the first one always does). Visitors'
-        requests share at most :data:`GUEST_BUDGET_SHARE` of the token budget, whoever leads."""
+        requests share at most :data:`GUEST_BUDGET_SHARE` of the token budget; with ``owners_only``
+        (the owner's request leads), none come along."""
         budget, most = spec.batch_limits(loaded.device, loaded)
         guest_budget = max(1, int(budget * GUEST_BUDGET_SHARE))
         extra = spec.extra_cost(options)
@@ -104,6 +128,8 @@ class Batcher:
         for request in sorted(queue.waiting, key=_rank):
             if chosen and not self.merge:
                 break
+            if owners_only and request.priority == GUEST:
+                break  # sorted: the owner's come first
             count = len(request.pieces)
             wider = max(widest, *(p.length + extra for p in request.pieces))
             limit = guest_budget if request.priority == GUEST else budget
@@ -115,13 +141,22 @@ class Batcher:
             queue.waiting.remove(request)
         return chosen
 
-    def _execute(self, loaded: Any, spec: TaskSpec, options: dict[str, Any], batch: list[_Request]) -> None:
+    def _execute(
+        self,
+        loaded: Any,
+        spec: TaskSpec,
+        options: dict[str, Any],
+        batch: list[_Request],
+        overtake: bool = False,
+    ) -> None:
         pieces = [piece for request in batch for piece in request.pieces]
         stops = [request.stop for request in batch]
         # A merged batch stops early only when every request in it asked to stop.
         stop: Stop = None if any(s is None for s in stops) else (lambda: all(s() for s in stops))  # type: ignore[misc]
         try:
-            outputs = self._run(loaded, lambda: spec.forward(loaded, pieces, options, stop))
+            outputs = self._run(
+                loaded, lambda: spec.forward(loaded, pieces, options, stop), overtake=overtake
+            )
         except BaseException as exc:  # each request re-raises it on its own thread
             outputs, error = None, exc
         else:

@@ -15,6 +15,7 @@ Tokenizers follow the rule in :mod:`desktop.engine.loaded`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -208,11 +209,17 @@ class Runtime:
 
     # --- running -----------------------------------------------------------------------
 
-    def infer(self, loaded: Loaded, call: Callable[[], T]) -> T:
-        """Run ``call()`` (a task's forward) on the device, one job at a time, and time it."""
+    def infer(self, loaded: Loaded, call: Callable[[], T], overtake: bool = False) -> T:
+        """Run ``call()`` (a task's forward) on the device, one job at a time, and time it.
+
+        ``overtake`` (the owner's request while a batch of LAN visitors' runs, see
+        :mod:`desktop.engine.batcher`): on the CPU it runs at once, beside the job in flight (the
+        two share the cores; a forward pass changes nothing in the model); on a GPU it goes next.
+        """
         import torch
 
-        with self._device_lock, torch.inference_mode():
+        beside = overtake and str(loaded.device) == "cpu"
+        with contextlib.nullcontext() if beside else self._device_lock, torch.inference_mode():
             started = time.perf_counter()
             result = call()
             self.status.latency_ms = (time.perf_counter() - started) * 1000
