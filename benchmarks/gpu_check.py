@@ -57,7 +57,7 @@ def main() -> int:
     }
     cpu, gpu = Runtime(device="cpu"), Runtime(device=target)
     name = torch.cuda.get_device_name(0) if target.startswith("cuda") else target
-    print(f"Device: {name}; dtype there: {gpu.dtype}")
+    print(f"Device: {name} ({gpu.device}); dtype there: {gpu.status.dtype}")
     failures = 0
     for task, args in calls.items():
         spec = TASKS[task]

@@ -9,7 +9,7 @@ Three servers, each in its own process, serve the same model (the random-weight 
 classifier and real tokenizer of ``batch.py``, or ``--tiny``) on ``/sentiment``:
 
 1. **plain Blocks**: a ``gr.Blocks`` with a Textbox, a Label and one click event whose handler
-   calls Pipedesk's own task function (``desktop.tasks.sentiment.predict``) on a Pipedesk
+   calls Pipedesk's own task function (``desktop.tasks.sentiment.SPEC.predict``) on a Pipedesk
    ``Runtime``: the same model resolution, lock and pipeline call, none of Pipedesk's web layer;
 2. **tutorial app**: the one-box app of the Hugging Face / Gradio tutorials, ``gr.Interface`` over
    a transformers ``pipeline("text-classification")`` loaded from the model folder;
@@ -84,14 +84,8 @@ def tutorial(setup: Setup) -> Callable[[str], Any]:
 
 
 def pipedesk(setup: Setup) -> Callable[[str], Any]:
-    """3. Pipedesk as ``pipedesk serve`` runs it (``desktop.cli.serve._serve`` without the wait loop)."""
-    from desktop import logs, server
-    from desktop.ui.app import build_app
-
-    logs.setup(console=True)
-    runtime = serving.pipedesk_runtime(setup.device)
-    server.start(build_app(runtime), port=setup.port)
-    return serving.pipedesk_predict(runtime, setup.model_id)
+    """3. Pipedesk as ``pipedesk serve`` runs it (``build_app`` + ``server.start``)."""
+    return serving.pipedesk_server(setup)
 
 
 APPS = (

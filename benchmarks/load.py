@@ -1,10 +1,10 @@
-"""Concurrent clients on loopback: requests per second, p50 and p95 per configuration and level.
+"""Concurrent clients: requests per second, p50 and p95 per configuration and level.
 
 Run by hand (not a test)::
 
     .venv/bin/python benchmarks/load.py                      # 1, 5, 20 clients, 15 s each
     .venv/bin/python benchmarks/load.py --tiny --seconds 5   # a quick run
-    .venv/bin/python benchmarks/load.py --configs pipedesk,blocks,blocks-batched --owner
+    .venv/bin/python benchmarks/load.py --configs pipedesk-single,pipedesk,blocks-batched --owner
 
 Every configuration serves ``/sentiment`` on the same model (the DistilBERT-size random-weight
 classifier and real tokenizer of ``batch.py``, or ``--tiny``), each in its own process (see
@@ -16,29 +16,32 @@ second are completed requests over the time from the start to the last completio
 
 Configurations (``--configs``; each is one small function below, added to :data:`APPS`):
 
-- ``pipedesk``: Pipedesk as ``pipedesk serve`` runs it (one request at a time on the model);
+- ``pipedesk-single``: Pipedesk with ``Runtime(batch_requests=False)``: one request at a time;
+- ``pipedesk``: Pipedesk as ``pipedesk serve`` runs it: requests that wait together run as one
+  batch (``desktop/engine/batcher.py``);
 - ``blocks``: a plain ``gr.Blocks`` app calling Pipedesk's task function (one at a time);
 - ``blocks-batched``: a plain ``gr.Blocks`` app with Gradio's own batching
-  (``batch=True, max_batch_size=16``) over a transformers pipeline of the same model folder:
-  requests that wait together go through the pipeline as one padded batch.
+  (``batch=True, max_batch_size=16``) over a transformers pipeline of the same model folder.
 
 The first configuration is the baseline: at the highest level the others are compared with it
 (target for a batched mode: >= 2x the requests per second and <= 0.5x the p95).
 
 ``--owner`` adds the owner's requests: one client that sends a request every
-``--owner-interval`` seconds, alone first (its idle p95), then alongside every level (target:
-its p95 while 20 clients load <= 2x its idle p95). TODO: for now the clients load the same
-loopback server the owner uses; to measure what the issue asks (20 *LAN visitors*), the
-``pipedesk`` configuration must also turn sharing on, and the clients must sign in on the LAN
-port (Gradio's ``POST /login`` with the sharing password) and send their requests there. That
-needs a way to start sharing with a known password from a script (``desktop/share/controller.py`` is
-being rewritten now); then give :class:`serving.App` a ``visitor_url`` and use it in ``level``.
+``--owner-interval`` seconds to the app on 127.0.0.1, alone (its idle p95: for ``--seconds`` /
+levels just before each run, so idle and loaded runs are spread over the same minutes) and
+alongside every level (target: its p95 beside 20 visitors <= 2x its idle p95). The Pipedesk configurations
+then also turn LAN sharing on with a known password (in the server process, as the Sharing tab
+does), and the load clients are LAN visitors: each comes from an address of its own in
+127.0.0.0/8 (127.0.0.10, .11, ...: another device, as far as the server can tell), signs in on
+the sharing port (``POST /login``, any name and the password) and sends its requests there. The
+other configurations have no sharing: their clients and the owner use the same server.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import secrets
 import sys
 import time
 import uuid
@@ -81,8 +84,48 @@ def blocks_batched(setup: Setup) -> Callable[[str], Any]:
     return lambda text: predict([text])[0][0]
 
 
+def pipedesk_single(setup: Setup) -> Callable[[str], Any]:
+    """Pipedesk with request merging off: every request runs alone (the baseline)."""
+    return serving.pipedesk_server(setup, batch_requests=False)
+
+
+def pipedesk(setup: Setup) -> Callable[[str], Any]:
+    """Pipedesk as shipped: concurrent requests for the same model run as one batch."""
+    return serving.pipedesk_server(setup)
+
+
+def pipedesk_guest_tokens(tokens: int) -> Callable[[Setup], Callable[[str], Any]]:
+    """An A/B variant of Pipedesk (not what ships): visitors' batches capped at ``tokens`` padded tokens
+    (``desktop.engine.batcher.GUEST_BUDGET_SHARE`` set in the server process), to see what the owner's
+    latency beside visitors and the visitors' throughput would be with smaller visitors' batches."""
+
+    def start(setup: Setup) -> Callable[[str], Any]:
+        from desktop.engine import batcher
+
+        budget, _ = serving.sentiment_batch_limits(setup.device)
+        batcher.GUEST_BUDGET_SHARE = tokens / budget
+        return serving.pipedesk_server(setup)
+
+    return start
+
+
 APPS = (
-    App("pipedesk", latency.pipedesk, sends_model=True, about="as pipedesk serve runs it"),
+    App("pipedesk-single", pipedesk_single, True, "Runtime(batch_requests=False)", shares=True),
+    App("pipedesk", pipedesk, True, "as pipedesk serve runs it: requests batched", shares=True),
+    App(
+        "pipedesk-guest128",
+        pipedesk_guest_tokens(128),
+        True,
+        "A/B: visitors' batches <= 128 tokens",
+        shares=True,
+    ),
+    App(
+        "pipedesk-guest64",
+        pipedesk_guest_tokens(64),
+        True,
+        "A/B: visitors' batches <= 64 tokens",
+        shares=True,
+    ),
     App("blocks", latency.plain_blocks, about="plain gr.Blocks, one at a time"),
     App("blocks-batched", blocks_batched, about=f"plain gr.Blocks, batch=True, max_batch_size={MAX_BATCH}"),
 )
@@ -99,13 +142,44 @@ class Run:
     elapsed: float = 0.0
     owner: list[float] = field(default_factory=list)  # the owner's latencies during this run
     rss_mb: float = float("nan")  # the server's resident memory after the run
+    visitors: bool = False  # the clients were LAN visitors on the sharing port
+    batches: list[tuple[float, int, bool]] = field(default_factory=list)  # Pipedesk's (s, requests, owner's)
+    engine: dict[str, list[float]] = field(default_factory=dict)  # s in Pipedesk's engine, owner/visitors
+    first_error: str = ""
 
     @property
     def rps(self) -> float:
         return len(self.seconds) / self.elapsed if self.elapsed else 0.0
 
 
+def visitor_address(number: int) -> str:
+    """The source address of LAN visitor ``number``: one of its own in 127.0.0.0/8 (not 127.0.0.1,
+    which is this computer's own)."""
+    return f"127.0.{number // 240}.{10 + number % 240}"
+
+
+async def connect(server: serving.Spawned, number: int, password: str) -> tuple[Any, str]:
+    """A keep-alive client and the URL it sends to: the app on loopback, or, when ``password`` and the
+    server shares, LAN visitor ``number`` signed in on the sharing port."""
+    import httpx
+
+    address = visitor_address(number)
+    url = server.visitor_url(address) if password else None
+    if url is None:
+        return httpx.AsyncClient(timeout=600), server.url
+    http = httpx.AsyncClient(timeout=600, transport=httpx.AsyncHTTPTransport(local_address=address))
+    answer = await http.post(f"{url}login", data={"username": f"visitor-{number}", "password": password})
+    if answer.status_code != 200:
+        await http.aclose()
+        raise RuntimeError(
+            f"LAN visitor {address} could not sign in: {answer.status_code} {answer.text[:200]}"
+        )
+    return http, url
+
+
 async def client(
+    http: Any,
+    url: str,
     server: serving.Spawned,
     model_id: str,
     deadline: float,
@@ -114,28 +188,29 @@ async def client(
     interval: float = 0.0,
     sessions: bool = False,
 ) -> float:
-    """Send requests back to back (or one every ``interval`` s) until ``deadline``; returns when
-    the last one completed. ``interval`` > 0 is the owner: its latencies go to ``run.owner``.
+    """Send requests to ``url`` back to back (or one every ``interval`` s) until ``deadline``; returns
+    when the last one completed. ``interval`` > 0 is the owner: its latencies go to ``run.owner``.
     ``sessions``: all this client's requests join one Gradio session (else each starts one)."""
-    import httpx
-
     last = time.perf_counter()
     session = uuid.uuid4().hex if sessions else None
-    async with httpx.AsyncClient(timeout=600) as http:
+    try:
         sent = 0
         while time.perf_counter() < deadline:
             text = serving.TEXTS[(offset + sent) % len(serving.TEXTS)]
             started = time.perf_counter()
             try:
-                await serving.call_async(http, server.url, server.payload(text, model_id), session)
-            except Exception:  # a refusal or a broken stream counts as an error, the load goes on
+                await serving.call_async(http, url, server.payload(text, model_id), session)
+            except Exception as exc:  # a refusal or a broken stream counts as an error, the load goes on
                 run.errors += 1
+                run.first_error = run.first_error or f"{type(exc).__name__}: {exc}"[:300]
             else:
                 last = time.perf_counter()
                 (run.owner if interval else run.seconds).append(last - started)
             sent += 1
             if interval:
                 await asyncio.sleep(max(0.0, interval - (time.perf_counter() - started)))
+    finally:
+        await http.aclose()
     return last
 
 
@@ -146,17 +221,28 @@ async def level(
     seconds: float,
     owner_interval: float,
     sessions: bool = False,
+    password: str = "",
 ) -> Run:
-    """``clients`` clients (and the owner, when ``owner_interval``) for ``seconds``."""
+    """``clients`` clients (LAN visitors when ``password`` and the server shares) and the owner (on
+    loopback, when ``owner_interval``) for ``seconds``. Visitors sign in before the clock starts."""
     run = Run(server.app.name, clients)
+    connections = [await connect(server, i, password) for i in range(clients)]
+    run.visitors = any(url != server.url for _, url in connections)
+    server.stats()  # the engine's log starts afresh
     started = time.perf_counter()
     deadline = started + seconds
-    tasks = [client(server, model_id, deadline, run, i, sessions=sessions) for i in range(clients)]
+    tasks = [
+        client(http, url, server, model_id, deadline, run, i, sessions=sessions)
+        for i, (http, url) in enumerate(connections)
+    ]
     if owner_interval:
-        tasks.append(client(server, model_id, deadline, run, 0, owner_interval, sessions))
+        owner = await connect(server, 0, "")
+        tasks.append(client(*owner, server, model_id, deadline, run, 0, owner_interval, sessions))
     ends = await asyncio.gather(*tasks)
     run.elapsed = max(ends[:clients] or ends) - started
     run.rss_mb = resident_mb(server.info["pid"])
+    logged = server.stats()
+    run.batches, run.engine = logged.get("batches", []), logged.get("engine", {})
     return run
 
 
@@ -178,11 +264,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", default="1,5,20", help="concurrency levels (default 1,5,20)")
     parser.add_argument(
         "--configs",
-        default="pipedesk,blocks-batched",
+        default="pipedesk-single,pipedesk,blocks-batched",
         help=f"comma-separated, the first is the baseline; from: {', '.join(app.name for app in APPS)}",
     )
     parser.add_argument("--repeats", type=int, default=1, help="sweep every level this many times")
-    parser.add_argument("--owner", action="store_true", help="also measure the owner's requests (see above)")
+    parser.add_argument(
+        "--owner",
+        action="store_true",
+        help="also the owner's requests on loopback, with the clients as LAN visitors (see above)",
+    )
     parser.add_argument("--owner-interval", type=float, default=0.25, help="seconds between owner requests")
     parser.add_argument(
         "--sessions",
@@ -201,37 +291,47 @@ def main(argv: list[str] | None = None) -> int:
     folder, model_id = serving.prepare(args.tiny)
     serving.describe(args.tiny)
     apps = [next(app for app in APPS if app.name == name) for name in names]
+    password = secrets.token_urlsafe(12) if args.owner else ""  # LAN sharing's, for this run only
     print(f"Starting {len(apps)} servers (one process each)...", flush=True)
-    servers = serving.spawn(Path(__file__).resolve(), apps, folder, model_id, args.device)
+    servers = serving.spawn(Path(__file__).resolve(), apps, folder, model_id, args.device, password)
     owner_interval = args.owner_interval if args.owner else 0.0
     runs: list[Run] = []
     try:
-        for server in servers:  # warm-up, then the owner alone (its idle latency)
-            asyncio.run(level(server, model_id, 2, 2.0, 0.0))
-            if args.owner:
-                runs.append(
-                    asyncio.run(level(server, model_id, 0, args.seconds, owner_interval, args.sessions))
-                )
+        for server in servers:  # warm-up (visitors' app too)
+            asyncio.run(level(server, model_id, 2, 2.0, 0.0, password=password))
+        idle = args.seconds / len(levels)  # the owner alone before each run: side by side in time
         turn = 0
         for _ in range(args.repeats):
             for clients in levels:
                 order = servers if turn % 2 == 0 else servers[::-1]
                 turn += 1
                 for server in order:
+                    if args.owner:
+                        runs.append(
+                            asyncio.run(level(server, model_id, 0, idle, owner_interval, args.sessions))
+                        )
                     run = asyncio.run(
-                        level(server, model_id, clients, args.seconds, owner_interval, args.sessions)
+                        level(
+                            server, model_id, clients, args.seconds, owner_interval, args.sessions, password
+                        )
                     )
                     runs.append(run)
+                    owner = (
+                        f", owner p95 {1000 * serving.percentile(run.owner, 95):.0f} ms" if run.owner else ""
+                    )
                     print(
-                        f"  {server.app.name}, {clients} clients: {run.rps:.1f} requests/s, "
-                        f"p95 {1000 * serving.percentile(run.seconds, 95):.0f} ms; "
-                        f"load average {serving.load_average()}",
+                        f"  {server.app.name}, {clients} {'LAN visitors' if run.visitors else 'clients'}: "
+                        f"{run.rps:.1f} requests/s, p95 {1000 * serving.percentile(run.seconds, 95):.0f} ms"
+                        f"{owner}; load average {serving.load_average()}",
                         flush=True,
                     )
+                    if run.errors:
+                        print(f"    {run.errors} errors, the first: {run.first_error}", flush=True)
     finally:
         for server in servers:
             server.stop()
     report(servers, runs, levels, args.owner)
+    print(f"Load average after: {serving.load_average()}")
     return 0
 
 
@@ -244,6 +344,10 @@ def merged(runs: list[Run], config: str, clients: int) -> Run:
             pool.owner += run.owner
             pool.errors += run.errors
             pool.elapsed += run.elapsed
+            pool.batches += run.batches
+            for who, seconds in run.engine.items():
+                pool.engine.setdefault(who, []).extend(seconds)
+            pool.visitors = run.visitors
             pool.rss_mb = run.rss_mb
     return pool
 
@@ -251,15 +355,20 @@ def merged(runs: list[Run], config: str, clients: int) -> Run:
 def report(servers: list[serving.Spawned], runs: list[Run], levels: list[int], owner: bool) -> None:
     ms = lambda values, p: 1000 * serving.percentile(values, p)  # noqa: E731
     print(
-        "\n| Configuration | clients | requests | requests/s | p50 (ms) | p95 (ms) | errors | server memory after (MB) |"
+        "\n| Configuration | clients | requests | requests/s | p50 (ms) | p95 (ms) | errors "
+        "| requests per batch | server memory after (MB) |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for server in servers:
         for clients in levels:
             run = merged(runs, server.app.name, clients)
+            who = f"{clients} LAN visitors" if run.visitors else str(clients)
+            done = len(run.seconds) + len(run.owner)
+            per_batch = f"{done / len(run.batches):.1f}" if run.batches else "-"
             print(
-                f"| {server.app.name} ({server.app.about}) | {clients} | {len(run.seconds)} | {run.rps:.1f} | "
-                f"{ms(run.seconds, 50):.0f} | {ms(run.seconds, 95):.0f} | {run.errors} | {run.rss_mb:,.0f} |"
+                f"| {server.app.name} ({server.app.about}) | {who} | {len(run.seconds)} | {run.rps:.1f} | "
+                f"{ms(run.seconds, 50):.0f} | {ms(run.seconds, 95):.0f} | {run.errors} | {per_batch} "
+                f"| {run.rss_mb:,.0f} |"
             )
     top = max(levels)
     base = merged(runs, servers[0].app.name, top)
@@ -273,20 +382,66 @@ def report(servers: list[serving.Spawned], runs: list[Run], levels: list[int], o
             f"{server.app.name} / {servers[0].app.name} at {top} clients: requests/s {rps:.2f}x "
             f"(target >= {RPS_TARGET}x), p95 {p95:.2f}x (target <= {P95_TARGET}x): {verdict}"
         )
+    engine_table(servers, runs, levels, owner)
     if owner:
         print(
-            "\n| Configuration | the owner's requests alongside | owner p50 (ms) | owner p95 (ms) | p95 / idle p95 |"
+            "\n| Configuration | the owner's requests (loopback) alongside | owner requests | owner p50 (ms) "
+            "| owner p95 (ms) | p95 / idle p95 |"
         )
-        print("|---|---:|---:|---:|---:|")
+        print("|---|---:|---:|---:|---:|---:|")
         for server in servers:
             idle = merged(runs, server.app.name, 0).owner
             for clients in [0, *levels]:
-                mine = merged(runs, server.app.name, clients).owner
+                run = merged(runs, server.app.name, clients)
+                mine = run.owner
                 ratio = ms(mine, 95) / ms(idle, 95)
-                print(
-                    f"| {server.app.name} | {clients} clients | {ms(mine, 50):.0f} | {ms(mine, 95):.0f} | "
-                    f"{ratio:.2f}x{' (target <= 2x)' if clients == top else ''} |"
+                who = (
+                    "nothing" if not clients else f"{clients} {'LAN visitors' if run.visitors else 'clients'}"
                 )
+                verdict = ""
+                if clients == top:
+                    verdict = (
+                        f" ({'met' if ratio <= OWNER_TARGET else 'not met'}: target <= {OWNER_TARGET:g}x)"
+                    )
+                print(
+                    f"| {server.app.name} | {who} | {len(mine)} | {ms(mine, 50):.0f} | {ms(mine, 95):.0f} | "
+                    f"{ratio:.2f}x{verdict} |"
+                )
+
+
+def engine_table(servers: list[serving.Spawned], runs: list[Run], levels: list[int], owner: bool) -> None:
+    """Inside Pipedesk's engine (timed in the server process): its batches, and each request's time
+    from entering the batcher to getting its outputs (waiting for the device, then its batch)."""
+    ms = lambda values, p: 1000 * serving.percentile(values, p)  # noqa: E731
+    rows = []
+    for server in servers:
+        for clients in [0, *levels] if owner else levels:
+            run = merged(runs, server.app.name, clients)
+            if not run.batches:
+                continue
+            seconds = [b[0] for b in run.batches]
+            sizes = [b[1] for b in run.batches]
+            ours = [b for b in run.batches if b[2]]
+            mine, theirs = run.engine.get("owner", []), run.engine.get("visitors", [])
+            rows.append(
+                f"| {server.app.name} | {clients} | {len(sizes)} | {sum(sizes) / len(sizes):.1f} | "
+                f"{ms(seconds, 50):.0f} / {ms(seconds, 95):.0f} | "
+                + (
+                    f"{sum(b[1] for b in ours) / len(ours):.1f} / {ms([b[0] for b in ours], 50):.0f}"
+                    if ours
+                    else "-"
+                )
+                + f" | {ms(mine, 50):.0f} / {ms(mine, 95):.0f} | "
+                + (f"{ms(theirs, 50):.0f} / {ms(theirs, 95):.0f} |" if theirs else "- |")
+            )
+    if rows:
+        print(
+            "\n| Pipedesk's engine | clients | batches | requests per batch | batch (ms) p50 / p95 "
+            "| batches with the owner's: requests / ms p50 | owner in the engine (ms) p50 / p95 "
+            "| visitors in the engine (ms) p50 / p95 |"
+        )
+        print("|---|---:|---:|---:|---:|---:|---:|---:|")
+        print("\n".join(rows))
 
 
 if __name__ == "__main__":

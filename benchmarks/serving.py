@@ -69,18 +69,24 @@ class Setup:
     device: str
     folder: Path  # the model as a save_pretrained folder (what a tutorial app loads)
     model_id: str  # the same model's Hub id, installed in Pipedesk's store (what the UI sends)
+    lan_port: int | None = None  # set: turn LAN sharing on, on this port (``App.shares`` only)
+    lan_password: str = ""  # the password LAN visitors sign in with
+    info: dict[str, Any] = field(default_factory=dict)  # what the server reports back (READY line)
+    stats: Callable[[], dict[str, Any]] | None = None  # counters answered to ``stats`` (batches...)
 
 
 @dataclass(frozen=True)
 class App:
     """One server configuration: ``start(setup)`` serves ``/sentiment`` on ``setup.port`` and
     returns the function it serves (called as ``direct(text)``); ``sends_model``: the API takes
-    (text, model) rather than (text)."""
+    (text, model) rather than (text); ``shares``: given ``setup.lan_port``, it also turns LAN sharing
+    on there and puts ``visitor_port`` into ``setup.info``."""
 
     name: str
     start: Callable[[Setup], Callable[[str], Any]]
     sends_model: bool = False
     about: str = ""
+    shares: bool = False
 
 
 @dataclass
@@ -94,6 +100,17 @@ class Spawned:
 
     def payload(self, text: str, model_id: str) -> list[Any]:
         return [text, model_id] if self.app.sends_model else [text]
+
+    def visitor_url(self, address: str) -> str | None:
+        """The LAN sharing server's URL at ``address`` (an address of this machine), if it shares."""
+        port = self.info.get("visitor_port")
+        return f"http://{address}:{port}/" if port else None
+
+    def stats(self) -> dict[str, Any]:
+        """The server's counters (e.g. Pipedesk's batches run so far); {} if it keeps none."""
+        self.process.stdin.write("stats\n")
+        self.process.stdin.flush()
+        return json.loads(self.process.stdout.readline())
 
     def direct(self) -> list[float]:
         """Seconds each of :data:`DIRECT_CALLS` direct calls of the served function took (in the
@@ -126,7 +143,7 @@ def build_model(tiny: bool, workdir: Path) -> Path:
     return cached_models()[SST2]
 
 
-# --- Pipedesk's own API, used only here (written against commit f69d2a5) ---------------------
+# --- Pipedesk's own API, used only here (kept in step with desktop/ at each benchmark run) -----
 
 
 def sentiment_model_id() -> str:
@@ -136,18 +153,92 @@ def sentiment_model_id() -> str:
     return sentiment.SPEC.default_model.repo
 
 
-def pipedesk_runtime(device: str) -> Any:
-    """A Pipedesk runtime as ``pipedesk serve`` makes one (its store: ``$PIPEDESK_HOME``'s)."""
+def pipedesk_runtime(device: str, batch_requests: bool = True) -> Any:
+    """A Pipedesk runtime as ``pipedesk serve`` makes one (its store: ``$PIPEDESK_HOME``'s);
+    ``batch_requests=False``: every request runs alone (one request per batch)."""
     from desktop.engine.runtime import Runtime
 
-    return Runtime(device=device)
+    return Runtime(device=device, batch_requests=batch_requests)
+
+
+def sentiment_batch_limits(device: str) -> tuple[int, int]:
+    """(token budget, most pieces) of one Sentiment batch on ``device`` for a model with a pad token."""
+    from types import SimpleNamespace
+
+    from desktop.tasks import sentiment
+
+    model = SimpleNamespace(can_pad=lambda: True)
+    return sentiment.SPEC.batch_limits("cpu" if device == "cpu" else "cuda", model)
+
+
+def share_on_lan(runtime: Any, port: int, password: str) -> int:
+    """Turn Pipedesk's LAN sharing on for ``runtime`` (whose app is built), on ``port`` with
+    ``password``, as the Sharing tab does; returns the port visitors use."""
+    from desktop.share import controller
+
+    share = controller.controller(runtime)
+    share.requested_port = port  # benchmark servers share $PIPEDESK_HOME: no fight over port 7861
+    share.set_password(password)
+    share.enable()
+    return int(share.port)
+
+
+class EngineLog:
+    """Where requests spend their time inside Pipedesk's engine: wraps ``runtime.batcher`` (its
+    ``forward``, which a request enters to wait for and run its batch, and ``_execute``, one batch on
+    the device). Counts since the last :meth:`take`; appended from Gradio's worker threads."""
+
+    def __init__(self, batcher: Any) -> None:
+        self.batches: list[tuple[float, int, bool]] = []  # (seconds, requests, the owner's among them)
+        self.engine: dict[str, list[float]] = {"owner": [], "visitors": []}  # seconds in forward
+        forward, execute = batcher.forward, batcher._execute
+
+        def timed_forward(*args: Any, **kwargs: Any) -> Any:
+            priority = args[5] if len(args) > 5 else kwargs.get("priority", 0)
+            started = time.perf_counter()
+            try:
+                return forward(*args, **kwargs)
+            finally:
+                self.engine["visitors" if priority else "owner"].append(time.perf_counter() - started)
+
+        def timed_execute(loaded: Any, spec: Any, options: Any, batch: list[Any], *rest: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return execute(loaded, spec, options, batch, *rest)
+            finally:
+                owner = any(request.priority == 0 for request in batch)
+                self.batches.append((time.perf_counter() - started, len(batch), owner))
+
+        batcher.forward, batcher._execute = timed_forward, timed_execute
+
+    def take(self) -> dict[str, Any]:
+        """What was logged since the last call (and start afresh)."""
+        batches, engine = self.batches, self.engine
+        self.batches, self.engine = [], {"owner": [], "visitors": []}
+        return {"batches": batches, "engine": engine}
+
+
+def pipedesk_server(setup: Setup, batch_requests: bool = True) -> Callable[[str], Any]:
+    """Pipedesk as ``pipedesk serve`` runs it (``desktop.cli.serve._serve`` without the wait loop:
+    logging set up, ``build_app`` + ``server.start``, the gate in front, no token); with
+    ``setup.lan_port`` also LAN sharing, as ``pipedesk serve --lan`` with a known password."""
+    from desktop import logs, server
+    from desktop.ui.app import build_app
+
+    logs.setup(console=True)
+    runtime = pipedesk_runtime(setup.device, batch_requests)
+    server.start(build_app(runtime), port=setup.port)
+    if setup.lan_port:
+        setup.info["visitor_port"] = share_on_lan(runtime, setup.lan_port, setup.lan_password)
+    setup.stats = EngineLog(runtime.batcher).take
+    return pipedesk_predict(runtime, setup.model_id)
 
 
 def pipedesk_predict(runtime: Any, model_id: str) -> Callable[[str], Any]:
     """Pipedesk's Sentiment task function on ``runtime``: ``text -> what the tab's Label shows``."""
     from desktop.tasks import sentiment
 
-    return lambda text: sentiment.predict(runtime, text, model_id).outputs[0]
+    return lambda text: sentiment.SPEC.predict(runtime, text, model_id).outputs[0]
 
 
 def install(folder: Path, model_id: str) -> Path:
@@ -156,11 +247,12 @@ def install(folder: Path, model_id: str) -> Path:
     leaves, so the app finds it 'ready' and loads it with no network call."""
     from dataclasses import asdict
 
-    from desktop import models
+    from desktop.models.state import READY, Manifest, safe_name
+    from desktop.models.store import ModelStore
     from desktop.tasks import known_models
 
     ref = known_models()[model_id]
-    store = models.ModelStore()
+    store = ModelStore()
     commit = "0" * 40
     snapshot = store.storage(ref) / "snapshots" / commit
     shutil.rmtree(snapshot, ignore_errors=True)
@@ -168,7 +260,7 @@ def install(folder: Path, model_id: str) -> Path:
     (store.storage(ref) / "refs").mkdir(parents=True, exist_ok=True)
     (store.storage(ref) / "refs" / ref.revision).write_text(commit)
     files = {p.relative_to(snapshot).as_posix(): p.stat().st_size for p in snapshot.rglob("*") if p.is_file()}
-    manifest = models.Manifest(
+    manifest = Manifest(
         repo=ref.repo,
         revision=ref.revision,
         commit=commit,
@@ -178,8 +270,8 @@ def install(folder: Path, model_id: str) -> Path:
         downloaded_at=time.time(),
     )
     store.manifests.mkdir(parents=True, exist_ok=True)
-    (store.manifests / f"{models._safe_name(ref)}.json").write_text(json.dumps(asdict(manifest)))
-    if store.status(ref) != models.READY:
+    (store.manifests / f"{safe_name(ref)}.json").write_text(json.dumps(asdict(manifest)))
+    if store.status(ref) != READY:
         sys.exit(f"Installing the model into {store.root} failed: status {store.status(ref)!r}")
     return snapshot
 
@@ -212,13 +304,24 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def spawn(script: Path, apps: Sequence[App], folder: Path, model_id: str, device: str) -> list[Spawned]:
-    """Start one process per app (all at once) and return once every one answered."""
+def spawn(
+    script: Path,
+    apps: Sequence[App],
+    folder: Path,
+    model_id: str,
+    device: str,
+    lan_password: str = "",
+) -> list[Spawned]:
+    """Start one process per app (all at once) and return once every one answered.
+
+    ``lan_password``: the apps that can (``App.shares``) also share on the LAN with it."""
     started = []
     for app in apps:
         port = free_port()
         command = [sys.executable, str(script), "--serve", app.name, "--port", str(port)]
         command += ["--folder", str(folder), "--model-id", model_id, "--device", device]
+        if lan_password and app.shares:
+            command += ["--lan-port", str(free_port()), "--lan-password", lan_password]
         process = subprocess.Popen(
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=os.environ.copy()
         )
@@ -240,27 +343,39 @@ def serve_main(apps: Sequence[App], argv: Sequence[str]) -> int:
 
     Commands arrive on stdin, one a line; the answer is one line on stdout (everything else the
     process prints goes to stderr): ``direct`` times the served function called directly
-    (:data:`DIRECT_CALLS` calls, no HTTP) and answers their durations in seconds; the end of
-    stdin (the benchmark closed it or exited) ends the process."""
+    (:data:`DIRECT_CALLS` calls, no HTTP) and answers their durations in seconds; ``stats``
+    answers the configuration's counters (``Setup.stats``); the end of stdin (the benchmark
+    closed it or exited) ends the process."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--serve", required=True, choices=[app.name for app in apps])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--folder", type=Path, required=True)
     parser.add_argument("--model-id", required=True)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--lan-port", type=int, default=None)
+    parser.add_argument("--lan-password", default="")
     args = parser.parse_args(argv)
     answers, sys.stdout = sys.stdout, sys.stderr
     app = next(app for app in apps if app.name == args.serve)
-    setup = Setup(port=args.port, device=args.device, folder=args.folder, model_id=args.model_id)
+    setup = Setup(
+        port=args.port,
+        device=args.device,
+        folder=args.folder,
+        model_id=args.model_id,
+        lan_port=args.lan_port,
+        lan_password=args.lan_password,
+    )
     direct = app.start(setup)
     for text in TEXTS:
         direct(text)
     import torch
 
-    info = {"pid": os.getpid(), "torch_threads": torch.get_num_threads()}
+    info = {**setup.info, "pid": os.getpid(), "torch_threads": torch.get_num_threads()}
     print(READY + json.dumps(info), file=answers, flush=True)
     for command in sys.stdin:
-        if command.strip() == "direct":
+        if command.strip() == "stats":
+            print(json.dumps(setup.stats() if setup.stats else {}), file=answers, flush=True)
+        elif command.strip() == "direct":
             seconds = []
             for i in range(DIRECT_CALLS):
                 started = time.perf_counter()
