@@ -317,14 +317,33 @@ def ray_comparison(args: argparse.Namespace) -> int:
                 return 1
             outputs[name] = out.read_text(encoding="utf-8-sig")
             print(f"  round {round_number + 1}: {name:<18} {seconds[-1]:7.1f} s")
-    same = all(text == outputs["local"] for text in outputs.values())
+    same = {name: _agreement(outputs["local"], text) for name, text in outputs.items() if name != "local"}
     base = statistics.median(runs["local"])
     print(f"\n{'engine':<18} {'median s':>9} {'texts/s':>9} {'vs local':>9}")
     for name, seconds in runs.items():
         median = statistics.median(seconds)
         print(f"{name:<18} {median:9.1f} {len(texts) / median:9.1f} {base / median:8.2f}x")
-    print(f"\noutputs identical to the local engine's: {'yes' if same else 'NO'}")
-    return 0 if same else 1
+    print()
+    for name, (identical, labels, largest) in same.items():
+        print(
+            f"{name} vs local: {'identical files' if identical else 'files differ'}; same labels on "
+            f"{labels:.2%} of the rows; largest score difference {largest:.1e}"
+        )
+    return 0 if all(labels == 1 and largest < 1e-4 for _i, labels, largest in same.values()) else 1
+
+
+def _agreement(local: str, other: str) -> tuple[bool, float, float]:
+    """(byte-identical, share of rows with the same label, largest score difference) of two CSVs."""
+    import csv
+    import io
+
+    rows = [list(csv.DictReader(io.StringIO(text))) for text in (local, other)]
+    if len(rows[0]) != len(rows[1]):
+        return False, 0.0, float("inf")
+    pairs = list(zip(*rows, strict=True))
+    labels = sum(a["label"] == b["label"] for a, b in pairs) / max(1, len(pairs))
+    scores = [abs(float(a["score"]) - float(b["score"])) for a, b in pairs if a["score"] and b["score"]]
+    return local == other, labels, max(scores, default=0.0)
 
 
 def _sync(device: str) -> None:

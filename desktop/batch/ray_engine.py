@@ -5,8 +5,9 @@ machine (sized to it) and stopped at the end; with ``auto`` or ``ray://host:1000
 to that cluster; a process that has already initialised Ray uses it as it is. Rows go to a fixed
 pool of model-holding actors (:class:`desktop.batch.ray_worker.FileWorker`) in batches of
 :data:`ROWS_PER_TASK`, the local engine's window, starting at row 0: each worker sorts and batches
-a window exactly as one machine would, so every answer, refusal and note is the local engine's,
-to the last digit. Ray Data keeps the batches in input order (``preserve_order``) and carries a
+a window exactly as one machine would, so every answer, refusal and note is the local engine's
+(scores to the last digits only when a worker runs as many torch threads as this process: float
+sums in another order differ there, labels do not). Ray Data keeps the batches in input order (``preserve_order``) and carries a
 row number besides. Workers that die are replaced and their batch run again (up to
 :data:`RETRIES` times).
 
