@@ -76,6 +76,33 @@ def test_switching_models_never_reloads_one_already_in_memory(runtime):
     assert runtime.load_count == loads
 
 
+def test_a_slow_download_holds_up_no_other_model(tiny_models, tmp_path):
+    """While one model downloads (slowly), another model answers at once: loading locks per model,
+    and the device lock is held only while a model runs (issue #10, reliability)."""
+    import threading
+    import time
+
+    from tests.support.hub_server import HubServer
+
+    with HubServer(tiny_models) as slow, pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HF_ENDPOINT", slow.url)
+        runtime = Runtime(device="cpu", store=ModelStore(tmp_path / "models"))
+        spec = TASKS["sentiment"]
+        assert spec.predict(runtime, "I love it", SST2).data["label"] == "POSITIVE"  # installed
+        slow.throttle_bytes_per_s, slow.chunk_size = 20_000, 4_096  # the other model: about 10 s
+        downloading = threading.Thread(target=lambda: spec.predict(runtime, "I love it", STARS), daemon=True)
+        downloading.start()
+        time.sleep(0.5)  # the download is under way
+        started = time.monotonic()
+        assert spec.predict(runtime, "What a great movie", SST2).data["label"] == "POSITIVE"
+        answered = time.monotonic() - started
+        still_downloading = downloading.is_alive()
+        slow.throttle_bytes_per_s = 0  # let the download finish
+        downloading.join(60)
+    assert still_downloading, "the slow download finished before the other model was asked"
+    assert answered < 3, f"the installed model waited {answered:.1f} s for another model's download"
+
+
 def test_memory_budget_evicts_the_least_recently_used_model(hub, shared_models_dir):
     store = ModelStore(shared_models_dir)
     small = Runtime(device="cpu", store=store, budget_bytes=1)  # room for one model only
