@@ -27,15 +27,20 @@ FP32_ONLY = {"t5", "mt5", "umt5", "longt5"}
 #: transformers resolves its classes lazily on first attribute access, and that is not thread-safe:
 #: the background warm-up and a first request racing each other saw half-built attributes.
 _IMPORT_LOCK = threading.Lock()
-_CLASSES = (
-    "pipeline",
+#: What text models need: the warm-up resolves these, so the first answer waits for nothing else.
+_CORE = (
     "AutoTokenizer",
-    "AutoProcessor",
     "AutoModelForSequenceClassification",
     "AutoModelForCausalLM",
     "AutoModelForSeq2SeqLM",
-    "AutoModelForSpeechSeq2Seq",
 )
+#: Resolved when a model of such a kind first loads: each set costs seconds of imports (measured on
+#: 2 cores: ``pipeline`` about 3 s, the speech classes about 3 s), which a first sentiment answer
+#: must not wait for.
+_MORE = {
+    "pipeline": ("pipeline",),
+    "automatic-speech-recognition": ("AutoProcessor", "AutoModelForSpeechSeq2Seq"),
+}
 
 #: Kinds whose tasks call a transformers pipeline in ``forward`` (its own pre/post-processing).
 PIPELINE_KINDS = {"token-classification", "image-classification", "object-detection"}
@@ -126,14 +131,14 @@ class Loaded:
         return other
 
 
-def transformers_api() -> Any:
-    """The transformers module with every class Pipedesk loads models with resolved, once, under a
-    lock (see :data:`_IMPORT_LOCK`); any thread may call it."""
+def transformers_api(*names: str) -> Any:
+    """The transformers module with ``names`` (default: the classes text models load with) resolved
+    under a lock (see :data:`_IMPORT_LOCK`); use only the attributes asked for. Any thread."""
     with _IMPORT_LOCK:
         import transformers
         from transformers.utils import logging as hf_logging
 
-        for name in _CLASSES:
+        for name in names or _CORE:
             getattr(transformers, name)
         hf_logging.disable_progress_bar()  # the app shows its own progress, not "Loading weights" bars
         return transformers
@@ -152,7 +157,6 @@ def choose_dtype(device: str, folder: Path) -> Any:
 
 def load_model(kind: str, folder: Path, display: str, device: str) -> Loaded:
     """Load the model in ``folder`` for ``kind`` onto ``device`` (raises ModelError with the reason)."""
-    transformers_api()
     dtype = choose_dtype(device, folder)
     started = time.perf_counter()
     try:
@@ -173,7 +177,8 @@ def load_model(kind: str, folder: Path, display: str, device: str) -> Loaded:
 
 
 def _load(kind: str, folder: Path, display: str, device: str, dtype: Any) -> Loaded:
-    tf = transformers_api()
+    more = _MORE["pipeline"] if kind in PIPELINE_KINDS else _MORE.get(kind, ())
+    tf = transformers_api(*_CORE, *more)
 
     if kind in PIPELINE_KINDS:
         pipe = tf.pipeline(kind, model=str(folder), device=device, dtype=dtype)
@@ -198,7 +203,7 @@ def _load(kind: str, folder: Path, display: str, device: str, dtype: Any) -> Loa
 
 
 def _pipeline(kind: str, model: Any, tokenizer: Any, like: Any, device: str) -> Any:
-    pipeline = transformers_api().pipeline
+    pipeline = transformers_api(*_MORE["pipeline"]).pipeline
 
     processor = getattr(like, "image_processor", None)
     extra = {"image_processor": processor} if processor is not None else {}
