@@ -185,8 +185,13 @@ def test_storage_moves_the_models_folder_and_offline_mode_refuses_downloads(page
     ModelStore().ensure(TASKS["sentiment"].default_model)
     _open_models_tab(page)
     page.get_by_role("button", name=re.compile("^Storage")).click()
+    # As a person does, wait until the box shows the current folder before typing another: the tab
+    # fills it in when it opens, and typing earlier would be overwritten.
+    box = page.locator("#models-dir input, #models-dir textarea").first
+    page.wait_for_function("(box) => !!box.value", arg=box.element_handle(timeout=20_000), timeout=20_000)
+    assert box.input_value() == str(ModelStore().root)
     new = tmp_path / "moved-models"
-    page.locator("#models-dir input, #models-dir textarea").first.fill(str(new))
+    box.fill(str(new))
     page.locator("#models-change-dir").click()
     _wait_text(page, "#models-result", "moved there")
     assert (
@@ -194,6 +199,8 @@ def test_storage_moves_the_models_folder_and_offline_mode_refuses_downloads(page
     )
     assert str(new) in page.locator("#models-summary").text_content()
     assert "ready" in _row(page, SST2).text_content()
+    page.locator("#models-change-dir").click()  # the same folder again: said, not "moved"
+    _wait_text(page, "#models-result", "already kept in")
 
     page.locator("#models-offline input").check()
     _wait_text(page, "#models-result", "Offline mode is on")
