@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -56,69 +58,76 @@ def test_requests_that_wait_together_run_as_one_batch_and_get_their_own_answers(
     assert runtime.batcher.batches - batches_before <= 2  # the first alone, then the rest together
 
 
+class Crowd:
+    """People asking the sentiment model at once, each on a thread; who finished, in order."""
+
+    def __init__(self, runtime) -> None:
+        self.runtime, self.guest = runtime, runtime.guest()
+        self.finished: list[str] = []
+        self.answers: dict[str, dict] = {}
+        self.threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+
+    def ask(self, who: str) -> threading.Thread:
+        """``who`` starting with "owner" asks as the person at the computer, else as a visitor."""
+        rt = self.runtime if who.startswith("owner") else self.guest
+
+        def run() -> None:
+            answer = TASKS["sentiment"].predict(rt, f"{who}: I love this product!", SST2).data
+            with self._lock:
+                self.answers[who] = answer
+                self.finished.append(who)
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        self.threads.append(thread)
+        return thread
+
+    @contextlib.contextmanager
+    def busy_device(self, first: str) -> Iterator[None]:
+        """Hold the device while ``first``'s batch has started and twelve visitors wait behind it
+        (as a long batch would); the device is free again after the ``with``."""
+        runtime = self.runtime
+        with runtime._device_lock:
+            self.ask(first)
+            wait_until(
+                lambda: runtime.batcher._queues and any(q.busy for q in runtime.batcher._queues.values())
+            )
+            for number in range(1, 13):
+                self.ask(f"guest-{number}")
+            wait_until(lambda: waiting(runtime) == 12)
+            yield
+
+    def join(self) -> None:
+        for thread in self.threads:
+            thread.join(30)
+
+
 def test_the_owners_request_runs_beside_a_visitors_batch_not_after_the_queue(runtime):
     """LAN visitors keep the model busy; the person at the computer does not wait for them."""
-    spec = TASKS["sentiment"]
-    guest = runtime.guest()
-    expected = spec.predict(runtime, "owner: I love this product!", SST2).data
-    finished: list[str] = []
-    answers: dict[str, dict] = {}
-    lock = threading.Lock()
-
-    def ask(who: str, rt) -> None:
-        answers[who] = spec.predict(rt, f"{who}: I love this product!", SST2).data
-        with lock:
-            finished.append(who)
-
-    with runtime._device_lock:  # a visitors' batch holds the device, as a long one would
-        first = threading.Thread(target=ask, args=("guest-0", guest))
-        first.start()
-        wait_until(lambda: runtime.batcher._queues and any(q.busy for q in runtime.batcher._queues.values()))
-        guests = [threading.Thread(target=ask, args=(f"guest-{i}", guest)) for i in range(1, 13)]
-        for thread in guests:
-            thread.start()
-        wait_until(lambda: waiting(runtime) == 12)
-        owner = threading.Thread(target=ask, args=("owner", runtime))
-        owner.start()
-        owner.join(30)
+    expected = TASKS["sentiment"].predict(runtime, "owner: I love this product!", SST2).data
+    crowd = Crowd(runtime)
+    with crowd.busy_device(first="guest-0"):  # a visitors' batch holds the device
+        crowd.ask("owner").join(30)
         # Answered while the visitors' batch still holds the device and twelve visitors wait.
-        assert finished == ["owner"]
+        assert crowd.finished == ["owner"]
         assert waiting(runtime) == 12
-    for thread in [first, *guests]:
-        thread.join(30)
-    assert len(finished) == 14 and finished[1] == "guest-0"
-    assert answers["owner"]["label"] == expected["label"]
-    assert answers["owner"]["score"] == pytest.approx(expected["score"], abs=1e-4)
+    crowd.join()
+    assert len(crowd.finished) == 14 and crowd.finished[1] == "guest-0"
+    assert crowd.answers["owner"]["label"] == expected["label"]
+    assert crowd.answers["owner"]["score"] == pytest.approx(expected["score"], abs=1e-4)
     assert OWNER < GUEST
 
 
 def test_the_owners_requests_go_before_visitors_waiting_longer(runtime):
     """When the owner's batch holds the device, the owner's next request still goes first."""
-    spec = TASKS["sentiment"]
-    guest = runtime.guest()
-    spec.predict(runtime, "warm up", SST2)
-    finished: list[str] = []
-    lock = threading.Lock()
-
-    def ask(who: str, rt) -> None:
-        spec.predict(rt, f"{who}: I love this product!", SST2)
-        with lock:
-            finished.append(who)
-
-    with runtime._device_lock:
-        first = threading.Thread(target=ask, args=("owner-0", runtime))
-        first.start()
-        wait_until(lambda: runtime.batcher._queues and any(q.busy for q in runtime.batcher._queues.values()))
-        guests = [threading.Thread(target=ask, args=(f"guest-{i}", guest)) for i in range(1, 13)]
-        for thread in guests:
-            thread.start()
-        wait_until(lambda: waiting(runtime) == 12)
-        owner = threading.Thread(target=ask, args=("owner", runtime))
-        owner.start()
+    TASKS["sentiment"].predict(runtime, "warm up", SST2)
+    crowd = Crowd(runtime)
+    with crowd.busy_device(first="owner-0"):
+        crowd.ask("owner")
         wait_until(lambda: waiting(runtime) == 13)  # an owner's batch runs: this one waits, first in line
-    for thread in [first, *guests, owner]:
-        thread.join(30)
-    assert finished[:2] == ["owner-0", "owner"], finished  # alone: no visitor rides along
+    crowd.join()
+    assert crowd.finished[:2] == ["owner-0", "owner"], crowd.finished  # alone: no visitor rides along
 
 
 def test_a_refusal_in_one_request_does_not_touch_the_others(runtime):

@@ -132,7 +132,10 @@ def test_move_changes_the_models_folder_and_the_models_still_work(hub, pipedesk_
     new = tmp_path / "big disk" / "models"
     moved = run_cli("models", "move", str(new), env=env)
     assert moved.returncode == 0, moved.stderr
+    assert moved.stdout.strip() == f"Models folder is now {new}; the models were moved there."
     assert run_cli("models", "path", env=env).stdout.strip() == str(new)
+    again = run_cli("models", "move", str(new), env=env)
+    assert again.stdout.strip() == f"Models are already kept in {new}: nothing was moved."
     assert _models(env)[SST2]["status"] == "ready"
     assert run_cli("models", "verify", SST2, env=env).returncode == 0
     assert not Path(pipedesk_home / "cache" / "models" / "hub").exists()

@@ -13,6 +13,7 @@ import importlib.util
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -29,6 +30,7 @@ from desktop.cli import main
 from desktop.errors import UserError
 from desktop.tasks import TASKS
 from tests.support import ROOT, cli_env, need, run_cli
+from tests.support.recordings import make_recordings
 
 pytestmark = pytest.mark.slow
 
@@ -149,6 +151,29 @@ def test_translation_gives_the_local_engines_tsv(ray_instance, hub, tmp_path, ca
     same_file(on_ray, local)
     frame = pd.read_csv(on_ray, sep="\t", dtype=str, keep_default_na=False)
     assert all(frame["translation"][i] for i in (0, 1, 3)) and "is empty" in frame["note"][2]
+
+
+def test_recordings_in_a_folder_or_listed_by_relative_name_give_the_local_engines_transcripts(
+    ray_instance, hub, tmp_path, capsys
+):
+    recordings = make_recordings(tmp_path / "made")
+    folder = tmp_path / "interviews"
+    (folder / "day 2").mkdir(parents=True)
+    shutil.copy(recordings["tone.wav"], folder / "a.wav")
+    shutil.copy(recordings["babble.wav"], folder / "day 2" / "b.wav")
+    local, on_ray, _ = both_engines("transcribe", folder, ".csv", capsys)
+    same_file(on_ray, local)
+    rows = pd.read_csv(on_ray, keep_default_na=False)
+    assert [Path(f).name for f in rows["file"]] == ["a.wav", "b.wav"]
+    assert list(rows["transcript"]) == ["a tone", "hello world"]
+    # Names relative to the list's folder, not to the folder the command is typed in.
+    listing = folder / "list.txt"
+    listing.write_text("day 2/b.wav\na.wav\nmissing.wav\n")
+    local, on_ray, _ = both_engines("transcribe", listing, ".jsonl", capsys)
+    same_file(on_ray, local)
+    answers = [json.loads(line) for line in on_ray.read_text(encoding="utf-8").splitlines()]
+    assert [a["transcript"] for a in answers[:2]] == ["hello world", "a tone"]
+    assert "could not be found" in answers[2]["note"]
 
 
 def test_parquet_in_parquet_parts_out_in_input_order(ray_instance, runtime, tmp_path):

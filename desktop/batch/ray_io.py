@@ -1,7 +1,7 @@
 """Files in and out for the Ray engine: what the local engine reads, plus Parquet and folders.
 
 A file the local reader knows (CSV, TSV, XLSX, JSONL, TXT) is read on the driver by
-:func:`desktop.batch.reader.read_table`, with its limits and notes. A Parquet file, a folder of
+:func:`desktop.batch.reader.read_rows`, with its limits and notes. A Parquet file, a folder of
 Parquet, CSV or JSONL files, or any URI a pyarrow filesystem understands (``s3://...``) is read
 by Ray Data itself, on the workers, with no size limit. Results go where the local writer writes
 (CSV, TSV, XLSX, JSONL: written by it, on the driver), to one Parquet file (on the driver), or to
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from desktop import fs
-from desktop.batch.reader import read_table
+from desktop.batch.reader import read_rows
 from desktop.batch.table import Table
 from desktop.batch.writer import export_format, merged_rows, numeric_columns, plain_number, result_names
 from desktop.errors import UserError
@@ -110,11 +110,13 @@ class Source:
         return self.table is None
 
 
-def open_source(source: str, column: str | None) -> Source:
-    """Read ``source`` (local reader) or list its files (Ray Data); choose the text column."""
+def open_source(source: str, column: str | None, file_input: str | None = "text") -> Source:
+    """Read ``source`` (the local engine's reader, for files it knows and for a task's folder of
+    recordings) or list its files (Ray Data); choose the text column."""
     local = None if is_uri(source) else Path(source).expanduser()
-    if local is not None and not local.is_dir() and local.suffix.lower() != ".parquet":
-        table = read_table(local)
+    recordings = file_input == "audio" and local is not None and local.is_dir()
+    if local is not None and (recordings or (not local.is_dir() and local.suffix.lower() != ".parquet")):
+        table = read_rows(local, file_input)
         chosen = table.guess_column() if column is None else table.columns[table.column_index(column)]
         texts = table.texts(chosen)
         return Source(table.name, chosen, column is None, table=table, texts=texts, columns=table.columns)

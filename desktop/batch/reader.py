@@ -73,14 +73,20 @@ def read_folder(folder: str | Path, extensions: set[str], what: str) -> Table:
     )
 
 
-def resolve_paths(names: list[str], base: Path) -> list[str]:
-    """File names listed in a file (one recording per row), as absolute paths: a relative name is
-    relative to the folder of the list, not to wherever the command was typed."""
-    out = []
-    for name in names:
-        path = Path(name.strip()).expanduser() if name.strip() else None
-        out.append("" if path is None else str(path if path.is_absolute() else (base / path).resolve()))
-    return out
+def read_rows(path: str | Path, file_input: str | None = "text") -> Table:
+    """The rows of a file run of a task whose rows are ``file_input`` (its spec's): a file read by
+    :func:`read_table`; for recordings (``"audio"``) also a folder of them (and its subfolders),
+    and in a list file one name per row, relative to the list's folder. Both engines call this."""
+    path = Path(path).expanduser()
+    if file_input != "audio":
+        return read_table(path)
+    from desktop.tasks.audio import AUDIO_EXTENSIONS
+
+    if path.is_dir():
+        return read_folder(path, AUDIO_EXTENSIONS, "recordings")
+    table = read_table(path)
+    table.base = path.resolve().parent
+    return table
 
 
 def read_table(path: str | Path, name: str | None = None) -> Table:

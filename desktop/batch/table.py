@@ -10,6 +10,7 @@ import json
 import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 from desktop.errors import UserError
@@ -43,6 +44,9 @@ class Table:
     rows: list[list[Any]]
     warnings: list[str] = field(default_factory=list)
     notes: dict[int, str] = field(default_factory=dict)  # row index -> note for the results
+    #: Rows name files (a list of recordings): a relative name is relative to this folder (the
+    #: list's own), not to wherever the command was typed. None: rows are texts.
+    base: Path | None = None
 
     def column_index(self, column: str) -> int:
         """The position of ``column``; UserError listing the columns when there is none."""
@@ -60,7 +64,9 @@ class Table:
         for row_number, row in enumerate(self.rows):
             value = row[index] if index < len(row) else None
             text = "" if value is None else str(value)
-            if len(text) > MAX_CELL_CHARS:
+            if self.base is not None:
+                text = _file_name(text, self.base)
+            elif len(text) > MAX_CELL_CHARS:
                 text = text[:MAX_CELL_CHARS]
                 self.add_note(row_number, f"text cut to its first {MAX_CELL_CHARS:,} characters")
             out.append(text)
@@ -177,3 +183,11 @@ def _short(value: Any, limit: int = 200) -> str:
         else json.dumps(value, ensure_ascii=False, default=str)
     )
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _file_name(name: str, base: Path) -> str:
+    """A file named in a list, as an absolute path ('' for an empty cell)."""
+    if not name.strip():
+        return ""
+    path = Path(name.strip()).expanduser()
+    return str(path if path.is_absolute() else (base / path).resolve())

@@ -131,7 +131,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
     from desktop import logs
     from desktop.batch.journal import Journal, file_fingerprint, journal_path
-    from desktop.batch.reader import resolve_paths
+    from desktop.batch.reader import read_rows
     from desktop.batch.run import BatchRun, task_spec
     from desktop.batch.writer import export_format, write_results
     from desktop.cli.common import terminal_progress
@@ -153,7 +153,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     export_format(output)
     _not_the_input(source, output)
     spec = task_spec(args.task)
-    table = _read_input(spec, source)
+    table = read_rows(source, spec.file_input)
     for warning in table.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     column = args.column
@@ -167,8 +167,6 @@ def cmd_batch(args: argparse.Namespace) -> int:
     else:
         column = table.columns[table.column_index(column)]
     texts = table.texts(column)
-    if spec.file_input == "audio" and table.format != "folder":
-        texts = resolve_paths(texts, source.parent)
     options = {option.name: option.check(getattr(args, option.name), option.flag) for option in spec.options}
     header = {
         "task": args.task,
@@ -228,17 +226,6 @@ def cmd_batch(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - started
     print(_summary(journal.done, len(texts), output, elapsed, run), file=sys.stderr)
     return 0
-
-
-def _read_input(spec: Any, source: Path) -> Any:
-    """The input table: for tasks whose rows are recordings, also a folder of them (the table's
-    column ``file``); a list file names one recording per row."""
-    from desktop.batch.reader import read_folder, read_table
-    from desktop.tasks.audio import AUDIO_EXTENSIONS
-
-    if spec.file_input == "audio" and source.is_dir():
-        return read_folder(source, AUDIO_EXTENSIONS, "recordings")
-    return read_table(source)
 
 
 def _not_the_input(source: Path, output: Path) -> None:

@@ -182,8 +182,8 @@ def cmd_move(args: argparse.Namespace) -> int:
     """Use another models folder, moving the models there (or leaving them with --leave)."""
     from desktop.models import storage
 
-    new = storage.change_models_dir(Path(args.folder), move=not args.leave, progress=_progress())
-    print(f"Models folder: {new}")
+    change = storage.change_models_dir(Path(args.folder), move=not args.leave, progress=_progress())
+    print(change.sentence())
     return 0
 
 

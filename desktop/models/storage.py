@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from desktop import paths, settings
@@ -57,19 +58,36 @@ def check_target(old: Path, new: Path) -> None:
         raise UserError(f"Pipedesk cannot write to {new}: {exc.strerror or exc}.") from None
 
 
+@dataclass(frozen=True)
+class FolderChange:
+    """What :func:`change_models_dir` did: the folder now used, and whether anything changed."""
+
+    folder: Path
+    changed: bool
+    moved: bool
+
+    def sentence(self, path: Callable[[Path], str] = str) -> str:
+        """The one sentence the window and the command line say (``path`` formats the folder)."""
+        if not self.changed:
+            return f"Models are already kept in {path(self.folder)}: nothing was moved."
+        done = "moved there" if self.moved else "left in the old folder"
+        return f"Models folder is now {path(self.folder)}; the models were {done}."
+
+
 def change_models_dir(
     new: Path,
     move: bool = True,
     store: ModelStore | None = None,
     progress: Callable[[int, int, str], None] | None = None,
-) -> Path:
-    """Use ``new`` as the models folder; with ``move`` the models already downloaded go with it."""
+) -> FolderChange:
+    """Use ``new`` as the models folder; with ``move`` the models already downloaded go with it.
+    The folder already in use changes nothing (``changed`` is False)."""
     store = store or ModelStore()
     old = store.root.absolute()
     new = Path(new).expanduser().absolute()
     check_target(old, new)
     if new == old:
-        return new
+        return FolderChange(new, changed=False, moved=False)
     if store.downloading():
         raise UserError("A model is downloading: wait for it to finish (or cancel it) before moving models.")
     if move:
@@ -77,7 +95,7 @@ def change_models_dir(
     default = paths.default_models_dir().absolute()
     settings.update(models_dir=None if new == default else new)
     store.follow(new)
-    return new
+    return FolderChange(new, changed=True, moved=move)
 
 
 def _move_parts(old: Path, new: Path, progress: Callable[[int, int, str], None] | None) -> None:

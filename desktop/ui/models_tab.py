@@ -185,13 +185,10 @@ def _import(runtime: Any, folder: str, task: str | None, name: str, progress: An
 def _change_folder(runtime: Any, folder: str, how: str, progress: Any) -> str:
     if not (folder or "").strip():
         raise UserError("Type the path of the folder to keep models in.")
-    if Path(folder.strip()).expanduser().absolute() == runtime.store.root.absolute():
-        return f"Models are already kept in `{runtime.store.root}`: nothing was moved."
-    new = storage.change_models_dir(
+    change = storage.change_models_dir(
         Path(folder.strip()), move=how != LEAVE, store=runtime.store, progress=progress_reporter(progress)
     )
-    done = "moved there" if how != LEAVE else "left in the old folder"
-    return f"Models folder is now `{new}`; the models were {done}."
+    return change.sentence(lambda path: f"`{path}`")
 
 
 def _set_offline(runtime: Any, offline: bool) -> str:
