@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "desktop"
 #: Each layer may import itself and the layers before it in this list, never one after it.
 LAYERS = [
     ("core", ("desktop", "desktop.errors", "desktop.paths", "desktop.settings", "desktop.logs",
-              "desktop.assets", "desktop.env", "desktop.fs", "desktop.fmt")),
+              "desktop.assets", "desktop.env", "desktop.fs", "desktop.fmt", "desktop.hf")),
     ("models", ("desktop.models",)),
     ("tasks", ("desktop.tasks",)),
     ("engine", ("desktop.engine",)),
@@ -157,3 +157,20 @@ def test_tasks_import_neither_gradio_nor_torch():
 def test_no_module_is_too_long_to_read(name):
     lines = len(modules()[name].read_text(encoding="utf-8").splitlines())
     assert lines <= MAX_LINES, f"{name} has {lines} lines: split it by what each part does"
+
+
+def test_transformers_names_are_resolved_only_under_the_import_lock():
+    """transformers builds its classes lazily and not thread-safely (a warm-up racing a first request
+    saw half-built attributes): ``from transformers import X`` or ``import transformers`` anywhere
+    but desktop/hf.py would resolve outside the lock. Submodules (``transformers.utils``) are plain
+    imports and allowed."""
+    bare = []
+    for name, path in modules().items():
+        if name == "desktop.hf":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module == "transformers":
+                bare.append(f"{name}:{node.lineno}")
+            elif isinstance(node, ast.Import) and any(a.name == "transformers" for a in node.names):
+                bare.append(f"{name}:{node.lineno}")
+    assert bare == []

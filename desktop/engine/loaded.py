@@ -18,15 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from desktop.errors import ModelError
+from desktop.hf import transformers_api
 from desktop.models.compat import model_type
 
 log = logging.getLogger(__name__)
 
 #: fp16 overflows in these architectures; they stay in fp32 on a GPU.
 FP32_ONLY = {"t5", "mt5", "umt5", "longt5"}
-#: transformers resolves its classes lazily on first attribute access, and that is not thread-safe:
-#: the background warm-up and a first request racing each other saw half-built attributes.
-_IMPORT_LOCK = threading.Lock()
 #: What text models need: the warm-up resolves these, so the first answer waits for nothing else.
 _CORE = (
     "AutoTokenizer",
@@ -131,17 +129,9 @@ class Loaded:
         return other
 
 
-def transformers_api(*names: str) -> Any:
-    """The transformers module with ``names`` (default: the classes text models load with) resolved
-    under a lock (see :data:`_IMPORT_LOCK`); use only the attributes asked for. Any thread."""
-    with _IMPORT_LOCK:
-        import transformers
-        from transformers.utils import logging as hf_logging
-
-        for name in names or _CORE:
-            getattr(transformers, name)
-        hf_logging.disable_progress_bar()  # the app shows its own progress, not "Loading weights" bars
-        return transformers
+def text_api() -> Any:
+    """transformers with the classes text models load with resolved (the warm-up calls this)."""
+    return transformers_api(*_CORE)
 
 
 def choose_dtype(device: str, folder: Path) -> Any:

@@ -27,8 +27,9 @@ from typing import Any, TypeVar
 
 from desktop.engine.batcher import GUEST, OWNER, Batcher
 from desktop.engine.device import check_device_name, choose_device, default_budget_bytes, dtype_name
-from desktop.engine.loaded import Loaded, load_model, transformers_api
+from desktop.engine.loaded import Loaded, load_model, text_api
 from desktop.engine.resolve import Policy, resolve
+from desktop.hf import transformers_api
 from desktop.models import catalog
 from desktop.models.compat import check_fits
 from desktop.models.ref import ModelRef
@@ -105,7 +106,7 @@ class Runtime:
         background thread once the page is served, so the first answer does not wait for imports."""
         started = time.perf_counter()
         device = self.device
-        transformers_api()
+        text_api()
 
         log.info("Warmed up in %.1fs (device %s)", time.perf_counter() - started, device)
 
@@ -263,10 +264,10 @@ class Runtime:
         if not spec.streams:
             yield self.predict(spec, *args, progress=progress, stop=stop)
             return
-        from transformers import TextIteratorStreamer
-
         loaded, prepared, options = self.prepare(spec, args, progress)
-        streamer = TextIteratorStreamer(loaded.stream_tokenizer(), skip_prompt=True, skip_special_tokens=True)
+        streamer = transformers_api("TextIteratorStreamer").TextIteratorStreamer(
+            loaded.stream_tokenizer(), skip_prompt=True, skip_special_tokens=True
+        )
         halt = threading.Event()
 
         def halted() -> bool:

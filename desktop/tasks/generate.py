@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from desktop.errors import UserError
+from desktop.hf import transformers_api
 from desktop.models.ref import ModelRef
 from desktop.tasks.sentiment import padded
 from desktop.tasks.spec import ModelView, Option, Piece, Prepared, Result, Stop, TaskSpec, slider
@@ -55,13 +56,14 @@ def stop_when(stop: Stop) -> Any:
     if stop is None:
         return None
     import torch
-    from transformers import StoppingCriteria, StoppingCriteriaList
 
-    class _Stop(StoppingCriteria):
+    tf = transformers_api("StoppingCriteria", "StoppingCriteriaList")
+
+    class _Stop(tf.StoppingCriteria):
         def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
             return torch.full((input_ids.shape[0],), bool(stop()), dtype=torch.bool, device=input_ids.device)
 
-    return StoppingCriteriaList([_Stop()])
+    return tf.StoppingCriteriaList([_Stop()])
 
 
 class Generate(TaskSpec):
@@ -104,10 +106,8 @@ class Generate(TaskSpec):
     def forward(
         self, model: ModelView, pieces: list[Piece], options: dict[str, Any], stop: Stop, streamer: Any = None
     ) -> list[str]:
-        from transformers import set_seed
-
         if options["seed"] >= 0:
-            set_seed(options["seed"])
+            transformers_api("set_seed").set_seed(options["seed"])
         inputs = padded(model, [p.ids for p in pieces], left=True)
         out = model.model.generate(
             **inputs,
