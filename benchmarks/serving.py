@@ -189,7 +189,7 @@ class EngineLog:
     the device). Counts since the last :meth:`take`; appended from Gradio's worker threads."""
 
     def __init__(self, batcher: Any) -> None:
-        self.batches: list[tuple[float, int, bool]] = []  # (seconds, requests, the owner's among them)
+        self.batches: list[tuple[float, int, bool, bool]] = []  # (s, requests, the owner's, beside visitors')
         self.engine: dict[str, list[float]] = {"owner": [], "visitors": []}  # seconds in forward
         forward, execute = batcher.forward, batcher._execute
 
@@ -201,13 +201,16 @@ class EngineLog:
             finally:
                 self.engine["visitors" if priority else "owner"].append(time.perf_counter() - started)
 
-        def timed_execute(loaded: Any, spec: Any, options: Any, batch: list[Any], *rest: Any) -> Any:
+        def timed_execute(
+            loaded: Any, spec: Any, options: Any, batch: list[Any], *rest: Any, **kw: Any
+        ) -> Any:
             started = time.perf_counter()
             try:
-                return execute(loaded, spec, options, batch, *rest)
+                return execute(loaded, spec, options, batch, *rest, **kw)
             finally:
                 owner = any(request.priority == 0 for request in batch)
-                self.batches.append((time.perf_counter() - started, len(batch), owner))
+                beside = bool(rest[0] if rest else kw.get("overtake", False))
+                self.batches.append((time.perf_counter() - started, len(batch), owner, beside))
 
         batcher.forward, batcher._execute = timed_forward, timed_execute
 

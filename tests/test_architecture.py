@@ -169,8 +169,7 @@ def test_transformers_names_are_resolved_only_under_the_import_lock():
         if name == "desktop.hf":
             continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ImportFrom) and node.module == "transformers":
-                bare.append(f"{name}:{node.lineno}")
-            elif isinstance(node, ast.Import) and any(a.name == "transformers" for a in node.names):
+            whole = isinstance(node, ast.Import) and any(a.name == "transformers" for a in node.names)
+            if whole or (isinstance(node, ast.ImportFrom) and node.module == "transformers"):
                 bare.append(f"{name}:{node.lineno}")
     assert bare == []

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import sys
 import threading
 import time
 from collections.abc import Iterator
 
 import pytest
 
+from desktop.engine import lane
 from desktop.engine.batcher import GUEST, OWNER
 from desktop.errors import UserError
 from desktop.tasks import TASKS
@@ -135,3 +138,48 @@ def test_a_refusal_in_one_request_does_not_touch_the_others(runtime):
     with pytest.raises(UserError, match="too short"):
         spec.predict(runtime, "ok", SST2)
     assert spec.predict(runtime, "I love this product!", SST2).data["label"] == "POSITIVE"
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="thread priorities are read here on Linux only"
+)
+def test_visitors_work_runs_at_a_lower_cpu_priority_than_the_owners(runtime, monkeypatch):
+    """Beside a visitors' batch the owner's forward gets most of the CPU: the operating system, not
+    a timer, decides, so the test reads the priority each forward pass ran at."""
+    spec = TASKS["sentiment"]
+    seen: list[int] = []  # the priority of the thread each forward pass ran on, in order
+    forward = spec.forward
+
+    def recording(*args, **kwargs):
+        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(spec, "forward", recording)
+    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    owner = spec.predict(runtime, "I love this product!", SST2).data
+    guest = spec.predict(runtime.guest(), "I love this product!", SST2).data
+    assert seen == [mine, min(19, mine + lane.NICE_STEP)]
+    # The same answer either way, and the app's own threads keep their priority.
+    assert guest["label"] == owner["label"] and guest["score"] == pytest.approx(owner["score"], abs=1e-4)
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine
+
+
+def test_a_visitors_pass_pauses_between_layers_while_the_owners_runs(runtime):
+    """On the CPU the owner's pass runs beside a visitors' one; the visitors' stops at its next layer
+    until the owner's is done, so the owner's gets the cores (then the visitor's answer comes, the same)."""
+    spec = TASKS["sentiment"]
+    text = "The film was long, but the ending made it worth it."
+    expected = spec.predict(runtime, text, SST2).data
+    answers: list[dict] = []
+    visitor = threading.Thread(target=lambda: answers.append(spec.predict(runtime.guest(), text, SST2).data))
+    with lane.owner_first():  # as Runtime.infer does around the owner's pass beside visitors' work
+        visitor.start()
+        wait_until(lambda: lane.paused() == 1)
+        assert visitor.is_alive() and answers == []  # held at a layer, not finished
+    visitor.join(30)
+    assert lane.paused() == 0
+    assert answers[0]["label"] == expected["label"]
+    assert answers[0]["score"] == pytest.approx(expected["score"], abs=1e-4)
+    # The owner's own passes never pause, even with an owner's pass beside them.
+    with lane.owner_first():
+        assert spec.predict(runtime, text, SST2).data["label"] == expected["label"]

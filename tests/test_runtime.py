@@ -131,12 +131,16 @@ def test_greedy_generation_is_repeatable_and_a_seed_fixes_sampling(runtime):
     assert s1 == s2
 
 
-def test_generation_streams_growing_text(runtime):
-    pieces = [
-        r.data["text"] for r in TASKS["generate"].stream(runtime, "The weather today", None, 8, 0.0, 1.0, -1)
-    ]
-    assert len(pieces) >= 2
-    assert all(later.startswith(earlier) for earlier, later in zip(pieces, pieces[1:], strict=False))
+def test_generation_streams_growing_text_to_the_owner_and_to_visitors(runtime):
+    """A visitor's generation runs on the visitors' lane (desktop/engine/lane.py): the same stream."""
+    streams = []
+    for who in (runtime, runtime.guest()):  # the owner's first: it downloads the model visitors use
+        stream = TASKS["generate"].stream(who, "The weather today", None, 8, 0.0, 1.0, -1)
+        streams.append([r.data["text"] for r in stream])
+    for pieces in streams:
+        assert len(pieces) >= 2
+        assert all(later.startswith(earlier) for earlier, later in zip(pieces, pieces[1:], strict=False))
+    assert streams[1][-1] == streams[0][-1]
 
 
 def test_long_text_is_translated_in_parts_not_cut(runtime):

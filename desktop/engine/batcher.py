@@ -7,8 +7,10 @@ visitor's, then the oldest) runs a batch made of itself and whoever else of its 
 batch runs wait for the next one, so under load batches fill up by themselves and an idle app
 answers at once (no timer on the fast path). A visitor's batch is kept small, and the owner's
 requests do not wait for one: while a batch of visitors' requests runs, the owner's run beside it
-(``overtake``: on the CPU the runtime lets the two share the cores; on a GPU the owner's batch
-goes next), so LAN visitors never make the person at the computer wait.
+(``overtake``: on the CPU the runtime runs it at once while the visitors' batch pauses at its
+next layer, :mod:`desktop.engine.lane`; on a GPU the owner's batch goes next), so LAN visitors
+never make the person at the computer wait. Visitors' batches run on the visitors' lane, a
+thread of lower CPU priority.
 
 Threads: any (Gradio's workers). One condition variable guards the queues; the batch itself runs
 outside it, under the runtime's device lock.
@@ -65,7 +67,7 @@ class Batcher:
     """Merges concurrent requests for one (model, task, options) into batches; see the module doc."""
 
     def __init__(self, run: Callable[..., Any], merge: bool = True) -> None:
-        self._run = run  # ``Runtime.infer(loaded, call, overtake=False)``: the device lock
+        self._run = run  # ``Runtime.infer(loaded, call, overtake, visitors)``: the device lock
         self.merge = merge  # False: one request per batch (benchmarks compare the two)
         self._changed = threading.Condition()
         self._queues: dict[tuple[Any, ...], _Queue] = {}
@@ -105,7 +107,7 @@ class Batcher:
                     break
                 self._changed.wait()
         try:
-            self._execute(loaded, spec, options, batch, overtake)
+            self._execute(loaded, spec, options, batch, overtake, visitors=guests_only)
         finally:
             with self._changed:
                 queue.running.remove(guests_only)
@@ -148,6 +150,7 @@ class Batcher:
         options: dict[str, Any],
         batch: list[_Request],
         overtake: bool = False,
+        visitors: bool = False,
     ) -> None:
         pieces = [piece for request in batch for piece in request.pieces]
         stops = [request.stop for request in batch]
@@ -155,7 +158,10 @@ class Batcher:
         stop: Stop = None if any(s is None for s in stops) else (lambda: all(s() for s in stops))  # type: ignore[misc]
         try:
             outputs = self._run(
-                loaded, lambda: spec.forward(loaded, pieces, options, stop), overtake=overtake
+                loaded,
+                lambda: spec.forward(loaded, pieces, options, stop),
+                overtake=overtake,
+                visitors=visitors,
             )
         except BaseException as exc:  # each request re-raises it on its own thread
             outputs, error = None, exc

@@ -15,7 +15,6 @@ Tokenizers follow the rule in :mod:`desktop.engine.loaded`.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
@@ -25,8 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from desktop.engine import lane
 from desktop.engine.batcher import GUEST, OWNER, Batcher
 from desktop.engine.device import check_device_name, choose_device, default_budget_bytes, dtype_name
+from desktop.engine.lane import run_in_lane
 from desktop.engine.loaded import Loaded, load_model, text_api
 from desktop.engine.resolve import Policy, resolve
 from desktop.hf import transformers_api
@@ -210,22 +211,33 @@ class Runtime:
 
     # --- running -----------------------------------------------------------------------
 
-    def infer(self, loaded: Loaded, call: Callable[[], T], overtake: bool = False) -> T:
+    def infer(
+        self, loaded: Loaded, call: Callable[[], T], overtake: bool = False, visitors: bool | None = None
+    ) -> T:
         """Run ``call()`` (a task's forward) on the device, one job at a time, and time it.
 
         ``overtake`` (the owner's request while a batch of LAN visitors' runs, see
         :mod:`desktop.engine.batcher`): on the CPU it runs at once, beside the job in flight (the
         two share the cores; a forward pass changes nothing in the model); on a GPU it goes next.
+        ``visitors`` (default: this runtime is the visitors'): the work is LAN visitors' only, and
+        runs on the visitors' lane, at a lower CPU priority (:mod:`desktop.engine.lane`).
         """
+        if self.policy is Policy.GUEST if visitors is None else visitors:
+            return run_in_lane(lambda: self._pausable(loaded, call))
         import torch
 
         beside = overtake and str(loaded.device) == "cpu"
-        with contextlib.nullcontext() if beside else self._device_lock, torch.inference_mode():
+        with lane.owner_first() if beside else self._device_lock, torch.inference_mode():
             started = time.perf_counter()
             result = call()
             self.status.latency_ms = (time.perf_counter() - started) * 1000
             self.status.model = loaded.display
         return result
+
+    def _pausable(self, loaded: Loaded, call: Callable[[], T]) -> T:
+        """The visitors' work, on their lane: it pauses between layers for an owner's pass."""
+        lane.make_pausable(loaded.model)
+        return self.infer(loaded, call, visitors=False)
 
     def prepare(
         self, spec: TaskSpec, args: tuple[Any, ...], progress: ProgressCallback | None
