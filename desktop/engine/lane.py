@@ -65,6 +65,8 @@ def lower_this_thread() -> bool:
 def run_in_lane(call: Callable[[], T]) -> T:
     """``call()`` on the visitors' lane; the caller waits for it (exceptions come back here)."""
     global _lane
+    if threading.current_thread() is _lane:  # already on it: waiting for itself would never end
+        return call()
     with _lock:
         if _lane is None:  # a daemon thread: quitting the app never waits for a visitor's job
             _lane = threading.Thread(target=_work, name="visitors", daemon=True)

@@ -27,7 +27,6 @@ from typing import Any, TypeVar
 from desktop.engine import lane
 from desktop.engine.batcher import GUEST, OWNER, Batcher
 from desktop.engine.device import check_device_name, choose_device, default_budget_bytes, dtype_name
-from desktop.engine.lane import run_in_lane
 from desktop.engine.loaded import Loaded, load_model, text_api
 from desktop.engine.resolve import Policy, resolve
 from desktop.hf import transformers_api
@@ -222,8 +221,10 @@ class Runtime:
         ``visitors`` (default: this runtime is the visitors'): the work is LAN visitors' only, and
         runs on the visitors' lane, at a lower CPU priority (:mod:`desktop.engine.lane`).
         """
-        if self.policy is Policy.GUEST if visitors is None else visitors:
-            return run_in_lane(lambda: self._pausable(loaded, call))
+        if visitors is None:
+            visitors = self.policy is Policy.GUEST
+        if visitors:
+            return lane.run_in_lane(lambda: self._pausable(loaded, call))
         import torch
 
         beside = overtake and str(loaded.device) == "cpu"
