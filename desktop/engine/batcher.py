@@ -102,7 +102,7 @@ class Batcher:
                     # The owner's batch carries the owner's requests only: no visitor makes it longer.
                     owners_only = request.priority == OWNER
                     batch = self._take(queue, loaded, spec, options, owners_only=owners_only)
-                    guests_only = all(r.priority == GUEST for r in batch)
+                    guests_only = not owners_only  # a visitor leads only when no owner's request waits
                     queue.running.append(guests_only)
                     break
                 self._changed.wait()

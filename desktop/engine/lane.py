@@ -114,11 +114,17 @@ def make_pausable(model: Any) -> None:
     with _lock:
         if getattr(model, "_pipedesk_pausable", False):
             return
-        for module in model.modules():
-            if isinstance(module, torch.nn.ModuleList):
-                for layer in module:
-                    for part in layer.modules():  # each Linear etc.: a pause within milliseconds
-                        part.register_forward_pre_hook(_pause_point)
+        # Each module of each layer (Linear etc.): a pause within milliseconds. A set: a layer that
+        # holds a ModuleList of its own would otherwise hook its modules twice.
+        parts = {
+            part
+            for module in model.modules()
+            if isinstance(module, torch.nn.ModuleList)
+            for layer in module
+            for part in layer.modules()
+        }
+        for part in parts:
+            part.register_forward_pre_hook(_pause_point)
         model._pipedesk_pausable = True
 
 

@@ -216,8 +216,9 @@ class Runtime:
         """Run ``call()`` (a task's forward) on the device, one job at a time, and time it.
 
         ``overtake`` (the owner's request while a batch of LAN visitors' runs, see
-        :mod:`desktop.engine.batcher`): on the CPU it runs at once, beside the job in flight (the
-        two share the cores; a forward pass changes nothing in the model); on a GPU it goes next.
+        :mod:`desktop.engine.batcher`): on the CPU it runs at once, beside the job in flight, which
+        pauses at its next module until this one is done (a forward pass changes nothing in the
+        model); on a GPU it goes next.
         ``visitors`` (default: this runtime is the visitors'): the work is LAN visitors' only, and
         runs on the visitors' lane, at a lower CPU priority (:mod:`desktop.engine.lane`).
         """
