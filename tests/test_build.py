@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import ARTIFACTS, IN_CI, ROOT, need
+from tests.support import ARTIFACTS, IN_CI, ROOT, free_port, need
 
 SST2 = "distilbert/distilbert-base-uncased-finetuned-sst-2-english"
 BUILD_TIMEOUT = 1200  # seconds; about 4 minutes on an idle 2-core machine, far more on a busy one
@@ -279,10 +279,9 @@ def test_packaged_app_runs_with_no_stdout_or_stderr(packaged_app, tmp_path):
 @pytest.mark.timeout(BUILD_TIMEOUT + 300)
 def test_packaged_app_window_shows_the_ui_under_xvfb_and_closes(packaged_app, display, tmp_path):
     """Double-click start of the built app: the Qt window shows the Gradio UI; closing it ends the app."""
-    from desktop import server
     from tests.support.window_driver import TITLE, DevTools, close_window, find_window, refused, screenshot
 
-    devtools = server.free_port()
+    devtools = free_port()
     env = _app_env(tmp_path, DISPLAY=display, QTWEBENGINE_REMOTE_DEBUGGING=f"127.0.0.1:{devtools}")
     env.pop("WAYLAND_DISPLAY", None)
     app = subprocess.Popen(

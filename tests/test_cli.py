@@ -10,7 +10,7 @@ import sys
 import time
 import urllib.request
 
-from tests.support import ROOT, cli_env, run_cli
+from tests.support import ROOT, cli_env, free_port, run_cli
 
 SST2 = "distilbert/distilbert-base-uncased-finetuned-sst-2-english"
 
@@ -117,7 +117,6 @@ def _wait_for(url: str, proc: subprocess.Popen, timeout: float = 120) -> str:
 
 
 def test_serve_answers_http_and_stops_on_interrupt(hub, pipedesk_home):
-    from desktop.server import free_port
 
     port = free_port()
     proc = subprocess.Popen(

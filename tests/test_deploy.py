@@ -25,9 +25,8 @@ from packaging.requirements import Requirement
 from desktop.cli import public
 from desktop.cli import serve as serve_command
 from desktop.errors import UserError
-from desktop.server import free_port
 from desktop.share import controller as sharing
-from tests.support import ROOT, cli_env, run_cli
+from tests.support import ROOT, cli_env, free_port, run_cli
 
 SST2 = "distilbert/distilbert-base-uncased-finetuned-sst-2-english"
 STARS = "nlptown/bert-base-multilingual-uncased-sentiment"

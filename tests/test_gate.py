@@ -25,7 +25,7 @@ import pytest
 from desktop import server
 from desktop.server import gate
 from desktop.share import controller as sharing
-from tests.support import ROOT, cli_env
+from tests.support import ROOT, cli_env, free_port
 
 SST2 = "distilbert/distilbert-base-uncased-finetuned-sst-2-english"
 EVIL = "http://rebind.attacker.example"
@@ -104,7 +104,7 @@ def multipart(files: int) -> tuple[bytes, str]:
 def lan(runtime, app_server):
     """LAN sharing switched on, on a free port (per test: each test has its own settings and password)."""
     share = sharing.controller(runtime)
-    share.requested_port = server.free_port()
+    share.requested_port = free_port()
     share.enable()
     yield share
     share.disable()
@@ -161,7 +161,7 @@ def test_requests_from_other_web_pages_are_refused(app_server):
 
 def test_the_lan_server_answers_only_this_computers_names(runtime, app_server):
     share = sharing.controller(runtime)
-    share.requested_port = server.free_port()
+    share.requested_port = free_port()
     share.enable()
     try:
         port = share.port
@@ -248,7 +248,7 @@ def test_the_window_url_opens_the_app_and_runs_a_task(browser, window_server, cl
 
 def _serve(home, hub, *extra: str) -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "desktop", "serve", "--port", str(server.free_port()), *extra],
+        [sys.executable, "-m", "desktop", "serve", "--port", str(free_port()), *extra],
         env=cli_env(home, hub),
         cwd=ROOT,
         stdout=subprocess.PIPE,

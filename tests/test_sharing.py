@@ -23,11 +23,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from desktop import paths, server
+from desktop import paths
 from desktop.errors import UserError
 from desktop.share import controller as sharing
 from desktop.tasks import TASKS
-from tests.support import ROOT, cli_env, need
+from tests.support import ROOT, cli_env, free_port, need
 
 SST2 = "distilbert/distilbert-base-uncased-finetuned-sst-2-english"
 VISITOR = "127.0.0.2"
@@ -60,7 +60,7 @@ def sign_in_with(http: httpx.Client, port: int, password: str) -> httpx.Response
 def share(runtime, app_server):
     """The app's Sharing controller on a free port; switched off again afterwards."""
     controller = sharing.controller(runtime)
-    controller.requested_port = server.free_port()
+    controller.requested_port = free_port()
     yield controller
     controller.disable()
 
@@ -435,7 +435,7 @@ def test_what_a_visitor_sends_is_shown_as_text_in_the_sharing_tab(browser, app_s
 
 
 def test_serve_lan_prints_where_and_the_password_and_stops_cleanly(pipedesk_home):
-    port = server.free_port()
+    port = free_port()
     env = cli_env(pipedesk_home, HF_HUB_OFFLINE="1")
     proc = subprocess.Popen(
         [sys.executable, "-m", "desktop", "serve", "--lan", "--port", str(port)],

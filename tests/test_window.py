@@ -20,9 +20,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from desktop import server
 from desktop.shell import instance, window
-from tests.support import ARTIFACTS, ROOT, cli_env, need
+from tests.support import ARTIFACTS, ROOT, cli_env, free_port, need
 from tests.support.pages import message, panel, run_and_wait
 from tests.support.tiny_models import VIT
 from tests.support.window_driver import (
@@ -49,7 +48,7 @@ def test_window_opens_fast_shows_the_ui_saves_downloads_and_closes_cleanly(displ
         import websockets.sync.client  # noqa: F401
     except ImportError:
         need(False, "the websockets package is needed to read the page through DevTools")
-    devtools_port = server.free_port()
+    devtools_port = free_port()
     env = cli_env(
         pipedesk_home,
         DISPLAY=display,
@@ -184,7 +183,7 @@ def test_a_crashed_page_is_reloaded_and_sigterm_stops_the_window_app_cleanly(
         import websockets.sync.client  # noqa: F401
     except ImportError:
         need(False, "the websockets package is needed to reach the page through DevTools")
-    devtools_port = server.free_port()
+    devtools_port = free_port()
     env = window_env(pipedesk_home, display, QTWEBENGINE_REMOTE_DEBUGGING=f"127.0.0.1:{devtools_port}")
     app = App(env)
     try:
@@ -224,7 +223,7 @@ def test_the_main_flows_work_inside_the_window_as_in_chromium(
     clicking Run, reading what is shown; the export is saved through the window's Save dialog."""
     from contextlib import nullcontext
 
-    devtools_port = server.free_port()
+    devtools_port = free_port()
     env = cli_env(
         pipedesk_home, hub, DISPLAY=display, QTWEBENGINE_REMOTE_DEBUGGING=f"127.0.0.1:{devtools_port}"
     )

@@ -8,7 +8,9 @@ under Xvfb) and ``pages`` (the task tabs in a browser). Everything runs on the c
 from __future__ import annotations
 
 import os
+import random
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -31,6 +33,26 @@ def need(condition: bool, reason: str) -> None:
     if IN_CI:
         pytest.fail(f"required in CI: {reason}")
     pytest.skip(reason)
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on, below the kernel's ephemeral range.
+
+    A test picks a port and a server binds it seconds later. A port from ``bind(0)`` lies in the
+    ephemeral range, and meanwhile an outgoing connection (the test's own clients) may take it as
+    its source port: sharing then said "Port ... is already used" (1 run in about 10 here)."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768  # Linux's default; macOS and Windows start theirs at 49152
+    for port in random.sample(range(20_000, max(low, 20_500)), 500):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("0.0.0.0", port))  # sharing listens on every interface
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free TCP port below the ephemeral range")
 
 
 def cli_env(home: Path, hub: HubServer | None = None, **extra: str) -> dict[str, str]:
