@@ -112,6 +112,36 @@ def pipedesk_guest_tokens(tokens: int) -> Callable[[Setup], Callable[[str], Any]
     return start
 
 
+def pipedesk_switch_interval(seconds: float) -> Callable[[Setup], Callable[[str], Any]]:
+    """An A/B variant of Pipedesk (not what ships): the interpreter's thread switch interval set to
+    ``seconds`` in the server process (Python's default is 5 ms)."""
+
+    def start(setup: Setup) -> Callable[[str], Any]:
+        sys.setswitchinterval(seconds)
+        return serving.pipedesk_server(setup)
+
+    return start
+
+
+def pipedesk_queue_poll(seconds: float) -> Callable[[Setup], Callable[[str], Any]]:
+    """An A/B variant of Pipedesk (not what ships): Gradio's queue waits ``seconds`` between looks
+    while it has nothing to start (``Queue.sleep_when_free``: 1 ms, 50 ms on Windows)."""
+
+    def start(setup: Setup) -> Callable[[str], Any]:
+        from gradio import queueing
+
+        init = queueing.Queue.__init__
+
+        def patched(self: Any, *args: Any, **kwargs: Any) -> None:
+            init(self, *args, **kwargs)
+            self.sleep_when_free = seconds
+
+        queueing.Queue.__init__ = patched  # type: ignore[method-assign]
+        return serving.pipedesk_server(setup)
+
+    return start
+
+
 APPS = (
     App("pipedesk-single", pipedesk_single, True, "Runtime(batch_requests=False)", shares=True),
     App("pipedesk", pipedesk, True, "as pipedesk serve runs it: requests batched", shares=True),
@@ -127,6 +157,34 @@ APPS = (
         pipedesk_guest_tokens(64),
         True,
         "A/B: visitors' batches <= 64 tokens",
+        shares=True,
+    ),
+    App(
+        "pipedesk-guest512",
+        pipedesk_guest_tokens(512),
+        True,
+        "A/B: visitors' batches <= 512 tokens",
+        shares=True,
+    ),
+    App(
+        "pipedesk-guest1024",
+        pipedesk_guest_tokens(1024),
+        True,
+        "A/B: visitors' batches <= 1024 tokens",
+        shares=True,
+    ),
+    App(
+        "pipedesk-switch0.1ms",
+        pipedesk_switch_interval(1e-4),
+        True,
+        "A/B: a 0.1 ms interpreter switch interval",
+        shares=True,
+    ),
+    App(
+        "pipedesk-poll20ms",
+        pipedesk_queue_poll(0.02),
+        True,
+        "A/B: Gradio's queue polls every 20 ms",
         shares=True,
     ),
     App("blocks", latency.plain_blocks, about="plain gr.Blocks, one at a time"),
@@ -336,10 +394,6 @@ def main(argv: list[str] | None = None) -> int:
     servers = serving.spawn(Path(__file__).resolve(), apps, folder, model_id, args.device, password)
     owner_interval = args.owner_interval if args.owner else 0.0
     OWNER_PROCESS.submit(int).result()  # forked now, while this process runs no event loop
-    import os
-
-    if os.environ.get("VNICE"):
-        os.nice(int(os.environ["VNICE"]))
     runs: list[Run] = []
     try:
         for server in servers:  # warm-up (visitors' app too)
