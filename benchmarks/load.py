@@ -112,6 +112,19 @@ def pipedesk_guest_tokens(tokens: int) -> Callable[[Setup], Callable[[str], Any]
     return start
 
 
+def pipedesk_nice(step: int) -> Callable[[Setup], Callable[[str], Any]]:
+    """An A/B variant of Pipedesk (not what ships): the visitors' lane lowers its CPU priority by
+    ``step`` (``desktop.engine.lane.NICE_STEP``; 10 ships) in the server process."""
+
+    def start(setup: Setup) -> Callable[[str], Any]:
+        from desktop.engine import lane
+
+        lane.NICE_STEP = step
+        return serving.pipedesk_server(setup)
+
+    return start
+
+
 def pipedesk_switch_interval(seconds: float) -> Callable[[Setup], Callable[[str], Any]]:
     """An A/B variant of Pipedesk (not what ships): the interpreter's thread switch interval set to
     ``seconds`` in the server process (Python's default is 5 ms)."""
@@ -180,6 +193,7 @@ APPS = (
         "A/B: a 0.1 ms interpreter switch interval",
         shares=True,
     ),
+    App("pipedesk-nice0", pipedesk_nice(0), True, "A/B: the visitors' lane at normal priority", shares=True),
     App(
         "pipedesk-poll20ms",
         pipedesk_queue_poll(0.02),
