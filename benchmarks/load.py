@@ -125,6 +125,19 @@ def pipedesk_nice(step: int) -> Callable[[Setup], Callable[[str], Any]]:
     return start
 
 
+def pipedesk_concurrency(requests: int) -> Callable[[Setup], Callable[[str], Any]]:
+    """An A/B variant of Pipedesk (not what ships): Gradio lets ``requests`` task requests in at once
+    (``desktop.ui.task_tab.CONCURRENT_REQUESTS``; 16 ships) on both servers."""
+
+    def start(setup: Setup) -> Callable[[str], Any]:
+        from desktop.ui import task_tab
+
+        task_tab.CONCURRENT_REQUESTS = requests
+        return serving.pipedesk_server(setup)
+
+    return start
+
+
 def pipedesk_switch_interval(seconds: float) -> Callable[[Setup], Callable[[str], Any]]:
     """An A/B variant of Pipedesk (not what ships): the interpreter's thread switch interval set to
     ``seconds`` in the server process (Python's default is 5 ms)."""
@@ -193,6 +206,7 @@ APPS = (
         "A/B: a 0.1 ms interpreter switch interval",
         shares=True,
     ),
+    App("pipedesk-concurrency32", pipedesk_concurrency(32), True, "A/B: 32 requests in at once", shares=True),
     App("pipedesk-nice0", pipedesk_nice(0), True, "A/B: the visitors' lane at normal priority", shares=True),
     App(
         "pipedesk-poll20ms",

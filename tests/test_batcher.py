@@ -61,6 +61,23 @@ def test_requests_that_wait_together_run_as_one_batch_and_get_their_own_answers(
     assert runtime.batcher.batches - batches_before <= 2  # the first alone, then the rest together
 
 
+def test_as_many_people_as_one_batch_holds_reach_the_engine_together_through_the_app(runtime, client):
+    """Through the real server: Gradio lets in as many requests as one CPU batch holds (2 cores: 32
+    rows), so 24 people asking at once wait for the same batch; none waits in Gradio's own queue
+    for a later one (it let 16 in at most, so 8 of them ran a batch later)."""
+    people = 24
+    texts = [f"{TEXTS[n % len(TEXTS)]} ({n})" for n in range(people)]
+    expected = TASKS["sentiment"].predict(runtime, texts[0], SST2).data
+    batches_before = runtime.batcher.batches
+    with runtime._device_lock:  # the device is busy: everyone arriving now waits together
+        jobs = [client.submit(text, SST2, api_name="/sentiment") for text in texts]
+        wait_until(lambda: waiting(runtime) == people - 1)  # one of them holds the next batch
+    answers = [job.result(timeout=60) for job in jobs]
+    assert all(answer["label"] in ("POSITIVE", "NEGATIVE") for answer in answers)
+    assert answers[0]["label"] == expected["label"]
+    assert runtime.batcher.batches - batches_before <= 2  # the first alone, then the rest together
+
+
 class Crowd:
     """People asking the sentiment model at once, each on a thread; who finished, in order."""
 

@@ -22,8 +22,12 @@ from desktop.ui.widgets import WIDGETS, option_widget
 
 INFERENCE_QUEUE = "inference"
 #: Requests Gradio hands to the engine at once: the engine's device lock runs one batch at a time
-#: and merges the requests that wait together (desktop.engine.batcher).
-CONCURRENT_REQUESTS = 16
+#: and merges the requests that wait together (desktop.engine.batcher). As many as one CPU batch
+#: holds on 2 cores (32 rows), so no request waits in Gradio's queue for a later batch while the
+#: engine could have taken it (16 before: with 20 LAN visitors, side by side, the visitors' p95
+#: fell by a quarter to a third and the owner's by a sixth to a quarter; benchmarks/README.md).
+#: Each holds one of Gradio's 40 worker threads while it waits.
+CONCURRENT_REQUESTS = 32
 PRIVATE: dict[str, Any] = {"api_visibility": "private"}
 
 
