@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import multiprocessing
 import secrets
 import sys
@@ -97,63 +98,48 @@ def pipedesk(setup: Setup) -> Callable[[str], Any]:
     return serving.pipedesk_server(setup)
 
 
-def pipedesk_guest_tokens(tokens: int) -> Callable[[Setup], Callable[[str], Any]]:
-    """An A/B variant of Pipedesk (not what ships): visitors' batches capped at ``tokens`` padded tokens
-    (``desktop.engine.batcher.GUEST_BUDGET_SHARE`` set in the server process), to see what the owner's
-    latency beside visitors and the visitors' throughput would be with smaller visitors' batches."""
+def pipedesk_with(adjust: Callable[[Setup], None]) -> Callable[[Setup], Callable[[str], Any]]:
+    """An A/B variant of Pipedesk (not what ships): ``adjust(setup)`` runs in the server process
+    before Pipedesk starts there."""
 
     def start(setup: Setup) -> Callable[[str], Any]:
+        adjust(setup)
+        return serving.pipedesk_server(setup)
+
+    return start
+
+
+def guest_tokens(tokens: int) -> Callable[[Setup], None]:
+    """Visitors' batches capped at ``tokens`` padded tokens (``batcher.GUEST_BUDGET_SHARE``; 256 ships)."""
+
+    def adjust(setup: Setup) -> None:
         from desktop.engine import batcher
 
         budget, _ = serving.sentiment_batch_limits(setup.device)
         batcher.GUEST_BUDGET_SHARE = tokens / budget
-        return serving.pipedesk_server(setup)
 
-    return start
-
-
-def pipedesk_nice(step: int) -> Callable[[Setup], Callable[[str], Any]]:
-    """An A/B variant of Pipedesk (not what ships): the visitors' lane lowers its CPU priority by
-    ``step`` (``desktop.engine.lane.NICE_STEP``; 10 ships) in the server process."""
-
-    def start(setup: Setup) -> Callable[[str], Any]:
-        from desktop.engine import lane
-
-        lane.NICE_STEP = step
-        return serving.pipedesk_server(setup)
-
-    return start
+    return adjust
 
 
-def pipedesk_concurrency(requests: int) -> Callable[[Setup], Callable[[str], Any]]:
-    """An A/B variant of Pipedesk (not what ships): Gradio lets ``requests`` task requests in at once
-    (``desktop.ui.task_tab.CONCURRENT_REQUESTS``; 16 ships) on both servers."""
+def setting(module: str, name: str, value: Any) -> Callable[[Setup], None]:
+    """``module.name = value`` (a constant of Pipedesk's, e.g. the lane's ``NICE_STEP``)."""
 
-    def start(setup: Setup) -> Callable[[str], Any]:
-        from desktop.ui import task_tab
+    def adjust(_setup: Setup) -> None:
+        setattr(importlib.import_module(module), name, value)
 
-        task_tab.CONCURRENT_REQUESTS = requests
-        return serving.pipedesk_server(setup)
-
-    return start
+    return adjust
 
 
-def pipedesk_switch_interval(seconds: float) -> Callable[[Setup], Callable[[str], Any]]:
-    """An A/B variant of Pipedesk (not what ships): the interpreter's thread switch interval set to
-    ``seconds`` in the server process (Python's default is 5 ms)."""
-
-    def start(setup: Setup) -> Callable[[str], Any]:
-        sys.setswitchinterval(seconds)
-        return serving.pipedesk_server(setup)
-
-    return start
+def switch_interval(seconds: float) -> Callable[[Setup], None]:
+    """The interpreter's thread switch interval (Python's default is 5 ms)."""
+    return lambda _setup: sys.setswitchinterval(seconds)
 
 
-def pipedesk_queue_poll(seconds: float) -> Callable[[Setup], Callable[[str], Any]]:
-    """An A/B variant of Pipedesk (not what ships): Gradio's queue waits ``seconds`` between looks
-    while it has nothing to start (``Queue.sleep_when_free``: 1 ms, 50 ms on Windows)."""
+def queue_poll(seconds: float) -> Callable[[Setup], None]:
+    """Gradio's queue waits ``seconds`` between looks while it has nothing to start
+    (``Queue.sleep_when_free``: 1 ms, 50 ms on Windows)."""
 
-    def start(setup: Setup) -> Callable[[str], Any]:
+    def adjust(_setup: Setup) -> None:
         from gradio import queueing
 
         init = queueing.Queue.__init__
@@ -163,54 +149,47 @@ def pipedesk_queue_poll(seconds: float) -> Callable[[Setup], Callable[[str], Any
             self.sleep_when_free = seconds
 
         queueing.Queue.__init__ = patched  # type: ignore[method-assign]
-        return serving.pipedesk_server(setup)
 
-    return start
+    return adjust
 
 
 APPS = (
     App("pipedesk-single", pipedesk_single, True, "Runtime(batch_requests=False)", shares=True),
     App("pipedesk", pipedesk, True, "as pipedesk serve runs it: requests batched", shares=True),
+    *(
+        App(
+            f"pipedesk-guest{tokens}",
+            pipedesk_with(guest_tokens(tokens)),
+            True,
+            f"A/B: visitors' batches <= {tokens} tokens",
+            shares=True,
+        )
+        for tokens in (64, 128, 512, 1024)
+    ),
     App(
-        "pipedesk-guest128",
-        pipedesk_guest_tokens(128),
+        "pipedesk-nice0",
+        pipedesk_with(setting("desktop.engine.lane", "NICE_STEP", 0)),
         True,
-        "A/B: visitors' batches <= 128 tokens",
+        "A/B: the visitors' lane at normal priority",
         shares=True,
     ),
     App(
-        "pipedesk-guest64",
-        pipedesk_guest_tokens(64),
+        "pipedesk-concurrency16",
+        pipedesk_with(setting("desktop.ui.task_tab", "CONCURRENT_REQUESTS", 16)),
         True,
-        "A/B: visitors' batches <= 64 tokens",
-        shares=True,
-    ),
-    App(
-        "pipedesk-guest512",
-        pipedesk_guest_tokens(512),
-        True,
-        "A/B: visitors' batches <= 512 tokens",
-        shares=True,
-    ),
-    App(
-        "pipedesk-guest1024",
-        pipedesk_guest_tokens(1024),
-        True,
-        "A/B: visitors' batches <= 1024 tokens",
+        "A/B: 16 task requests in at once (32 ship)",
         shares=True,
     ),
     App(
         "pipedesk-switch0.1ms",
-        pipedesk_switch_interval(1e-4),
+        pipedesk_with(switch_interval(1e-4)),
         True,
         "A/B: a 0.1 ms interpreter switch interval",
         shares=True,
     ),
-    App("pipedesk-concurrency32", pipedesk_concurrency(32), True, "A/B: 32 requests in at once", shares=True),
-    App("pipedesk-nice0", pipedesk_nice(0), True, "A/B: the visitors' lane at normal priority", shares=True),
     App(
         "pipedesk-poll20ms",
-        pipedesk_queue_poll(0.02),
+        pipedesk_with(queue_poll(0.02)),
         True,
         "A/B: Gradio's queue polls every 20 ms",
         shares=True,
