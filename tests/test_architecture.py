@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "desktop"
 #: Each layer may import itself and the layers before it in this list, never one after it.
 LAYERS = [
     ("core", ("desktop", "desktop.errors", "desktop.paths", "desktop.settings", "desktop.logs",
-              "desktop.assets", "desktop.env", "desktop.fs", "desktop.fmt", "desktop.hf")),
+              "desktop.assets", "desktop.env", "desktop.fs", "desktop.fmt", "desktop.hf", "desktop.files")),
     ("models", ("desktop.models",)),
     ("tasks", ("desktop.tasks",)),
     ("engine", ("desktop.engine",)),

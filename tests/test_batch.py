@@ -10,10 +10,10 @@ import pytest
 
 from desktop.batch import run as engine
 from desktop.batch.journal import Journal
-from desktop.batch.reader import read_table
 from desktop.batch.run import BatchRun
 from desktop.batch.writer import NOT_DONE, write_results
 from desktop.errors import UserError
+from desktop.files.reader import read_table
 from desktop.tasks import TASKS
 
 WORDS = [
@@ -339,7 +339,7 @@ def test_empty_files_missing_columns_wrong_types_and_the_size_cap(tmp_path, monk
 
 
 def test_a_cell_too_long_is_cut_and_marked(tmp_path, monkeypatch):
-    import desktop.batch.table as batchfiles
+    import desktop.files.table as batchfiles
 
     monkeypatch.setattr(batchfiles, "MAX_CELL_CHARS", 10)
     table = read_table(write(tmp_path / "l.txt", b"short\n" + b"y" * 50 + b"\n"))

@@ -1,4 +1,4 @@
-"""Reading batch files (desktop.batch.reader, batchtext, batchxlsx) and writing results
+"""Reading batch files (desktop.files.reader, batchtext, batchxlsx) and writing results
 (desktop.batch.writer) on real files: binary files refused, limits checked while reading,
 a workbook's declared size never trusted, numbers kept as numbers in XLSX, a BOM in CSV."""
 
@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-import desktop.batch.table as batchfiles
-from desktop.batch.reader import read_table
+import desktop.files.table as batchfiles
 from desktop.batch.writer import write_results
 from desktop.errors import UserError
+from desktop.files.reader import read_table
 from tests.support import ROOT
 
 
@@ -224,7 +224,7 @@ SMALL_SHEET = (
 CHILD = """
 import json, resource, sys, tracemalloc
 resource.setrlimit(resource.RLIMIT_AS, (1024**3, 1024**3))
-from desktop.batch.reader import read_table
+from desktop.files.reader import read_table
 from desktop.errors import UserError
 tracemalloc.start()
 try:
@@ -306,7 +306,7 @@ def test_a_workbook_without_a_dimension_and_with_gaps_keeps_its_blank_rows(tmp_p
 
 
 def test_a_workbook_that_unpacks_to_more_than_the_limit_is_refused(tmp_path, monkeypatch):
-    import desktop.batch.xlsx as batchxlsx
+    import desktop.files.xlsx as batchxlsx
 
     monkeypatch.setattr(batchxlsx, "MAX_UNPACKED_BYTES", 1_000)
     with pytest.raises(UserError, match="unpacks to 0.0 GB; Pipedesk reads workbooks of up to 0 GB"):

@@ -10,8 +10,8 @@ API-level tests of the module; the command-line tests start their own, as a pers
 from __future__ import annotations
 
 import importlib.util
+import ipaddress
 import json
-import logging
 import os
 import shutil
 import signal
@@ -53,7 +53,9 @@ def ray_instance(hub):
     need(importlib.util.find_spec("ray") is not None, 'Ray is not installed (pip install -e ".[dev]")')
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
+    from desktop.batch.ray_cluster import connect
+
+    connect(None)  # as the command starts its own: listening on 127.0.0.1 only
     yield ray
     ray.shutdown()
 
@@ -295,6 +297,38 @@ def test_the_command_runs_on_its_own_local_ray_instance(hub, pipedesk_home, runt
     for row, text in enumerate(REVIEWS):
         if len(text) >= 3:
             assert frame["label"][row] == runtime.predict(TASKS["sentiment"], text).data["label"]
+
+
+# Starts a local instance as `pipedesk batch --engine ray` does, then lists every port that the
+# Ray processes it started listen on.
+LISTENERS = """
+import json, psutil, ray
+from desktop.batch.ray_cluster import connect
+connect(None)
+ray.get(ray.remote(lambda: 1).remote())  # a worker process is up too
+ports = set()
+for proc in [psutil.Process(), *psutil.Process().children(recursive=True)]:
+    try:
+        ports |= {(proc.name(), c.laddr.ip, c.laddr.port) for c in proc.net_connections("inet")
+                  if c.status == psutil.CONN_LISTEN}
+    except psutil.Error:
+        pass
+ray.shutdown()
+print(json.dumps(sorted(ports)))
+"""
+
+
+def test_a_local_ray_instance_listens_on_this_computer_only(pipedesk_home):
+    need(importlib.util.find_spec("ray") is not None, 'Ray is not installed (pip install -e ".[dev]")')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    done = subprocess.run(
+        [sys.executable, "-c", LISTENERS], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    ports = json.loads(done.stdout.strip().splitlines()[-1])
+    assert len(ports) >= 3, ports  # the GCS, the raylet, a worker at least
+    open_to_all = [p for p in ports if not ipaddress.ip_address(p[1].removeprefix("::ffff:")).is_loopback]
+    assert not open_to_all, f"Ray listens beyond this computer: {open_to_all}"
 
 
 def test_ctrl_c_cancels_the_job_and_stops_ray(hub, pipedesk_home, tmp_path):

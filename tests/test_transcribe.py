@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 from desktop.errors import UserError
-from desktop.tasks import TASKS, audio
+from desktop.files import Limits, audio
+from desktop.tasks import TASKS
 from desktop.tasks.transcribe import plain_text, srt
 from tests.support import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, cli_env, run_cli
 from tests.support.pages import message, new_page, output_text, panel, run_and_wait
@@ -53,7 +54,7 @@ BAD_FILES = [
     ("silence.wav", "silence.wav is silent: there is nothing to transcribe"),
     ("empty.wav", "empty.wav is empty (0 bytes)"),
     ("notes.wav", "notes.wav is not an audio file Pipedesk can read"),
-    ("photo.png", "photo.png has no sound in it"),
+    ("photo.png", "photo.png is not an audio file Pipedesk can read"),
     ("odd-codec.wav", "odd-codec.wav holds sound in a format (codec) Pipedesk cannot decode"),
 ]
 
@@ -81,15 +82,14 @@ def _bytes_read() -> int:
     raise AssertionError("no rchar in /proc/self/io")
 
 
-def test_a_recording_over_the_limit_is_refused_and_decoding_stops_at_the_limit(tmp_path, monkeypatch):
+def test_a_recording_over_the_limit_is_refused_and_decoding_stops_at_the_limit(tmp_path):
     from tests.support import need
 
     need(Path("/proc/self/io").exists(), "/proc/self/io (Linux) counts the bytes a process reads")
-    monkeypatch.setattr(audio, "MAX_AUDIO_SECONDS", 5)
     long = write_wav(tmp_path / "ten-minutes.wav", tone(600.0))  # 19 MB
     before = _bytes_read()
     with pytest.raises(UserError) as refused:
-        SPEC.validate({"audio": str(long)})
+        SPEC.validate({"audio": str(long)}, Limits(audio_seconds=5, table_rows=None))
     read = _bytes_read() - before
     assert "ten-minutes.wav is longer than 5 seconds" in str(refused.value)
     assert "split it into shorter recordings" in str(refused.value)

@@ -6,6 +6,7 @@ extra is one sentence). Runs on the driver's main thread.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import socket
@@ -19,6 +20,8 @@ INSTALL_HINT = 'The Ray engine needs the cluster extra: pip install "pipedesk[cl
 CPUS_PER_WORKER = 4
 #: Seconds to wait for a cluster's address to answer before saying it cannot be reached.
 CONNECT_TIMEOUT_S = 5.0
+#: Ray's switch between a one-machine instance on 127.0.0.1 ("0") and a cluster node.
+ONE_MACHINE = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 
 def require() -> None:
@@ -90,7 +93,16 @@ def plan_workers(nodes: list[dict[str, float]], workers: int | None, gpus: float
 
 def connect(address: str | None) -> tuple[bool, bool]:
     """Make sure Ray is initialised: (whether this call started it, whether workers share this
-    machine's folders). UserError in words when a cluster cannot be reached."""
+    machine's folders). UserError in words when a cluster cannot be reached.
+
+    A local instance (``address`` None) listens on 127.0.0.1 only: Ray's own ports take commands
+    from anyone who reaches them, with no password. On Linux Ray binds them to the machine's
+    network address unless told this is a one-machine instance (what it does by itself on
+    Windows and macOS): ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` says so, for this process and
+    the Ray processes it starts.
+    """
+    if address is None:
+        os.environ[ONE_MACHINE] = "0"
     import ray
 
     if ray.is_initialized():
@@ -98,7 +110,17 @@ def connect(address: str | None) -> tuple[bool, bool]:
     os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")  # C++ chatter; errors are said in words
     options: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False}
     if address is None:
+        from ray._private import ray_constants  # read when Ray was imported: told again
+
+        ray_constants.ENABLE_RAY_CLUSTER = False
         ray.init(include_dashboard=False, **options)
+        node = ray.util.get_node_ip_address()
+        if not ipaddress.ip_address(node.strip("[]")).is_loopback:
+            ray.shutdown()
+            raise UserError(
+                f"Ray started listening on {node}, not on this computer only: Pipedesk stopped it. "
+                "Start a Ray instance yourself (ray start --head) and pass --ray-address."
+            )
         return True, True
     _check_reachable(address)
     try:

@@ -31,9 +31,9 @@ from desktop.batch.ray_cluster import Cluster, connect, first_line, plan_workers
 from desktop.batch.ray_io import FLAT, FOLDER, PARQUET, Source
 from desktop.batch.ray_worker import NOTES, ROW, TEXT, VALUES, FileWorker, ShippedModel, pack_model
 from desktop.batch.run import WINDOW_ROWS, task_spec
-from desktop.batch.table import Table
 from desktop.batch.writer import result_names, write_results
 from desktop.errors import UserError
+from desktop.files.table import Table
 from desktop.models.ref import ModelRef
 from desktop.models.state import ProgressCallback
 

@@ -1,7 +1,7 @@
 """Files in and out for the Ray engine: what the local engine reads, plus Parquet and folders.
 
 A file the local reader knows (CSV, TSV, XLSX, JSONL, TXT) is read on the driver by
-:func:`desktop.batch.reader.read_rows`, with its limits and notes. A Parquet file, a folder of
+:func:`desktop.files.reader.read_rows`, with its limits and notes. A Parquet file, a folder of
 Parquet, CSV or JSONL files, or any URI a pyarrow filesystem understands (``s3://...``) is read
 by Ray Data itself, on the workers, with no size limit. Results go where the local writer writes
 (CSV, TSV, XLSX, JSONL: written by it, on the driver), to one Parquet file (on the driver), or to
@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from desktop import fs
-from desktop.batch.reader import read_rows
-from desktop.batch.table import Table
 from desktop.batch.writer import export_format, merged_rows, numeric_columns, plain_number, result_names
 from desktop.errors import UserError
+from desktop.files.reader import read_rows
+from desktop.files.table import Table
 
 FLAT, PARQUET, FOLDER = "flat", "parquet", "folder"
 #: What Ray Data reads natively: a file's suffix -> the reader, and the suffixes it takes.

@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from desktop.batch.run import BatchRun, task_spec
-from desktop.batch.table import Table
 from desktop.errors import UserError
+from desktop.files.table import Table
 
 #: Internal columns; removed before anything is written.
 ROW = "__pipedesk_row"

@@ -232,7 +232,12 @@ class BatchRun:
         valid: list[tuple[int, dict[str, Any]]] = []
         for number in numbers:
             try:
-                valid.append((number, self.spec.validate(self.spec.file_inputs(self.texts[number]))))
+                valid.append(
+                    (
+                        number,
+                        self.spec.validate(self.spec.file_inputs(self.texts[number]), self.runtime.limits),
+                    )
+                )
             except UserError as exc:
                 refused.append((number, self.refused(str(exc))))
         prepared = self.spec.preprocess_many(self.loaded, [inputs for _, inputs in valid], self.options)

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from desktop import fs
-from desktop.batch.table import Table
 from desktop.errors import UserError
+from desktop.files.table import Table
 
 EXPORT_FORMATS = {".csv": "csv", ".tsv": "tsv", ".xlsx": "xlsx", ".jsonl": "jsonl"}
 NOTE = "note"

@@ -131,11 +131,11 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
     from desktop import logs
     from desktop.batch.journal import Journal, file_fingerprint, journal_path
-    from desktop.batch.reader import read_rows
     from desktop.batch.run import BatchRun, task_spec
     from desktop.batch.writer import export_format, write_results
     from desktop.cli.common import terminal_progress
     from desktop.engine.runtime import Runtime
+    from desktop.files.reader import read_rows
 
     logs.setup()
     _quiet_libraries()

@@ -29,6 +29,8 @@ from desktop.engine.batcher import GUEST, OWNER, Batcher
 from desktop.engine.device import check_device_name, choose_device, default_budget_bytes, dtype_name
 from desktop.engine.loaded import Loaded, load_model, text_api
 from desktop.engine.resolve import Policy, resolve
+from desktop.files import OWNER as OWNER_LIMITS
+from desktop.files import VISITOR, Limits
 from desktop.hf import transformers_api
 from desktop.models import catalog
 from desktop.models.compat import check_fits
@@ -122,6 +124,11 @@ class Runtime:
         thread = threading.Thread(target=work, name="warm-up", daemon=True)
         thread.start()
         return thread
+
+    @property
+    def limits(self) -> Limits:
+        """What a file handed in may cost: the owner's, or the visitors' (the GUEST policy)."""
+        return VISITOR if self.policy is Policy.GUEST else OWNER_LIMITS
 
     def guest(self) -> Runtime:
         """This runtime as visitors use it: the same models, cache and device, the GUEST policy."""
@@ -246,7 +253,7 @@ class Runtime:
     ) -> tuple[Loaded, Any, dict[str, Any]]:
         """Validate the API arguments, load the model, preprocess: (model, prepared, options)."""
         inputs, name, options = spec.split_arguments(args)
-        inputs = spec.validate(inputs)  # refusals come before any download
+        inputs = spec.validate(inputs, self.limits)  # refusals come before any download
         options = spec.check_options(options)
         loaded = self.load(spec, name, spec.kind_for(inputs), progress)
         return loaded, spec.preprocess(loaded, inputs, options), options

@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from desktop.errors import UserError
+from desktop.files import OWNER, Limits
+from desktop.files.images import IMAGE_EXTENSIONS, open_photo
 from desktop.models.ref import ModelRef
-from desktop.tasks.images import IMAGE_EXTENSIONS, load_image
 from desktop.tasks.sentiment import (
     LIMITS,
     SST2,
@@ -64,11 +65,11 @@ class Classify(TaskSpec):
 
     # --- the steps -------------------------------------------------------------------------
 
-    def validate(self, inputs: dict[str, Any]) -> dict[str, Any]:
+    def validate(self, inputs: dict[str, Any], limits: Limits = OWNER) -> dict[str, Any]:
         kind = _input_type(inputs.get("input_type"))
         if kind == "text":
             return {"input_type": "Text", "text": check_text(inputs.get("text"), LIMITS)}
-        return {"input_type": "Image", "image": load_image(inputs.get("image"))}
+        return {"input_type": "Image", "image": open_photo(inputs.get("image")).image}
 
     def file_inputs(self, text: str | None) -> dict[str, Any]:
         return {"input_type": "Text", "text": text, "image": None}

@@ -1,15 +1,18 @@
 """Objects: find things in a photo, boxes drawn with their labels and scores (DETR-family models).
 
-The image goes through the same checks as Classify's before anything decodes it; the model's
-detections above the threshold come back as boxes in the image's own pixels.
+The photo goes through the same checks as Classify's before anything decodes it and is reduced
+to a working size (:func:`desktop.files.images.open_photo`): the model looks at the reduced copy,
+the boxes are drawn on it, and the detections above the threshold are reported in the original
+photo's own pixels.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from desktop.files import OWNER, Limits
+from desktop.files.images import IMAGE_EXTENSIONS, Photo, open_photo
 from desktop.models.ref import ModelRef
-from desktop.tasks.images import IMAGE_EXTENSIONS, load_image
 from desktop.tasks.spec import ModelView, Option, Piece, Prepared, Result, Stop, TaskSpec, slider
 
 OPTIONS = (
@@ -24,6 +27,7 @@ OPTIONS = (
     ),
 )
 COLUMNS = ["object", "score", "xmin", "ymin", "xmax", "ymax"]
+CORNERS = ("xmin", "ymin", "xmax", "ymax")
 
 
 class Detect(TaskSpec):
@@ -41,11 +45,12 @@ class Detect(TaskSpec):
     def cli_inputs(self, value: str) -> dict[str, Any]:
         return {"image": value}
 
-    def validate(self, inputs: dict[str, Any]) -> dict[str, Any]:
-        return {"image": load_image(inputs.get("image"))}
+    def validate(self, inputs: dict[str, Any], limits: Limits = OWNER) -> dict[str, Any]:
+        return {"image": open_photo(inputs.get("image"))}
 
     def preprocess(self, model: ModelView, inputs: dict[str, Any], options: dict[str, Any]) -> Prepared:
-        return Prepared([Piece(0, 0, image=inputs["image"])], context={"image": inputs["image"]})
+        photo: Photo = inputs["image"]
+        return Prepared([Piece(0, 0, image=photo.image)], context={"photo": photo})
 
     def forward(
         self, model: ModelView, pieces: list[Piece], options: dict[str, Any], stop: Stop
@@ -56,34 +61,41 @@ class Detect(TaskSpec):
     def postprocess(
         self, model: ModelView, prepared: Prepared, outputs: list[Any], options: dict[str, Any]
     ) -> Result:
+        photo: Photo = prepared.context["photo"]
+        found = sorted(outputs[0], key=lambda d: -float(d["score"]))
         objects = [
             {
                 "label": d["label"],
                 "score": round(float(d["score"]), 4),
-                "box": {k: int(round(float(d["box"][k]))) for k in ("xmin", "ymin", "xmax", "ymax")},
+                "box": {k: _pixel(d["box"][k], photo.scale, photo.width, photo.height, k) for k in CORNERS},
             }
-            for d in sorted(outputs[0], key=lambda d: -float(d["score"]))
+            for d in found
         ]
-        image = prepared.context["image"]
+        # Drawn on the reduced copy the page shows, in its own pixels.
+        shown = photo.image
         boxes = [
             (
-                (o["box"]["xmin"], o["box"]["ymin"], o["box"]["xmax"], o["box"]["ymax"]),
+                tuple(_pixel(d["box"][k], 1.0, shown.width, shown.height, k) for k in CORNERS),
                 f"{o['label']} {o['score']:.0%}",
             )
-            for o in objects
+            for d, o in zip(found, objects, strict=True)
         ]
         table = {
             "headers": COLUMNS,
-            "data": [
-                [o["label"], o["score"], *(o["box"][k] for k in ("xmin", "ymin", "xmax", "ymax"))]
-                for o in objects
-            ],
+            "data": [[o["label"], o["score"], *(o["box"][k] for k in CORNERS)] for o in objects],
         }
         summary = (
             ", ".join(f"{o['label']} ({o['score']:.0%})" for o in objects)
             or "No objects found above the threshold."
         )
-        return Result(data={"objects": objects}, outputs=((image, boxes), table), text=summary)
+        return Result(data={"objects": objects}, outputs=((shown, boxes), table), text=summary)
+
+
+def _pixel(value: Any, scale: float, width: int, height: int, corner: str) -> int:
+    """A box coordinate of the reduced copy as a whole pixel of an image ``width`` x ``height`` that
+    is ``scale`` times as large, inside that image."""
+    limit = width if corner[0] == "x" else height
+    return min(limit, max(0, int(round(float(value) * scale))))
 
 
 def is_image_file(name: str) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from desktop.errors import UserError
+from desktop.files import OWNER, Limits
 from desktop.hf import transformers_api
 from desktop.models.ref import ModelRef
 from desktop.tasks.sentiment import padded
@@ -83,7 +84,7 @@ class Generate(TaskSpec):
     file_input = "prompt"
     columns = ("generated_text",)
 
-    def validate(self, inputs: dict[str, Any]) -> dict[str, Any]:
+    def validate(self, inputs: dict[str, Any], limits: Limits = OWNER) -> dict[str, Any]:
         return {"prompt": check_text(inputs.get("prompt"), LIMITS, "prompt")}
 
     def preprocess(self, model: ModelView, inputs: dict[str, Any], options: dict[str, Any]) -> Prepared:

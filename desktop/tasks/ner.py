@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from desktop.files import OWNER, Limits
 from desktop.models.ref import ModelRef
 from desktop.tasks.sentiment import cpu_budget
 from desktop.tasks.spec import ModelView, Piece, Prepared, Result, Stop, TaskSpec
@@ -59,7 +60,7 @@ class Entities(TaskSpec):
     columns = ("entities", "entity_types")
     chart_title = "entity type"
 
-    def validate(self, inputs: dict[str, Any]) -> dict[str, Any]:
+    def validate(self, inputs: dict[str, Any], limits: Limits = OWNER) -> dict[str, Any]:
         check_text(inputs.get("text"), LIMITS)
         return {"text": inputs["text"]}  # offsets point into the text exactly as typed
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from desktop.files import OWNER, Limits
 from desktop.models.ref import ModelRef
 from desktop.tasks.spec import ModelView, Piece, Prepared, Result, Stop, TaskSpec
 from desktop.tasks.text import TextLimits, check_text
@@ -140,7 +141,7 @@ class Sentiment(TaskSpec):
     columns = ("label", "score")
     chart_title = "label"
 
-    def validate(self, inputs: dict[str, Any]) -> dict[str, Any]:
+    def validate(self, inputs: dict[str, Any], limits: Limits = OWNER) -> dict[str, Any]:
         return {"text": check_text(inputs.get("text"), LIMITS)}
 
     def preprocess(self, model: ModelView, inputs: dict[str, Any], options: dict[str, Any]) -> Prepared:

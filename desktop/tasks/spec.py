@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from desktop.errors import UserError
+from desktop.files import OWNER, Limits
 from desktop.models.ref import ModelRef
 
 Stop = Callable[[], bool] | None
@@ -230,8 +231,9 @@ class TaskSpec:
         """Every option coerced and range-checked (missing ones at their defaults)."""
         return {option.name: option.check(options.get(option.name)) for option in self.options}
 
-    def validate(self, inputs: dict[str, Any]) -> dict[str, Any]:
-        """Check and clean ``inputs`` with no model; raise UserError with a sentence."""
+    def validate(self, inputs: dict[str, Any], limits: Limits = OWNER) -> dict[str, Any]:
+        """Check and clean ``inputs`` with no model; raise UserError with a sentence. Files are opened
+        through :mod:`desktop.files` within ``limits`` (the owner's, or the smaller visitors')."""
         return inputs
 
     def preprocess(self, model: ModelView, inputs: dict[str, Any], options: dict[str, Any]) -> Prepared:

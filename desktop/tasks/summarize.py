@@ -7,6 +7,7 @@ import itertools
 from typing import Any
 
 from desktop.errors import UserError
+from desktop.files import OWNER, Limits
 from desktop.models.ref import ModelRef
 from desktop.tasks.spec import ModelView, Option, Piece, Prepared, Result, Stop, TaskSpec, slider
 from desktop.tasks.text import TextLimits, check_text
@@ -73,7 +74,7 @@ class Summarize(TaskSpec):
             )
         return checked
 
-    def validate(self, inputs: dict[str, Any]) -> dict[str, Any]:
+    def validate(self, inputs: dict[str, Any], limits: Limits = OWNER) -> dict[str, Any]:
         return {"text": check_text(inputs.get("text"), LIMITS)}
 
     def preprocess(self, model: ModelView, inputs: dict[str, Any], options: dict[str, Any]) -> Prepared:

@@ -1,6 +1,6 @@
 """Transcribe: speech to text with Whisper, in 30-second parts, optionally with timestamps.
 
-A recording is decoded to 16 kHz mono (:mod:`desktop.tasks.audio`), split into the 30-second
+A recording is decoded to 16 kHz mono (:mod:`desktop.files.audio`), split into the 30-second
 windows Whisper reads, and the windows go through the model in batches; the parts are joined and
 every segment's times are shifted to where its window starts, so nothing is cut. The language is
 detected unless one is chosen. Segments export as plain text or SubRip subtitles (:func:`srt`).
@@ -12,8 +12,9 @@ from collections import Counter
 from typing import Any
 
 from desktop.errors import Stopped, UserError
+from desktop.files import OWNER, Limits
+from desktop.files.audio import AUDIO_EXTENSIONS, SAMPLE_RATE, load_audio
 from desktop.models.ref import ModelRef
-from desktop.tasks.audio import AUDIO_EXTENSIONS, SAMPLE_RATE, load_audio
 from desktop.tasks.generate import stop_when
 from desktop.tasks.spec import ModelView, Option, Piece, Prepared, Result, Stop, TaskSpec
 
@@ -103,8 +104,8 @@ class Transcribe(TaskSpec):
     def cli_inputs(self, value: str) -> dict[str, Any]:
         return {"audio": value}
 
-    def validate(self, inputs: dict[str, Any]) -> dict[str, Any]:
-        return {"audio": load_audio(inputs.get("audio"))}
+    def validate(self, inputs: dict[str, Any], limits: Limits = OWNER) -> dict[str, Any]:
+        return {"audio": load_audio(inputs.get("audio"), limits)}
 
     def preprocess(self, model: ModelView, inputs: dict[str, Any], options: dict[str, Any]) -> Prepared:
         language = options["language"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from desktop.errors import Stopped
+from desktop.files import OWNER, Limits
 from desktop.models.ref import ModelRef
 from desktop.tasks.generate import stop_when
 from desktop.tasks.sentiment import padded
@@ -62,7 +63,7 @@ class Translate(TaskSpec):
     examples = (["Hello, how are you today? The weather is lovely."],)
     columns = ("translation",)
 
-    def validate(self, inputs: dict[str, Any]) -> dict[str, Any]:
+    def validate(self, inputs: dict[str, Any], limits: Limits = OWNER) -> dict[str, Any]:
         return {"text": check_text(inputs.get("text"), LIMITS)}
 
     def preprocess(self, model: ModelView, inputs: dict[str, Any], options: dict[str, Any]) -> Prepared:

@@ -28,12 +28,12 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from desktop.batch.reader import read_table
 from desktop.batch.run import BatchProgress, BatchRun, RunState, count_chart, task_spec
-from desktop.batch.table import Table
 from desktop.batch.writer import write_results
 from desktop.engine.runtime import Runtime
 from desktop.errors import UserError
+from desktop.files.reader import read_table
+from desktop.files.table import Table
 from desktop.tasks import TASKS
 from desktop.ui import model_lists
 from desktop.ui.handlers import progress_reporter, user_error
@@ -44,8 +44,6 @@ SHOWN_ROWS = 200  # the results table shows the first rows; the export has them 
 UPDATE_EVERY_S = 0.5
 BATCH_QUEUE = "batch"
 CHART_BARS = 20  # the most frequent values get a bar each; the rest are counted as "other"
-#: A LAN visitor's file may hold this many rows (the owner's: batchfiles.MAX_ROWS).
-VISITOR_MAX_ROWS = 5_000
 
 
 @dataclass
@@ -215,12 +213,7 @@ def build(runtime: Runtime, context: Any) -> None:
                 empty = gr.update(choices=[], value=None)
                 return None, "Upload a file to see its first rows.", None, empty, gr.update(visible=False)
             try:
-                table = read_table(path)
-                if not local and len(table.rows) > VISITOR_MAX_ROWS:
-                    raise UserError(
-                        f"{table.name} has {len(table.rows):,} rows; over the network a file may have "
-                        f"{VISITOR_MAX_ROWS:,}. Split it first."
-                    )
+                table = read_table(path, limits=runtime.limits)
             except Exception as exc:
                 raise user_error(exc) from None
             for warning in table.warnings:

@@ -4,7 +4,7 @@ A worksheet declares its size (``<dimension ref="A1:XFD1048576"/>``) and openpyx
 row it returns to that width: a 1.5 KB file could ask for 17 billion cells. Here the declared
 dimension is dropped, rows come lazily from openpyxl's read-only mode, each row keeps only up
 to its last value, the table is as wide as its widest row of values, and the limits of
-``desktop.batch.reader`` are checked as rows come.
+``desktop.files.reader`` are checked as rows come.
 
 openpyxl also builds each ``<row>`` element whole (already while opening the file), and parses
 some parts (styles, the workbook) whole: a 9 KB file holding one row of two million empty cells
@@ -21,9 +21,9 @@ from typing import IO, Any
 from xml.etree.ElementTree import ParseError
 from xml.parsers import expat
 
-from desktop.batch import table as limits  # the limits are read when used (tests lower them)
-from desktop.batch.table import Table, check_size, unique_names, without_blank_tail
 from desktop.errors import UserError
+from desktop.files import table as limits  # the limits are read when used (tests lower them)
+from desktop.files.table import Table, check_size, unique_names, without_blank_tail
 
 #: The most a workbook's parts may unpack to, all together (a full 20-million-cell sheet
 #: takes well under this).
@@ -33,6 +33,11 @@ MAX_UNPACKED_BYTES = 1024**3
 MAX_OTHER_PART_BYTES = 64 * 1024**2
 #: What Excel itself allows in one sheet: a file with more was not written by a spreadsheet.
 EXCEL_ROWS, EXCEL_COLUMNS = 1_048_576, 16_384
+#: Different texts a workbook may hold (its shared strings, which openpyxl loads whole before the
+#: first row is read: five million of them took 800 MB and half a minute), and their characters.
+#: A workbook also never needs more of them than it has cells.
+MAX_SHARED_STRINGS = 1_000_000
+MAX_SHARED_CHARS = 100_000_000
 _EMPTY = ()  # every blank row: a million of them cost one tuple
 _ERRORS = (zipfile.BadZipFile, KeyError, OSError, ValueError, ParseError, expat.ExpatError)
 
@@ -62,9 +67,10 @@ def read_xlsx(path: Path, name: str) -> Table:
 def check_archive(path: Path, name: str) -> None:
     """UserError unless openpyxl can open ``path`` in bounded memory: the parts unpack to at
     most MAX_UNPACKED_BYTES (and MAX_OTHER_PART_BYTES for parts parsed whole), no sheet has
-    a row of more cells or more rows than Excel allows, nor more than MAX_CELLS cells, and
-    there are no more shared strings than MAX_CELLS. zipfile never unpacks past the sizes
-    declared, so they hold."""
+    a row of more cells or more rows than Excel allows (or than a visitor's file may have),
+    nor more than MAX_CELLS cells, and the shared strings are no more than MAX_SHARED_STRINGS
+    (and no more than the cells), of MAX_SHARED_CHARS characters in all. zipfile never unpacks
+    past the sizes declared, so they hold."""
     again = "it was not saved by a spreadsheet. Open it in one and save it again."
     with zipfile.ZipFile(path) as archive:
         parts = archive.infolist()
@@ -80,20 +86,47 @@ def check_archive(path: Path, name: str) -> None:
                 raise UserError(
                     f"{name} has a part ({info.filename}) far larger than a workbook needs: {again}"
                 )
+        counts = _Counts()
+        for info in parts:
             if info.filename.endswith((".xml", ".rels")):
                 with archive.open(info) as stream:
-                    _walk(stream, name, again)
+                    _walk(stream, name, again, counts)
+    if counts.strings > min(MAX_SHARED_STRINGS, counts.cells + 1_000):
+        raise UserError(
+            f"{name} holds {counts.strings:,} texts (shared strings) for {counts.cells:,} cells; Pipedesk reads "
+            f"workbooks of up to {MAX_SHARED_STRINGS:,} texts, and never more than their "
+            f"cells: {again}"
+        )
 
 
-def _walk(stream: IO[bytes], name: str, again: str) -> None:
-    """Count rows, cells per row, cells and shared strings in one XML part, without a tree."""
+class _Counts:
+    """Cells of every sheet and shared strings of a workbook, as its parts are walked."""
+
+    cells = 0
+    strings = 0
+    chars = 0
+
+
+def _walk(stream: IO[bytes], name: str, again: str, counts: _Counts) -> None:
+    """Count rows, cells per row, cells and shared strings (and their characters) in one XML
+    part, without a tree."""
     rows = cells = in_row = strings = 0
+    most_rows = limits.row_limit() if limits.row_limit() < limits.MAX_ROWS else EXCEL_ROWS
+
+    def text(data: str) -> None:
+        counts.chars += len(data)
+        if counts.chars > MAX_SHARED_CHARS:
+            raise UserError(
+                f"{name} holds more than {MAX_SHARED_CHARS:,} characters of text; Pipedesk reads "
+                "workbooks of up to that much. Save it as CSV or split it."
+            )
 
     def start(tag: str, _attributes: Any) -> None:
         nonlocal rows, cells, in_row, strings
         if ":" in tag:  # a prefixed name, as in <x:c>
             tag = tag[tag.rfind(":") + 1 :]
         if tag == "c":
+            counts.cells += 1
             cells += 1
             in_row += 1
             if in_row > EXCEL_COLUMNS:
@@ -109,10 +142,18 @@ def _walk(stream: IO[bytes], name: str, again: str) -> None:
                 raise UserError(
                     f"{name} has a sheet of more than {EXCEL_ROWS:,} rows, more than Excel allows: {again}"
                 )
+            if rows > most_rows:
+                check_size(name, rows, 1)
         elif tag == "si":
             strings += 1
-            if strings > limits.MAX_CELLS:
-                check_size(name, 0, 0, cells=strings)
+            counts.strings += 1
+            if counts.strings > MAX_SHARED_STRINGS:
+                raise UserError(
+                    f"{name} holds more than {MAX_SHARED_STRINGS:,} texts (shared strings); Pipedesk reads "
+                    "workbooks of up to that many. Save it as CSV or split it."
+                )
+            if strings == 1:
+                parser.CharacterDataHandler = text  # only the shared strings' part counts its text
 
     parser = expat.ParserCreate()
     parser.ordered_attributes = True  # a list is cheaper than a dict, and they are not read

@@ -9,11 +9,14 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 from desktop.errors import UserError
+from desktop.files import OWNER, Limits
 
 R = TypeVar("R")
 
@@ -32,6 +35,8 @@ MAX_CELL_CHARS = 100_000
 #: Column names that usually hold the text to analyse, best first.
 TEXT_NAMES = ("text", "review", "comment", "comments", "content", "body", "message", "sentence", "answer")
 PREVIEW_ROWS = 10
+#: Whose file is being read on this thread (see :func:`reading_for`).
+_READER: ContextVar[Limits] = ContextVar("pipedesk_table_reader", default=OWNER)
 
 
 @dataclass
@@ -103,6 +108,23 @@ def max_file_bytes() -> int:
     return int(float(value) * 1024 * 1024) if value else MAX_FILE_MB * 1024 * 1024
 
 
+@contextmanager
+def reading_for(limits: Limits) -> Iterator[None]:
+    """Tables read on this thread inside the block are read within ``limits`` (a visitor's file
+    stops at the visitors' row limit as it is read, not after it was built)."""
+    token = _READER.set(limits)
+    try:
+        yield
+    finally:
+        _READER.reset(token)
+
+
+def row_limit() -> int:
+    """The most rows the table being read may have (:data:`MAX_ROWS`, fewer for a visitor)."""
+    wanted = _READER.get().table_rows
+    return MAX_ROWS if wanted is None else min(MAX_ROWS, wanted)
+
+
 def check_size(name: str, rows: int, columns: int, cells: int | None = None) -> None:
     """UserError as soon as a table being read has too many rows, columns or cells
     (``cells``: rows × columns unless counted otherwise, e.g. the cells a workbook holds).
@@ -115,9 +137,11 @@ def check_size(name: str, rows: int, columns: int, cells: int | None = None) -> 
             f"{name} has more than {MAX_COLUMNS:,} columns; Pipedesk reads up to {MAX_COLUMNS:,}. "
             "Keep the columns you need (the texts and an id) and try again."
         )
-    if rows > MAX_ROWS:
+    most = row_limit()
+    if rows > most:
+        where = " from a visitor" if _READER.get().visitor else ""
         raise UserError(
-            f"{name} has more than {MAX_ROWS:,} rows; Pipedesk reads up to {MAX_ROWS:,} at a time. "
+            f"{name} has more than {most:,} rows; Pipedesk reads up to {most:,} at a time{where}. "
             "Split it into smaller files."
         )
     if (rows * columns if cells is None else cells) > MAX_CELLS:
@@ -128,22 +152,23 @@ def check_size(name: str, rows: int, columns: int, cells: int | None = None) -> 
 
 
 def without_blank_tail(records: Iterable[R], blank: Callable[[R], bool], name: str) -> Iterator[R]:
-    """``records`` without the blank ones at the end, lazily, refusing more than MAX_ROWS.
+    """``records`` without the blank ones at the end, lazily, refusing more than :func:`row_limit`.
 
     A run of blank records is held back until a record with content follows (then they
     are rows, counted with it) or the records end (then they are dropped). Only blanks
-    that could still become rows are stored, and no more than ``2 * MAX_ROWS`` records
+    that could still become rows are stored, and no more than twice the limit of records
     are looked at, blank or not: a sheet whose next row is numbered 4,000,000,000 cannot
     keep the reader busy.
     """
     held: list[R] = []
     waiting = kept = 0
+    most = row_limit()
     for record in records:
         if blank(record):
             waiting += 1
-            if kept + waiting <= MAX_ROWS:
+            if kept + waiting <= most:
                 held.append(record)
-            elif kept + waiting > 2 * MAX_ROWS:
+            elif kept + waiting > 2 * most:
                 check_size(name, kept + waiting, 1)
             continue
         check_size(name, kept + waiting + 1, 1)

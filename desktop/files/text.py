@@ -1,7 +1,7 @@
 """Telling a text file from a binary one, and cutting its bytes into decoded lines, lazily.
 
 Pure functions on bytes already read, no I/O; they run on whichever thread reads the
-file (the CLI's main thread, a Gradio worker for the Batch tab). ``desktop.batch.reader``
+file (the CLI's main thread, a Gradio worker for the Batch tab). ``desktop.files.reader``
 calls :func:`open_text` for every text format (CSV, TSV, JSONL, TXT), so the "is this
 text at all?" rule lives here only.
 

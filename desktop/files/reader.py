@@ -3,9 +3,9 @@
 Pure file handling, no model: a file becomes a :class:`Table` (column names,
 rows in file order, warnings a person should read, and per-row notes such as
 "read as cp1252"). A file that is not text is refused, and text is decoded line
-by line (``desktop.batch.text``): UTF-8 with or without a BOM, UTF-16 with its BOM,
+by line (``desktop.files.text``): UTF-8 with or without a BOM, UTF-16 with its BOM,
 Windows-1252 for lines that are not valid UTF-8 (the warning names the rows).
-Workbooks are read by ``desktop.batch.xlsx``. Rows are read one at a time and the
+Workbooks are read by ``desktop.files.xlsx``. Rows are read one at a time and the
 limits (:data:`MAX_ROWS`, :data:`MAX_COLUMNS`, :data:`MAX_CELLS`) are checked as
 they come, so a file past them is refused before it is built. Writing results
 lives in ``desktop.batch.writer``.
@@ -18,17 +18,19 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-from desktop.batch import table as limits
-from desktop.batch.table import (
+from desktop.errors import UserError
+from desktop.files import OWNER, Limits
+from desktop.files import table as limits
+from desktop.files.table import (
     Table,
     check_size,
     list_rows,
     max_file_bytes,
+    reading_for,
     unique_names,
     without_blank_tail,
 )
-from desktop.batch.text import TextFile, open_text
-from desktop.errors import UserError
+from desktop.files.text import TextFile, open_text
 
 FORMATS = {
     ".csv": "csv",
@@ -80,7 +82,7 @@ def read_rows(path: str | Path, file_input: str | None = "text") -> Table:
     path = Path(path).expanduser()
     if file_input != "audio":
         return read_table(path)
-    from desktop.tasks.audio import AUDIO_EXTENSIONS
+    from desktop.files.audio import AUDIO_EXTENSIONS
 
     if path.is_dir():
         return read_folder(path, AUDIO_EXTENSIONS, "recordings")
@@ -89,12 +91,19 @@ def read_rows(path: str | Path, file_input: str | None = "text") -> Table:
     return table
 
 
-def read_table(path: str | Path, name: str | None = None) -> Table:
-    """Read ``path`` into a Table, or raise UserError with a sentence saying what is wrong.
+def read_table(path: str | Path, name: str | None = None, limits: Limits = OWNER) -> Table:
+    """Read ``path`` into a Table within ``limits`` (a visitor's file has fewer rows), or raise
+    UserError with a sentence saying what is wrong.
 
     Runs on the caller's thread (the CLI's main thread, a Gradio worker for the Batch tab).
     """
-    path = Path(path)
+    with reading_for(limits):
+        return _read_table(Path(path), name)
+
+
+def _read_table(path: Path, name: str | None) -> Table:
+    if not path.is_file() and path.exists():
+        raise UserError(f"{name or path.name} is not a file.")
     name = name or path.name
     fmt = file_format(Path(name))
     try:
@@ -108,7 +117,7 @@ def read_table(path: str | Path, name: str | None = None) -> Table:
             f"{limit / 1024**2:,.0f} MB at a time. Split it into smaller files."
         )
     if fmt == "xlsx":
-        from desktop.batch.xlsx import read_xlsx  # imports openpyxl: only when a workbook comes
+        from desktop.files.xlsx import read_xlsx  # imports openpyxl: only when a workbook comes
 
         table = read_xlsx(path, name)
     else:
