@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import json
 import os
 import re
 import select
@@ -321,29 +322,79 @@ def test_signed_in_bodies_are_capped_at_the_upload_limit_too(lan):
 
 
 def test_local_app_bodies_are_capped_at_the_upload_limit(app_server):
+    def chunks(megabytes: int):
+        for _ in range(megabytes):
+            yield b" " * MB
+
     with httpx.Client(timeout=60) as http:
-
-        def chunks():
-            for _ in range(80):
-                yield b" " * MB
-
+        boundary = "pipedeskTestBoundary"
+        head = f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="big.txt"\r\n\r\n'
         answer = http.post(
-            f"{app_server.url}gradio_api/call/sentiment",
-            content=chunks(),
-            headers={"Content-Type": "application/json"},
+            f"{app_server.url}gradio_api/upload",
+            content=iter([head.encode(), *chunks(80)]),
+            headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
         )
-    assert answer.status_code == 413 and "at most 51 MB" in answer.text
+    assert answer.status_code == 413  # Gradio's own words (the 50 MB file) or the gate's (51 MB body)
 
 
-def test_one_request_carries_at_most_a_few_files(lan):
+# --- data, not files: a few MB of JSON, a few thousand objects --------------------------------
+
+
+def task_request(text_or_value, model: str = "") -> bytes:
+    return json.dumps({"data": [text_or_value, model]}).encode()
+
+
+@pytest.mark.parametrize("where", ["window", "lan"])
+def test_requests_without_files_are_capped_at_a_few_megabytes(where, request):
+    """46 MB of empty JSON objects cost 3 GB to parse: every server refuses a JSON body past
+    4 MB (however it is sent) and one of more than 10,000 objects and lists, before parsing it."""
+    with contextlib.ExitStack() as stack:
+        if where == "window":
+            running = request.getfixturevalue("window_server")
+            http = stack.enter_context(httpx.Client(timeout=60, headers={gate.TOKEN_HEADER: running.token}))
+            url = running.url
+        else:
+            share = request.getfixturevalue("lan")
+            http = stack.enter_context(signed_in_visitor(share))
+            url = f"http://127.0.0.2:{share.port}/"
+        call = url + "gradio_api/call/sentiment"
+        json_type = {"Content-Type": "application/json"}
+        fits = http.post(call, content=task_request("A " + "long review. " * 200_000), headers=json_type)
+        assert fits.status_code == 200  # 2.6 MB: a long text still reaches the task (and its limit)
+        huge = http.post(call, content=task_request("x" * (5 * MB)), headers=json_type)
+        assert huge.status_code == 413 and "at most 4 MB in a request without files" in huge.text
+        streamed = http.post(call, content=iter([b'{"data": ["', b"y" * MB] * 6), headers=json_type)
+        assert streamed.status_code == 413  # no Content-Length to trust: counted as it comes
+        empties = http.post(call, content=json.dumps({"data": [[{}] * 20_000, ""]}), headers=json_type)
+        assert empties.status_code == 413 and "at most 10,000 objects and lists" in empties.text
+        braces = http.post(
+            call, content=task_request("{[" * 20_000 + " a text full of brackets"), headers=json_type
+        )
+        assert braces.status_code == 200  # brackets inside a text are characters, not objects
+        assert http.post(call, content=task_request("I love it"), headers=json_type).status_code == 200
+
+
+def test_a_refused_request_leaves_a_short_trace_in_the_console(app_server, capfd):
+    """Gradio quoted every input of a malformed request in its error: 2 MB sent, 2 MB printed."""
+    capfd.readouterr()
+    with httpx.Client(timeout=60) as http:
+        answer = http.post(f"{app_server.url}gradio_api/run/sentiment", json={"data": ["y" * (2 * MB)]})
+    out, err = capfd.readouterr()
+    assert answer.status_code == 500 and len(answer.content) < 2000
+    assert "gave 1 input values; sentiment takes 3" in answer.text
+    assert len(out) + len(err) < 20_000, f"{len(out) + len(err):,} characters printed"
+
+
+def test_one_request_carries_at_most_ten_files_as_the_refusal_says(lan):
     with signed_in_visitor(lan) as http:
         url = f"http://127.0.0.2:{lan.port}/gradio_api/upload"
-        body, content_type = multipart(30)
-        many = http.post(url, content=body, headers={"Content-Type": content_type})
-        assert many.status_code == 413 and "Too many files" in many.text
-        body, content_type = multipart(2)
-        few = http.post(url, content=body, headers={"Content-Type": content_type})
-        assert few.status_code == 200 and len(few.json()) == 2
+        for count in (11, 14, 30):
+            body, content_type = multipart(count)
+            many = http.post(url, content=body, headers={"Content-Type": content_type})
+            assert many.status_code == 413 and "Too many files in one request: at most 10." in many.text
+        body, content_type = multipart(10)
+        ten = http.post(url, content=body, headers={"Content-Type": content_type})
+        assert ten.status_code == 200 and len(ten.json()) == 10
 
 
 # --- making this computer fetch other addresses (SSRF) -------------------------------------

@@ -9,6 +9,7 @@ is not 127.0.0.1.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -266,6 +267,72 @@ def test_a_visitor_can_send_only_so_many_bytes_of_files(share):
         assert _upload(http, share.port, 1, 10).status_code == 413  # the streamed bytes counted too
 
 
+def multipart_sign_in(http: httpx.Client, port: int, password: str) -> httpx.Response:
+    """A sign-in as Gradio's own sign-in page sends it: a multipart form."""
+    form = {"username": (None, "guest"), "password": (None, password)}
+    return http.post(f"http://{VISITOR}:{port}/login", files=form)
+
+
+def test_wrong_passwords_sent_as_the_sign_in_page_sends_them_lock_an_address_out_too(share):
+    from desktop.share.gate import MAX_FAILURES
+
+    share.enable()
+    with visitor_http() as http:
+        assert multipart_sign_in(http, share.port, share.password).status_code == 200
+    assert [v.signed_in for v in share.gate.visitors() if v.address == VISITOR] == [
+        True
+    ]  # the Sharing tab's list
+    with visitor_http() as http:
+        codes = [multipart_sign_in(http, share.port, f"guess-{n}").status_code for n in range(MAX_FAILURES)]
+        assert codes == [400] * MAX_FAILURES
+        locked = multipart_sign_in(http, share.port, share.password)
+        assert locked.status_code == 429 and "Too many wrong passwords" in locked.text
+        assert sign_in_with(http, share.port, share.password).status_code == 429  # however it is sent
+
+
+def test_a_sign_in_left_half_sent_holds_up_no_other_sign_in(share):
+    share.enable()
+    body = b"username=guest&password=" + share.password.encode()
+    with socket.create_connection((VISITOR, share.port), timeout=10, source_address=(VISITOR, 0)) as stuck:
+        head = (
+            f"POST /login HTTP/1.1\r\nHost: {VISITOR}:{share.port}\r\n"
+            "Content-Type: application/x-www-form-urlencoded\r\n"
+            f"Content-Length: {len(body) + 50}\r\n\r\n"
+        )
+        stuck.sendall(head.encode() + body)  # 50 bytes short: the server waits for the rest
+        time.sleep(0.5)
+        started = time.monotonic()
+        assert sign_in(share.port, share.password).status_code == 200  # the same address, at once
+        assert time.monotonic() - started < 10
+        assert sign_in(share.port, "a-wrong-guess").status_code == 400  # still checked one by one
+
+
+def test_a_visitor_can_use_only_the_files_it_uploaded_itself(share, app_server, tmp_path):
+    from tests.support import raw_gradio
+
+    table = tmp_path / "owners-secrets.csv"
+    table.write_text("name,salary\nAda,100000\nGrace,120000\n", encoding="utf-8")
+    with httpx.Client(timeout=30) as http:  # the owner uploads a file in the window
+        (owners,) = raw_gradio.upload(http, app_server.url, table)
+    share.enable()
+    base = f"http://{VISITOR}:{share.port}/"
+    with visitor_http() as visitor, visitor_http() as other:
+        for http in (visitor, other):
+            assert sign_in_with(http, share.port, share.password).status_code == 200
+        batch_upload = raw_gradio.event_index(visitor, base, "batch-file", "change")
+        # The owner's file, sent by its path to the Batch tab's upload handler, is not read.
+        status, said = raw_gradio.queue_call(visitor, base, batch_upload, [raw_gradio.file_data(owners)])
+        assert status == 403 and "Only files you uploaded yourself" in said and "Ada" not in said
+        # The visitor's own upload is read; another visitor cannot use it.
+        mine = tmp_path / "mine.csv"
+        mine.write_text("text\nGreat service!\n", encoding="utf-8")
+        (path,) = raw_gradio.upload(visitor, base, mine)
+        status, shown = raw_gradio.queue_call(visitor, base, batch_upload, [raw_gradio.file_data(path)])
+        assert status == 200 and "1 rows" in json.dumps(shown)
+        status, said = raw_gradio.queue_call(other, base, batch_upload, [raw_gradio.file_data(path)])
+        assert status == 403 and "Only files you uploaded yourself" in said
+
+
 def test_visitors_files_left_by_a_process_that_is_gone_are_removed_at_start(runtime, tmp_path):
     from gradio.utils import get_upload_folder
 
@@ -288,10 +355,9 @@ def test_refusals_tell_visitors_nothing_about_this_computers_folders(share, clie
         # File inputs naming files on this computer: a blocked folder, a path relative to the cwd.
         for path in (str(paths.config_dir() / "settings.json"), "notes.png"):
             data = ["Image", "", {"path": path, "meta": {"_type": "gradio.FileData"}}, "auto"]
-            event = http.post(f"{base}/gradio_api/call/classify", json={"data": data}).json()["event_id"]
-            answer = http.get(f"{base}/gradio_api/call/classify/{event}").text
-            assert "event: error" in answer
-            assert not [folder for folder in owners if folder in answer], answer
+            asked = http.post(f"{base}/gradio_api/call/classify", json={"data": data})
+            assert asked.status_code == 403 and "Only files you uploaded yourself" in asked.text
+            assert not [folder for folder in owners if folder in asked.text], asked.text
     # A model name cannot tell whether a folder exists here (relative to the working directory).
     remote = Client(f"{base}/", auth=("guest", share.password), verbose=False)
     said = []

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import pickle
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -151,6 +152,13 @@ def load_model(kind: str, folder: Path, display: str, device: str) -> Loaded:
     started = time.perf_counter()
     try:
         loaded = _load(kind, folder, display, device, dtype)
+    except pickle.UnpicklingError:
+        # torch refused a pickle that would run code (its words advise turning the check off: no).
+        log.warning("Refused the pickled weights of %s in %s: they hold more than tensors", display, folder)
+        raise ModelError(
+            f"{display} could not be loaded: its weights (a PyTorch .bin file) hold code, not only "
+            "numbers, and Pipedesk never runs that. Use a copy of the model saved as safetensors."
+        ) from None
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         log.exception("Could not load %s from %s", display, folder)
         raise ModelError(f"{display} could not be loaded: {_first_line(exc)}") from None

@@ -24,6 +24,10 @@ NOT_SHARED = (
 )
 
 
+#: The longest model name or folder path looked at (Windows paths reach 32,767 at most).
+MAX_NAME = 4096
+
+
 class Policy(enum.Enum):
     LOCAL = "local"
     GUEST = "guest"
@@ -39,7 +43,11 @@ def resolve(
     spec: Any, name: str | None, kind: str, store: Any, policy: Policy = Policy.LOCAL
 ) -> ModelRef | Path:
     """What ``name`` means for ``spec`` (inputs of ``kind``) under ``policy``; ModelError if nothing."""
+    if name is not None and not isinstance(name, str):
+        raise ModelError("A model is chosen by its name (text), not by a number or a list.")
     typed = (name or "").strip()
+    if len(typed) > MAX_NAME:
+        raise ModelError(f"That model name is {len(typed):,} characters long: no model has such a name.")
     if spec.is_automatic(typed):
         return _allowed(spec.default_for(kind), store, policy)
     for ref in (*spec.models, *known_models().values()):

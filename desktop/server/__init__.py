@@ -107,12 +107,34 @@ def refuse_remote_files(blocks: gr.Blocks) -> None:
                 setattr(block, name, checked)
 
 
+def short_input_errors(blocks: gr.Blocks) -> None:
+    """Gradio answers a request with too few inputs with an error that quotes every input it got,
+    printed whole to the console and sent back (a request of 4 MB: 4 MB of traceback): ``blocks``
+    says how many it got instead."""
+    if getattr(blocks.validate_inputs, "pipedesk_short", False):
+        return
+    validate = blocks.validate_inputs
+
+    def checked(block_fn: Any, inputs: list[Any]) -> None:
+        try:
+            validate(block_fn, inputs)
+        except ValueError:
+            raise ValueError(
+                f"This request gave {len(inputs)} input values; {block_fn.name or 'the event'} takes "
+                f"{len(block_fn.inputs)}."
+            ) from None
+
+    checked.pipedesk_short = True  # type: ignore[attr-defined]
+    blocks.validate_inputs = checked  # type: ignore[method-assign]
+
+
 def start(
     blocks: gr.Blocks,
     host: str = LOCAL_HOST,
     port: int | None = None,
     token: str | None = None,
     hosts: gate.Hosts | None = None,
+    queue_size: int | None = None,
     **options: Any,
 ) -> Server:
     """Serve ``blocks`` on ``host:port`` (a free port when None) and return once it answers.
@@ -120,7 +142,9 @@ def start(
     ``token``: every request must carry it (the window's server). ``hosts``: which Host names
     the gate answers ("loopback", "lan" or "any"; by default loopback names on a loopback
     address, any name elsewhere, e.g. behind a hosting platform's proxy). ``options`` go to
-    ``launch()``; middleware in ``options["app_kwargs"]`` runs inside the gate. The look (theme,
+    ``launch()``; middleware in ``options["app_kwargs"]`` runs inside the gate. ``queue_size``: the
+    most requests that may wait in Gradio's queue (each holds its inputs in memory until it runs;
+    None: no limit, for the owner's own window). The look (theme,
     CSS, scripts) comes with the Blocks: whoever builds them sets ``blocks.launch_look``, so this
     module never needs the UI.
     """
@@ -138,7 +162,7 @@ def start(
     app_kwargs = dict(options.pop("app_kwargs", None) or {})
     app_kwargs["middleware"] = [guard, *app_kwargs.get("middleware", [])]
     sessions.install()  # a REST call no longer builds ~200 block configs it never reads
-    blocks.queue(default_concurrency_limit=4)
+    blocks.queue(default_concurrency_limit=4, max_size=queue_size)
     kwargs: dict[str, Any] = {
         "server_name": host,
         "server_port": port,
@@ -156,6 +180,7 @@ def start(
     kwargs.update(options)
     kwargs["app_kwargs"] = app_kwargs
     refuse_remote_files(blocks)
+    short_input_errors(blocks)
     blocks.launch(**kwargs)
     log.info("Serving on %s:%s%s", host, port, " (window token required)" if token else "")
     return Server(blocks=blocks, host=host, port=port, token=token)

@@ -20,10 +20,13 @@ Pure ASGI middleware, added by :func:`desktop.server.start` to every Gradio serv
 - **Bodies.** Before a byte of a body is read: over ``signed_out_body`` (a few KB,
   enough to sign in) it is refused with 413 unless the request carries a session
   (the window's token, or Gradio's own sign-in cookie on a server with a password,
-  checked as Gradio checks it); over ``max_body`` (the upload limit) it is refused
-  for everybody. Bytes are counted as they stream in, so a body sent in chunks
-  with no Content-Length is cut off at the same limit; so is a multipart body with
-  more than ``max_files`` parts.
+  checked as Gradio checks it). Only files (multipart bodies) may be as large as the
+  upload limit (``max_body``); any other body (the JSON of a task request, which needs
+  well under 1 MB) is refused past :data:`MAX_DATA_BODY`, and a JSON body with more
+  than :data:`MAX_CONTAINERS` objects and lists (46 MB of empty objects cost 3 GB to
+  parse) is refused before the app parses it. Bytes are counted as they stream in, so
+  a body sent in chunks with no Content-Length is cut off at the same limit; so is a
+  multipart body with more than ``max_files`` files.
 - **Other addresses.** ``/file=http://…`` makes Gradio fetch that URL and pass it
   on (Gradio allows public addresses only): refused, so nobody can make this
   computer fetch anything for them.
@@ -54,14 +57,20 @@ NO_TOKEN_PATHS = frozenset({"/gradio_api/startup-events"})
 
 #: Before sign-in a body only has to carry a name and a password.
 SIGNED_OUT_BODY = 16 * 1024
-#: Files (multipart parts, a few form fields allowed besides) in one request.
+#: Files in one request (multipart parts with a file name), and other form fields beside them.
 MAX_FILES = 10
-MULTIPART_FIELDS = 4
+MULTIPART_FIELDS = 10
+#: Any body that is not files: a task request with the longest text a task takes (100,000
+#: characters, 600 KB at worst as JSON escapes) and a chat's history fit several times over.
+MAX_DATA_BODY = 4 * 1024 * 1024
+#: Objects and lists in one JSON body: a task request holds a few, a long chat a few hundred.
+MAX_CONTAINERS = 10_000
 
 OTHER_HOST = "This address is not Pipedesk's: open Pipedesk through this computer's own address."
 OTHER_SITE = "Pipedesk does not answer requests that other web pages make."
 NO_TOKEN = "This Pipedesk server answers only its own window (or scripts that give its token)."
 NO_FETCH = "Pipedesk serves its own files only: it does not fetch other addresses."
+TOO_COMPLEX = f"Too complex: Pipedesk takes at most {MAX_CONTAINERS:,} objects and lists in one request."
 
 #: ``/file=<url>`` and ``/proxy=<url>`` (Gradio's routes that fetch a URL): a scheme of 2+ letters
 #: (``C:`` is a Windows drive, not a URL) or a scheme-relative ``//host``.
@@ -146,13 +155,18 @@ def _headers(scope: dict[str, Any]) -> dict[str, str]:
     return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers") or []}
 
 
-def _cookies(headers: dict[str, str]) -> dict[str, str]:
+def cookies_of(header: str) -> dict[str, str]:
+    """The cookies of a ``Cookie`` header (none when it is malformed)."""
     jar: SimpleCookie = SimpleCookie()
     try:
-        jar.load(headers.get("cookie", ""))
+        jar.load(header)
     except Exception:  # a malformed Cookie header is no cookie
         return {}
     return {key: morsel.value for key, morsel in jar.items()}
+
+
+def _cookies(headers: dict[str, str]) -> dict[str, str]:
+    return cookies_of(headers.get("cookie", ""))
 
 
 def _matches(given: str | None, token: str) -> bool:
@@ -166,10 +180,17 @@ def gradio_session(scope: dict[str, Any], cookies: dict[str, str]) -> bool | Non
     app = scope.get("app")
     if getattr(app, "auth", None) is None and getattr(app, "auth_dependency", None) is None:
         return None
+    return session_token(scope, cookies) is not None
+
+
+def session_token(scope: dict[str, Any], cookies: dict[str, str]) -> str | None:
+    """The sign-in token (Gradio's access-token cookie) of the request, when the app serving it
+    issued that token; None otherwise."""
+    app = scope.get("app")
     cookie_id = getattr(app, "cookie_id", "")
     tokens = getattr(app, "tokens", {}) or {}
     given = cookies.get(f"access-token-{cookie_id}") or cookies.get(f"access-token-unsecure-{cookie_id}")
-    return bool(given) and given in tokens
+    return given if given and given in tokens else None
 
 
 def _kb(size: int) -> str:
@@ -180,11 +201,65 @@ class BodyRefused(Exception):
     """Raised into the app when a body streams past its limit; the gate answers 413 instead."""
 
 
-class CountedBody:
-    """``receive`` for the app, counting body bytes (and multipart parts) as they arrive.
+class FileParts:
+    """Counts the parts of a multipart body as it streams by (python-multipart's parser, which
+    Gradio and Starlette read uploads with): the words of a refusal once more than ``max_files``
+    parts carry a file, or more than ``max_fields`` others, or the body is not multipart."""
 
-    Past ``limit`` bytes, more than ``max_parts`` multipart parts, or when ``account(n)`` (told
-    of each chunk's size) returns words, the body is refused: :func:`serve_counted` answers 413.
+    def __init__(self, boundary: bytes, max_files: int, max_fields: int) -> None:
+        from python_multipart.multipart import MultipartParser
+
+        self.max_files, self.max_fields = max_files, max_fields
+        self.files = self.fields = 0
+        self._header = b""
+        self._value = b""
+        self._is_file = False
+        self.parser = MultipartParser(
+            boundary,
+            {
+                "on_part_begin": self._begin,
+                "on_header_field": lambda data, start, end: self._add("_header", data[start:end]),
+                "on_header_value": lambda data, start, end: self._add("_value", data[start:end]),
+                "on_header_end": self._header_end,
+                "on_headers_finished": self._headers_finished,
+            },
+        )
+
+    def _add(self, name: str, data: bytes) -> None:
+        setattr(self, name, getattr(self, name) + data[:1024])
+
+    def _begin(self) -> None:
+        self._is_file = False
+
+    def _header_end(self) -> None:
+        if self._header.strip().lower() == b"content-disposition" and b"filename" in self._value.lower():
+            self._is_file = True
+        self._header = self._value = b""
+
+    def _headers_finished(self) -> None:
+        if self._is_file:
+            self.files += 1
+        else:
+            self.fields += 1
+
+    def feed(self, chunk: bytes) -> str | None:
+        """Read ``chunk``; the refusal's words, or None while within the limits."""
+        try:
+            self.parser.write(chunk)
+        except Exception:  # python-multipart's errors: a body that is not the multipart it says
+            return "The files sent could not be read: the request is not well-formed."
+        if self.files > self.max_files:
+            return f"Too many files in one request: at most {self.max_files}."
+        if self.fields > self.max_fields:
+            return "Too many form fields in one request."
+        return None
+
+
+class CountedBody:
+    """``receive`` for the app, counting body bytes (and multipart files) as they arrive.
+
+    Past ``limit`` bytes, more files than ``parts`` allows, or when ``account(n)`` (told of each
+    chunk's size) returns words, the body is refused: :func:`serve_counted` answers 413.
     """
 
     def __init__(
@@ -192,19 +267,15 @@ class CountedBody:
         receive: Any,
         limit: int,
         too_large: str,
-        boundary: bytes | None = None,
-        max_parts: int | None = None,
+        parts: FileParts | None = None,
         account: Callable[[int], str | None] | None = None,
     ) -> None:
         self.receive = receive
         self.limit = limit
         self.too_large = too_large
-        self.delimiter = b"--" + boundary if boundary else None
-        self.max_parts = max_parts
+        self.parts = parts
         self.account = account
         self.seen = 0
-        self.delimiters = 0
-        self.tail = b""
         self.refused: str | None = None
 
     async def __call__(self) -> dict[str, Any]:
@@ -219,16 +290,50 @@ class CountedBody:
             self.refused = self.too_large
         elif self.account is not None:
             self.refused = self.account(len(chunk))
-        if self.refused is None and self.delimiter is not None and self.max_parts is not None:
-            data = self.tail + chunk
-            self.delimiters += data.count(self.delimiter)
-            self.tail = data[-(len(self.delimiter) - 1) :]
-            # n parts are framed by n + 1 delimiters (the last one closes the body).
-            if self.delimiters > self.max_parts + 1:
-                self.refused = f"Too many files in one request: at most {self.max_parts - MULTIPART_FIELDS}."
+        if self.refused is None and self.parts is not None and chunk:
+            self.refused = self.parts.feed(chunk)
         if self.refused is not None:
             raise BodyRefused(self.refused)
         return message
+
+
+async def read_body(receive: Any) -> bytes:
+    """The whole body of a request (its size is already bounded by the receive it reads)."""
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            raise BodyRefused("The request ended before its body was sent.")
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def replay(body: bytes, receive: Any) -> Any:
+    """A ``receive`` that gives ``body`` once, then what ``receive`` gives (a disconnect)."""
+    sent = False
+
+    async def again() -> dict[str, Any]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return again
+
+
+#: A JSON string, its closing quote optional: one left-to-right pass, never a second try.
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"?', re.DOTALL)
+
+
+def too_many_containers(body: bytes, limit: int = MAX_CONTAINERS) -> bool:
+    """True when the JSON ``body`` holds more than ``limit`` objects and lists (strings, where a
+    brace is only a character, are not counted); a quick upper bound is tried first."""
+    if body.count(b"{") + body.count(b"[") <= limit:
+        return False
+    bare = _JSON_STRING.sub(b"", body)
+    return bare.count(b"{") + bare.count(b"[") > limit
 
 
 async def serve_counted(app: Any, scope: dict[str, Any], send: Any, body: CountedBody) -> None:
@@ -329,21 +434,37 @@ class Gate:
     async def _limited(
         self, scope: dict[str, Any], receive: Any, send: Any, headers: dict[str, str], signed_in: bool
     ) -> None:
-        """Pass the request on with its body counted against the limit that applies to it."""
+        """Pass the request on with its body counted against the limit that applies to it: files
+        up to the upload limit, anything else (JSON) read whole up to a few MB and checked."""
         options = self.options
+        boundary = _boundary(headers.get("content-type", ""))
         if not signed_in and gradio_session(scope, _cookies(headers)) is False:
             limit = options.signed_out_body
             too_large = f"Sign in first: before that, requests over {_kb(limit)} are refused."
-        else:
+        elif boundary is not None:
             limit = options.max_body if options.max_body is not None else 1 << 62
             too_large = f"Too large: Pipedesk takes at most {_kb(limit)} in one request."
+        else:
+            limit = min(MAX_DATA_BODY, options.max_body or MAX_DATA_BODY)
+            too_large = f"Too large: Pipedesk takes at most {_kb(limit)} in a request without files."
         length = headers.get("content-length", "").strip()
         if length and (not length.isdigit() or int(length) > limit):
             await refuse(scope, send, 413, too_large)
             return
-        boundary = _boundary(headers.get("content-type", ""))
-        body = CountedBody(receive, limit, too_large, boundary, options.max_files + MULTIPART_FIELDS)
-        await serve_counted(self.app, scope, send, body)
+        parts = FileParts(boundary, options.max_files, MULTIPART_FIELDS) if boundary else None
+        body = CountedBody(receive, limit, too_large, parts)
+        if boundary is not None or scope.get("method") not in ("POST", "PUT", "PATCH"):
+            await serve_counted(self.app, scope, send, body)
+            return
+        try:
+            data = await read_body(body)
+        except BodyRefused as refused:
+            await refuse(scope, send, 413, str(refused))
+            return
+        if too_many_containers(data):
+            await refuse(scope, send, 413, TOO_COMPLEX)
+            return
+        await self.app(scope, replay(data, receive), send)
 
     async def _keep_token(self, scope: dict[str, Any], send: Any, query: list[tuple[str, str]]) -> None:
         """The window's first request: set the cookie and send it on to the address without the token."""

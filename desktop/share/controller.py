@@ -46,6 +46,9 @@ log = logging.getLogger(__name__)
 
 #: The port sharing asks for first, so the address on a phone stays the same across restarts.
 PREFERRED_PORT = 7861
+#: Visitors' requests that may wait in the queue at once (each holds its inputs, up to a few MB,
+#: until it runs); more are told the app is busy.
+VISITORS_QUEUE = 64
 MIN_PASSWORD = 8
 
 # Short, common, distinct-sounding words: a password is four of them (about 32 bits), and
@@ -308,7 +311,9 @@ def serve_visitors(
             "lifespan": _uploads_to_visitors_folder,
         },
     }
-    return server.start(blocks, host=host, port=port, token=token, hosts=hosts, **options)
+    return server.start(
+        blocks, host=host, port=port, token=token, hosts=hosts, queue_size=VISITORS_QUEUE, **options
+    )
 
 
 def visitors_upload_folder() -> Path:

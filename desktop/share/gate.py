@@ -1,21 +1,30 @@
-"""What LAN visitors get at the door: a log, sign-in limits and upload quotas.
+"""What LAN visitors get at the door: a log, sign-in limits, upload quotas and their own files.
 
-``VisitorGate`` is ASGI middleware on the sharing server (it runs on that
-server's event loop): it logs each visitor's first connection, counts sign-in
-attempts per address (each is counted, under a lock, *before* the password is
-checked, and given back when it was right; one attempt in flight per address)
-and, after too many wrong ones, refuses further attempts from that address for a
-while. It also counts what each visitor uploads and refuses more than
-``UPLOAD_QUOTA`` bytes per address in one sharing session (files are removed when
-sharing stops). ``VisitorRuntime`` wraps the app's Runtime for
-the visitors' Blocks: the same loaded models and the same device queue, but a
-visitor can only use models the owner already installed: nothing is downloaded
-on a visitor's behalf and no folder path typed by a visitor is ever opened.
+``VisitorGate`` is ASGI middleware on every server for other people (LAN sharing, public
+deployments); it runs on that server's event loop, inside the server's own gate
+(:mod:`desktop.server.gate`, which has already bounded every body). It
+
+* logs each visitor's first connection;
+* counts sign-in attempts per address, however the form is sent: each is counted, under a lock,
+  *before* the password is checked (and given back when it was right), once its body has fully
+  arrived (a body left half-sent holds nothing up), one at a time per address; after too many
+  wrong ones, that address is refused for a while;
+* counts what each visitor uploads and refuses more than ``UPLOAD_QUOTA`` bytes per address in
+  one sharing session (files are removed when sharing stops);
+* remembers which files each visitor uploaded (by sign-in, or by address where nobody signs
+  in) and refuses a request that names any other file: Gradio accepts every file of its cache
+  as an input, the owner's uploads included.
+
+The visitors' Blocks run on ``runtime.guest()``: the same loaded models and the same device
+queue, but only models the owner already installed, and the visitors' smaller file limits.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -30,6 +39,11 @@ MAX_FAILURES = 10
 LOCKOUT_S = 600.0
 #: Bytes of files one address may upload while sharing is on (one request is capped by the gate).
 UPLOAD_QUOTA = 200 * 1024 * 1024
+#: Seconds a sign-in's body may take to arrive before it is answered "too slow".
+SIGN_IN_BODY_S = 15.0
+#: The most of an upload's answer (the paths it stored) kept to learn whose files they are.
+MAX_UPLOAD_ANSWER = 256 * 1024
+NOT_YOURS = "Only files you uploaded yourself can be used here: upload the file again."
 
 
 @dataclass
@@ -54,6 +68,7 @@ class VisitorGate:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._visitors: dict[str, Visitor] = {}
+        self._files: dict[str, set[str]] = {}  # who -> the files they uploaded (normalised paths)
         #: False while the server starts: Gradio checks its own URL then, and that is no visitor.
         self.open = False
         self.upload_quota = UPLOAD_QUOTA
@@ -61,6 +76,7 @@ class VisitorGate:
     def reset(self) -> None:
         with self._lock:
             self._visitors.clear()
+            self._files.clear()
 
     def visitors(self) -> list[Visitor]:
         """Everyone seen this session, most recent first (copies)."""
@@ -128,6 +144,17 @@ class VisitorGate:
             over = visitor.uploaded > self.upload_quota
         return self._quota_text() if over else None
 
+    # --- whose files ----------------------------------------------------------------------
+
+    def _uploaded(self, owner: str, paths: list[str]) -> None:
+        with self._lock:
+            self._files.setdefault(owner, set()).update(os.path.normpath(p) for p in paths)
+
+    def _not_theirs(self, owner: str, paths: list[str]) -> list[str]:
+        with self._lock:
+            mine = self._files.get(owner, set())
+            return [p for p in paths if os.path.normpath(p) not in mine]
+
     # --- the middleware ------------------------------------------------------------------
 
     def asgi(self, app: Any) -> Any:
@@ -141,34 +168,64 @@ class VisitorGate:
             headers = dict(scope.get("headers") or [])
             visitor = self._seen(address, headers.get(b"user-agent", b"").decode("latin-1")[:120])
             post = scope["type"] == "http" and scope.get("method") == "POST"
-            if post and headers.get(b"content-type", b"").lower().startswith(b"multipart/"):
-                await self._upload(app, scope, receive, send, visitor, headers)
-                return
-            if not (post and scope.get("path", "").rstrip("/").endswith("/login")):
+            if not post:
                 await app(scope, receive, send)
-                return
-            refusal = self._begin_sign_in(visitor)
-            if refusal:
-                await server_gate.refuse(scope, send, 429, refusal)
-                return
-            status: dict[str, int] = {}
-
-            async def watch(message: dict[str, Any]) -> None:
-                if message["type"] == "http.response.start":
-                    status["code"] = message["status"]
-                await send(message)
-
-            try:
-                await app(scope, receive, watch)
-            finally:
-                self._signed(visitor, status.get("code"))
+            elif scope.get("path", "").rstrip("/").endswith("/login"):
+                await self._sign_in(app, scope, receive, send, visitor)
+            elif headers.get(b"content-type", b"").lower().startswith(b"multipart/"):
+                await self._upload(app, scope, receive, send, visitor, headers)
+            else:
+                await self._request(app, scope, receive, send, visitor, headers)
 
         return gate
+
+    async def _sign_in(
+        self, app: Any, scope: dict[str, Any], receive: Any, send: Any, visitor: Visitor
+    ) -> None:
+        """A sign-in, however its form is sent (Gradio's page posts multipart): counted before the
+        password is checked, one at a time per address, and only once its body has arrived (a
+        body left half-sent holds no place)."""
+        try:
+            body = await asyncio.wait_for(server_gate.read_body(receive), SIGN_IN_BODY_S)
+        except asyncio.TimeoutError:
+            await server_gate.refuse(scope, send, 408, "The sign-in took too long to arrive: try again.")
+            return
+        except server_gate.BodyRefused as refused:
+            await server_gate.refuse(scope, send, 413, str(refused))
+            return
+        refusal = self._begin_sign_in(visitor)
+        if refusal:
+            await server_gate.refuse(scope, send, 429, refusal)
+            return
+        status: dict[str, int] = {}
+
+        async def watch(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        try:
+            await app(scope, server_gate.replay(body, receive), watch)
+        finally:
+            self._signed(visitor, status.get("code"))
+
+    async def _request(
+        self, app: Any, scope: dict[str, Any], receive: Any, send: Any, visitor: Visitor, headers: dict
+    ) -> None:
+        """A request with data (a task's inputs): every file it names must be one this visitor
+        uploaded (Gradio would take any file of its cache, the owner's uploads included)."""
+        body = await server_gate.read_body(receive)  # bounded by the server's gate (a few MB)
+        named = file_paths(body)
+        if named and self._not_theirs(_whose(scope, headers, visitor), named):
+            await server_gate.refuse(scope, send, 403, NOT_YOURS)
+            return
+        await app(scope, server_gate.replay(body, receive), send)
 
     async def _upload(
         self, app: Any, scope: dict[str, Any], receive: Any, send: Any, visitor: Visitor, headers: dict
     ) -> None:
-        """Pass a multipart request (files) on, counting its bytes against the visitor's quota."""
+        """Pass a multipart request (files) on, counting its bytes against the visitor's quota and
+        remembering the files it stored as this visitor's."""
         declared = headers.get(b"content-length", b"").strip()
         with self._lock:
             left = self.upload_quota - visitor.uploaded
@@ -178,4 +235,49 @@ class VisitorGate:
         body = server_gate.CountedBody(
             receive, 1 << 62, "", account=lambda size: self._account(visitor, size)
         )
-        await server_gate.serve_counted(app, scope, send, body)
+        answer: dict[str, Any] = {"status": 0, "body": b""}
+
+        async def keep(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                answer["status"] = message["status"]
+            elif message["type"] == "http.response.body" and len(answer["body"]) < MAX_UPLOAD_ANSWER:
+                answer["body"] += message.get("body", b"")
+            await send(message)
+
+        await server_gate.serve_counted(app, scope, keep, body)
+        if answer["status"] == 200:
+            try:
+                stored = json.loads(answer["body"])
+            except ValueError:
+                return
+            if isinstance(stored, list):
+                self._uploaded(_whose(scope, headers, visitor), [p for p in stored if isinstance(p, str)])
+
+
+def _whose(scope: dict[str, Any], headers: dict, visitor: Visitor) -> str:
+    """Who a request comes from, for whose files are whose: the visitor's sign-in (each browser
+    signed in has its own), or its address where nobody signs in (a public deployment)."""
+    cookies = server_gate.cookies_of(headers.get(b"cookie", b"").decode("latin-1"))
+    token = server_gate.session_token(scope, cookies)
+    return f"session:{token}" if token else f"address:{visitor.address}"
+
+
+def file_paths(body: bytes) -> list[str]:
+    """The files a JSON request names: the ``path`` of every object that has one (Gradio's
+    FileData), however deep; [] when the body is not JSON."""
+    try:
+        data = json.loads(body) if body.strip() else None
+    except ValueError:
+        return []
+    found: list[str] = []
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            path = item.get("path")
+            if isinstance(path, str):
+                found.append(path)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return found

@@ -68,7 +68,8 @@ class AppState:
             if self.geometry.get("minimized"):
                 self.window.restore()
             self.window.show()
-        return {"ok": True, "url": self.url, "window": self.window is not None, "pid": os.getpid()}
+        url = self.server.url if self.server is not None else None  # never the window's token
+        return {"ok": True, "url": url, "window": self.window is not None, "pid": os.getpid()}
 
     def request_stop(self, reason: str) -> None:
         """Stop the app because of ``reason`` (any thread, signal handlers too): close the window."""
@@ -193,10 +194,10 @@ def _start_server(args: argparse.Namespace, state: AppState, claimed: instance.I
     # The window's server answers only the window: a per-launch token, kept in a cookie (desktop/server/gate.py).
     token = server.new_token() if state.window is not None else None
     state.server = server.start(blocks, host="127.0.0.1", port=getattr(args, "port", None), token=token)
-    state.url = state.server.open_url
-    claimed.publish(url=state.url)
+    state.url = state.server.open_url  # the window's own: its token stays out of output, logs and files
+    claimed.publish(url=state.server.url)
     log.info("Ready in %.1fs at %s", time.perf_counter() - started, state.server.url)
-    print(f"Pipedesk is running at {state.url}  (log: {logs.log_file()})", flush=True)
+    print(f"Pipedesk is running at {state.server.url}  (log: {logs.log_file()})", flush=True)
     state.runtime.warm_up_in_background()  # torch and transformers load while the page is usable
 
 

@@ -18,6 +18,7 @@ from desktop import assets
 from desktop.engine.runtime import Runtime
 from desktop.server import LOOK
 from desktop.tasks import TASKS
+from desktop.ui.handlers import status_text
 from desktop.ui.task_tab import PRIVATE, TaskTab, build_task_tab, preselect, refresh_lists
 
 
@@ -62,13 +63,13 @@ def build_app(runtime: Runtime, local: bool = True) -> gr.Blocks:
     with gr.Blocks(title="Pipedesk", analytics_enabled=False) as blocks:
         with gr.Row(elem_id="header") as header:
             gr.Markdown("# Pipedesk\nHugging Face models on your own computer — offline once downloaded.")
-        status = gr.Markdown(runtime.status.line(), elem_id="status-line")
+        status = gr.Markdown(status_text(runtime), elem_id="status-line")
         with gr.Tabs(elem_id="tabs"):
             tabs = tuple(build_task_tab(spec, runtime, status, local) for spec in TASKS.values())
             context = AppContext(local=local, status=status, header=header, tabs=tabs, runtime=runtime)
             for build in _panels():
                 build(runtime, context)
-        blocks.load(lambda: runtime.status.line(), outputs=status, **PRIVATE, queue=False)
+        blocks.load(lambda: status_text(runtime), outputs=status, **PRIVATE, queue=False)
         # Every Model list with its states, and the model last used (or a ready one) picked.
         blocks.load(
             preselect(list(tabs), runtime, local), outputs=[tab.model for tab in tabs], **PRIVATE, queue=False

@@ -36,7 +36,7 @@ from desktop.files.reader import read_table
 from desktop.files.table import Table
 from desktop.tasks import TASKS
 from desktop.ui import model_lists
-from desktop.ui.handlers import progress_reporter, user_error
+from desktop.ui.handlers import output_folder, progress_reporter, status_text, user_error
 
 FILE_TYPES = [".csv", ".tsv", ".xlsx", ".jsonl", ".txt"]
 EXPORTS = {"CSV": ".csv", "XLSX": ".xlsx", "JSONL": ".jsonl"}
@@ -127,12 +127,11 @@ def chart_html(counts: Counter[str], title: str, what: str) -> str:
     )
 
 
-def export(session: Session, fmt: str) -> Path:
-    """Write the input with the result columns appended, for download."""
-    import gradio.utils
-
+def export(session: Session, fmt: str, root: Path) -> Path:
+    """Write the input with the result columns appended, for download, under ``root`` (the app's
+    output folder)."""
     if session.folder is None:
-        session.folder = Path(gradio.utils.get_upload_folder()) / "pipedesk-batch" / uuid.uuid4().hex
+        session.folder = root / "pipedesk-batch" / uuid.uuid4().hex
     stem = Path(session.table.name).stem or "results"
     target = session.folder / f"{stem}-{session.task}{EXPORTS.get(fmt, '.csv')}"
     return write_results(session.table, session.results, session.run.columns, target, prefix=session.task)
@@ -157,6 +156,7 @@ def build(runtime: Runtime, context: Any) -> None:
     from desktop import settings
 
     local = getattr(context, "local", True)
+    folder = output_folder(local)
     first = model_update(runtime, "sentiment", None, local)
     with gr.Tab("Batch", id="batch") as tab:
         gr.Markdown(
@@ -266,7 +266,7 @@ def build(runtime: Runtime, context: Any) -> None:
                     if event.state is RunState.RUNNING:
                         yield _view(session, event), results_frame(session), _chart(session), gr.update()
                     else:
-                        path = export(session, fmt_value)
+                        path = export(session, fmt_value, folder)
                         yield (
                             _view(session, event),
                             results_frame(session),
@@ -289,7 +289,7 @@ def build(runtime: Runtime, context: Any) -> None:
             if not isinstance(current, Session) or current.run is None or not current.results:
                 return gr.update()
             try:
-                return gr.update(value=str(export(current, fmt_value)), visible=True)
+                return gr.update(value=str(export(current, fmt_value, folder)), visible=True)
             except Exception as exc:
                 raise user_error(exc) from None
 
@@ -316,9 +316,19 @@ def build(runtime: Runtime, context: Any) -> None:
             **private,
         )
         if getattr(context, "status", None) is not None:
-            running.then(lambda: runtime.status.line(), outputs=context.status, queue=False, **private)
+            running.then(
+                lambda current: status_text(runtime, current.run.model if _ran(current) else ""),
+                inputs=state,
+                outputs=context.status,
+                queue=False,
+                **private,
+            )
         cancel.click(on_cancel, inputs=state, outputs=progress, queue=False, **private)
         fmt.change(on_format, inputs=[fmt, state], outputs=download, **private)
+
+
+def _ran(current: Any) -> bool:
+    return isinstance(current, Session) and current.run is not None
 
 
 def _view(session: Session, event: BatchProgress) -> str:

@@ -10,10 +10,13 @@ between steps and end early, so the device is free again at once.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import logging
 import threading
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -38,6 +41,9 @@ class RunControl:
         self.message = ""
         self.failed = False
         self.runs = 0  # runs started in this session's tab (the page marks each finished one)
+        self.model = ""  # the model of this session's last successful run, and how long it took
+        self.latency_ms: float | None = None
+        self._started = 0.0
 
     def __deepcopy__(self, memo: dict[int, Any]) -> RunControl:
         return RunControl()
@@ -46,6 +52,7 @@ class RunControl:
         self.runs += 1
         self._stop.clear()
         self.message, self.failed = "", False
+        self._started = time.perf_counter()
 
     def request_stop(self) -> None:
         """Ask the run to end early (Stop); the page then says so."""
@@ -62,6 +69,24 @@ class RunControl:
             self.message, self.failed = error, True
         else:
             self.message, self.failed = "\n".join(f"ℹ️ {note}" for note in notes or []), False
+
+
+def status_text(runtime: Runtime, model: str = "", latency_ms: float | None = None) -> str:
+    """The status line: the device and what ran last. A visitor (the GUEST policy) sees only their
+    own runs (``model`` and ``latency_ms``), never what the owner or other visitors ran."""
+    if getattr(getattr(runtime, "policy", None), "value", "local") != "guest":
+        return runtime.status.line()
+    return dataclasses.replace(runtime.status, model=model, latency_ms=latency_ms).line()
+
+
+def output_folder(local: bool) -> Path:
+    """Where this app writes the files it offers for download (transcripts, exports): Gradio's
+    upload folder for the owner; for visitors, the visitors' folder, removed when sharing stops."""
+    if local:
+        return Path(gr.utils.get_upload_folder())
+    from desktop.share.controller import visitors_upload_folder
+
+    return visitors_upload_folder()
 
 
 def public_parameters(spec: TaskSpec) -> list[inspect.Parameter]:
@@ -138,6 +163,8 @@ def make_handler(
 
     def succeeded(control: RunControl, values: list[Any], result: Result | None) -> None:
         control.finish(result.notes if result else [])
+        control.model = result.model if result else control.model
+        control.latency_ms = (time.perf_counter() - control._started) * 1000
         if on_success is not None:
             try:
                 on_success(values[model_index] if model_index < len(values) else None)

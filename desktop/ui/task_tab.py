@@ -17,7 +17,7 @@ import gradio as gr
 
 from desktop.tasks.spec import TaskSpec
 from desktop.ui import model_lists
-from desktop.ui.handlers import RunControl, make_handler
+from desktop.ui.handlers import RunControl, make_handler, output_folder, status_text
 from desktop.ui.widgets import WIDGETS, option_widget
 
 INFERENCE_QUEUE = "inference"
@@ -102,6 +102,7 @@ def build_task_tab(spec: TaskSpec, runtime: Any, status: gr.Markdown, local: boo
             widgets.wire(inputs, model)
 
     remember = (lambda name: model_lists.remember(spec.id, name)) if local else None
+    folder = output_folder(local)
 
     def begin(current: RunControl) -> tuple[Any, ...]:
         return "", gr.update(visible=False), gr.update(visible=True)
@@ -112,13 +113,13 @@ def build_task_tab(spec: TaskSpec, runtime: Any, status: gr.Markdown, local: boo
             message_html(current),
             gr.update(visible=True),
             gr.update(visible=False),
-            runtime.status.line(),
+            status_text(runtime, current.model, current.latency_ms),
             model_lists.update(spec, runtime.store, chosen, local=local),
         )
 
     started = run.click(begin, inputs=control, outputs=[message, run, stop], queue=False, **PRIVATE)
     running = started.then(
-        make_handler(spec, runtime, remember, widgets.present),
+        make_handler(spec, runtime, remember, lambda result: widgets.present(result, folder)),
         inputs=[*inputs, model, *options, control],
         outputs=outputs,
         api_name=spec.id,

@@ -29,7 +29,8 @@ class Widgets:
     inputs: Callable[[], list[gr.Component]]
     outputs: Callable[[], list[gr.Component]]
     wire: Callable[[list[Any], Any], None] | None = None  # extra events (e.g. show/hide inputs)
-    present: Callable[[Result], tuple[Any, ...]] = lambda result: result.outputs
+    #: ``present(result, folder)``: files it offers for download are written under ``folder``.
+    present: Callable[[Result, Path], tuple[Any, ...]] = lambda result, folder: result.outputs
 
 
 def option_widget(option: Option) -> gr.Component:
@@ -120,20 +121,20 @@ def _transcribe_outputs() -> list[gr.Component]:
     ]
 
 
-def _transcribe_files(result: Result) -> tuple[Any, ...]:
+def _transcribe_files(result: Result, folder: Path) -> tuple[Any, ...]:
     """The transcript and subtitles as files to download, next to the text and the segments."""
     files = {"transcript.txt": transcribe.plain_text(result.data)}
     if result.data.get("segments"):
         files["transcript.srt"] = transcribe.srt(result.data["segments"])
-    return (*result.outputs, [str(path) for path in _export(files)])
+    return (*result.outputs, [str(path) for path in _export(files, folder)])
 
 
-def _export(files: dict[str, str]) -> list[Path]:
-    """``files`` (name -> text) written in Gradio's upload folder, as the Batch tab's exports are (not
-    in the system's temporary folder, where nothing would ever remove them): a sub-folder per
-    content, so concurrent answers never touch each other's files. Any thread."""
+def _export(files: dict[str, str], root: Path) -> list[Path]:
+    """``files`` (name -> text) written under ``root`` (the app's output folder, as the Batch tab's
+    exports are; not the system's temporary folder, where nothing would ever remove them): a
+    sub-folder per content, so concurrent answers never touch each other's files. Any thread."""
     digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode("utf-8")).hexdigest()[:24]
-    folder = Path(gr.utils.get_upload_folder()) / "pipedesk-transcripts" / digest
+    folder = root / "pipedesk-transcripts" / digest
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for name, text in files.items():

@@ -1,0 +1,59 @@
+"""Driving a Gradio app as its own page does, over plain HTTP: upload files, find an event of a
+component by its ``elem_id``, join the queue and read the answer from the event stream.
+
+For attacks the page itself never makes (another file's path, a private event), where
+gradio_client refuses or hides what is sent. Runs on the calling thread.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+
+def upload(http: httpx.Client, base: str, *files: Path) -> list[str]:
+    """Upload ``files`` as the page does; the paths the server stored them at."""
+    sent = [("files", (file.name, file.read_bytes(), "application/octet-stream")) for file in files]
+    answer = http.post(f"{base}gradio_api/upload", files=sent)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def file_data(path: str) -> dict[str, Any]:
+    """A file input as the page sends it (Gradio's FileData)."""
+    return {"path": path, "orig_name": Path(path).name, "meta": {"_type": "gradio.FileData"}}
+
+
+def event_index(http: httpx.Client, base: str, elem_id: str, event: str) -> int:
+    """The index (``fn_index``) of the ``event`` handler of the component with ``elem_id``."""
+    config = http.get(f"{base}config").json()
+    ids = {c["id"] for c in config["components"] if c.get("props", {}).get("elem_id") == elem_id}
+    for dependency in config["dependencies"]:
+        if any(target[0] in ids and target[1] == event for target in dependency["targets"]):
+            return dependency["id"]
+    raise AssertionError(f"no {event} event on #{elem_id}")
+
+
+def queue_call(http: httpx.Client, base: str, fn_index: int, data: list[Any]) -> tuple[int, Any]:
+    """Join the queue with ``data`` for event ``fn_index`` and wait for its end: (the HTTP status of
+    the join, the output data or the error's words; None when the join was refused)."""
+    session = uuid.uuid4().hex[:11]
+    joined = http.post(
+        f"{base}gradio_api/queue/join",
+        json={"data": data, "fn_index": fn_index, "session_hash": session, "event_data": None},
+    )
+    if joined.status_code != 200:
+        return joined.status_code, joined.text
+    with http.stream("GET", f"{base}gradio_api/queue/data", params={"session_hash": session}) as stream:
+        for line in stream.iter_lines():
+            if not line.startswith("data:"):
+                continue
+            message = json.loads(line[5:])
+            if message.get("msg") == "process_completed":
+                output = message.get("output") or {}
+                return 200, output.get("error") or output.get("data")
+    return 200, None
