@@ -277,7 +277,7 @@ def _read_jsonl(source: TextFile, name: str, fmt: str) -> Table:
             fallback.add(number)
         try:
             value = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than Python recurses
             value = None
         if isinstance(value, str):
             value = {"text": value}

@@ -267,7 +267,7 @@ def file_paths(body: bytes) -> list[str]:
     FileData), however deep; [] when the body is not JSON."""
     try:
         data = json.loads(body) if body.strip() else None
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON the app could read either
         return []
     found: list[str] = []
     stack = [data]
