@@ -15,6 +15,7 @@ import io
 import struct
 import zipfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +57,17 @@ def build(folder: Path) -> tuple[list[Hostile], Path]:
     return corpus, secret
 
 
+def _adder(folder: Path, kind: str, files: list[Hostile]) -> Callable[[str, bytes | str, str], None]:
+    """``add(name, data, attack)``: write a file of ``kind`` in ``folder`` and list it in ``files``."""
+
+    def add(name: str, data: bytes | str, attack: str) -> None:
+        path = folder / name
+        path.write_bytes(data.encode() if isinstance(data, str) else data)
+        files.append(Hostile(path, kind, attack))
+
+    return add
+
+
 def _mkdir(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     return path
@@ -70,11 +82,7 @@ def _playlist(target: str) -> str:
 
 def _audio(folder: Path, secret: Path) -> list[Hostile]:
     files: list[Hostile] = []
-
-    def add(name: str, data: bytes | str, attack: str) -> None:
-        path = folder / name
-        path.write_bytes(data.encode() if isinstance(data, str) else data)
-        files.append(Hostile(path, "audio", attack))
+    add = _adder(folder, "audio", files)
 
     add("playlist.m3u8", _playlist(str(secret)), "an HLS playlist naming the owner's recording")
     add("playlist-url.m3u8", _playlist(secret.as_uri()), "a playlist naming it as a file:// URL")
@@ -146,11 +154,7 @@ def _png_declaring(width: int, height: int) -> bytes:
 
 def _images(folder: Path) -> list[Hostile]:
     files: list[Hostile] = []
-
-    def add(name: str, data: bytes | str, attack: str) -> None:
-        path = folder / name
-        path.write_bytes(data.encode() if isinstance(data, str) else data)
-        files.append(Hostile(path, "image", attack))
+    add = _adder(folder, "image", files)
 
     postscript = "%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 100 100\nnewpath 0 0 moveto 100 100 lineto stroke\nshowpage\n%%EOF\n"
     add("postscript.png", postscript, "PostScript named .png (Ghostscript where installed)")
@@ -232,11 +236,7 @@ def _zip_declaring(name: str, unpacked: int) -> bytes:
 
 def _tables(folder: Path) -> list[Hostile]:
     files: list[Hostile] = []
-
-    def add(name: str, data: bytes | str, attack: str) -> None:
-        path = folder / name
-        path.write_bytes(data.encode() if isinstance(data, str) else data)
-        files.append(Hostile(path, "table", attack))
+    add = _adder(folder, "table", files)
 
     two_rows = '<row r="1"><c r="A1" t="s"><v>0</v></c></row><row r="2"><c r="A2" t="s"><v>1</v></c></row>'
     add(
