@@ -93,6 +93,36 @@ def test_cli_messages_speak_of_the_command_line_not_of_the_window(hub, pipedesk_
     assert "holiday-photos (imported)" in doctor.stdout and "Models installed: 0" not in doctor.stdout
 
 
+# A PyTorch .bin whose pickle would run a command when loaded with weights_only=False.
+EVIL_BIN = """
+import os, sys, torch
+class Payload:
+    def __reduce__(self):
+        return (os.system, ("touch " + sys.argv[2],))
+torch.save({"weight": Payload()}, sys.argv[1])
+"""
+
+
+def test_pickled_weights_that_hold_code_are_refused_in_one_sentence(
+    hub, pipedesk_home, tiny_models, tmp_path
+):
+    import shutil
+
+    folder = tmp_path / "downloaded-model"
+    shutil.copytree(tiny_models["distilbert/distilbert-base-uncased-finetuned-sst-2-english"], folder)
+    for weights in folder.glob("*.safetensors"):
+        weights.unlink()
+    ran = tmp_path / "the-pickle-ran"
+    made = subprocess.run([sys.executable, "-c", EVIL_BIN, str(folder / "pytorch_model.bin"), str(ran)])
+    assert made.returncode == 0
+    out = run_cli("run", "sentiment", "Nice phone.", "--model", str(folder), env=cli_env(pipedesk_home, hub))
+    assert out.returncode == 2
+    (said,) = [line for line in out.stderr.splitlines() if line.startswith("pipedesk: error:")]
+    assert "hold code, not only numbers" in said and "safetensors" in said
+    assert "Traceback" not in out.stderr and "weights_only" not in out.stderr
+    assert not ran.exists()
+
+
 def test_doctor_reports_versions_device_and_folders(pipedesk_home):
     out = run_cli("doctor", "--json", env=cli_env(pipedesk_home))
     assert out.returncode == 0, out.stderr

@@ -333,6 +333,45 @@ def test_a_visitor_can_use_only_the_files_it_uploaded_itself(share, app_server, 
         assert status == 403 and "Only files you uploaded yourself" in said
 
 
+def test_visitors_transcripts_go_with_their_files_and_their_status_line_shows_only_their_runs(
+    share, app_server, client, runtime, tmp_path
+):
+    import shutil
+
+    from gradio.utils import get_upload_folder
+    from gradio_client import Client, handle_file
+
+    from desktop.ui.handlers import status_text
+    from tests.support.tiny_media import tone, write_wav
+
+    recording = write_wav(tmp_path / "visitor-memo.wav", tone(2.0))
+    client.predict(handle_file(str(recording)), "", "auto", False, api_name="/transcribe")  # installs Whisper
+    client.predict("The owner's own review.", SST2, api_name="/sentiment")
+    owners_status = runtime.status.line()
+    assert runtime.status.model and runtime.status.model in owners_status
+    transcripts = Path(get_upload_folder()) / "pipedesk-transcripts"
+    shutil.rmtree(transcripts, ignore_errors=True)  # what the owner's own runs wrote: none now
+    share.enable()
+    remote = Client(f"http://{VISITOR}:{share.port}/", auth=("guest", share.password), verbose=False)
+    text, _segments, files = remote.predict(
+        handle_file(str(recording)), "", "auto", False, api_name="/transcribe"
+    )
+    assert text == "a tone" and len(files) == 2  # the visitor got the TXT and the SRT
+    # The visitors' page never shows what the owner ran; after their own run, their model and time.
+    with visitor_http() as http:
+        assert sign_in_with(http, share.port, share.password).status_code == 200
+        config = http.get(f"http://{VISITOR}:{share.port}/config").json()
+    (line,) = [
+        c["props"]["value"] for c in config["components"] if c["props"].get("elem_id") == "status-line"
+    ]
+    assert runtime.status.model not in line and "last run" not in line
+    mine = status_text(runtime.guest(), "Whisper (visitor)", 1234)
+    assert "Whisper (visitor)" in mine and "1,234 ms" in mine and runtime.status.model not in mine
+    share.disable()
+    left = [p for p in transcripts.rglob("*") if p.is_file()] if transcripts.exists() else []
+    assert not left, f"a visitor's transcript stayed after sharing stopped: {left}"
+
+
 def test_visitors_files_left_by_a_process_that_is_gone_are_removed_at_start(runtime, tmp_path):
     from gradio.utils import get_upload_folder
 

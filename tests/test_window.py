@@ -93,6 +93,9 @@ def test_window_opens_fast_shows_the_ui_saves_downloads_and_closes_cleanly(displ
         assert "already running" in second.stdout and "running at" not in second.stdout
         log_text = (pipedesk_home / "logs" / "pipedesk.log").read_text(encoding="utf-8")
         assert "A second launch asked for the window" in log_text
+        # The window's key (its per-launch token) is in no output, log or file another program reads.
+        info = "".join(p.read_text(errors="replace") for p in pipedesk_home.rglob("*.json"))
+        assert "pipedesk_token" not in app.output + second.stdout + log_text + info
 
         # A download from the page is saved where the user says (the Save dialog is Qt's own).
         target = tmp_path / "saved" / "results.csv"
