@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import ROOT, cli_env, free_port, need, raw_gradio, run_cli
+from tests.support import ARTIFACTS, ROOT, cli_env, free_port, need, raw_gradio, run_cli
 from tests.support import hostile as corpus_files
 from tests.support.tiny_media import SQUARE_LABEL, square, tone, write_wav
 
@@ -68,18 +68,13 @@ class App:
 
     def status(self) -> dict[str, int]:
         """VmSize, VmHWM (peak resident) and VmRSS of the app, in bytes."""
-        fields = {}
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            name, _, value = line.partition(":")
-            if name in ("VmSize", "VmHWM", "VmRSS"):
-                fields[name] = int(value.split()[0]) * 1024
-        return fields
+        return _vm(self.process.pid)
 
     def alive(self) -> bool:
         """The process runs and the owner's app still answers a task."""
         if self.process.poll() is not None:
             return False
-        return call(self.owner, self.owner_url, "sentiment", ["I love this product!", SST2])[0]
+        return raw_gradio.call(self.owner, self.owner_url, "sentiment", ["I love this product!", SST2])[0]
 
 
 @pytest.fixture(scope="module")
@@ -122,9 +117,9 @@ def app(hub, shared_models_dir, tmp_path_factory) -> Iterator[App]:
         good = _good_files(tmp_path_factory.mktemp("good"))
         for client, base in ((owner, running.owner_url), (visitor, lan_url)):  # every model loaded
             for task, kind in (("transcribe", "audio"), ("classify", "image"), ("detect", "image")):
-                ok, said = call_with_file(client, base, task, good[kind])
+                ok, said = raw_gradio.call_with_file(client, base, task, good[kind])
                 assert ok, f"{task}: {said}"
-            ok, said = batch_upload(client, base, good["table"])
+            ok, said = raw_gradio.batch_upload(client, base, good["table"])
             assert ok, said
         assert running.alive()
         running.cap = running.status()["VmSize"] + 2 * GIB
@@ -137,44 +132,6 @@ def app(hub, shared_models_dir, tmp_path_factory) -> Iterator[App]:
                 process.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 process.kill()
-
-
-# --- calling the app as its page does --------------------------------------------------------
-
-
-def call(http: httpx.Client, base: str, api: str, data: list) -> tuple[bool, str]:
-    """Run the API endpoint ``api``: (True, the output as JSON text) or (False, the refusal's words)."""
-    asked = http.post(f"{base}gradio_api/call/{api}", json={"data": data})
-    if asked.status_code != 200:
-        return False, asked.text
-    answer = http.get(f"{base}gradio_api/call/{api}/{asked.json()['event_id']}").text
-    event, _, rest = answer.partition("\ndata: ")
-    if "event: complete" in event:
-        return True, rest.strip()
-    said = json.loads(rest.strip()) if rest.strip().startswith("{") else {"error": rest}
-    return False, str(said.get("error") or said)
-
-
-def call_with_file(http: httpx.Client, base: str, task: str, path: Path) -> tuple[bool, str]:
-    """Upload ``path`` as the page does and give it to ``task`` (the other inputs at their defaults)."""
-    (stored,) = raw_gradio.upload(http, base, path)
-    given = raw_gradio.file_data(stored)
-    data = {
-        "transcribe": [given, "", "auto", False],
-        "classify": ["Image", "", given, "auto"],
-        "detect": [given, "", 0.5],
-    }[task]
-    return call(http, base, task, data)
-
-
-def batch_upload(http: httpx.Client, base: str, path: Path) -> tuple[bool, str]:
-    """The Batch tab's upload of ``path``: (True, what the tab shows) or (False, the refusal)."""
-    (stored,) = raw_gradio.upload(http, base, path)
-    event = raw_gradio.event_index(http, base, "batch-file", "change")
-    status, said = raw_gradio.queue_call(http, base, event, [raw_gradio.file_data(stored)])
-    if status != 200 or isinstance(said, str):
-        return False, str(said)
-    return True, json.dumps(said)
 
 
 def assert_in_words(said: str, where: str) -> None:
@@ -196,9 +153,9 @@ def test_every_hostile_file_is_refused_in_words_or_handled_within_the_memory_cap
         for entry in ENTRY_POINTS:
             where = f"{who}, {entry}, {hostile.name} ({hostile.attack})"
             if entry == "batch upload":
-                ok, said = batch_upload(http, base, hostile.path)
+                ok, said = raw_gradio.batch_upload(http, base, hostile.path)
             else:
-                ok, said = call_with_file(http, base, entry, hostile.path)
+                ok, said = raw_gradio.call_with_file(http, base, entry, hostile.path)
             assert app.process.poll() is None, f"the app died on {where}"
             assert corpus_files.SECRET_WORDS not in said, f"{where}: the owner's recording was read"
             if ok:
@@ -235,9 +192,9 @@ def test_the_named_attacks_are_refused_with_their_reasons(app, corpus):
         ("detect", "huge-declared.png"): "too large to decode safely",
     }
     for (task, name), words in expected.items():
-        ok, said = call_with_file(app.visitor, app.lan_url, task, by_name[name])
+        ok, said = raw_gradio.call_with_file(app.visitor, app.lan_url, task, by_name[name])
         assert not ok and words in said, f"{task} {name}: {said}"
-    ok, said = batch_upload(app.visitor, app.lan_url, by_name["shared-strings.xlsx"])
+    ok, said = raw_gradio.batch_upload(app.visitor, app.lan_url, by_name["shared-strings.xlsx"])
     assert not ok and "holds more than 1,000,000 texts" in said
 
 
@@ -245,7 +202,7 @@ def test_objects_on_a_36_megapixel_photo_reports_boxes_in_its_own_pixels(app, co
     files, _secret = corpus
     (photo,) = [hostile.path for hostile in files if hostile.name == "photo-36mp.jpg"]
     before = app.status()["VmRSS"]
-    ok, said = call_with_file(app.visitor, app.lan_url, "detect", photo)
+    ok, said = raw_gradio.call_with_file(app.visitor, app.lan_url, "detect", photo)
     assert ok, said
     drawn, table = json.loads(said)
     (thing,) = [row for row in table["data"] if row[0] == SQUARE_LABEL]
@@ -332,3 +289,89 @@ def test_the_app_process_stayed_within_its_cap(app):
     """Last: after everything above, the app still answers and never needed the memory it was denied."""
     assert app.alive()
     assert app.status()["VmHWM"] < app.cap
+
+
+# --- the owner's window, with a visitor sending all of it ----------------------------------------
+
+
+@pytest.mark.window
+def test_the_owners_window_survives_a_visitor_sending_every_hostile_file(
+    display, hub, corpus, pipedesk_home, tmp_path, playwright_session
+):
+    """The real app in its window (Xvfb), sharing switched on in its Sharing tab as a person does; a
+    visitor sends the whole corpus to every entry point while the app is capped at its size plus
+    2 GiB. Afterwards the window is there and its page still answers the owner."""
+    import re
+
+    from tests.support.pages import panel, run_and_wait
+    from tests.support.window_driver import TITLE, find_window, screenshot_drawn
+    from tests.support.window_driver import App as WindowApp
+
+    files, _secret = corpus
+    env = cli_env(pipedesk_home, hub, MALLOC_ARENA_MAX="2", DISPLAY=display)
+    for repo in (SST2, "openai/whisper-base", "google/vit-base-patch16-224", "hustvl/yolos-tiny"):
+        assert run_cli("models", "download", repo, env=env).returncode == 0  # visitors use installed ones
+    devtools = free_port()
+    env["QTWEBENGINE_REMOTE_DEBUGGING"] = f"127.0.0.1:{devtools}"
+    env.pop("WAYLAND_DISPLAY", None)
+    window = WindowApp(env)
+    try:
+        window.wait_for(r"running at (http://127\.0\.0\.1:\d+/)")
+        wid = find_window(display, TITLE, timeout=60)
+        assert wid, window.output
+        viewer = playwright_session.chromium.connect_over_cdp(
+            f"http://127.0.0.1:{devtools}", no_defaults=True, timeout=60_000
+        )
+        page = viewer.contexts[0].pages[0]
+        page.get_by_role("tab", name="Sharing", exact=True).click(timeout=90_000)
+        page.get_by_label("Share on my local network").check()
+        addresses = page.locator("label", has_text="Addresses to open").get_by_role("textbox")
+        page.wait_for_function(
+            "() => /:\\d+\\//.test([...document.querySelectorAll('textarea')].map(t => t.value).join(' '))",
+            timeout=60_000,
+        )
+        port = int(re.search(r":(\d+)/", addresses.input_value()).group(1))
+        password = page.locator("label", has_text="Password (give it").get_by_role("textbox").input_value()
+        base = f"http://{VISITOR}:{port}/"
+        visitor = httpx.Client(transport=httpx.HTTPTransport(local_address=VISITOR), timeout=300)
+        assert visitor.post(f"{base}login", data={"username": "v", "password": password}).status_code == 200
+        good = _good_files(tmp_path / "good")
+        for task, kind in (("transcribe", "audio"), ("classify", "image"), ("detect", "image")):
+            assert raw_gradio.call_with_file(visitor, base, task, good[kind])[0]
+        cap = _vm(window.proc.pid)["VmSize"] + 2 * GIB
+        resource.prlimit(window.proc.pid, resource.RLIMIT_AS, (cap, cap))
+        answered = {}
+        for hostile in files:
+            for entry in ENTRY_POINTS:
+                if entry == "batch upload":
+                    answered[entry, hostile.name] = raw_gradio.batch_upload(visitor, base, hostile.path)
+                else:
+                    answered[entry, hostile.name] = raw_gradio.call_with_file(
+                        visitor, base, entry, hostile.path
+                    )
+                assert window.proc.poll() is None, f"the window's app died on {entry} {hostile.name}"
+        visitor.close()
+        assert answered["detect", "photo-36mp.jpg"][0]  # the visitor was served throughout
+        assert "is not an audio file" in answered["transcribe", "playlist.m3u8"][1]
+        assert find_window(display, TITLE, timeout=10) == wid
+        page.get_by_role("tab", name="Sentiment", exact=True).click()
+        tab = panel(page, "sentiment")
+        tab.get_by_label("Text").first.fill("I love this product!")
+        run_and_wait(page, "sentiment")
+        assert tab.locator("[data-testid='label-output-value']").first.text_content() == "POSITIVE"
+        shot = ARTIFACTS / "window-after-hostile-files.png"  # kept to be looked at
+        shot.parent.mkdir(exist_ok=True)
+        colours, top = screenshot_drawn(display, shot)
+        assert colours > 200 and top < 0.9, "the window looks blank after the visitor's files"
+        assert _vm(window.proc.pid)["VmHWM"] < cap
+    finally:
+        window.stop()
+
+
+def _vm(pid: int) -> dict[str, int]:
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in ("VmSize", "VmHWM", "VmRSS"):
+            fields[name] = int(value.split()[0]) * 1024
+    return fields

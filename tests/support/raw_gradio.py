@@ -57,3 +57,42 @@ def queue_call(http: httpx.Client, base: str, fn_index: int, data: list[Any]) ->
                 output = message.get("output") or {}
                 return 200, output.get("error") or output.get("data")
     return 200, None
+
+
+# --- a task's API as the page calls it (the REST form: one POST, then its event stream) ----------
+
+
+def call(http: httpx.Client, base: str, api: str, data: list) -> tuple[bool, str]:
+    """Run the API endpoint ``api``: (True, the output as JSON text) or (False, the refusal's words)."""
+    asked = http.post(f"{base}gradio_api/call/{api}", json={"data": data})
+    if asked.status_code != 200:
+        return False, asked.text
+    answer = http.get(f"{base}gradio_api/call/{api}/{asked.json()['event_id']}").text
+    event, _, rest = answer.partition("\ndata: ")
+    if "event: complete" in event:
+        return True, rest.strip()
+    said = json.loads(rest.strip()) if rest.strip().startswith("{") else {"error": rest}
+    return False, str(said.get("error") or said)
+
+
+def call_with_file(http: httpx.Client, base: str, task: str, path: Path) -> tuple[bool, str]:
+    """Upload ``path`` as the page does and give it to ``task`` (transcribe, classify, detect; the
+    other inputs at their defaults)."""
+    (stored,) = upload(http, base, path)
+    given = file_data(stored)
+    data = {
+        "transcribe": [given, "", "auto", False],
+        "classify": ["Image", "", given, "auto"],
+        "detect": [given, "", 0.5],
+    }[task]
+    return call(http, base, task, data)
+
+
+def batch_upload(http: httpx.Client, base: str, path: Path) -> tuple[bool, str]:
+    """The Batch tab's upload of ``path``: (True, what the tab shows) or (False, the refusal)."""
+    (stored,) = upload(http, base, path)
+    event = event_index(http, base, "batch-file", "change")
+    status, said = queue_call(http, base, event, [file_data(stored)])
+    if status != 200 or isinstance(said, str):
+        return False, str(said)
+    return True, json.dumps(said)
