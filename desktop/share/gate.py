@@ -30,6 +30,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from desktop.server import bodies
 from desktop.server import gate as server_gate
 
 log = logging.getLogger(__name__)
@@ -186,16 +187,16 @@ class VisitorGate:
         password is checked, one at a time per address, and only once its body has arrived (a
         body left half-sent holds no place)."""
         try:
-            body = await asyncio.wait_for(server_gate.read_body(receive), SIGN_IN_BODY_S)
+            body = await asyncio.wait_for(bodies.read_body(receive), SIGN_IN_BODY_S)
         except asyncio.TimeoutError:
-            await server_gate.refuse(scope, send, 408, "The sign-in took too long to arrive: try again.")
+            await bodies.refuse(scope, send, 408, "The sign-in took too long to arrive: try again.")
             return
-        except server_gate.BodyRefused as refused:
-            await server_gate.refuse(scope, send, 413, str(refused))
+        except bodies.BodyRefused as refused:
+            await bodies.refuse(scope, send, 413, str(refused))
             return
         refusal = self._begin_sign_in(visitor)
         if refusal:
-            await server_gate.refuse(scope, send, 429, refusal)
+            await bodies.refuse(scope, send, 429, refusal)
             return
         status: dict[str, int] = {}
 
@@ -205,7 +206,7 @@ class VisitorGate:
             await send(message)
 
         try:
-            await app(scope, server_gate.replay(body, receive), watch)
+            await app(scope, bodies.replay(body, receive), watch)
         finally:
             self._signed(visitor, status.get("code"))
 
@@ -214,12 +215,12 @@ class VisitorGate:
     ) -> None:
         """A request with data (a task's inputs): every file it names must be one this visitor
         uploaded (Gradio would take any file of its cache, the owner's uploads included)."""
-        body = await server_gate.read_body(receive)  # bounded by the server's gate (a few MB)
+        body = await bodies.read_body(receive)  # bounded by the server's gate (a few MB)
         named = file_paths(body)
         if named and self._not_theirs(_whose(scope, headers, visitor), named):
-            await server_gate.refuse(scope, send, 403, NOT_YOURS)
+            await bodies.refuse(scope, send, 403, NOT_YOURS)
             return
-        await app(scope, server_gate.replay(body, receive), send)
+        await app(scope, bodies.replay(body, receive), send)
 
     async def _upload(
         self, app: Any, scope: dict[str, Any], receive: Any, send: Any, visitor: Visitor, headers: dict
@@ -230,11 +231,9 @@ class VisitorGate:
         with self._lock:
             left = self.upload_quota - visitor.uploaded
         if left <= 0 or (declared.isdigit() and int(declared) > left):
-            await server_gate.refuse(scope, send, 413, self._quota_text())
+            await bodies.refuse(scope, send, 413, self._quota_text())
             return
-        body = server_gate.CountedBody(
-            receive, 1 << 62, "", account=lambda size: self._account(visitor, size)
-        )
+        body = bodies.CountedBody(receive, 1 << 62, "", account=lambda size: self._account(visitor, size))
         answer: dict[str, Any] = {"status": 0, "body": b""}
 
         async def keep(message: dict[str, Any]) -> None:
@@ -244,7 +243,7 @@ class VisitorGate:
                 answer["body"] += message.get("body", b"")
             await send(message)
 
-        await server_gate.serve_counted(app, scope, keep, body)
+        await bodies.serve_counted(app, scope, keep, body)
         if answer["status"] == 200:
             try:
                 stored = json.loads(answer["body"])
