@@ -165,3 +165,65 @@ def test_a_binary_file_named_csv_exits_2_with_one_clear_line(tmp_path, capsys):
     err = captured.err.strip().splitlines()
     assert len(err) == 1 and "holiday.csv is not a text file (it is a PNG image)" in err[0], err
     assert not target.exists() and "row" not in captured.out
+
+
+# --- files as people have them (issue #16: never analyse the wrong data silently) ------------------
+
+
+def test_a_file_with_no_column_of_text_is_refused_with_its_columns(hub, pipedesk_home, tmp_path, capsys):
+    prices = tmp_path / "prices.csv"
+    prices.write_text("id,price,qty\n1,9.99,3\n2,12.50,1\n3,4.00,10\n", encoding="utf-8")
+    assert main(["batch", "sentiment", "-i", str(prices), "-o", str(tmp_path / "out.csv")]) == 2
+    (said,) = capsys.readouterr().err.strip().splitlines()
+    assert "prices.csv has no column of text to analyse" in said and "(id, price, qty)" in said
+    assert "--column" in said and not (tmp_path / "out.csv").exists()
+    # Named on purpose, a column is what the person asked for.
+    env = cli_env(pipedesk_home, hub)
+    chosen = run_cli(
+        "batch", "sentiment", "-i", str(prices), "-o", str(tmp_path / "o.csv"), "-c", "price", env=env
+    )
+    assert chosen.returncode == 0, chosen.stderr
+
+
+def test_a_workbook_is_read_from_its_sheet_with_text_and_says_which(hub, pipedesk_home, tmp_path, capsys):
+    from openpyxl import Workbook
+
+    book = Workbook()
+    book.active.title = "Summary"
+    book.active.append(["month", "orders"])
+    book.active.append([1, 120])
+    reviews = book.create_sheet("Reviews")
+    for row in (["id", "review"], [1, "I love this product!"], [2, "This is terrible, I hate it."]):
+        reviews.append(row)
+    notes = book.create_sheet("Notes")
+    for row in (["note"], ["Call the supplier about the broken boxes."]):
+        notes.append(row)
+    source = tmp_path / "shop.xlsx"
+    book.save(source)
+    out = tmp_path / "out.csv"
+    assert main(["batch", "sentiment", "-i", str(source), "-o", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "shop.xlsx has 3 sheets: the rows come from 'Reviews', the first with text" in err
+    assert "'Summary', 'Notes'" in err
+    assert list(pd.read_csv(out)["review"]) == ["I love this product!", "This is terrible, I hate it."]
+    assert main(["batch", "sentiment", "-i", str(source), "-o", str(out), "--sheet", "Notes"]) == 0
+    assert list(pd.read_csv(out)["note"])[0].startswith("Call the supplier")
+    assert main(["batch", "sentiment", "-i", str(source), "-o", str(out), "--sheet", "Orders"]) == 2
+    assert (
+        "shop.xlsx has no sheet 'Orders'. Its sheets are: Summary, Reviews, Notes." in capsys.readouterr().err
+    )
+
+
+def test_parquet_in_and_out_with_the_local_engine_keeps_types(hub, pipedesk_home, runtime, tmp_path):
+    source = tmp_path / "reviews.parquet"
+    pd.DataFrame(
+        {"id": [1, 2, 3], "review": ["I love this product!", "", "This is terrible, I hate it."]}
+    ).to_parquet(source, index=False)
+    target = tmp_path / "labelled.parquet"
+    out = run_cli("batch", "sentiment", "-i", str(source), "-o", str(target), env=cli_env(pipedesk_home, hub))
+    assert out.returncode == 0, out.stderr
+    frame = pd.read_parquet(target)
+    assert list(frame["id"]) == [1, 2, 3] and str(frame["id"].dtype) == "int64"
+    assert str(frame["score"].dtype) == "float64" and frame["score"][1] != frame["score"][1]  # NaN: empty row
+    assert frame["label"][0] == runtime.predict(TASKS["sentiment"], "I love this product!").data["label"]
+    assert "empty" in frame["note"][1]

@@ -398,3 +398,40 @@ def test_csv_and_tsv_exports_start_with_a_utf8_bom_and_read_back(tmp_path):
         assert again.columns == ["id", "text", "label", "note"] and again.texts("text") == ["Crème brûlée"]
     jsonl = write_results(table, {}, ["label"], tmp_path / "out.jsonl").read_bytes()
     assert jsonl.startswith(b'{"id": "1"')  # JSONL as before: no BOM, values as read
+
+
+# --- Parquet, and whose file it is -------------------------------------------------------------
+
+
+def test_parquet_is_read_with_its_types_and_its_declared_size_checked_first(tmp_path, monkeypatch):
+    import pandas as pd
+
+    from desktop.files import VISITOR
+
+    path = tmp_path / "orders.parquet"
+    pd.DataFrame(
+        {"id": range(5), "text": ["fine"] * 5, "when": pd.date_range("2026-01-01", periods=5)}
+    ).to_parquet(path)
+    table = read_table(path)
+    assert table.format == "parquet" and table.columns == ["id", "text", "when"]
+    assert table.rows[0][0] == 0 and table.rows[0][2].startswith("2026-01-01")
+    monkeypatch.setattr(batchfiles, "MAX_ROWS", 3)  # the footer says 5 rows: refused before reading
+    with pytest.raises(UserError, match="has more than 3 rows"):
+        read_table(path)
+    monkeypatch.undo()
+    with pytest.raises(UserError, match="files shared here can be CSV, TSV, XLSX, JSONL or TXT"):
+        read_table(path, limits=VISITOR)
+    (tmp_path / "fake.parquet").write_text("id,text\n1,hello\n")
+    with pytest.raises(UserError, match="fake.parquet is not a valid Parquet file"):
+        read_table(tmp_path / "fake.parquet")
+
+
+def test_a_visitors_file_stops_at_the_visitors_row_limit_as_it_is_read(tmp_path):
+    from desktop.files import VISITOR
+
+    path = write(tmp_path / "long.csv", b"text\n" + b"hello there\n" * 6_000)
+    assert len(read_table(path).rows) == 6_000
+    with pytest.raises(
+        UserError, match="has more than 5,000 rows; Pipedesk reads up to 5,000 at a time from a visitor"
+    ):
+        read_table(path, limits=VISITOR)

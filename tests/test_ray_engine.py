@@ -408,7 +408,7 @@ def test_mistakes_are_said_in_one_line(tmp_path, capsys):
             "--resume works with the local engine",
         ),
         (["--workers", "2", "-o", str(tmp_path / "o.csv")], "--workers goes with --engine ray"),
-        (["-o", str(tmp_path / "o.parquet")], "the Ray engine writes Parquet files"),
+        (["-o", f"{tmp_path / 'parts'}/"], "the Ray engine writes folders of Parquet"),
         (["--engine", "ray", "-o", str(tmp_path / "o.pdf")], ".jsonl, .parquet or into a folder"),
         (["--engine", "ray", "-o", f"{tmp_path / 'full'}/"], "is not empty: write the Parquet parts"),
         (

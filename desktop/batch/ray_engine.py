@@ -116,7 +116,9 @@ class RayRun:
         require()
         if self.kind == FOLDER:
             ray_io.check_folder_is_empty(self.output)
-        self.source: Source = ray_io.open_source(self.source_name, self.column_asked, self.spec.file_input)
+        self.source: Source = ray_io.open_source(
+            self.source_name, self.column_asked, self.spec.file_input, self.spec.folder_kind
+        )
         self._resolve_model()
         self.started, same = connect(self.cluster.address)
         self.where = (

@@ -8,12 +8,12 @@ by Ray Data itself, on the workers, with no size limit. Results go where the loc
 a folder of Parquet parts (written by the workers: the driver never holds the rows).
 
 In Parquet, values keep their types (a score is a number); lists and dicts (NER's entities) are
-JSON text, as in CSV. Runs on the driver's thread, except :func:`arrow_array` (workers too).
+JSON text, as in CSV (:mod:`desktop.batch.writer` decides, for both engines). Runs on the driver's
+thread.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -22,7 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from desktop import fs
-from desktop.batch.writer import export_format, merged_rows, numeric_columns, plain_number, result_names
+from desktop.batch.writer import (
+    export_format,
+    merged_rows,
+    numeric_columns,
+    result_names,
+    rows_as_arrow,
+)
 from desktop.errors import UserError
 from desktop.files.reader import read_rows
 from desktop.files.table import Table
@@ -110,13 +116,15 @@ class Source:
         return self.table is None
 
 
-def open_source(source: str, column: str | None, file_input: str | None = "text") -> Source:
+def open_source(
+    source: str, column: str | None, file_input: str | None = "text", folder: str | None = None
+) -> Source:
     """Read ``source`` (the local engine's reader, for files it knows and for a task's folder of
-    recordings) or list its files (Ray Data); choose the text column."""
+    recordings or photos, ``folder``) or list its files (Ray Data); choose the text column."""
     local = None if is_uri(source) else Path(source).expanduser()
-    recordings = file_input == "audio" and local is not None and local.is_dir()
-    if local is not None and (recordings or (not local.is_dir() and local.suffix.lower() != ".parquet")):
-        table = read_rows(local, file_input)
+    own_folder = folder is not None and local is not None and local.is_dir()
+    if local is not None and (own_folder or (not local.is_dir() and local.suffix.lower() != ".parquet")):
+        table = read_rows(local, file_input, folder)
         chosen = table.guess_column() if column is None else table.columns[table.column_index(column)]
         texts = table.texts(chosen)
         return Source(table.name, chosen, column is None, table=table, texts=texts, columns=table.columns)
@@ -194,43 +202,12 @@ def read_dataset(source: Source) -> Any:
 # --- outputs ------------------------------------------------------------------------------
 
 
-def flat_value(value: Any) -> Any:
-    """Lists and dicts (NER's entities) as JSON text, as the local writer writes them; the rest as is."""
-    if isinstance(value, (list, dict)):
-        return json.dumps(value, ensure_ascii=False)
-    return value
-
-
-def arrow_array(values: Sequence[Any], kind: Any = None) -> Any:
-    """An Arrow array of ``values`` (of type ``kind`` if given): lists and dicts as JSON text, a column
-    of mixed types as text, a column of nothing but empty cells as text."""
-    import pyarrow as pa
-
-    flat = [flat_value(value) for value in values]
-    try:
-        array = pa.array(flat, type=kind)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        array = pa.array([None if value is None else str(value) for value in flat], type=pa.string())
-    return array.cast(pa.string()) if pa.types.is_null(array.type) else array
-
-
 def table_as_arrow(
     table: Table, results: Mapping[int, Mapping[str, Any]], columns: Sequence[str], prefix: str
 ) -> Any:
-    """What the local writer would write, as an Arrow table: the input's columns (a CSV's numeric
-    columns as numbers, as in XLSX), the result columns, the note."""
-    import pyarrow as pa
-
+    """What the local writer writes to a Parquet file, as an Arrow table."""
     header = [*table.columns, *result_names(table, columns, prefix)]
-    rows = merged_rows(table, results, columns)
-    numeric = numeric_columns(table)
-    arrays = []
-    for index in range(len(header)):
-        cells = [row[index] for row in rows]
-        if index in numeric:
-            cells = [(plain_number(c) if c.strip() else None) if isinstance(c, str) else c for c in cells]
-        arrays.append(arrow_array(cells))
-    return pa.table(arrays, names=header)
+    return rows_as_arrow(header, merged_rows(table, results, columns), numeric_columns(table))
 
 
 def write_parquet_file(arrow: Any, output: str) -> None:

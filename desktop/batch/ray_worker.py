@@ -176,7 +176,7 @@ class FileWorker:
             texts_out = [json.dumps(values, ensure_ascii=False) for values in rows]
             batch = batch.append_column(VALUES, pa.array(texts_out, pa.string()))
         else:
-            from desktop.batch.ray_io import arrow_array
+            from desktop.batch.writer import arrow_array
 
             columns = [*self.spec.columns, "note"]
             self._learn_types(rows, columns)
@@ -209,7 +209,7 @@ class FileWorker:
         whole batch left empty: from one probe sentence), so every Parquet part has the same schema."""
         import pyarrow as pa
 
-        from desktop.batch.ray_io import arrow_array
+        from desktop.batch.writer import arrow_array
 
         def learn(sample: list[dict[str, Any]]) -> None:
             for column in columns:

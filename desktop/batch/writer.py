@@ -12,6 +12,9 @@ crash never leaves half a file under the name asked for. Runs on the caller's th
   TXT inputs are all text; a column of plain decimal numbers becomes a numeric column,
   any other column stays text exactly as read (see :func:`numeric_columns`).
 - JSONL writes every value with its JSON type (entities stay lists of objects).
+- Parquet keeps every value's type (a CSV's numeric columns as numbers, as in XLSX); lists and
+  dicts (NER's entities) are JSON text, as in CSV. The Ray engine writes the same
+  (:func:`rows_as_arrow`, :func:`arrow_array`).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from desktop import fs
 from desktop.errors import UserError
 from desktop.files.table import Table
 
-EXPORT_FORMATS = {".csv": "csv", ".tsv": "tsv", ".xlsx": "xlsx", ".jsonl": "jsonl"}
+EXPORT_FORMATS = {".csv": "csv", ".tsv": "tsv", ".xlsx": "xlsx", ".jsonl": "jsonl", ".parquet": "parquet"}
 NOTE = "note"
 NOT_DONE = "not analysed (the run was cancelled before this row)"
 XLSX_CELL_LIMIT = 32_767
@@ -42,7 +45,8 @@ def export_format(path: Path) -> str:
     suffix = path.suffix.lower()
     if suffix not in EXPORT_FORMATS:
         raise UserError(
-            f"{path.name}: results can be written as .csv, .tsv, .xlsx or .jsonl, not {suffix or 'no extension'}."
+            f"{path.name}: results can be written as .csv, .tsv, .xlsx, .jsonl or .parquet, not "
+            f"{suffix or 'no extension'}."
         )
     return EXPORT_FORMATS[suffix]
 
@@ -124,6 +128,10 @@ def write_results(
     def writer(tmp: Path) -> None:
         if fmt == "xlsx":
             _xlsx(tmp, header, rows, numeric_columns(table))
+        elif fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            pq.write_table(rows_as_arrow(header, rows, numeric_columns(table)), str(tmp))
         else:
             {"csv": _csv, "tsv": _csv, "jsonl": _jsonl}[fmt](tmp, header, rows, fmt)
 
@@ -175,3 +183,36 @@ def _jsonl(path: Path, header: list[str], rows: list[list[Any]], fmt: str) -> No
     with path.open("w", encoding="utf-8", newline="\n") as out:
         for row in rows:
             out.write(json.dumps(dict(zip(header, row, strict=True)), ensure_ascii=False, default=str) + "\n")
+
+
+def flat_value(value: Any) -> Any:
+    """Lists and dicts (NER's entities) as JSON text, as CSV writes them; the rest as is."""
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, ensure_ascii=False)
+    return value
+
+
+def arrow_array(values: Sequence[Any], kind: Any = None) -> Any:
+    """An Arrow array of ``values`` (of type ``kind`` if given): lists and dicts as JSON text, a column
+    of mixed types as text, a column of nothing but empty cells as text. Any thread (Ray workers too)."""
+    import pyarrow as pa
+
+    flat = [flat_value(value) for value in values]
+    try:
+        array = pa.array(flat, type=kind)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        array = pa.array([None if value is None else str(value) for value in flat], type=pa.string())
+    return array.cast(pa.string()) if pa.types.is_null(array.type) else array
+
+
+def rows_as_arrow(header: Sequence[str], rows: Sequence[Sequence[Any]], numeric: set[int]) -> Any:
+    """``rows`` under ``header`` as an Arrow table, the text of the ``numeric`` columns as numbers."""
+    import pyarrow as pa
+
+    arrays = []
+    for index in range(len(header)):
+        cells = [row[index] for row in rows]
+        if index in numeric:
+            cells = [(plain_number(c) if c.strip() else None) if isinstance(c, str) else c for c in cells]
+        arrays.append(arrow_array(cells))
+    return pa.table(arrays, names=list(header))

@@ -47,9 +47,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                 "a folder of recordings, or a CSV, XLSX or TXT file listing them (one file per row; "
                 "names relative to the list's folder)"
                 if spec.file_input == "audio"
-                else "CSV, TSV, XLSX, JSONL or TXT (one text per line)"
+                else "CSV, TSV, XLSX, JSONL, Parquet or TXT (one text per line)"
             )
-            + "; with --engine ray also Parquet, a folder of Parquet/CSV/JSONL files or a URI such as "
+            + "; with --engine ray also a folder of Parquet/CSV/JSONL files or a URI such as "
             "s3://bucket/reviews/",
         )
         task.add_argument(
@@ -57,14 +57,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "-c",
             default=None,
             metavar="COL",
-            help="the column holding the texts (default: guessed)",
+            help="the column holding the texts (default: the column that holds text, guessed)",
+        )
+        task.add_argument(
+            "--sheet",
+            default=None,
+            metavar="NAME",
+            help="the sheet of a workbook to read (default: the first with text)",
         )
         task.add_argument(
             "--output",
             "-o",
             required=True,
             metavar="FILE",
-            help="where to write: .csv, .tsv, .xlsx or .jsonl; with --engine ray also .parquet, or a "
+            help="where to write: .csv, .tsv, .xlsx, .jsonl or .parquet; with --engine ray also a "
             "folder of Parquet parts (a name ending in /)",
         )
         task.add_argument("--model", default=None, help="a model label, Hub id, imported name or folder")
@@ -148,17 +154,17 @@ def cmd_batch(args: argparse.Namespace) -> int:
         flags = ", ".join("--" + flag.replace("_", "-") for flag in ray_only)
         raise UserError(f"{flags} {'goes' if len(ray_only) == 1 else 'go'} with --engine ray.")
     source, output = Path(args.input).expanduser(), Path(args.output).expanduser()
-    _ray_reads(args.input, source, "reads")
+    spec = task_spec(args.task)
+    _ray_reads(args.input, source, "reads", folders=spec.folder_kind is not None)
     _ray_reads(args.output, output, "writes")
     export_format(output)
     _not_the_input(source, output)
-    spec = task_spec(args.task)
-    table = read_rows(source, spec.file_input)
+    table = read_rows(source, spec.file_input, spec.folder_kind, sheet=args.sheet)
     for warning in table.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     column = args.column
     if column is None:
-        column = table.guess_column()
+        column = guessed_column(table)
         if len(table.columns) > 1:
             print(
                 f"note: reading the texts from column {column!r} (choose another with --column)",
@@ -228,19 +234,29 @@ def cmd_batch(args: argparse.Namespace) -> int:
     return 0
 
 
+def guessed_column(table: Any) -> str:
+    """The column that holds the texts, or a UserError listing the columns that says how to choose."""
+    try:
+        return table.guess_column()
+    except UserError as exc:
+        raise UserError(f"{exc} Name it with --column.") from None
+
+
 def _not_the_input(source: Path, output: Path) -> None:
     if output.exists() and source.exists() and output.resolve() == source.resolve():
         raise UserError("--output must not be the input file: choose another name, so the input is kept.")
 
 
-def _ray_reads(given: str, path: Path, what: str) -> None:
-    """Parquet, folders and URIs are the Ray engine's: say so rather than 'not a CSV'."""
+def _ray_reads(given: str, path: Path, what: str, folders: bool = False) -> None:
+    """Folders of Parquet/CSV parts and URIs are the Ray engine's: say so rather than 'not a CSV'
+    (``folders``: the task's own folder runs, of recordings or photos, are the local engine's)."""
     from desktop.batch.ray_io import is_uri
 
-    if is_uri(given) or path.suffix.lower() == ".parquet" or (what == "writes" and given.endswith("/")):
+    folder = given.endswith("/") if what == "writes" else (path.is_dir() and not folders)
+    if is_uri(given) or folder:
         raise UserError(
-            f"{given}: the Ray engine {what} Parquet files, folders of them and URIs: add --engine ray "
-            '(pip install "pipedesk[cluster]").'
+            f"{given}: the Ray engine {what} folders of Parquet, CSV or JSONL files and URIs: add "
+            '--engine ray (pip install "pipedesk[cluster]").'
         )
 
 

@@ -26,6 +26,7 @@ from desktop.files.table import (
     check_size,
     list_rows,
     max_file_bytes,
+    reader_limits,
     reading_for,
     unique_names,
     without_blank_tail,
@@ -40,17 +41,20 @@ FORMATS = {
     ".jsonl": "jsonl",
     ".ndjson": "jsonl",
     ".txt": "txt",
+    ".parquet": "parquet",
 }
+#: What LAN visitors and public deployments may hand in (Parquet is the owner's only).
+VISITOR_FORMATS = ("csv", "tsv", "xlsx", "jsonl", "txt")
 
 
 def file_format(path: Path) -> str:
-    """'csv', 'tsv', 'xlsx', 'jsonl' or 'txt' from the file name; UserError otherwise."""
+    """'csv', 'tsv', 'xlsx', 'jsonl', 'txt' or 'parquet' from the file name; UserError otherwise."""
     suffix = path.suffix.lower()
     if suffix == ".xls":
         raise UserError(f"{path.name} is an old-style .xls workbook: save it as .xlsx or CSV first.")
     if suffix not in FORMATS:
         raise UserError(
-            f"{path.name}: Pipedesk reads CSV, TSV, XLSX, JSONL and TXT files (one text per line), "
+            f"{path.name}: Pipedesk reads CSV, TSV, XLSX, JSONL, Parquet and TXT files (one text per line), "
             f"not {suffix or 'files without an extension'}."
         )
     return FORMATS[suffix]
@@ -75,33 +79,60 @@ def read_folder(folder: str | Path, extensions: set[str], what: str) -> Table:
     )
 
 
-def read_rows(path: str | Path, file_input: str | None = "text") -> Table:
-    """The rows of a file run of a task whose rows are ``file_input`` (its spec's): a file read by
-    :func:`read_table`; for recordings (``"audio"``) also a folder of them (and its subfolders),
-    and in a list file one name per row, relative to the list's folder. Both engines call this."""
-    path = Path(path).expanduser()
-    if file_input != "audio":
-        return read_table(path)
-    from desktop.files.audio import AUDIO_EXTENSIONS
+#: The kinds of file a folder run reads, and what a person calls a folder of them.
+FOLDER_FILES = {"audio": "recordings", "image": "photos"}
 
-    if path.is_dir():
-        return read_folder(path, AUDIO_EXTENSIONS, "recordings")
-    table = read_table(path)
-    table.base = path.resolve().parent
+
+def read_rows(
+    path: str | Path,
+    file_input: str | None = "text",
+    folder: str | None = None,
+    sheet: str | None = None,
+    limits: Limits = OWNER,
+) -> Table:
+    """The rows of a file run of a task whose rows fill ``file_input`` (its spec's) and whose
+    folder runs read files of kind ``folder`` ("audio", "image"; its spec's ``folder_kind``).
+
+    A folder: its files of that kind (subfolders too, in name order), one per row. A table file
+    (read by :func:`read_table`): texts, or for a task whose rows are files (``file_input`` audio
+    or image) one file name per row, relative to the list's own folder. Both engines call this."""
+    path = Path(path).expanduser()
+    kind = folder or (file_input if file_input in FOLDER_FILES else None)
+    if kind is not None and path.is_dir():
+        table = read_folder(path, _extensions(kind), FOLDER_FILES[kind])
+        table.holds = kind
+        return table
+    table = read_table(path, limits=limits, sheet=sheet)
+    if file_input in FOLDER_FILES:
+        table.base = path.resolve().parent
+        table.holds = file_input
     return table
 
 
-def read_table(path: str | Path, name: str | None = None, limits: Limits = OWNER) -> Table:
+def _extensions(kind: str) -> set[str]:
+    if kind == "audio":
+        from desktop.files.audio import AUDIO_EXTENSIONS
+
+        return AUDIO_EXTENSIONS
+    from desktop.files.images import IMAGE_EXTENSIONS
+
+    return IMAGE_EXTENSIONS
+
+
+def read_table(
+    path: str | Path, name: str | None = None, limits: Limits = OWNER, sheet: str | None = None
+) -> Table:
     """Read ``path`` into a Table within ``limits`` (a visitor's file has fewer rows), or raise
-    UserError with a sentence saying what is wrong.
+    UserError with a sentence saying what is wrong. ``sheet``: the sheet of a workbook to read
+    (default: the first with text).
 
     Runs on the caller's thread (the CLI's main thread, a Gradio worker for the Batch tab).
     """
     with reading_for(limits):
-        return _read_table(Path(path), name)
+        return _read_table(Path(path), name, sheet)
 
 
-def _read_table(path: Path, name: str | None) -> Table:
+def _read_table(path: Path, name: str | None, sheet: str | None) -> Table:
     if not path.is_file() and path.exists():
         raise UserError(f"{name or path.name} is not a file.")
     name = name or path.name
@@ -116,10 +147,18 @@ def _read_table(path: Path, name: str | None) -> Table:
             f"{name} is {size / 1024**2:,.0f} MB; Pipedesk reads files of up to "
             f"{limit / 1024**2:,.0f} MB at a time. Split it into smaller files."
         )
+    if fmt not in VISITOR_FORMATS and reader_limits().visitor:
+        raise UserError(f"{name}: files shared here can be CSV, TSV, XLSX, JSONL or TXT.")
+    if sheet is not None and fmt != "xlsx":
+        raise UserError(f"{name} is not a workbook: it has no sheets to choose from.")
     if fmt == "xlsx":
         from desktop.files.xlsx import read_xlsx  # imports openpyxl: only when a workbook comes
 
-        table = read_xlsx(path, name)
+        table = read_xlsx(path, name, sheet)
+    elif fmt == "parquet":
+        from desktop.files.parquet import read_parquet  # imports pyarrow: only when Parquet comes
+
+        table = read_parquet(path, name)
     else:
         source = open_text(path.read_bytes(), name)
         reader = {"csv": _read_delimited, "tsv": _read_delimited, "jsonl": _read_jsonl, "txt": _read_txt}

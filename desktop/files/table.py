@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -35,6 +36,11 @@ MAX_CELL_CHARS = 100_000
 #: Column names that usually hold the text to analyse, best first.
 TEXT_NAMES = ("text", "review", "comment", "comments", "content", "body", "message", "sentence", "answer")
 PREVIEW_ROWS = 10
+#: Rows looked at to tell which columns hold text.
+SAMPLE_ROWS = 200
+#: The share of a column's first values that must be words for it to count as text.
+TEXT_SHARE = 0.5
+_HAS_LETTER = re.compile(r"[^\W\d_]")
 #: Whose file is being read on this thread (see :func:`reading_for`).
 _READER: ContextVar[Limits] = ContextVar("pipedesk_table_reader", default=OWNER)
 
@@ -52,6 +58,11 @@ class Table:
     #: Rows name files (a list of recordings): a relative name is relative to this folder (the
     #: list's own), not to wherever the command was typed. None: rows are texts.
     base: Path | None = None
+    #: What a row's cell stands for: "text", or a file of this kind ("audio", "image").
+    holds: str = "text"
+    #: A workbook's sheets, in order, and the one these rows come from (None: not a workbook).
+    sheets: list[str] = field(default_factory=list)
+    sheet: str | None = None
 
     def column_index(self, column: str) -> int:
         """The position of ``column``; UserError listing the columns when there is none."""
@@ -83,20 +94,44 @@ class Table:
             return
         self.notes[row] = f"{existing}; {note}" if existing else note
 
+    def holds_text(self, column: str) -> bool:
+        """True when ``column`` holds text to analyse: most of its first values that are not empty
+        are words (a letter in them), not numbers, dates or codes of digits."""
+        index = self.column_index(column)
+        values = [row[index] for row in self.rows[:SAMPLE_ROWS] if index < len(row)]
+        filled = [v for v in values if v is not None and str(v).strip()]
+        if not filled:
+            return False
+        words = [v for v in filled if isinstance(v, str) and _HAS_LETTER.search(v)]
+        return len(words) >= TEXT_SHARE * len(filled)
+
+    def text_columns(self) -> list[str]:
+        """The columns that hold text (:meth:`holds_text`), in file order."""
+        return [column for column in self.columns if self.holds_text(column)]
+
     def guess_column(self) -> str:
-        """The column most likely to hold the texts: a usual name, else the longest on average."""
-        lowered = [c.strip().lower() for c in self.columns]
+        """The column most likely to hold the texts: among the columns that hold text, a usual
+        name, else the longest on average. UserError listing the columns when none holds text:
+        a file of ids, prices and quantities is never analysed as if it were reviews."""
+        candidates = self.text_columns()
+        if not candidates:
+            raise UserError(
+                f"{self.name} has no column of text to analyse: its columns ({', '.join(self.columns)}) "
+                "hold numbers, dates or nothing. Choose the column to analyse yourself if you mean one of them."
+            )
+        lowered = [c.strip().lower() for c in candidates]
         for name in TEXT_NAMES:
             if name in lowered:
-                return self.columns[lowered.index(name)]
-        sample = self.rows[:200]
+                return candidates[lowered.index(name)]
+        sample = self.rows[:SAMPLE_ROWS]
 
-        def average_length(i: int) -> float:
+        def average_length(column: str) -> float:
+            i = self.column_index(column)
             values = [row[i] for row in sample if i < len(row)]
             texts = [v for v in values if isinstance(v, str)]
             return sum(len(t) for t in texts) / max(1, len(values))
 
-        return self.columns[max(range(len(self.columns)), key=average_length)]
+        return max(candidates, key=average_length)
 
     def preview(self, rows: int = PREVIEW_ROWS) -> list[list[str]]:
         """The first ``rows`` rows as short strings, for a table a person glances at."""
@@ -117,6 +152,11 @@ def reading_for(limits: Limits) -> Iterator[None]:
         yield
     finally:
         _READER.reset(token)
+
+
+def reader_limits() -> Limits:
+    """Whose file is being read on this thread (the owner's unless :func:`reading_for` says)."""
+    return _READER.get()
 
 
 def row_limit() -> int:

@@ -42,8 +42,10 @@ _EMPTY = ()  # every blank row: a million of them cost one tuple
 _ERRORS = (zipfile.BadZipFile, KeyError, OSError, ValueError, ParseError, expat.ExpatError)
 
 
-def read_xlsx(path: Path, name: str) -> Table:
-    """The first worksheet with data; its first row is the header. UserError otherwise."""
+def read_xlsx(path: Path, name: str, sheet: str | None = None) -> Table:
+    """The sheet named ``sheet``, or else the first sheet with a column of text (else the first
+    with data), as a Table whose first row is the header; the other sheets are named in a
+    warning. UserError otherwise."""
     from openpyxl import load_workbook
 
     invalid = UserError(f"{name} is not a valid Excel workbook (.xlsx): it could not be opened.")
@@ -53,15 +55,44 @@ def read_xlsx(path: Path, name: str) -> Table:
     except _ERRORS:
         raise invalid from None
     try:
-        for sheet in workbook.worksheets:
-            table = _sheet_table(sheet, name)
-            if table is not None:
-                return table
+        names = list(workbook.sheetnames)
+        table = _chosen_sheet(workbook, names, name, sheet)
     except _ERRORS:
         raise invalid from None
     finally:
         workbook.close()
-    raise UserError(f"{name} is empty: there are no rows to analyse.")
+    table.sheets = names
+    others = [other for other in names if other != table.sheet]
+    if others and sheet is None:
+        table.warnings.append(
+            f"{name} has {len(names)} sheets: the rows come from {table.sheet!r}, the first with text; "
+            f"the others ({', '.join(repr(o) for o in others)}) were not read. Choose another sheet if "
+            "you meant one of them."
+        )
+    return table
+
+
+def _chosen_sheet(workbook: Any, names: list[str], name: str, wanted: str | None) -> Table:
+    if wanted is not None:
+        if wanted not in names:
+            raise UserError(f"{name} has no sheet {wanted!r}. Its sheets are: {', '.join(names)}.")
+        table = _sheet_table(workbook[wanted], name)
+        if table is None:
+            raise UserError(f"The sheet {wanted!r} of {name} is empty: there are no rows to analyse.")
+        table.sheet = wanted
+        return table
+    first = None
+    for title in names:
+        table = _sheet_table(workbook[title], name)
+        if table is None:
+            continue
+        table.sheet = title
+        if table.rows and table.text_columns():
+            return table
+        first = first or table
+    if first is None:
+        raise UserError(f"{name} is empty: there are no rows to analyse.")
+    return first
 
 
 def check_archive(path: Path, name: str) -> None:

@@ -230,7 +230,26 @@ def check_all(base_url: str, specs: Iterable[Any], say: Any) -> list[Outcome]:
         report(Outcome("tasks", False, 0.0, str(exc)))
     for call in calls:
         report(_timed(call.label, lambda call=call: describe(call_api(base_url, call.api, call.data))))
+    report(_timed("parquet", check_parquet))
     return outcomes
+
+
+def check_parquet() -> str:
+    """A file run's table written as Parquet and read back (pyarrow is packaged, trimmed)."""
+    import tempfile
+    from pathlib import Path
+
+    from desktop.batch.writer import write_results
+    from desktop.files.reader import read_table
+    from desktop.files.table import Table
+
+    table = Table(name="smoke.csv", format="csv", columns=["text"], rows=[["fine"], ["great"]])
+    with tempfile.TemporaryDirectory() as folder:
+        path = write_results(table, {0: {"label": "POSITIVE"}}, ["label"], Path(folder) / "smoke.parquet")
+        back = read_table(path)
+    if back.columns != ["text", "label", "note"] or back.rows[0][:2] != ["fine", "POSITIVE"]:
+        raise SmokeError(f"Parquet read back as {back.columns} {back.rows[:1]}")
+    return f"{len(back.rows)} rows written and read back"
 
 
 def run(device: str | None = None, out: TextIO | None = None) -> int:

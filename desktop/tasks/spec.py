@@ -184,6 +184,8 @@ class TaskSpec:
     streams: bool = False  # the UI shows partial results as they come (generation)
     #: The input a file row fills (None: the task does not run on files); result columns of a file run.
     file_input: str | None = "text"
+    #: The kind of file a folder run reads, one file per row ("audio", "image"; None: no folder runs).
+    folder_kind: str | None = None
     columns: tuple[str, ...] = ()
     chart_title: str | None = None  # what the Batch chart counts (None: no chart)
 

@@ -99,6 +99,7 @@ class Transcribe(TaskSpec):
     options = OPTIONS
     examples = ()
     file_input = "audio"
+    folder_kind = "audio"
     columns = ("transcript",)
 
     def cli_inputs(self, value: str) -> dict[str, Any]:
