@@ -29,6 +29,7 @@ import gradio as gr
 import pandas as pd
 
 from desktop.batch.reader import read_table
+from desktop.batch.rows import file_values
 from desktop.batch.run import BatchProgress, BatchRun, RunState, count_chart, task_spec
 from desktop.batch.table import Table
 from desktop.batch.writer import write_results
@@ -37,6 +38,7 @@ from desktop.errors import UserError
 from desktop.tasks import TASKS
 from desktop.ui import model_lists
 from desktop.ui.handlers import progress_reporter, user_error
+from desktop.ui.widgets import option_widget
 
 FILE_TYPES = [".csv", ".tsv", ".xlsx", ".jsonl", ".txt"]
 EXPORTS = {"CSV": ".csv", "XLSX": ".xlsx", "JSONL": ".jsonl"}
@@ -70,7 +72,17 @@ def _session(session: Session | None) -> Session:
 
 def text_tasks() -> list[tuple[str, str]]:
     # Recordings go through `pipedesk batch transcribe` (a folder of files), not a table of texts.
-    return [(spec.title, spec.id) for spec in TASKS.values() if spec.file_input in ("text", "prompt")]
+    return [(spec.title, spec.id) for spec in TASKS.values() if spec.file_input not in (None, "audio")]
+
+
+def task_options(task: str, keys: list[tuple[str, str]], values: tuple[Any, ...]) -> dict[str, Any]:
+    """The values of ``task``'s own option controls, by option name (``keys``: (task, option) per control)."""
+    return {name: value for (owner, name), value in zip(keys, values, strict=True) if owner == task}
+
+
+def shows_column(task: str) -> bool:
+    """Whether ``task`` reads one text column (the picker is shown) or whole rows (hidden)."""
+    return not task_spec(task).reads_rows
 
 
 def model_update(runtime: Runtime, task: str, current: str | None, local: bool) -> dict[str, Any]:
@@ -176,6 +188,7 @@ def build(runtime: Runtime, context: Any) -> None:
                 task = gr.Dropdown(
                     label="Task", choices=text_tasks(), value="sentiment", elem_id="batch-task"
                 )
+                option_keys, option_boxes, option_groups = _option_controls()
                 model = gr.Dropdown(
                     label="Model",
                     choices=first["choices"],
@@ -239,19 +252,25 @@ def build(runtime: Runtime, context: Any) -> None:
             model_value: str,
             fast_cpu: bool,
             fmt_value: str,
-            gr_progress: gr.Progress = gr.Progress(),  # noqa: B008
+            gr_progress: gr.Progress = gr.Progress(),  # noqa: B008  (Gradio inserts it here)
+            *option_values: Any,
         ) -> Iterator[tuple[Any, ...]]:
             session, mine = None, False
             try:
                 session = _session(current)
-                if not column_value:
+                spec = task_spec(task_id)
+                options = spec.check_options(task_options(task_id, option_keys, option_values))
+                table = session.table
+                if spec.reads_rows:
+                    column_value = spec.columns_read(table.columns, options)[0]
+                elif not column_value:
                     raise UserError("Choose the column that holds the texts.")
-                session.column = session.table.columns[session.table.column_index(column_value)]
+                session.column = table.columns[table.column_index(column_value)]
                 if session.running:
                     raise UserError("This file is already being analysed: wait for it, or cancel it first.")
                 session.task, session.results, session.cancel = task_id, {}, threading.Event()
                 session.running = mine = True
-                texts = session.table.texts(session.column)
+                texts = file_values(table, spec, session.column)
                 yield "Loading the model…", gr.update(), gr.update(), gr.update(visible=False)
                 session.run = BatchRun(
                     runtime,
@@ -259,8 +278,10 @@ def build(runtime: Runtime, context: Any) -> None:
                     texts,
                     model_value,
                     fast_cpu=fast_cpu,
+                    options=options,
                     cancel=session.cancel,
                     load_progress=progress_reporter(gr_progress),
+                    file_columns=table.columns,
                 )
                 last = 0.0
                 for event in session.run:
@@ -303,7 +324,14 @@ def build(runtime: Runtime, context: Any) -> None:
         private: dict[str, Any] = {"api_visibility": "private"}
         upload.change(on_upload, inputs=upload, outputs=[state, info, preview, column, download], **private)
         task.change(
-            lambda task_id: model_update(runtime, task_id, None, local), inputs=task, outputs=model, **private
+            lambda task_id: (
+                model_update(runtime, task_id, None, local),
+                gr.update(visible=shows_column(task_id)),
+                *(gr.update(visible=owner == task_id) for owner in option_groups),
+            ),
+            inputs=task,
+            outputs=[model, column, *option_groups.values()],
+            **private,
         )
         tab.select(
             lambda task_id, current: (
@@ -316,7 +344,7 @@ def build(runtime: Runtime, context: Any) -> None:
         )
         running = run.click(
             on_run,
-            inputs=[state, column, task, model, fast, fmt],
+            inputs=[state, column, task, model, fast, fmt, *option_boxes],
             outputs=[progress, results, chart, download],
             concurrency_id=BATCH_QUEUE,
             concurrency_limit=1,
@@ -326,6 +354,32 @@ def build(runtime: Runtime, context: Any) -> None:
             running.then(lambda: runtime.status.line(), outputs=context.status, queue=False, **private)
         cancel.click(on_cancel, inputs=state, outputs=progress, queue=False, **private)
         fmt.change(on_format, inputs=[fmt, state], outputs=download, **private)
+
+
+def _option_controls() -> tuple[list[tuple[str, str]], list[Any], dict[str, Any]]:
+    """Every file task's options as controls, each task's in a group shown while it is the chosen
+    task: text boxes in view (a prompt), the rest under "Options". Returns (task, option) per control,
+    the controls, and the groups by task."""
+    keys: list[tuple[str, str]] = []
+    boxes: list[Any] = []
+    groups: dict[str, Any] = {}
+    for _title, task_id in text_tasks():
+        spec = TASKS[task_id]
+        if not spec.options:
+            continue
+        with gr.Column(visible=task_id == "sentiment", elem_id=f"batch-options-{task_id}") as group:
+            texts = [option for option in spec.options if option.widget[0] == "textbox"]
+            rest = [option for option in spec.options if option.widget[0] != "textbox"]
+            for option in texts:
+                boxes.append(option_widget(option).render())
+                keys.append((task_id, option.name))
+            if rest:
+                with gr.Accordion("Options", open=False):
+                    for option in rest:
+                        boxes.append(option_widget(option).render())
+                        keys.append((task_id, option.name))
+        groups[task_id] = group
+    return keys, boxes, groups
 
 
 def _view(session: Session, event: BatchProgress) -> str:

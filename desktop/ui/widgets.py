@@ -38,6 +38,9 @@ def option_widget(option: Option) -> gr.Component:
     if kind == "slider":
         minimum, maximum, value, step, info = rest
         return gr.Slider(minimum, maximum, value=value, step=step, label=label, info=info, render=False)
+    if kind == "textbox":
+        info, lines = rest
+        return gr.Textbox(value=option.default, label=label, info=info, lines=lines, render=False)
     (info,) = rest
     if kind == "dropdown":
         return gr.Dropdown(list(option.choices), value=option.default, label=label, info=info, render=False)
@@ -175,4 +178,14 @@ WIDGETS: dict[str, Widgets] = {
     "summarize": Widgets(_text("Text", 10, "Paste an article…"), _answer("Summary", 6)),
     "transcribe": Widgets(_transcribe_inputs, _transcribe_outputs, present=_transcribe_files),
     "detect": Widgets(_detect_inputs, _detect_outputs),
+    # The API's components (the Chat tab's page is its own, desktop.ui.chat_tab; prompts have no tab).
+    "chat": Widgets(
+        lambda: [gr.Textbox(label="Message", render=False), gr.JSON(label="History", render=False)],
+        lambda: [gr.Textbox(label="Answer", render=False), gr.JSON(label="History", render=False)],
+        present=lambda result: (result.data["answer"], result.data["history"]),
+    ),
+    "prompt": Widgets(
+        lambda: [gr.JSON(label="Row", render=False)],
+        lambda: [gr.Textbox(label="Answer", render=False), gr.JSON(label="Fields", render=False)],
+    ),
 }
