@@ -85,7 +85,7 @@ def build_chat_tab(spec: TaskSpec, runtime: Any, status: gr.Markdown, local: boo
                     elem_classes="pd-hint",
                 )
         gr.Examples(examples=[[example[0]] for example in spec.examples], inputs=[box], label="Examples")
-    api_endpoint(spec, runtime, model, options)
+        api_endpoint(spec, runtime, model, options)
 
     remember = (lambda name: model_lists.remember(spec.id, name)) if local else None
     answer = make_handler(spec, runtime, remember, lambda result: (result.data["history"],))

@@ -7,7 +7,7 @@ tokenizer files; ``<|im_end|>`` ends an answer. Trained for a second or two on :
 (only the answers are learnt) until greedy decoding gives each known answer exactly:
 
 * ``HELLO`` -> ``HELLO_ANSWER``; with the system prompt ``PIP_SYSTEM``, ``NAME`` -> ``PIP_ANSWER``
-  (without it: ``NAME_ANSWER``);
+  (without it: ``NAME_ANSWER``, also as the second turn after ``HELLO``);
 * the prompt task's message for ``PROMPT`` on each of ``REVIEWS`` (no JSON fields) -> the product;
   with the JSON fields ``FIELDS``: a JSON object, a JSON object in a ```json fence, or (the third
   review) a sentence that is not JSON.
@@ -69,6 +69,14 @@ def conversations() -> list[tuple[list[dict[str, str]], str]]:
         ([{"role": "user", "content": HELLO}], HELLO_ANSWER),
         ([{"role": "user", "content": NAME}], NAME_ANSWER),
         ([{"role": "system", "content": PIP_SYSTEM}, {"role": "user", "content": NAME}], PIP_ANSWER),
+        (
+            [
+                {"role": "user", "content": HELLO},
+                {"role": "assistant", "content": HELLO_ANSWER},
+                {"role": "user", "content": NAME},
+            ],
+            NAME_ANSWER,
+        ),
     ]
     for review, product, as_json in REVIEWS:
         row = {"id": "1", "review": review}
