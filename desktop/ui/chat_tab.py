@@ -159,14 +159,15 @@ def build_chat_tab(spec: TaskSpec, runtime: Any, status: gr.Markdown, local: boo
         turn.success(end, **ended)
         turn.failure(end, **ended)
     stop.click(lambda current: current.request_stop(), inputs=control, cancels=turns, queue=False, **PRIVATE)
-    clear.click(
-        on_clear,
-        inputs=control,
-        outputs=[history, asked, before, message, send, stop],
-        cancels=turns,
-        queue=False,
-        **PRIVATE,
-    )
+    for emptied in (clear.click, history.clear):  # the button, and the conversation's own bin
+        emptied(
+            on_clear,
+            inputs=control,
+            outputs=[history, asked, before, message, send, stop],
+            cancels=turns,
+            queue=False,
+            **PRIVATE,
+        )
     tab.select(
         lambda current: model_lists.update(spec, runtime.store, current, local=local),
         inputs=model,
