@@ -109,7 +109,9 @@ def test_batch_prompt_writes_an_answer_column_and_one_column_per_json_field(hub,
     assert list(frame.columns) == ["id", "review", "answer", "product", "complaint", "note"]
     assert list(frame["product"]) == ["blender", "kettle", "", ""]
     assert list(frame["complaint"]) == ["broke after two days", "leaks water", "", ""]
-    assert frame["answer"][2] == "Sorry, I cannot tell." and "not a JSON object" in frame["note"][2]
+    assert (
+        frame["answer"][2] == "Sorry, I cannot tell." and "No JSON object in the answer" in frame["note"][2]
+    )
     assert "is empty in this row" in frame["note"][3]
     again = run_cli(
         *command,

@@ -140,7 +140,7 @@ def test_a_prompt_over_every_row_fills_json_columns_and_downloads(page, tmp_path
         "() => document.querySelector('#batch-progress').textContent.includes('finished')", timeout=120_000
     )
     table = page.locator("#batch-results").inner_text()
-    assert "blender" in table and "kettle" in table and "not a JSON object" in table
+    assert "blender" in table and "kettle" in table and "No JSON object" in table
     page.screenshot(path=str(tmp_path / "batch-prompt.png"), full_page=True)
     with page.expect_download(timeout=30_000) as download:
         page.locator("#batch-download").click()

@@ -34,9 +34,7 @@ MAX_FIELD_CHARS = 64
 PROMPT_MAX_CHARS = 20_000
 RESERVED = ("answer", "note")
 JSON_INSTRUCTION = "Answer with a JSON object with exactly these keys: {keys}. Write nothing else."
-NOT_JSON_NOTE = (
-    "The answer is not a JSON object: its text is kept in the answer column, the fields are empty."
-)
+NOT_JSON_NOTE = "No JSON object in the answer: its text is kept, the fields are empty."
 
 _TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
 _FENCE = re.compile(r"```[A-Za-z]*[ \t]*\n?(.*?)```", re.S)

@@ -94,15 +94,15 @@ def model_update(runtime: Runtime, task: str, current: str | None, local: bool) 
 
 
 def results_frame(session: Session, limit: int = SHOWN_ROWS) -> pd.DataFrame:
-    """The first ``limit`` rows: number, result columns (entities shown as words), note, then the text
-    (cut short), so the results are in view without scrolling sideways."""
+    """The first ``limit`` rows: number, result columns (entities shown as words, long answers cut
+    short), note, then the text (cut short), so the results are in view without scrolling sideways."""
     table, columns = session.table, list(session.run.columns if session.run else ())
     index = table.column_index(session.column)
     rows = []
     for number, row in enumerate(table.rows[:limit]):
         result = session.results.get(number)
         text = row[index] if index < len(row) else ""
-        values = ["" if result is None else _show(result.get(c)) for c in columns]
+        values = ["" if result is None else _cell(result.get(c)) for c in columns]
         note = "…" if result is None else str(result.get("note") or "")
         rows.append([number + 1, *values, note, _short(text, 160)])
     return pd.DataFrame(rows, columns=["#", *columns, "note", session.column])
@@ -156,6 +156,11 @@ def _show(value: Any) -> Any:
     if isinstance(value, list):  # NER entities
         return ", ".join(f"{e.get('entity')} ({e.get('type')})" for e in value if isinstance(e, dict))
     return "" if value is None else value
+
+
+def _cell(value: Any) -> Any:
+    shown = _show(value)
+    return _short(shown, 48) if isinstance(shown, str) else shown
 
 
 def _short(value: Any, limit: int = 300) -> str:
@@ -217,7 +222,7 @@ def build(runtime: Runtime, context: Any) -> None:
                 results = gr.Dataframe(
                     label="Results", interactive=False, wrap=True, max_height=520, elem_id="batch-results"
                 )
-            with gr.Column(scale=2, min_width=260):
+            with gr.Column(scale=2, min_width=260, elem_id="batch-chart-column"):  # hidden with no chart
                 chart = gr.HTML("", visible=False, elem_id="batch-chart")
         with gr.Row():
             fmt = gr.Radio(list(EXPORTS), value="CSV", label="Export as", elem_id="batch-format")
