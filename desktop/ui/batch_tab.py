@@ -38,7 +38,7 @@ from desktop.errors import UserError
 from desktop.tasks import TASKS
 from desktop.ui import model_lists
 from desktop.ui.handlers import progress_reporter, user_error
-from desktop.ui.widgets import option_widget
+from desktop.ui.widgets import option_controls
 
 FILE_TYPES = [".csv", ".tsv", ".xlsx", ".jsonl", ".txt"]
 EXPORTS = {"CSV": ".csv", "XLSX": ".xlsx", "JSONL": ".jsonl"}
@@ -193,7 +193,11 @@ def build(runtime: Runtime, context: Any) -> None:
                 task = gr.Dropdown(
                     label="Task", choices=text_tasks(), value="sentiment", elem_id="batch-task"
                 )
-                option_keys, option_boxes, option_groups = _option_controls()
+                option_keys, option_boxes, option_groups = option_controls(
+                    [TASKS[task_id] for _title, task_id in text_tasks()],
+                    shown="sentiment",
+                    prefix="batch-options",
+                )
                 model = gr.Dropdown(
                     label="Model",
                     choices=first["choices"],
@@ -359,32 +363,6 @@ def build(runtime: Runtime, context: Any) -> None:
             running.then(lambda: runtime.status.line(), outputs=context.status, queue=False, **private)
         cancel.click(on_cancel, inputs=state, outputs=progress, queue=False, **private)
         fmt.change(on_format, inputs=[fmt, state], outputs=download, **private)
-
-
-def _option_controls() -> tuple[list[tuple[str, str]], list[Any], dict[str, Any]]:
-    """Every file task's options as controls, each task's in a group shown while it is the chosen
-    task: text boxes in view (a prompt), the rest under "Options". Returns (task, option) per control,
-    the controls, and the groups by task."""
-    keys: list[tuple[str, str]] = []
-    boxes: list[Any] = []
-    groups: dict[str, Any] = {}
-    for _title, task_id in text_tasks():
-        spec = TASKS[task_id]
-        if not spec.options:
-            continue
-        with gr.Column(visible=task_id == "sentiment", elem_id=f"batch-options-{task_id}") as group:
-            texts = [option for option in spec.options if option.widget[0] == "textbox"]
-            rest = [option for option in spec.options if option.widget[0] != "textbox"]
-            for option in texts:
-                boxes.append(option_widget(option).render())
-                keys.append((task_id, option.name))
-            if rest:
-                with gr.Accordion("Options", open=False):
-                    for option in rest:
-                        boxes.append(option_widget(option).render())
-                        keys.append((task_id, option.name))
-        groups[task_id] = group
-    return keys, boxes, groups
 
 
 def _view(session: Session, event: BatchProgress) -> str:

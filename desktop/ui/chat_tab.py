@@ -89,13 +89,15 @@ def build_chat_tab(spec: TaskSpec, runtime: Any, status: gr.Markdown, local: boo
 
     remember = (lambda name: model_lists.remember(spec.id, name)) if local else None
     answer = make_handler(spec, runtime, remember, lambda result: (result.data["history"],))
-    running_outputs = [message, send, stop]
+    running_outputs = [message, send, stop, again]  # while an answer runs: Stop, no Send or Regenerate
+    busy = (gr.update(visible=False), gr.update(visible=True), gr.update(interactive=False))
+    idle = (gr.update(visible=True), gr.update(visible=False), gr.update(interactive=True))
 
     def begin(text: str, current_history: Any, current: RunControl) -> tuple[Any, ...]:
         earlier = shown(current_history)
         question = text or ""
         showing = [*earlier, {"role": "user", "content": question}] if question.strip() else earlier
-        return question, earlier, showing, "", "", gr.update(visible=False), gr.update(visible=True)
+        return question, earlier, showing, "", "", *busy
 
     def begin_again(current_history: Any, current: RunControl) -> tuple[Any, ...]:
         try:
@@ -105,14 +107,13 @@ def build_chat_tab(spec: TaskSpec, runtime: Any, status: gr.Markdown, local: boo
             current.finish(error=str(exc))
             raise gr.Error(str(exc), print_exception=False, visible=False) from None
         showing = [*earlier, {"role": "user", "content": question}]
-        return question, earlier, showing, "", gr.update(visible=False), gr.update(visible=True)
+        return question, earlier, showing, "", *busy
 
     def end(current: RunControl, chosen: str | None, question: str | None, earlier: Any) -> tuple[Any, ...]:
         refused = current.failed
         return (
             message_html(current),
-            gr.update(visible=True),
-            gr.update(visible=False),
+            *idle,
             runtime.status.line(),
             model_lists.update(spec, runtime.store, chosen, local=local),
             shown(earlier) if refused else gr.update(),
@@ -122,7 +123,7 @@ def build_chat_tab(spec: TaskSpec, runtime: Any, status: gr.Markdown, local: boo
     def on_clear(current: RunControl) -> tuple[Any, ...]:
         current.request_stop()
         current.message, current.failed = "", False
-        return [], None, [], message_html(current), gr.update(visible=True), gr.update(visible=False)
+        return [], None, [], message_html(current), *idle
 
     answering: dict[str, Any] = {
         "inputs": [asked, before, model, *options, control],
@@ -133,7 +134,7 @@ def build_chat_tab(spec: TaskSpec, runtime: Any, status: gr.Markdown, local: boo
     }
     ended: dict[str, Any] = {
         "inputs": [control, model, asked, before],
-        "outputs": [message, send, stop, status, model, history, box],
+        "outputs": [*running_outputs, status, model, history, box],
         "queue": False,
         **PRIVATE,
     }
@@ -163,7 +164,7 @@ def build_chat_tab(spec: TaskSpec, runtime: Any, status: gr.Markdown, local: boo
         emptied(
             on_clear,
             inputs=control,
-            outputs=[history, asked, before, message, send, stop],
+            outputs=[history, asked, before, *running_outputs],
             cancels=turns,
             queue=False,
             **PRIVATE,

@@ -18,7 +18,7 @@ import gradio as gr
 
 from desktop import fs
 from desktop.tasks import classify, detect, ner, transcribe
-from desktop.tasks.spec import Option, Result
+from desktop.tasks.spec import Option, Result, TaskSpec
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,30 @@ def option_widget(option: Option) -> gr.Component:
     if kind == "checkbox":
         return gr.Checkbox(value=option.default, label=label, info=info, render=False)
     return gr.Number(value=option.default, precision=0, label=label, info=info, render=False)
+
+
+def option_controls(
+    specs: list[TaskSpec], shown: str, prefix: str
+) -> tuple[list[tuple[str, str]], list[gr.Component], dict[str, gr.Column]]:
+    """Every task's options as controls (rendered here), each task's in a column ``{prefix}-{task id}``
+    shown while that task is chosen (``shown`` at first): text boxes in view (a prompt), the rest
+    under "Options". Returns (task, option name) per control, the controls, the columns by task."""
+    keys: list[tuple[str, str]] = []
+    controls: list[gr.Component] = []
+    columns: dict[str, gr.Column] = {}
+    for spec in specs:
+        if not spec.options:
+            continue
+        boxes = [option for option in spec.options if option.widget[0] == "textbox"]
+        rest = [option for option in spec.options if option.widget[0] != "textbox"]
+        with gr.Column(visible=spec.id == shown, elem_id=f"{prefix}-{spec.id}") as column:
+            controls += [option_widget(option).render() for option in boxes]
+            if rest:
+                with gr.Accordion("Options", open=False):
+                    controls += [option_widget(option).render() for option in rest]
+        keys += [(spec.id, option.name) for option in [*boxes, *rest]]
+        columns[spec.id] = column
+    return keys, controls, columns
 
 
 def _text(label: str, lines: int, placeholder: str) -> Callable[[], list[gr.Component]]:
