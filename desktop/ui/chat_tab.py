@@ -31,6 +31,7 @@ from desktop.ui.task_tab import (
     api_endpoint,
     message_html,
     model_dropdown,
+    task_tab,
 )
 from desktop.ui.widgets import option_widget
 
@@ -169,11 +170,4 @@ def build_chat_tab(spec: TaskSpec, runtime: Any, status: gr.Markdown, local: boo
             queue=False,
             **PRIVATE,
         )
-    tab.select(
-        lambda current: model_lists.update(spec, runtime.store, current, local=local),
-        inputs=model,
-        outputs=model,
-        queue=False,
-        **PRIVATE,
-    )
-    return TaskTab(spec=spec, model=model, tab=tab)
+    return task_tab(spec, runtime, model, tab, local)

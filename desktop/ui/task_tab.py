@@ -166,6 +166,12 @@ def build_task_tab(spec: TaskSpec, runtime: Any, status: gr.Markdown, local: boo
     stop.click(
         lambda current: current.request_stop(), inputs=control, cancels=[running], queue=False, **PRIVATE
     )
+    return task_tab(spec, runtime, model, tab, local)
+
+
+def task_tab(spec: TaskSpec, runtime: Any, model: gr.Dropdown, tab: gr.Tab, local: bool) -> TaskTab:
+    """The built tab, its Model list refreshed whenever the tab is shown (a model downloaded elsewhere
+    now says "ready")."""
     tab.select(
         lambda current: model_lists.update(spec, runtime.store, current, local=local),
         inputs=model,
