@@ -181,3 +181,13 @@ def test_a_model_without_a_chat_template_is_refused_and_pointed_to_generate(runt
     with pytest.raises(ModelError) as refused:
         CHAT.predict(runtime, "Hello", [], "openai-community/gpt2")
     assert "has no chat template" in str(refused.value) and "Generate tab" in str(refused.value)
+
+
+def test_a_task_that_reads_rows_gets_each_row_as_a_dict_and_the_others_one_column():
+    from desktop.batch.rows import file_values
+    from desktop.batch.table import Table
+
+    table = Table("r.csv", "csv", ["id", "review"], [["1", "It broke."], ["2"]])
+    assert file_values(table, PROMPT, None) == [{"id": "1", "review": "It broke."}, {"id": "2", "review": ""}]
+    assert file_values(table, TASKS["sentiment"], "review") == ["It broke.", ""]
+    assert PROMPT.reads_rows and not TASKS["sentiment"].reads_rows
