@@ -2,8 +2,9 @@
 
     .venv/bin/python build/screenshots.py        (needs the dev extras and /usr/bin/chromium)
 
-Writes assets/screenshot.png (Sentiment), assets/screenshot-batch.png (a file analysed) and
-assets/screenshot-models.png (the model manager). Everything stays on 127.0.0.1: the models are
+Writes assets/screenshot.png (Sentiment), assets/screenshot-batch.png (a file analysed),
+assets/screenshot-models.png (the model manager), assets/screenshot-chat.png (a conversation in the
+Chat tab) and assets/screenshot-prompt.png (a prompt over every row of a file, in the Batch tab). Everything stays on 127.0.0.1: the models are
 built by tests/support/tiny_models.py (cached as for the test suite) and served by
 tests/support/hub_server.py.
 """
@@ -79,9 +80,52 @@ def main() -> None:
             page.locator("#models-table .virtual-row").first.wait_for(timeout=30_000)
             page.wait_for_timeout(500)
             page.screenshot(path=str(ROOT / "assets" / "screenshot-models.png"))
+            chat_shot(page)
+            prompt_shot(page)
             browser.close()
         running.stop()
     print("Screenshots written to", ROOT / "assets")
+
+
+def chat_shot(page) -> None:
+    """Two turns with the tiny instruct model (it knows these questions), then the Chat tab."""
+    from tests.support import tiny_chat
+
+    page.get_by_role("tab", name="Chat", exact=True).click()
+    box = page.get_by_role("textbox", name="Message")
+    for question in (tiny_chat.HELLO, tiny_chat.NAME):
+        box.fill(question)
+        page.locator("#run-chat").click()
+        page.locator("#stop-chat").wait_for(state="hidden", timeout=120_000)
+        page.wait_for_timeout(800)
+    box.fill("Can you read my spreadsheets?")
+    page.screenshot(path=str(ROOT / "assets" / "screenshot-chat.png"))
+
+
+def prompt_shot(page) -> None:
+    """The reviews the tiny instruct model knows, with a prompt and JSON fields, in the Batch tab."""
+    from tests.support import tiny_chat
+
+    source = HOME / "product-reviews.csv"
+    with source.open("w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(["id", "review"])
+        writer.writerows([i + 1, review] for i, (review, _product, _json) in enumerate(tiny_chat.REVIEWS))
+    page.goto(page.url)  # a fresh page: the Batch tab still holds the first file
+    page.get_by_role("tab", name="Batch", exact=True).click()
+    page.locator("#batch-file input[type=file]").set_input_files(str(source))
+    page.wait_for_function("() => /product-reviews/.test(document.querySelector('#batch-info').textContent)")
+    page.locator("#batch-task input").click()
+    page.get_by_role("option", name="Prompt").click()
+    options = page.locator("#batch-options-prompt")
+    options.get_by_role("textbox", name="Prompt {column}").fill(tiny_chat.PROMPT)
+    options.get_by_role("textbox", name="JSON fields").fill(", ".join(tiny_chat.FIELDS))
+    page.locator("#batch-run").click()
+    page.wait_for_function(
+        "() => /finished/.test(document.querySelector('#batch-progress').textContent)", timeout=120_000
+    )
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(ROOT / "assets" / "screenshot-prompt.png"), full_page=True)
 
 
 if __name__ == "__main__":

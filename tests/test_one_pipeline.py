@@ -13,12 +13,15 @@ import pytest
 from desktop.batch.run import BatchRun
 from desktop.errors import UserError
 from desktop.tasks import TASKS
+from tests.support import tiny_chat
 
 ARTICLE = " ".join(f"The council met on day {i} and agreed a new budget for the town." for i in range(30))
 OPTIONS = {
     "generate": {"max_new_tokens": 6, "temperature": 0.0, "top_p": 1.0, "seed": -1},
     "summarize": {"min_length": 4, "max_length": 24},
+    "prompt": {"prompt": tiny_chat.PROMPT, "json_fields": "product, complaint", "max_new_tokens": 40},
 }
+ROWS = [{"id": str(n), "review": review} for n, (review, _product, _json) in enumerate(tiny_chat.REVIEWS)]
 INPUTS = {
     "sentiment": ["I love this product!", "ok", "", "   ", "good " * 4_001, "I love this product! " * 300],
     "classify": ["What a wonderful, sunny day!", "ok", "", "good " * 4_001, "sunny " * 600],
@@ -26,6 +29,12 @@ INPUTS = {
     "generate": ["Once upon a time", "ab", "", "x" * 10_001, "word " * 1_200],
     "translate": ["Hello, how are you today?", "a", "", "a " * 25_001, ARTICLE],
     "summarize": [ARTICLE, "Far too short.", "", "word " * 20_001],
+    "prompt": [
+        *ROWS,
+        {"id": "8", "review": ""},
+        {"id": "9", "review": "  "},
+        {"id": "10", "review": "w " * 600},
+    ],
 }
 
 
@@ -71,3 +80,23 @@ def test_a_single_request_and_a_file_row_agree_on_answers_and_refusals(runtime, 
         else:
             same(task, got, values)
     assert refusals >= 3, "too short, empty and too long are refused the same way everywhere"
+
+
+@pytest.mark.parametrize("system", ["", tiny_chat.PIP_SYSTEM])
+def test_the_chat_tab_and_a_file_row_give_the_same_answer_to_the_same_prompt(runtime, system):
+    """A prompt over a file asks what the Chat tab is asked for the filled prompt (same system prompt,
+    same settings), and the answers agree, in whatever batch the row ran."""
+    from desktop.tasks.prompt import user_message
+
+    settings = {"max_new_tokens": 40, "temperature": 0.0, "top_p": 0.95, "seed": -1}
+    for fields in ("", "product, complaint"):
+        options = {"prompt": tiny_chat.PROMPT, "system": system, "json_fields": fields, **settings}
+        results: dict[int, dict] = {}
+        for event in BatchRun(runtime, "prompt", ROWS, options=options):
+            results.update(event.results)
+        for number, row in enumerate(ROWS):
+            message = user_message(tiny_chat.PROMPT, row, [f.strip() for f in fields.split(",") if f])
+            said = TASKS["chat"].predict(runtime, message, [], None, system, *settings.values())
+            assert results[number]["answer"] == said.text, (fields, row)
+    if not system:  # what the tiny model learnt (with a system prompt it answers something else)
+        assert results[0]["product"] == "blender" and results[1]["product"] == "kettle"

@@ -90,8 +90,16 @@ def task_spec(task: str) -> TaskSpec:
     spec = get(task)
     if spec.file_input is None:
         names = ", ".join(t for t, s in TASKS.items() if s.file_input)
-        raise UserError(f"{task} does not take text, so it cannot run on a file. Text tasks: {names}.")
+        hint = " (a prompt over every row is the prompt task)" if spec.id == "chat" else ""
+        raise UserError(f"{task} does not run on files{hint}. Tasks that do: {names}.")
     return spec
+
+
+def row_size(value: Any) -> int:
+    """What a row costs, for the time left: its text's length (a whole row: all its texts')."""
+    if isinstance(value, dict):
+        return sum(len(str(v or "")) for v in value.values())
+    return len(value or "")
 
 
 def count_chart(spec: TaskSpec, rows: Iterable[dict[str, Any]]) -> Counter[str]:
@@ -117,13 +125,18 @@ class _Failed:
 
 
 class BatchRun:
-    """Run ``task`` over ``texts`` with ``runtime``; iterate to make progress."""
+    """Run ``task`` over ``texts`` with ``runtime``; iterate to make progress.
+
+    ``texts`` holds each row's text, or for a task that ``reads_rows`` each row as a dict (column ->
+    text, :func:`desktop.batch.rows.file_values`); ``file_columns`` are then the file's columns, which
+    the task checks against its options before anything loads (a prompt naming a missing column).
+    """
 
     def __init__(
         self,
         runtime: Runtime,
         task: str,
-        texts: Sequence[str | None],
+        texts: Sequence[Any],
         model: str | None = None,
         *,
         batch_size: int | None = None,
@@ -134,6 +147,7 @@ class BatchRun:
         cancel: threading.Event | None = None,
         overlap: bool | None = None,
         load_progress: Callable[[int, int, str], None] | None = None,
+        file_columns: Sequence[str] | None = None,
     ) -> None:
         if batch_size is not None and batch_size < 1:
             raise UserError(f"The batch size must be at least 1, not {batch_size}.")
@@ -141,6 +155,9 @@ class BatchRun:
         self.task = task
         self.spec = task_spec(task)
         self.options = self.spec.check_options(options or {})
+        if self.spec.reads_rows:
+            found = file_columns if file_columns is not None else _columns_of(texts)
+            self.spec.columns_read(list(found), self.options)
         self.texts = texts
         self.skip = set(skip)
         self.cancel = cancel or threading.Event()
@@ -158,7 +175,7 @@ class BatchRun:
 
     @property
     def columns(self) -> tuple[str, ...]:
-        return self.spec.columns
+        return self.spec.result_columns(self.options)
 
     @property
     def model(self) -> str:
@@ -173,7 +190,7 @@ class BatchRun:
         total = len(self.texts)
         started = time.perf_counter()
         todo = [i for i in range(total) if i not in self.skip]
-        chars_total = sum(len(self.texts[i] or "") for i in todo) or 1
+        chars_total = sum(row_size(self.texts[i]) for i in todo) or 1
         done, done_here, chars_done = total - len(todo), 0, 0
 
         def step(
@@ -182,7 +199,7 @@ class BatchRun:
             nonlocal done, done_here, chars_done
             done += len(results)
             done_here += len(results)
-            chars_done += sum(len(self.texts[row] or "") for row, _ in results)
+            chars_done += sum(row_size(self.texts[row]) for row, _ in results)
             elapsed = time.perf_counter() - started
             rate = done_here / elapsed if elapsed > 0 else 0.0
             eta = (
@@ -334,6 +351,11 @@ class BatchRun:
             self.loaded, note = fast_cpu(self.loaded)
             if note:
                 self.notes.append(note)
+
+
+def _columns_of(rows: Sequence[Any]) -> list[str]:
+    first = next((row for row in rows if isinstance(row, dict)), {})
+    return list(first)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -52,13 +52,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             + "; with --engine ray also a folder of Parquet/CSV/JSONL files or a URI such as "
             "s3://bucket/reviews/",
         )
-        task.add_argument(
-            "--column",
-            "-c",
-            default=None,
-            metavar="COL",
-            help="the column holding the texts (default: the column that holds text, guessed)",
-        )
+        if not spec.reads_rows:  # a task that reads whole rows names its columns itself ({review})
+            task.add_argument(
+                "--column",
+                "-c",
+                default=None,
+                metavar="COL",
+                help="the column holding the texts (default: the column that holds text, guessed)",
+            )
         task.add_argument(
             "--sheet",
             default=None,
@@ -137,6 +138,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
     from desktop import logs
     from desktop.batch.journal import Journal, file_fingerprint, journal_path
+    from desktop.batch.rows import file_values
     from desktop.batch.run import BatchRun, task_spec
     from desktop.batch.writer import export_format, write_results
     from desktop.cli.common import terminal_progress
@@ -159,11 +161,15 @@ def cmd_batch(args: argparse.Namespace) -> int:
     _ray_reads(args.output, output, "writes")
     export_format(output)
     _not_the_input(source, output)
+    options = {option.name: option.check(getattr(args, option.name), option.flag) for option in spec.options}
+    spec.check_options(options)  # what no single flag says (a prompt with no {column}) before any reading
     table = read_rows(source, spec.file_input, spec.folder_kind, sheet=args.sheet)
     for warning in table.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    column = args.column
-    if column is None:
+    column = getattr(args, "column", None)
+    if spec.reads_rows:
+        column = ", ".join(spec.columns_read(table.columns, spec.check_options(options)))
+    elif column is None:
         column = guessed_column(table)
         if len(table.columns) > 1:
             print(
@@ -172,8 +178,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
             )
     else:
         column = table.columns[table.column_index(column)]
-    texts = table.texts(column)
-    options = {option.name: option.check(getattr(args, option.name), option.flag) for option in spec.options}
+    texts = file_values(table, spec, None if spec.reads_rows else column)
     header = {
         "task": args.task,
         "model": args.model or "",
@@ -199,6 +204,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
         options=options,
         skip=set(journal.done),
         load_progress=terminal_progress(),
+        file_columns=table.columns,
     )
     started = time.perf_counter()
     bar = tqdm(
@@ -280,6 +286,8 @@ def _batch_on_ray(args: argparse.Namespace) -> int:
     if not (is_uri(args.input) or is_uri(args.output)):
         _not_the_input(Path(args.input).expanduser(), Path(args.output).expanduser())
     spec = task_spec(args.task)
+    if spec.reads_rows:
+        raise UserError(f"{args.task} runs on the local engine only for now: leave out --engine ray.")
     options = {option.name: option.check(getattr(args, option.name), option.flag) for option in spec.options}
     run = RayRun(
         args.task,

@@ -75,10 +75,12 @@ def add_task_options(parser: argparse.ArgumentParser, spec: Any) -> None:
             )
             continue
         known = f"; one of {', '.join(value for _label, value in option.choices)}" if option.choices else ""
+        shown = f" (default {option.default}{known})" if option.default != "" else ""
         parser.add_argument(
             option.flag,
             dest=option.name,
             type=option.type,
             default=option.default,
-            help=f"{option.help} (default {option.default}{known})",
+            metavar="TEXT" if option.type is str and not option.choices else None,
+            help=f"{option.help}{shown}",
         )

@@ -77,6 +77,12 @@ class Loaded:
         with self._lock:
             return self.tokenizer(texts, **kwargs)
 
+    def chat_text(self, messages: list[dict[str, str]]) -> str:
+        """``messages`` through the model's own chat template, ready for the answer (the generation
+        prompt added), as text to encode without special tokens; under the tokenizer lock."""
+        with self._lock:
+            return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
     def count_tokens(self, text: str) -> int:
         return len(self.encode([text], add_special_tokens=True, truncation=False)["input_ids"][0])
 
@@ -191,11 +197,12 @@ def _load(kind: str, folder: Path, display: str, device: str, dtype: Any) -> Loa
     classes = {
         "text-classification": tf.AutoModelForSequenceClassification,
         "text-generation": tf.AutoModelForCausalLM,
+        "chat": tf.AutoModelForCausalLM,
         "seq2seq": tf.AutoModelForSeq2SeqLM,
     }
     model = classes[kind].from_pretrained(folder, dtype=dtype).to(device).eval()
     tokenizer = tf.AutoTokenizer.from_pretrained(folder)
-    if kind == "text-generation" and tokenizer.pad_token is None:
+    if kind in ("text-generation", "chat") and tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return Loaded(kind, display, folder, device, model, tokenizer)
 

@@ -12,6 +12,7 @@ ARCHITECTURES: dict[str, tuple[str, ...]] = {
     "text-classification": ("ForSequenceClassification",),
     "token-classification": ("ForTokenClassification",),
     "text-generation": ("LMHeadModel", "ForCausalLM"),
+    "chat": ("LMHeadModel", "ForCausalLM"),
     "image-classification": ("ForImageClassification", "ForImageClassificationWithTeacher"),
     "seq2seq": ("ForConditionalGeneration", "MTModel"),
     "automatic-speech-recognition": ("WhisperForConditionalGeneration",),
@@ -21,6 +22,7 @@ KIND_NAMES = {
     "text-classification": "text classification",
     "token-classification": "named entity recognition",
     "text-generation": "text generation",
+    "chat": "chat (instruct models with a chat template)",
     "image-classification": "image classification",
     "seq2seq": "translation or summarization",
     "automatic-speech-recognition": "speech recognition (Whisper)",
@@ -43,8 +45,21 @@ def model_type(folder: Path) -> str:
     return str(read_config(folder).get("model_type", ""))
 
 
+def has_chat_template(folder: Path) -> bool:
+    """True when the model folder carries a chat template (in ``tokenizer_config.json``, or as
+    ``chat_template.jinja`` / ``chat_template.json``, where transformers 4.43+ saves it)."""
+    if (folder / "chat_template.jinja").is_file() or (folder / "chat_template.json").is_file():
+        return True
+    try:
+        data = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and bool(data.get("chat_template"))
+
+
 def check_fits(kind: str, folder: Path, display: str) -> None:
-    """Refuse a model whose architecture does not fit ``kind``, with the reason."""
+    """Refuse a model whose architecture does not fit ``kind``, with the reason (a chat model also
+    needs its own chat template: plain completion models belong to the Generate tab)."""
     if not (folder / "config.json").is_file():
         raise ModelError(f"{display} is not a model: its config.json is missing or unreadable.")
     config = read_config(folder)
@@ -60,6 +75,11 @@ def check_fits(kind: str, folder: Path, display: str) -> None:
     if kind == "seq2seq" and config.get("model_type") in NOT_TEXT_TYPES:
         pass  # e.g. WhisperForConditionalGeneration: a ...ForConditionalGeneration that reads sound
     elif any(arch.endswith(suffix) for arch in architectures for suffix in ARCHITECTURES[kind]):
+        if kind == "chat" and not has_chat_template(folder):
+            raise ModelError(
+                f"{display} has no chat template, so it cannot chat: it is a plain text-completion "
+                "model. Use it in the Generate tab (pipedesk run generate), or choose an instruct model."
+            )
         return
     what = ", ".join(architectures) or config.get("model_type", "unknown")
     raise ModelError(f"{display} does not fit {KIND_NAMES[kind]}: it is a {what} model.")

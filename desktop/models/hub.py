@@ -17,11 +17,12 @@ from desktop.errors import ModelError
 from desktop.models import transfers as downloads
 from desktop.models.ref import ModelRef
 
-#: Only what the runtime needs: configs, tokenizers, safetensors weights.
+#: Only what the runtime needs: configs, tokenizers (and chat templates), safetensors weights.
 WEIGHT_PATTERNS = ("*.safetensors", "*.safetensors.index.json")
 FALLBACK_WEIGHT_PATTERNS = ("pytorch_model*.bin", "pytorch_model.bin.index.json")
 SUPPORT_PATTERNS = (
     "*.json",
+    "*.jinja",
     "*.txt",
     "*.model",
     "*.spm",

@@ -31,7 +31,13 @@ from typing import Any, TextIO
 log = logging.getLogger(__name__)
 
 #: Small option values so generation stays quick on any model; other options keep their defaults.
-SMOKE_OPTIONS: dict[str, Any] = {"max_new_tokens": 8, "temperature": 0.0, "min_length": 2, "max_length": 24}
+SMOKE_OPTIONS: dict[str, Any] = {
+    "max_new_tokens": 8,
+    "temperature": 0.0,
+    "min_length": 2,
+    "max_length": 24,
+    "prompt": "Answer in one word: {text}",  # a prompt over a row names a column of its example
+}
 CALL_TIMEOUT = 300.0  # seconds for one task, model loading included
 #: Loopback only, and never through a proxy from the environment.
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))

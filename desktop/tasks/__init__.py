@@ -8,7 +8,18 @@ from __future__ import annotations
 
 from desktop.errors import UserError
 from desktop.models.ref import ModelRef
-from desktop.tasks import classify, detect, generate, ner, sentiment, summarize, transcribe, translate
+from desktop.tasks import (
+    chat,
+    classify,
+    detect,
+    generate,
+    ner,
+    prompt,
+    sentiment,
+    summarize,
+    transcribe,
+    translate,
+)
 from desktop.tasks.spec import Option, Result, TaskSpec
 
 TASKS: dict[str, TaskSpec] = {
@@ -16,12 +27,14 @@ TASKS: dict[str, TaskSpec] = {
     for spec in (
         sentiment.SPEC,
         generate.SPEC,
+        chat.SPEC,
         ner.SPEC,
         classify.SPEC,
         translate.SPEC,
         summarize.SPEC,
         transcribe.SPEC,
         detect.SPEC,
+        prompt.SPEC,
     )
 }
 

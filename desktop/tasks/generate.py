@@ -67,6 +67,34 @@ def stop_when(stop: Stop) -> Any:
     return tf.StoppingCriteriaList([_Stop()])
 
 
+def generate_forward(
+    model: ModelView,
+    pieces: list[Piece],
+    options: dict[str, Any],
+    stop: Stop,
+    streamer: Any = None,
+    **extra: Any,
+) -> list[str]:
+    """The new text for each piece: one padded batch (padded on the left, so every row continues from
+    its own last token, with its attention mask) through ``generate`` with the KV cache; each row
+    stops at an end token (``extra`` may name more of them), the batch when every row has stopped,
+    when ``max_new_tokens`` are written or when ``stop()`` turns true. Options: ``max_new_tokens``,
+    ``temperature`` (0: greedy), ``top_p``, ``seed`` (-1: none). The one generation loop of the app
+    (Generate, Chat and prompts over files)."""
+    if options["seed"] >= 0:
+        transformers_api("set_seed").set_seed(options["seed"])
+    inputs = padded(model, [p.ids for p in pieces], left=True)
+    out = model.model.generate(
+        **inputs,
+        pad_token_id=model.pad_id(),
+        stopping_criteria=stop_when(stop),
+        streamer=streamer,
+        **generation_kwargs(options["max_new_tokens"], options["temperature"], options["top_p"]),
+        **extra,
+    )
+    return model.decode(out[:, inputs["input_ids"].shape[1] :])
+
+
 class Generate(TaskSpec):
     id = "generate"
     title = "Generate"
@@ -107,17 +135,7 @@ class Generate(TaskSpec):
     def forward(
         self, model: ModelView, pieces: list[Piece], options: dict[str, Any], stop: Stop, streamer: Any = None
     ) -> list[str]:
-        if options["seed"] >= 0:
-            transformers_api("set_seed").set_seed(options["seed"])
-        inputs = padded(model, [p.ids for p in pieces], left=True)
-        out = model.model.generate(
-            **inputs,
-            pad_token_id=model.pad_id(),
-            stopping_criteria=stop_when(stop),
-            streamer=streamer,
-            **generation_kwargs(options["max_new_tokens"], options["temperature"], options["top_p"]),
-        )
-        return model.decode(out[:, inputs["input_ids"].shape[1] :])
+        return generate_forward(model, pieces, options, stop, streamer)
 
     def postprocess(
         self, model: ModelView, prepared: Prepared, outputs: list[Any], options: dict[str, Any]

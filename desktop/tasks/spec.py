@@ -35,6 +35,9 @@ from desktop.models.ref import ModelRef
 Stop = Callable[[], bool] | None
 """``stop()`` turns true when the person pressed Stop: long forwards end early."""
 
+ROW = "row"
+"""``TaskSpec.file_input`` of a task that reads a file's whole row (a dict of column -> text)."""
+
 
 class ModelView(Protocol):
     """What a task may use of a loaded model (the engine's ``Loaded``)."""
@@ -49,6 +52,7 @@ class ModelView(Protocol):
     def encode(self, texts: list[str], **kwargs: Any) -> dict[str, Any]: ...
     def decode(self, ids: Any) -> list[str]: ...
     def decode_offsets(self, ids: Any) -> dict[str, Any]: ...
+    def chat_text(self, messages: list[dict[str, str]]) -> str: ...
     def features(self, audio: list[Any], **kwargs: Any) -> Any: ...
     def pad_id(self) -> int: ...
     def can_pad(self) -> bool: ...
@@ -98,8 +102,8 @@ class Option:
 
     ``widget`` describes the control the UI shows (``("slider", label, min, max, value, step,
     info)``, ``("number", label, info)``, ``("dropdown", label, info)`` with ``choices`` as the
-    entries, or ``("checkbox", label, info)`` for a ``bool``); the UI builds it, so tasks stay free
-    of gradio.
+    entries, ``("checkbox", label, info)`` for a ``bool``, or ``("textbox", label, info, lines)``
+    for a ``str``); the UI builds it, so tasks stay free of gradio.
     """
 
     name: str
@@ -182,7 +186,11 @@ class TaskSpec:
     options: tuple[Option, ...] = ()
     examples: Sequence[Sequence[Any]] = ()
     streams: bool = False  # the UI shows partial results as they come (generation)
-    #: The input a file row fills (None: the task does not run on files); result columns of a file run.
+    #: The tab's shape: "form" (inputs, Run, outputs), "chat" (a conversation), "files" (no tab of its
+    #: own: the Batch tab, the API and the CLI).
+    ui: str = "form"
+    #: The input a file row fills (None: the task does not run on files; ``ROW``: the whole row, a dict
+    #: of column -> text); result columns of a file run.
     file_input: str | None = "text"
     #: The kind of file a folder run reads, one file per row ("audio", "image"; None: no folder runs).
     folder_kind: str | None = None
@@ -190,6 +198,11 @@ class TaskSpec:
     chart_title: str | None = None  # what the Batch chart counts (None: no chart)
 
     # --- the contract ------------------------------------------------------------------
+
+    @property
+    def reads_rows(self) -> bool:
+        """True when a file run hands each whole row (column -> text) to the task, not one column."""
+        return self.file_input == ROW
 
     @property
     def models(self) -> tuple[ModelRef, ...]:
@@ -257,9 +270,18 @@ class TaskSpec:
 
     # --- file runs ---------------------------------------------------------------------
 
-    def file_inputs(self, text: str | None) -> dict[str, Any]:
-        """The inputs a file row's text stands for."""
+    def file_inputs(self, text: Any) -> dict[str, Any]:
+        """The inputs a file row stands for: its text, or (``reads_rows``) the row as a dict."""
         return {self.file_input or self.inputs[0]: text}
+
+    def columns_read(self, columns: Sequence[str], options: dict[str, Any]) -> list[str]:
+        """For a task that ``reads_rows``: the file columns a run with ``options`` reads, checked before
+        any row runs (UserError, with the file's columns listed, when one is missing)."""
+        return list(columns)
+
+    def result_columns(self, options: dict[str, Any]) -> tuple[str, ...]:
+        """The result columns of a file run with ``options`` (the same for every run by default)."""
+        return self.columns
 
     def preprocess_many(
         self, model: ModelView, inputs: list[dict[str, Any]], options: dict[str, Any]

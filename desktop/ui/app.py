@@ -18,8 +18,12 @@ from desktop import assets
 from desktop.engine.runtime import Runtime
 from desktop.server import LOOK
 from desktop.tasks import TASKS
+from desktop.ui.chat_tab import build_chat_tab
 from desktop.ui.handlers import status_text
-from desktop.ui.task_tab import PRIVATE, TaskTab, build_task_tab, preselect, refresh_lists
+from desktop.ui.task_tab import PRIVATE, TaskTab, build_api_only, build_task_tab, preselect, refresh_lists
+
+#: How each shape of task page is built (``TaskSpec.ui``); "files" tasks have no tab of their own.
+TAB_BUILDERS = {"form": build_task_tab, "chat": build_chat_tab}
 
 
 @dataclass(frozen=True)
@@ -65,10 +69,17 @@ def build_app(runtime: Runtime, local: bool = True) -> gr.Blocks:
             gr.Markdown("# Pipedesk\nHugging Face models on your own computer — offline once downloaded.")
         status = gr.Markdown(status_text(runtime), elem_id="status-line")
         with gr.Tabs(elem_id="tabs"):
-            tabs = tuple(build_task_tab(spec, runtime, status, local) for spec in TASKS.values())
+            tabs = tuple(
+                TAB_BUILDERS[spec.ui](spec, runtime, status, local)
+                for spec in TASKS.values()
+                if spec.ui in TAB_BUILDERS
+            )
             context = AppContext(local=local, status=status, header=header, tabs=tabs, runtime=runtime)
             for build in _panels():
                 build(runtime, context)
+        for spec in TASKS.values():
+            if spec.ui == "files":  # no tab of its own: the Batch tab runs it; its API is here
+                build_api_only(spec, runtime)
         blocks.load(lambda: status_text(runtime), outputs=status, **PRIVATE, queue=False)
         # Every Model list with its states, and the model last used (or a ready one) picked.
         blocks.load(

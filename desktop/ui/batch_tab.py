@@ -28,6 +28,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from desktop.batch.rows import file_values
 from desktop.batch.run import BatchProgress, BatchRun, RunState, count_chart, task_spec
 from desktop.batch.writer import write_results
 from desktop.engine.runtime import Runtime
@@ -37,6 +38,7 @@ from desktop.files.table import Table
 from desktop.tasks import TASKS
 from desktop.ui import model_lists
 from desktop.ui.handlers import output_folder, progress_reporter, status_text, user_error
+from desktop.ui.widgets import option_controls
 
 FILE_TYPES = [".csv", ".tsv", ".xlsx", ".jsonl", ".txt"]
 EXPORTS = {"CSV": ".csv", "XLSX": ".xlsx", "JSONL": ".jsonl"}
@@ -68,7 +70,17 @@ def _session(session: Session | None) -> Session:
 
 def text_tasks() -> list[tuple[str, str]]:
     # Recordings go through `pipedesk batch transcribe` (a folder of files), not a table of texts.
-    return [(spec.title, spec.id) for spec in TASKS.values() if spec.file_input in ("text", "prompt")]
+    return [(spec.title, spec.id) for spec in TASKS.values() if spec.file_input not in (None, "audio")]
+
+
+def task_options(task: str, keys: list[tuple[str, str]], values: tuple[Any, ...]) -> dict[str, Any]:
+    """The values of ``task``'s own option controls, by option name (``keys``: (task, option) per control)."""
+    return {name: value for (owner, name), value in zip(keys, values, strict=True) if owner == task}
+
+
+def shows_column(task: str) -> bool:
+    """Whether ``task`` reads one text column (the picker is shown) or whole rows (hidden)."""
+    return not task_spec(task).reads_rows
 
 
 def model_update(runtime: Runtime, task: str, current: str | None, local: bool) -> dict[str, Any]:
@@ -80,15 +92,15 @@ def model_update(runtime: Runtime, task: str, current: str | None, local: bool) 
 
 
 def results_frame(session: Session, limit: int = SHOWN_ROWS) -> pd.DataFrame:
-    """The first ``limit`` rows: number, result columns (entities shown as words), note, then the text
-    (cut short), so the results are in view without scrolling sideways."""
+    """The first ``limit`` rows: number, result columns (entities shown as words, long answers cut
+    short), note, then the text (cut short), so the results are in view without scrolling sideways."""
     table, columns = session.table, list(session.run.columns if session.run else ())
     index = table.column_index(session.column)
     rows = []
     for number, row in enumerate(table.rows[:limit]):
         result = session.results.get(number)
         text = row[index] if index < len(row) else ""
-        values = ["" if result is None else _show(result.get(c)) for c in columns]
+        values = ["" if result is None else _cell(result.get(c)) for c in columns]
         note = "…" if result is None else str(result.get("note") or "")
         rows.append([number + 1, *values, note, _short(text, 160)])
     return pd.DataFrame(rows, columns=["#", *columns, "note", session.column])
@@ -143,6 +155,11 @@ def _show(value: Any) -> Any:
     return "" if value is None else value
 
 
+def _cell(value: Any) -> Any:
+    shown = _show(value)
+    return _short(shown, 48) if isinstance(shown, str) else shown
+
+
 def _short(value: Any, limit: int = 300) -> str:
     text = "" if value is None else str(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -174,6 +191,11 @@ def build(runtime: Runtime, context: Any) -> None:
                 task = gr.Dropdown(
                     label="Task", choices=text_tasks(), value="sentiment", elem_id="batch-task"
                 )
+                option_keys, option_boxes, option_groups = option_controls(
+                    [TASKS[task_id] for _title, task_id in text_tasks()],
+                    shown="sentiment",
+                    prefix="batch-options",
+                )
                 model = gr.Dropdown(
                     label="Model",
                     choices=first["choices"],
@@ -202,7 +224,7 @@ def build(runtime: Runtime, context: Any) -> None:
                 results = gr.Dataframe(
                     label="Results", interactive=False, wrap=True, max_height=520, elem_id="batch-results"
                 )
-            with gr.Column(scale=2, min_width=260):
+            with gr.Column(scale=2, min_width=260, elem_id="batch-chart-column"):  # hidden with no chart
                 chart = gr.HTML("", visible=False, elem_id="batch-chart")
         with gr.Row():
             fmt = gr.Radio(list(EXPORTS), value="CSV", label="Export as", elem_id="batch-format")
@@ -218,9 +240,13 @@ def build(runtime: Runtime, context: Any) -> None:
                 raise user_error(exc) from None
             for warning in table.warnings:
                 gr.Warning(warning)
-            guess = table.guess_column()
             lines = [f"**{table.name}**: {len(table.rows):,} rows, {len(table.columns)} columns."]
             lines += [f"⚠ {w}" for w in table.warnings]
+            try:
+                guess = table.guess_column()
+            except UserError as exc:  # a file of numbers: nothing is preselected, and it says why
+                guess = None
+                lines.append(f"⚠ {exc}")
             frame = pd.DataFrame(table.preview(), columns=table.columns)
             picker = gr.update(choices=table.columns, value=guess)
             return Session(table=table), "\n\n".join(lines), frame, picker, gr.update(visible=False)
@@ -232,19 +258,25 @@ def build(runtime: Runtime, context: Any) -> None:
             model_value: str,
             fast_cpu: bool,
             fmt_value: str,
-            gr_progress: gr.Progress = gr.Progress(),  # noqa: B008
+            gr_progress: gr.Progress = gr.Progress(),  # noqa: B008  (Gradio inserts it here)
+            *option_values: Any,
         ) -> Iterator[tuple[Any, ...]]:
             session, mine = None, False
             try:
                 session = _session(current)
-                if not column_value:
+                spec = task_spec(task_id)
+                options = spec.check_options(task_options(task_id, option_keys, option_values))
+                table = session.table
+                if spec.reads_rows:
+                    column_value = spec.columns_read(table.columns, options)[0]
+                elif not column_value:
                     raise UserError("Choose the column that holds the texts.")
-                session.column = session.table.columns[session.table.column_index(column_value)]
+                session.column = table.columns[table.column_index(column_value)]
                 if session.running:
                     raise UserError("This file is already being analysed: wait for it, or cancel it first.")
                 session.task, session.results, session.cancel = task_id, {}, threading.Event()
                 session.running = mine = True
-                texts = session.table.texts(session.column)
+                texts = file_values(table, spec, session.column)
                 yield "Loading the model…", gr.update(), gr.update(), gr.update(visible=False)
                 session.run = BatchRun(
                     runtime,
@@ -252,8 +284,10 @@ def build(runtime: Runtime, context: Any) -> None:
                     texts,
                     model_value,
                     fast_cpu=fast_cpu,
+                    options=options,
                     cancel=session.cancel,
                     load_progress=progress_reporter(gr_progress),
+                    file_columns=table.columns,
                 )
                 last = 0.0
                 for event in session.run:
@@ -296,7 +330,14 @@ def build(runtime: Runtime, context: Any) -> None:
         private: dict[str, Any] = {"api_visibility": "private"}
         upload.change(on_upload, inputs=upload, outputs=[state, info, preview, column, download], **private)
         task.change(
-            lambda task_id: model_update(runtime, task_id, None, local), inputs=task, outputs=model, **private
+            lambda task_id: (
+                model_update(runtime, task_id, None, local),
+                gr.update(visible=shows_column(task_id)),
+                *(gr.update(visible=owner == task_id) for owner in option_groups),
+            ),
+            inputs=task,
+            outputs=[model, column, *option_groups.values()],
+            **private,
         )
         tab.select(
             lambda task_id, current: (
@@ -309,7 +350,7 @@ def build(runtime: Runtime, context: Any) -> None:
         )
         running = run.click(
             on_run,
-            inputs=[state, column, task, model, fast, fmt],
+            inputs=[state, column, task, model, fast, fmt, *option_boxes],
             outputs=[progress, results, chart, download],
             concurrency_id=BATCH_QUEUE,
             concurrency_limit=1,

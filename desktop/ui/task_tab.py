@@ -58,6 +58,51 @@ def _takes_raw_files(components: list[Any]) -> bool:
     return any(isinstance(component, (gr.Image, gr.Audio)) for component in components)
 
 
+def model_dropdown(spec: TaskSpec, runtime: Any, local: bool) -> gr.Dropdown:
+    """A task's Model list: its models with their states, the sensible one picked."""
+    first = model_lists.update(spec, runtime.store, None, local=local)
+    return gr.Dropdown(
+        choices=first["choices"],
+        value=first["value"],
+        label="Model",
+        info="Pick one, or type a Hub id (owner/name), an imported name or a model folder path."
+        if local
+        else "The models installed on the computer you are visiting.",
+        allow_custom_value=True,  # a name typed (or sent by the API) is checked by the runtime
+        filterable=True,
+        elem_id=f"model-{spec.id}",
+    )
+
+
+def api_endpoint(spec: TaskSpec, runtime: Any, model: Any, options: list[Any]) -> None:
+    """The public API ``/<task id>`` on hidden components, for a task whose page runs other events
+    (the Chat tab) or that has no tab (prompts over files): the same handler, parameters and order as
+    every task's API; values reach the task unprocessed, so its own checks word every refusal."""
+    widgets = WIDGETS[spec.id]
+    folder = output_folder(getattr(getattr(runtime, "policy", None), "value", "local") != "guest")
+    with gr.Column(visible=False):
+        inputs = [component.render() for component in widgets.inputs()]
+        outputs = [component.render() for component in widgets.outputs()]
+        trigger = gr.Button(f"{spec.id} API", visible=False)
+    trigger.click(
+        make_handler(spec, runtime, None, lambda result: widgets.present(result, folder)),
+        inputs=[*inputs, model, *options, gr.State(RunControl())],
+        outputs=outputs,
+        api_name=spec.id,
+        concurrency_id=INFERENCE_QUEUE,
+        concurrency_limit=CONCURRENT_REQUESTS,
+        preprocess=False,
+    )
+
+
+def build_api_only(spec: TaskSpec, runtime: Any) -> None:
+    """A task with no tab of its own (``ui == "files"``): its API endpoint only."""
+    with gr.Column(visible=False):
+        model = gr.Textbox(label="Model")
+        options = [option_widget(option).render() for option in spec.options]
+    api_endpoint(spec, runtime, model, options)
+
+
 def build_task_tab(spec: TaskSpec, runtime: Any, status: gr.Markdown, local: bool) -> TaskTab:
     """Add ``spec``'s tab (inside the app's gr.Tabs) and wire its events."""
     widgets = WIDGETS[spec.id]
@@ -67,18 +112,7 @@ def build_task_tab(spec: TaskSpec, runtime: Any, status: gr.Markdown, local: boo
         with gr.Row(equal_height=False):
             with gr.Column(scale=1):
                 inputs = [component.render() for component in widgets.inputs()]
-                first = model_lists.update(spec, runtime.store, None, local=local)
-                model = gr.Dropdown(
-                    choices=first["choices"],
-                    value=first["value"],
-                    label="Model",
-                    info="Pick one, or type a Hub id (owner/name), an imported name or a model folder path."
-                    if local
-                    else "The models installed on the computer you are visiting.",
-                    allow_custom_value=True,  # a name typed (or sent by the API) is checked by the runtime
-                    filterable=True,
-                    elem_id=f"model-{spec.id}",
-                )
+                model = model_dropdown(spec, runtime, local)
                 options = []
                 if spec.options:
                     with gr.Accordion("Options", open=False):
@@ -134,6 +168,12 @@ def build_task_tab(spec: TaskSpec, runtime: Any, status: gr.Markdown, local: boo
     stop.click(
         lambda current: current.request_stop(), inputs=control, cancels=[running], queue=False, **PRIVATE
     )
+    return task_tab(spec, runtime, model, tab, local)
+
+
+def task_tab(spec: TaskSpec, runtime: Any, model: gr.Dropdown, tab: gr.Tab, local: bool) -> TaskTab:
+    """The built tab, its Model list refreshed whenever the tab is shown (a model downloaded elsewhere
+    now says "ready")."""
     tab.select(
         lambda current: model_lists.update(spec, runtime.store, current, local=local),
         inputs=model,

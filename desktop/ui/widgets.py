@@ -18,7 +18,7 @@ import gradio as gr
 
 from desktop import fs
 from desktop.tasks import classify, detect, ner, transcribe
-from desktop.tasks.spec import Option, Result
+from desktop.tasks.spec import Option, Result, TaskSpec
 
 
 @dataclass(frozen=True)
@@ -39,12 +39,39 @@ def option_widget(option: Option) -> gr.Component:
     if kind == "slider":
         minimum, maximum, value, step, info = rest
         return gr.Slider(minimum, maximum, value=value, step=step, label=label, info=info, render=False)
+    if kind == "textbox":
+        info, lines = rest
+        return gr.Textbox(value=option.default, label=label, info=info, lines=lines, render=False)
     (info,) = rest
     if kind == "dropdown":
         return gr.Dropdown(list(option.choices), value=option.default, label=label, info=info, render=False)
     if kind == "checkbox":
         return gr.Checkbox(value=option.default, label=label, info=info, render=False)
     return gr.Number(value=option.default, precision=0, label=label, info=info, render=False)
+
+
+def option_controls(
+    specs: list[TaskSpec], shown: str, prefix: str
+) -> tuple[list[tuple[str, str]], list[gr.Component], dict[str, gr.Column]]:
+    """Every task's options as controls (rendered here), each task's in a column ``{prefix}-{task id}``
+    shown while that task is chosen (``shown`` at first): text boxes in view (a prompt), the rest
+    under "Options". Returns (task, option name) per control, the controls, the columns by task."""
+    keys: list[tuple[str, str]] = []
+    controls: list[gr.Component] = []
+    columns: dict[str, gr.Column] = {}
+    for spec in specs:
+        if not spec.options:
+            continue
+        boxes = [option for option in spec.options if option.widget[0] == "textbox"]
+        rest = [option for option in spec.options if option.widget[0] != "textbox"]
+        with gr.Column(visible=spec.id == shown, elem_id=f"{prefix}-{spec.id}") as column:
+            controls += [option_widget(option).render() for option in boxes]
+            if rest:
+                with gr.Accordion("Options", open=False):
+                    controls += [option_widget(option).render() for option in rest]
+        keys += [(spec.id, option.name) for option in [*boxes, *rest]]
+        columns[spec.id] = column
+    return keys, controls, columns
 
 
 def _text(label: str, lines: int, placeholder: str) -> Callable[[], list[gr.Component]]:
@@ -176,4 +203,14 @@ WIDGETS: dict[str, Widgets] = {
     "summarize": Widgets(_text("Text", 10, "Paste an article…"), _answer("Summary", 6)),
     "transcribe": Widgets(_transcribe_inputs, _transcribe_outputs, present=_transcribe_files),
     "detect": Widgets(_detect_inputs, _detect_outputs),
+    # The API's components (the Chat tab's page is its own, desktop.ui.chat_tab; prompts have no tab).
+    "chat": Widgets(
+        lambda: [gr.Textbox(label="Message", render=False), gr.JSON(label="History", render=False)],
+        lambda: [gr.Textbox(label="Answer", render=False), gr.JSON(label="History", render=False)],
+        present=lambda result, _folder: (result.data["answer"], result.data["history"]),
+    ),
+    "prompt": Widgets(
+        lambda: [gr.JSON(label="Row", render=False)],
+        lambda: [gr.Textbox(label="Answer", render=False), gr.JSON(label="Fields", render=False)],
+    ),
 }

@@ -66,8 +66,9 @@ import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
 try:
-    from . import tiny_media
+    from . import tiny_chat, tiny_media
 except ImportError:  # run as a script: no package
+    import tiny_chat  # type: ignore[no-redef]
     import tiny_media  # type: ignore[no-redef]
 
 SST2 = "distilbert/distilbert-base-uncased-finetuned-sst-2-english"
@@ -93,6 +94,7 @@ REPO_IDS: tuple[str, ...] = (
     DISTILBART,
     *tiny_media.WHISPER_IDS,
     *tiny_media.YOLOS_IDS,
+    *tiny_chat.CHAT_IDS,
 )
 
 #: ``model_max_length`` of the seq2seq tokenizers: small so tests can exercise chunking.
@@ -738,6 +740,7 @@ def build_all(root: Path, *, num_threads: int | None = None) -> dict[str, Path]:
                 DISTILBART: _build_bart(root / safe_name(DISTILBART)),
                 WHISPER: tiny_media.build_whisper(root / safe_name(WHISPER), _seed),
                 YOLOS: tiny_media.build_yolos(root / safe_name(YOLOS), _seed),
+                tiny_chat.CHAT_IDS[0]: tiny_chat.build_chat(root / safe_name(tiny_chat.CHAT_IDS[0]), _seed),
             }
             # The other sizes are the same tiny model under their own ids (a copy: cheap).
             for original, copies in ((WHISPER, WHISPER_COPIES), (YOLOS, YOLOS_COPIES)):
@@ -755,15 +758,16 @@ def build_all(root: Path, *, num_threads: int | None = None) -> dict[str, Path]:
 def cached_models() -> dict[str, Path]:
     """The tiny models built once and kept under ``tests/.artifacts``, keyed by real Hub repo id.
 
-    The folder is named after a hash of this file and ``tiny_media.py``, so any change to a model rebuilds them. A build
+    The folder is named after a hash of this file, ``tiny_media.py`` and ``tiny_chat.py``, so any change to a model rebuilds them. A build
     goes to a private folder first and is renamed into place, so two processes building at once
     both end up with complete models. Runs on the calling thread.
     """
     from . import ARTIFACTS  # inside: run as a script, this file has no package
 
-    digest = hashlib.sha256(Path(__file__).read_bytes() + Path(tiny_media.__file__).read_bytes()).hexdigest()[
-        :12
-    ]
+    sources = (
+        b"".join(Path(f).read_bytes() for f in (__file__, tiny_media.__file__)) + tiny_chat.fingerprint()
+    )
+    digest = hashlib.sha256(sources).hexdigest()[:12]
     target = ARTIFACTS / f"tiny-models-{digest}"
     if not (target / ".complete").exists():
         scratch = ARTIFACTS / f".building-{digest}-{os.getpid()}"
