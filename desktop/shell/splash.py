@@ -3,8 +3,8 @@
 The splash is defined here once (words, colours, sizes) and drawn three ways: by Qt itself in
 the window's first frames (:mod:`desktop.shell.cover`), as the window's first page
 (:func:`loading_page`, while the heavy imports run and the server starts), and over the app's
-page (:class:`Splash`, ASGI middleware on the window's server, which puts it first in the page's
-body). So the first thing the app's page draws is the splash again, and Gradio's own "Loading…"
+page (:func:`middleware` on the window's server puts it first in the page's body,
+:mod:`desktop.server.pages`). So the first thing the app's page draws is the splash again, and Gradio's own "Loading…"
 and the half-built page stay under it. The page lifts it only once the app has loaded its first
 values (:data:`READY_EVENT`, sent by the app's load events), its fonts are ready and two frames
 have been drawn; then it tells the window through pywebview's JS API (``page_shown``) and sets
@@ -13,14 +13,12 @@ reads them). If the app never says so, the splash goes :data:`LIFT_AFTER_RENDER_
 has rendered, or after :data:`LIFT_ANYWAY_MS` in any case, so an error Gradio shows is never
 hidden. Each page logs :data:`DRAWN` once it has drawn its first frame: the cover waits for it.
 
-``loading_page`` and ``app_fragment`` run on the main or loader thread; the middleware on the
-server's event loop.
+Everything here runs on the main or loader thread.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 from desktop import assets
@@ -169,53 +167,10 @@ def app_fragment() -> str:
     return _fragment(OPENING) + _filled(_LIFT_SCRIPT, {k: json.dumps(v) for k, v in names.items()})
 
 
-_BODY = re.compile(rb"<body\b[^>]*>", re.IGNORECASE)
+def middleware() -> Any:
+    """The window's server's middleware that lays the splash over the app's page."""
+    from starlette.middleware import Middleware
 
+    from desktop.server.pages import InsertIntoPage
 
-def with_splash(page: bytes, fragment: bytes) -> bytes:
-    """``page`` (an HTML document) with ``fragment`` first in its body; unchanged if it has none."""
-    found = _BODY.search(page)
-    if found is None:
-        return page
-    return page[: found.end()] + fragment + page[found.end() :]
-
-
-class Splash:
-    """ASGI middleware for the window's server: its app page (``GET /``) comes with the splash over it.
-
-    ``Middleware(Splash)`` in the server's ``app_kwargs``; every other request passes untouched.
-    """
-
-    def __init__(self, app: Any, fragment: str | None = None) -> None:
-        self.app = app
-        self.fragment = (fragment if fragment is not None else app_fragment()).encode("utf-8")
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope.get("method") != "GET" or scope.get("path") != "/":
-            await self.app(scope, receive, send)
-            return
-        held: dict[str, Any] = {}
-        chunks: list[bytes] = []
-
-        async def rewrite(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                headers = dict(message.get("headers") or [])
-                html = headers.get(b"content-type", b"").lower().startswith(b"text/html")
-                encoded = headers.get(b"content-encoding", b"identity").lower() != b"identity"
-                if message["status"] == 200 and html and not encoded:
-                    held["start"] = message
-                    return
-            elif message["type"] == "http.response.body" and "start" in held:
-                chunks.append(message.get("body", b""))
-                if message.get("more_body", False):
-                    return
-                body = with_splash(b"".join(chunks), self.fragment)
-                start = held.pop("start")
-                headers = [(k, v) for k, v in start.get("headers") or [] if k.lower() != b"content-length"]
-                headers.append((b"content-length", str(len(body)).encode()))
-                await send({**start, "headers": headers})
-                await send({"type": "http.response.body", "body": body})
-                return
-            await send(message)
-
-        await self.app(scope, receive, rewrite)
+    return Middleware(InsertIntoPage, fragment=app_fragment())

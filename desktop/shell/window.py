@@ -200,10 +200,8 @@ def _start_server(args: argparse.Namespace, state: AppState, claimed: instance.I
     if state.window is not None:
         # The window's server answers only the window: a per-launch token, kept in a cookie
         # (desktop/server/gate.py); and its page comes with the splash over it until it has painted.
-        from starlette.middleware import Middleware
-
         token = server.new_token()
-        options["app_kwargs"] = {"middleware": [Middleware(splash.Splash)]}
+        options["app_kwargs"] = {"middleware": [splash.middleware()]}
     state.server = server.start(
         blocks, host="127.0.0.1", port=getattr(args, "port", None), token=token, **options
     )
