@@ -110,17 +110,17 @@ class Cover:
         view.installEventFilter(follow)
         self._widget = _native_splash(view)
         self._picture = self._widget.findChild(_qlabel(), "picture")
-        timer = QtCore.QTimer()
-        timer.timeout.connect(logged(self._lift_late))
-        timer.start(1000)
-        self._keep += [follow, timer]
+        self._keep.append(follow)
         self._show()
 
     def _show(self) -> None:
+        from qtpy import QtCore
+
         self._widget.setGeometry(self.window.native.centralWidget().geometry())
         self._widget.show()
         self._widget.raise_()
-        self._up_since = time.monotonic()
+        self._up_since = up_since = time.monotonic()
+        QtCore.QTimer.singleShot(int(LIFT_AFTER_S * 1000), logged(lambda: self._lift_late(up_since)))
 
     def _freeze(self) -> None:
         self._picture.setPixmap(self._grab())
@@ -154,8 +154,8 @@ class Cover:
         grab = target.grabFramebuffer() if hasattr(target, "grabFramebuffer") else target.grab()
         return QtGui.QPixmap.fromImage(grab) if isinstance(grab, QtGui.QImage) else grab
 
-    def _lift_late(self) -> None:
-        if self._widget.isVisible() and time.monotonic() - self._up_since > LIFT_AFTER_S:
+    def _lift_late(self, up_since: float) -> None:
+        if self._widget.isVisible() and self._up_since == up_since:  # still the same cover
             log.warning("No page said it had drawn within %.0fs: showing it anyway", LIFT_AFTER_S)
             self._lift()
 

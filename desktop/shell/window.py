@@ -39,6 +39,9 @@ TITLE = "Pipedesk"
 ROOT_QT_FLAGS = "--no-sandbox --disable-gpu --disable-gpu-compositing"
 #: Signals that close the window and stop the app cleanly, as closing it does.
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+#: The window's app warms up (torch, transformers) once its page is on screen, or this long after
+#: its server started, whichever comes first.
+WARM_UP_AT_LATEST_S = 30.0
 
 
 @dataclass
@@ -55,6 +58,7 @@ class AppState:
     close_window: Callable[[], None] | None = None  # closes the window as a user would (any thread)
     page_shown: threading.Event = field(default_factory=threading.Event)  # the app is on screen
     cover: Any = None  # desktop.shell.cover.Cover over the window's page (Qt)
+    warm_up: threading.Lock = field(default_factory=threading.Lock)  # taken by the one warm-up
 
     def stopping(self) -> bool:
         """True from the moment the app starts to stop (a close, a signal, a lost window)."""
@@ -209,7 +213,18 @@ def _start_server(args: argparse.Namespace, state: AppState, claimed: instance.I
     claimed.publish(url=state.server.url)
     log.info("Ready in %.1fs at %s", time.perf_counter() - started, state.server.url)
     print(f"Pipedesk is running at {state.server.url}  (log: {logs.log_file()})", flush=True)
-    state.runtime.warm_up_in_background()  # torch and transformers load while the page is usable
+    if state.window is None:
+        _warm_up(state)  # torch and transformers load while the page is usable
+    else:  # once the app is on screen: importing them beside the page's loading slowed it by seconds
+        fallback = threading.Timer(WARM_UP_AT_LATEST_S, _warm_up, args=(state,))
+        fallback.daemon = True
+        fallback.start()
+
+
+def _warm_up(state: AppState) -> None:
+    """Import torch and transformers and choose the device in the background, once (any thread)."""
+    if state.runtime is not None and state.warm_up.acquire(blocking=False):
+        state.runtime.warm_up_in_background()
 
 
 # --- the window ---------------------------------------------------------------------------
@@ -348,6 +363,7 @@ def _page_shown(state: AppState) -> Callable[..., None]:
         if not state.page_shown.is_set():
             state.page_shown.set()
             log.info("The app is on screen, %.1fs after the process started (%s)", _since_start(), how)
+            _warm_up(state)
 
     return page_shown
 
