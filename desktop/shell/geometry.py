@@ -71,7 +71,9 @@ def from_toolkit(screens: list[Any]) -> list[Screen]:
 
 def saved() -> dict[str, int]:
     """The geometry saved when the window last closed: sizes within bounds, positions as given."""
-    window = settings.load().window or {}
+    window = settings.load().window
+    if not isinstance(window, dict):  # never saved, or not what this version writes
+        window = {}
     geometry: dict[str, int] = {}
     for key, low in (("width", MIN_SIZE[0]), ("height", MIN_SIZE[1])):
         value = window.get(key)
