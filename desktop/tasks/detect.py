@@ -84,11 +84,12 @@ class Detect(TaskSpec):
             "headers": COLUMNS,
             "data": [[o["label"], o["score"], *(o["box"][k] for k in CORNERS)] for o in objects],
         }
-        summary = (
-            ", ".join(f"{o['label']} ({o['score']:.0%})" for o in objects)
-            or "No objects found above the threshold."
+        nothing = (
+            f"Nothing found above {options['threshold']:.0%}: lower the threshold to see weaker guesses."
         )
-        return Result(data={"objects": objects}, outputs=((shown, boxes), table), text=summary)
+        summary = ", ".join(f"{o['label']} ({o['score']:.0%})" for o in objects) or nothing
+        notes = [] if objects else [nothing]  # the tab shows notes beside the (empty) picture
+        return Result(data={"objects": objects}, outputs=((shown, boxes), table), text=summary, notes=notes)
 
 
 def _pixel(value: Any, scale: float, width: int, height: int, corner: str) -> int:
