@@ -127,6 +127,8 @@ class _Failed:
 class BatchRun:
     """Run ``task`` over ``texts`` with ``runtime``; iterate to make progress.
 
+    ``holds`` says what a row's value is: "text", or the path of a file ("image", "audio": a folder
+    run, :attr:`desktop.files.table.Table.holds`).
     ``texts`` holds each row's text, or for a task that ``reads_rows`` each row as a dict (column ->
     text, :func:`desktop.batch.rows.file_values`); ``file_columns`` are then the file's columns, which
     the task checks against its options before anything loads (a prompt naming a missing column).
@@ -148,6 +150,7 @@ class BatchRun:
         overlap: bool | None = None,
         load_progress: Callable[[int, int, str], None] | None = None,
         file_columns: Sequence[str] | None = None,
+        holds: str = "text",
     ) -> None:
         if batch_size is not None and batch_size < 1:
             raise UserError(f"The batch size must be at least 1, not {batch_size}.")
@@ -162,7 +165,8 @@ class BatchRun:
         self.skip = set(skip)
         self.cancel = cancel or threading.Event()
         self.notes: list[str] = []
-        kind = self.spec.kind_for(self.spec.file_inputs(""))
+        self.holds = holds  # what a row's value is: a text, or the path of a photo or a recording
+        kind = self.spec.kind_for(self.spec.file_inputs("", holds))
         self.loaded: Loaded = runtime.load(self.spec, model, kind, progress=load_progress)
         if fast_cpu:
             self._use_int8()
@@ -252,7 +256,9 @@ class BatchRun:
                 valid.append(
                     (
                         number,
-                        self.spec.validate(self.spec.file_inputs(self.texts[number]), self.runtime.limits),
+                        self.spec.validate(
+                            self.spec.file_inputs(self.texts[number], self.holds), self.runtime.limits
+                        ),
                     )
                 )
             except UserError as exc:

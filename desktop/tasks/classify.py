@@ -40,6 +40,7 @@ class Classify(TaskSpec):
     inputs = ("input_type", "text", "image")
     examples = (["Text", "What a wonderful, sunny day!", None],)
     columns = ("label", "score")
+    folder_kind = "image"
     chart_title = "label"
 
     # --- which kind of model -------------------------------------------------------------
@@ -71,7 +72,9 @@ class Classify(TaskSpec):
             return {"input_type": "Text", "text": check_text(inputs.get("text"), LIMITS)}
         return {"input_type": "Image", "image": open_photo(inputs.get("image")).image}
 
-    def file_inputs(self, text: str | None) -> dict[str, Any]:
+    def file_inputs(self, text: str | None, holds: str = "text") -> dict[str, Any]:
+        if holds == "image":  # a folder of photos: each row is a photo's path
+            return {"input_type": "Image", "text": None, "image": text}
         return {"input_type": "Text", "text": text, "image": None}
 
     def preprocess(self, model: ModelView, inputs: dict[str, Any], options: dict[str, Any]) -> Prepared:

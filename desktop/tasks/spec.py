@@ -270,8 +270,9 @@ class TaskSpec:
 
     # --- file runs ---------------------------------------------------------------------
 
-    def file_inputs(self, text: Any) -> dict[str, Any]:
-        """The inputs a file row stands for: its text, or (``reads_rows``) the row as a dict."""
+    def file_inputs(self, text: Any, holds: str = "text") -> dict[str, Any]:
+        """The inputs a file row stands for: its text, or (``reads_rows``) the row as a dict; ``holds``
+        says what a row's cell is ("text", or the path of a file of a kind: "audio", "image")."""
         return {self.file_input or self.inputs[0]: text}
 
     def columns_read(self, columns: Sequence[str], options: dict[str, Any]) -> list[str]:
