@@ -39,14 +39,15 @@ from desktop.tasks.spec import Piece, Prepared, TaskSpec
 
 log = logging.getLogger(__name__)
 
-#: Rows prepared and sorted together; bigger windows sort better, smaller ones report sooner.
+#: Rows prepared and sorted together; bigger windows sort better, smaller ones report sooner. A task
+#: whose inputs make several pieces each (Labels: one per label) takes as many fewer rows at a time.
 WINDOW_ROWS = 2048
 #: Device failures (out of memory even after splitting, CUDA errors) before moving to the CPU.
 MAX_DEVICE_FAILURES = 3
 #: Rows that fail one by one (not the device: the model or the text) before the run stops.
 MAX_ROW_FAILURES = 20
 #: Kinds whose models Fast CPU mode quantizes (encoders; int8 generation is slower, not faster).
-INT8_KINDS = {"text-classification", "token-classification"}
+INT8_KINDS = {"text-classification", "token-classification", "zero-shot-classification"}
 
 
 class RunState(str, enum.Enum):
@@ -147,6 +148,7 @@ class BatchRun:
         self.notes: list[str] = []
         kind = self.spec.kind_for(self.spec.file_inputs(""))
         self.loaded: Loaded = runtime.load(self.spec, model, kind, progress=load_progress)
+        self.notes.extend(self.spec.fit_options(self.loaded, self.options))
         if fast_cpu:
             self._use_int8()
         budget, rows = self.spec.batch_limits(self.loaded.device, self.loaded)
@@ -158,7 +160,7 @@ class BatchRun:
 
     @property
     def columns(self) -> tuple[str, ...]:
-        return self.spec.columns
+        return self.spec.columns_for(self.options)
 
     @property
     def model(self) -> str:
@@ -248,7 +250,8 @@ class BatchRun:
     def _windows(
         self, numbers: list[int]
     ) -> Iterator[tuple[dict[int, _Row], list[tuple[int, dict[str, Any]]]]]:
-        chunks = [numbers[i : i + WINDOW_ROWS] for i in range(0, len(numbers), WINDOW_ROWS)]
+        size = max(1, WINDOW_ROWS // max(1, self.spec.pieces_per_input(self.options)))
+        chunks = [numbers[i : i + size] for i in range(0, len(numbers), size)]
         if not self.overlap or len(chunks) < 2:
             for chunk in chunks:
                 yield self._make_window(chunk)

@@ -8,7 +8,17 @@ from __future__ import annotations
 
 from desktop.errors import UserError
 from desktop.models.ref import ModelRef
-from desktop.tasks import classify, detect, generate, ner, sentiment, summarize, transcribe, translate
+from desktop.tasks import (
+    classify,
+    detect,
+    generate,
+    labels,
+    ner,
+    sentiment,
+    summarize,
+    transcribe,
+    translate,
+)
 from desktop.tasks.spec import Option, Result, TaskSpec
 
 TASKS: dict[str, TaskSpec] = {
@@ -18,6 +28,7 @@ TASKS: dict[str, TaskSpec] = {
         generate.SPEC,
         ner.SPEC,
         classify.SPEC,
+        labels.SPEC,
         translate.SPEC,
         summarize.SPEC,
         transcribe.SPEC,

@@ -44,7 +44,7 @@ class Classify(TaskSpec):
     # --- which kind of model -------------------------------------------------------------
 
     def kind_for(self, inputs: dict[str, Any]) -> str:
-        return IMAGE_KIND if _input_type(inputs.get("input_type")) == "image" else TEXT_KIND
+        return IMAGE_KIND if input_type(inputs.get("input_type")) == "image" else TEXT_KIND
 
     def kinds(self) -> tuple[str, ...]:
         return (TEXT_KIND, IMAGE_KIND)
@@ -65,7 +65,7 @@ class Classify(TaskSpec):
     # --- the steps -------------------------------------------------------------------------
 
     def validate(self, inputs: dict[str, Any]) -> dict[str, Any]:
-        kind = _input_type(inputs.get("input_type"))
+        kind = input_type(inputs.get("input_type"))
         if kind == "text":
             return {"input_type": "Text", "text": check_text(inputs.get("text"), LIMITS)}
         return {"input_type": "Image", "image": load_image(inputs.get("image"))}
@@ -106,7 +106,8 @@ class Classify(TaskSpec):
         return classifier_limits(device, model)
 
 
-def _input_type(value: Any) -> str:
+def input_type(value: Any) -> str:
+    """'text' or 'image' for the Input type a person chose ('Text' or 'Image'; nothing means text)."""
     kind = (value or "Text").strip().lower() if isinstance(value, str) else "text"
     if kind not in ("text", "image"):
         raise UserError(f"Input type must be 'Text' or 'Image', not {value!r}.")
