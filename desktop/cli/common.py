@@ -71,14 +71,15 @@ def add_task_options(parser: argparse.ArgumentParser, spec: Any) -> None:
                 dest=option.name,
                 action=argparse.BooleanOptionalAction,
                 default=option.default,
-                help=f"{option.help} (default: {'on' if option.default else 'off'})",
+                help=f"{option.help} (default: {'on' if option.default else 'off'})".replace("%", "%%"),
             )
             continue
         known = f"; one of {', '.join(value for _label, value in option.choices)}" if option.choices else ""
+        default = f"default {option.default}" if option.default != "" else "no default"
         parser.add_argument(
             option.flag,
             dest=option.name,
             type=option.type,
             default=option.default,
-            help=f"{option.help} (default {option.default}{known})",
+            help=f"{option.help} ({default}{known})".replace("%", "%%"),
         )

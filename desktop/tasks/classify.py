@@ -107,8 +107,10 @@ class Classify(TaskSpec):
 
 
 def input_type(value: Any) -> str:
-    """'text' or 'image' for the Input type a person chose ('Text' or 'Image'; nothing means text)."""
+    """'text' or 'image' for the Input type a person chose ('Text', 'Image' or 'Photo'; nothing means
+    text)."""
     kind = (value or "Text").strip().lower() if isinstance(value, str) else "text"
+    kind = "image" if kind == "photo" else kind
     if kind not in ("text", "image"):
         raise UserError(f"Input type must be 'Text' or 'Image', not {value!r}.")
     return kind

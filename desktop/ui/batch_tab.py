@@ -16,6 +16,7 @@ still answer while a file is analysed.
 from __future__ import annotations
 
 import html
+import inspect
 import threading
 import time
 import uuid
@@ -37,6 +38,7 @@ from desktop.errors import UserError
 from desktop.tasks import TASKS
 from desktop.ui import model_lists
 from desktop.ui.handlers import progress_reporter, user_error
+from desktop.ui.widgets import option_widget
 
 FILE_TYPES = [".csv", ".tsv", ".xlsx", ".jsonl", ".txt"]
 EXPORTS = {"CSV": ".csv", "XLSX": ".xlsx", "JSONL": ".jsonl"}
@@ -71,6 +73,11 @@ def _session(session: Session | None) -> Session:
 def text_tasks() -> list[tuple[str, str]]:
     # Recordings go through `pipedesk batch transcribe` (a folder of files), not a table of texts.
     return [(spec.title, spec.id) for spec in TASKS.values() if spec.file_input in ("text", "prompt")]
+
+
+def task_options(task: str, names: list[tuple[str, str]], values: list[Any]) -> dict[str, Any]:
+    """The option values of ``task`` among every task's (``names``: (task, option) of each value)."""
+    return {option: value for (owner, option), value in zip(names, values, strict=True) if owner == task}
 
 
 def model_update(runtime: Runtime, task: str, current: str | None, local: bool) -> dict[str, Any]:
@@ -184,6 +191,18 @@ def build(runtime: Runtime, context: Any) -> None:
                     filterable=True,
                     elem_id="batch-model",
                 )
+                # Each task's options (Labels' labels, Generate's lengths...), shown for the chosen task.
+                groups: dict[str, Any] = {}
+                option_names: list[tuple[str, str]] = []
+                option_boxes: list[Any] = []
+                for _title, task_id in text_tasks():
+                    spec = TASKS[task_id]
+                    if not spec.options:
+                        continue
+                    with gr.Group(visible=task_id == "sentiment") as groups[task_id]:
+                        for option in spec.options:
+                            option_names.append((task_id, option.name))
+                            option_boxes.append(option_widget(option).render())
                 fast = gr.Checkbox(
                     label="Fast CPU mode (int8 weights where this processor runs them faster; "
                     "classification and NER)",
@@ -232,15 +251,8 @@ def build(runtime: Runtime, context: Any) -> None:
             picker = gr.update(choices=table.columns, value=guess)
             return Session(table=table), "\n\n".join(lines), frame, picker, gr.update(visible=False)
 
-        def on_run(
-            current: Session | None,
-            column_value: str,
-            task_id: str,
-            model_value: str,
-            fast_cpu: bool,
-            fmt_value: str,
-            gr_progress: gr.Progress = gr.Progress(),  # noqa: B008
-        ) -> Iterator[tuple[Any, ...]]:
+        def on_run(*args: Any) -> Iterator[tuple[Any, ...]]:
+            current, column_value, task_id, model_value, fast_cpu, fmt_value, *values, gr_progress = args
             session, mine = None, False
             try:
                 session = _session(current)
@@ -259,6 +271,7 @@ def build(runtime: Runtime, context: Any) -> None:
                     texts,
                     model_value,
                     fast_cpu=fast_cpu,
+                    options=task_options(task_id, option_names, values),
                     cancel=session.cancel,
                     load_progress=progress_reporter(gr_progress),
                 )
@@ -300,11 +313,28 @@ def build(runtime: Runtime, context: Any) -> None:
             except Exception as exc:
                 raise user_error(exc) from None
 
+        given = ["current", "column_value", "task_id", "model_value", "fast_cpu", "fmt_value"]
+        on_run.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+            [
+                *(inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in given),
+                *(
+                    inspect.Parameter(f"{task_id}_{name}", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+                    for task_id, name in option_names
+                ),
+                # Gradio passes its progress tracker where this default stands.
+                inspect.Parameter(
+                    "gr_progress", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=gr.Progress()
+                ),
+            ]
+        )
+
+        def on_task(task_id: str) -> list[Any]:
+            shown = [gr.update(visible=task_id == owner) for owner in groups]
+            return [model_update(runtime, task_id, None, local), *shown]
+
         private: dict[str, Any] = {"api_visibility": "private"}
         upload.change(on_upload, inputs=upload, outputs=[state, info, preview, column, download], **private)
-        task.change(
-            lambda task_id: model_update(runtime, task_id, None, local), inputs=task, outputs=model, **private
-        )
+        task.change(on_task, inputs=task, outputs=[model, *groups.values()], **private)
         tab.select(
             lambda task_id, current: (
                 model_update(runtime, task_id, current, local),
@@ -316,7 +346,7 @@ def build(runtime: Runtime, context: Any) -> None:
         )
         running = run.click(
             on_run,
-            inputs=[state, column, task, model, fast, fmt],
+            inputs=[state, column, task, model, fast, fmt, *option_boxes],
             outputs=[progress, results, chart, download],
             concurrency_id=BATCH_QUEUE,
             concurrency_limit=1,

@@ -17,7 +17,7 @@ from typing import Any
 import gradio as gr
 
 from desktop import fs
-from desktop.tasks import classify, detect, ner, transcribe
+from desktop.tasks import classify, detect, label_rules, ner, transcribe
 from desktop.tasks.spec import Option, Result
 
 
@@ -38,6 +38,11 @@ def option_widget(option: Option) -> gr.Component:
     if kind == "slider":
         minimum, maximum, value, step, info = rest
         return gr.Slider(minimum, maximum, value=value, step=step, label=label, info=info, render=False)
+    if kind == "text":
+        info, placeholder, lines = rest
+        return gr.Textbox(
+            value=option.default, label=label, info=info, placeholder=placeholder, lines=lines, render=False
+        )
     (info,) = rest
     if kind == "dropdown":
         return gr.Dropdown(list(option.choices), value=option.default, label=label, info=info, render=False)
@@ -54,28 +59,34 @@ def _answer(label: str, lines: int) -> Callable[[], list[gr.Component]]:
     return lambda: [gr.Textbox(label=label, lines=lines, buttons=["copy"], render=False)]
 
 
-def _classify_inputs() -> list[gr.Component]:
-    return [
-        gr.Radio(["Text", "Image"], value="Text", label="Input type", render=False),
-        gr.Textbox(label="Text", lines=3, placeholder="A sentence to classify…", render=False),
-        # image_mode=None: Gradio reads only the header and hands over the file; the task checks it
-        # before anything decodes it (the tab sends image inputs unprocessed).
-        gr.Image(
-            label="Image",
-            type="filepath",
-            image_mode=None,
-            sources=["upload", "clipboard"],
-            visible=False,
-            render=False,
-        ),
-    ]
+def _text_or_image(image_label: str, placeholder: str) -> Callable[[], list[gr.Component]]:
+    """An input type switch ("Text" or ``image_label``, whose value is "Image"), a text box and an
+    image box (Classify, Labels)."""
+
+    def inputs() -> list[gr.Component]:
+        return [
+            gr.Radio(["Text", (image_label, "Image")], value="Text", label="Input type", render=False),
+            gr.Textbox(label="Text", lines=3, placeholder=placeholder, render=False),
+            # image_mode=None: Gradio reads only the header and hands over the file; the task checks
+            # it before anything decodes it (the tab sends image inputs unprocessed).
+            gr.Image(
+                label=image_label,
+                type="filepath",
+                image_mode=None,
+                sources=["upload", "clipboard"],
+                visible=False,
+                render=False,
+            ),
+        ]
+
+    return inputs
 
 
-def _classify_wire(inputs: list[Any], model: Any) -> None:
+def _text_or_image_wire(inputs: list[Any], model: Any) -> None:
     """Show the text box or the image box, whichever the input type asks for."""
-    kind, text, image = inputs
+    kind, text, image, *_options = inputs
     kind.change(
-        lambda value: (gr.update(visible=value == "Text"), gr.update(visible=value == "Image")),
+        lambda value: (gr.update(visible=value != "Image"), gr.update(visible=value == "Image")),
         inputs=kind,
         outputs=[text, image],
         api_visibility="private",
@@ -167,9 +178,14 @@ WIDGETS: dict[str, Widgets] = {
     "generate": Widgets(_text("Prompt", 4, "Once upon a time…"), _answer("Generated text", 8)),
     "ner": Widgets(_text("Text", 5, "Paste a paragraph…"), _ner_outputs),
     "classify": Widgets(
-        _classify_inputs,
+        _text_or_image("Image", "A sentence to classify…"),
         lambda: [gr.Label(label="Top 5", num_top_classes=classify.TOP_K, render=False)],
-        _classify_wire,
+        _text_or_image_wire,
+    ),
+    "labels": Widgets(
+        _text_or_image("Photo", "A support ticket, a review, a message…"),
+        lambda: [gr.Label(label="Labels", num_top_classes=label_rules.MAX_LABELS, render=False)],
+        _text_or_image_wire,
     ),
     "translate": Widgets(_text("Text", 5, "Text to translate…"), _answer("Translation", 5)),
     "summarize": Widgets(_text("Text", 10, "Paste an article…"), _answer("Summary", 6)),
