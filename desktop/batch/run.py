@@ -322,7 +322,8 @@ class BatchRun:
         """Fast CPU mode: dynamic int8 weights for encoder models (kept with the loaded model)."""
         if self.loaded.kind not in INT8_KINDS:
             self.notes.append(
-                "Fast CPU mode applies to classification and NER models; this one runs at full precision."
+                "Fast CPU mode applies to classification, NER and NLI (Labels) models; this one runs at "
+                "full precision."
             )
         elif self.loaded.device != "cpu":
             self.notes.append(

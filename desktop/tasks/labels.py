@@ -145,7 +145,8 @@ def nli_forward(model: ModelView, pieces: list[Piece]) -> list[tuple[float, floa
     net = model.model
     left = getattr(model.tokenizer, "padding_side", "") == "left"
     inputs = padded(model, [p.ids for p in pieces], left=left)
-    if "token_type_ids" in getattr(model.tokenizer, "model_input_names", ()):
+    # Token types only where the model has a second one (BERT; not XLM-R, DeBERTa-v3 or BART).
+    if getattr(net.config, "type_vocab_size", 0) > 1 and any(piece.types for piece in pieces):
         types = torch.zeros_like(inputs["input_ids"])
         width = types.shape[1]
         for i, piece in enumerate(pieces):
