@@ -147,6 +147,7 @@ def nli_model(folder: Path, config_class: str, settings: dict[str, Any]) -> Path
         id2label={i: name for name, i in NLI_CLASSES.items()},
         label2id=NLI_CLASSES,
         pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.sep_token_id,  # BART classifies from the end-of-text token: [SEP] here
     )
     torch.manual_seed(0)
     transformers.AutoModelForSequenceClassification.from_config(config).eval().save_pretrained(folder)
@@ -169,6 +170,34 @@ def published_size(config_class: str, settings: dict[str, Any], vocab: int, *, p
             config = getattr(transformers, config_class)(**settings, vocab_size=vocab, num_labels=3)
             model = transformers.AutoModelForSequenceClassification.from_config(config)
     return sum(p.numel() for p in model.parameters())
+
+
+def interleaved(
+    methods: list[tuple[str, Callable[[Any], Any]]],
+    chunks: list[Any],
+    repeats: int,
+    progress: Callable[[int, dict[str, float]], None] | None = None,
+) -> tuple[dict[str, float], dict[str, list[Any]]]:
+    """Every chunk through every method ``repeats`` times, the methods taking turns (so a busy
+    machine slows them alike): the sum over chunks of each method's best time, and what its first
+    run of each chunk returned."""
+    seconds = {name: 0.0 for name, _ in methods}
+    outputs: dict[str, list[Any]] = {name: [] for name, _ in methods}
+    for number, chunk in enumerate(chunks):
+        best: dict[str, float] = {}
+        for repeat in range(repeats):
+            turn = (number * repeats + repeat) % len(methods)
+            for name, method in methods[turn:] + methods[:turn]:
+                started = time.perf_counter()
+                found = method(chunk)
+                best[name] = min(best.get(name, float("inf")), time.perf_counter() - started)
+                if repeat == 0:
+                    outputs[name].append(found)
+        for name in seconds:
+            seconds[name] += best[name]
+        if progress:
+            progress(number, seconds)
+    return seconds, outputs
 
 
 def engine_run(runtime: Any, folder: Path, texts: list[str], labels: list[str]) -> list[dict[str, float]]:
@@ -241,24 +270,15 @@ def comparison(args: argparse.Namespace) -> int:
     ]
     for _, method in methods:
         method(texts[:4])  # warm-up
-    seconds = {name: 0.0 for name, _ in methods}
-    outputs: dict[str, list[dict[str, float]]] = {name: [] for name, _ in methods}
     rounds = [texts[i : i + args.round_size] for i in range(0, len(texts), args.round_size)]
-    for number, chunk in enumerate(rounds):
-        best: dict[str, float] = {}
-        for repeat in range(args.repeats):
-            turn = (number * args.repeats + repeat) % len(methods)
-            for name, method in methods[turn:] + methods[:turn]:
-                started = time.perf_counter()
-                found = method(chunk)
-                best[name] = min(best.get(name, float("inf")), time.perf_counter() - started)
-                if repeat == 0:
-                    outputs[name].extend(found)
-        for name in seconds:
-            seconds[name] += best[name]
+
+    def progress(number: int, seconds: dict[str, float]) -> None:
         done = sum(len(c) for c in rounds[: number + 1]) * len(labels)
         line = ", ".join(f"{name.split(',')[0]} {done / s:,.1f}" for name, s in seconds.items())
         print(f"  round {number + 1}/{len(rounds)} (pairs/s, best of {args.repeats}): {line}", flush=True)
+
+    seconds, found = interleaved(methods, rounds, args.repeats, progress)
+    outputs = {name: [row for chunk in chunks for row in chunk] for name, chunks in found.items()}
     pairs = len(texts) * len(labels)
     print("\n| Method | pairs/s | texts/s | seconds |\n|---|---:|---:|---:|")
     for name, s in seconds.items():
@@ -298,7 +318,7 @@ def models(args: argparse.Namespace) -> int:
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
-    runtime = Runtime(device="cpu")
+    runtime = Runtime(device="cpu", budget_bytes=16 << 30)  # every candidate stays loaded
     tokenizer = transformers.AutoTokenizer.from_pretrained(shared.tokenizer_folder())
     texts = shared.synthetic_texts(args.texts, shared.vocabulary(tokenizer), args.seed)
     labels = list(LABEL_WORDS[: args.labels])
@@ -310,44 +330,50 @@ def models(args: argparse.Namespace) -> int:
         "| NLI model | parameters | fp32 download | pairs/s (best of repeats) | seconds per text (x labels) |"
         "\n|---|---:|---:|---:|---:|"
     )
+    folders = {
+        name: nli_model(Path(tempfile.mkdtemp(prefix="pipedesk-bench-cand-")), config_class, settings)
+        for name, config_class, settings, _vocab in NLI_CANDIDATES
+    }
+    for folder in folders.values():
+        engine_run(runtime, folder, texts[:2], labels)  # warm-up (and loading)
+    chunks = [texts[i : i + 4] for i in range(0, len(texts), 4)]
+    methods = [
+        (name, lambda chunk, f=folder: engine_run(runtime, f, chunk, labels)) for name, f in folders.items()
+    ]
+    seconds, _ = interleaved(methods, chunks, args.repeats)
     for name, config_class, settings, vocab in NLI_CANDIDATES:
-        folder = nli_model(Path(tempfile.mkdtemp(prefix="pipedesk-bench-cand-")), config_class, settings)
-        engine_run(runtime, folder, texts[:4], labels)  # warm-up (and loading)
-        elapsed = float("inf")
-        for _ in range(args.repeats):
-            started = time.perf_counter()
-            engine_run(runtime, folder, texts, labels)
-            elapsed = min(elapsed, time.perf_counter() - started)
         size = published_size(config_class, settings, vocab)
         print(
-            f"| {name} | {size / 1e6:,.0f} M | {size * 4 / 1e6:,.0f} MB | {len(texts) * len(labels) / elapsed:,.1f} | {elapsed / len(texts):.2f} |",
-            flush=True,
+            f"| {name} | {size / 1e6:,.0f} M | {size * 4 / 1e6:,.0f} MB | "
+            f"{len(texts) * len(labels) / seconds[name]:,.1f} | {seconds[name] / len(texts):.2f} |"
         )
     print(
-        "\n| Photo model | parameters | fp32 download | ms per photo (1 photo) | photos/s (batches of 8) |\n|---|---:|---:|---:|---:|"
+        "\n| Photo model | parameters | fp32 download | ms per photo (1 photo) | photos/s (batches of 8) |"
+        "\n|---|---:|---:|---:|---:|"
     )
+    photo_methods = []
     for name, config_class, text, vision, other in PHOTO_CANDIDATES:
         config = getattr(transformers, config_class)(text_config=text, vision_config=vision, **other)
         torch.manual_seed(0)
         model = transformers.AutoModel.from_config(config).eval()
         width = text["max_position_embeddings"] if "Siglip" in config_class else 12
         ids = torch.randint(5, 1000, (len(labels), width))
-        timings = {}
-        with torch.inference_mode():
-            for batch in (1, 8):
-                pixels = torch.randn(batch, 3, 224, 224)
-                model(input_ids=ids, pixel_values=pixels)  # warm-up
-                timings[batch] = float("inf")
-                for _ in range(args.repeats):
-                    started = time.perf_counter()
-                    model(input_ids=ids, pixel_values=pixels)
-                    timings[batch] = min(timings[batch], time.perf_counter() - started)
+        for batch in (1, 8):
+            pixels = torch.randn(batch, 3, 224, 224)
+
+            def call(_chunk: Any, m: Any = model, p: Any = pixels, i: Any = ids) -> Any:
+                with torch.inference_mode():
+                    return m(input_ids=i, pixel_values=p)
+
+            call(None)  # warm-up
+            photo_methods.append((f"{name} {batch}", call))
+    timings, _ = interleaved(photo_methods, [None], args.repeats)
+    for name, config_class, text, vision, other in PHOTO_CANDIDATES:
         size = published_size(config_class, {"text": text, "vision": vision, "other": other}, 0, photo=True)
         print(
-            f"| {name} | {size / 1e6:,.0f} M | {size * 4 / 1e6:,.0f} MB | {timings[1] * 1000:,.0f} | {8 / timings[8]:,.1f} |",
-            flush=True,
+            f"| {name} | {size / 1e6:,.0f} M | {size * 4 / 1e6:,.0f} MB | {timings[f'{name} 1'] * 1000:,.0f} | "
+            f"{8 / timings[f'{name} 8']:,.1f} |"
         )
-        del model
     return 0
 
 
