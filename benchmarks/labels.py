@@ -338,7 +338,8 @@ def models(args: argparse.Namespace) -> int:
         engine_run(runtime, folder, texts[:2], labels)  # warm-up (and loading)
     chunks = [texts[i : i + 4] for i in range(0, len(texts), 4)]
     methods = [
-        (name, lambda chunk, f=folder: engine_run(runtime, f, chunk, labels)) for name, f in folders.items()
+        (name, lambda chunk, path=path: engine_run(runtime, path, chunk, labels))
+        for name, path in folders.items()
     ]
     seconds, _ = interleaved(methods, chunks, args.repeats)
     for name, config_class, settings, vocab in NLI_CANDIDATES:
