@@ -108,7 +108,7 @@ class RayRun:
 
     @property
     def columns(self) -> tuple[str, ...]:
-        return self.spec.columns
+        return self.spec.result_columns(self.options)
 
     # --- setting up -------------------------------------------------------------------------
 

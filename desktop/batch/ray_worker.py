@@ -180,7 +180,7 @@ class FileWorker:
         else:
             from desktop.batch.writer import arrow_array
 
-            columns = [*self.spec.columns, "note"]
+            columns = [*self.spec.result_columns(self.options), "note"]
             self._learn_types(rows, columns)
             for name, column in zip(self.names, columns, strict=True):
                 array = arrow_array([values.get(column) for values in rows], self.types[column])

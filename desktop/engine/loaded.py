@@ -39,6 +39,7 @@ _CORE = (
 _MORE = {
     "pipeline": ("pipeline",),
     "automatic-speech-recognition": ("AutoProcessor", "AutoModelForSpeechSeq2Seq"),
+    "zero-shot-image-classification": ("AutoModel", "AutoImageProcessor"),
 }
 
 #: Kinds whose tasks call a transformers pipeline in ``forward`` (its own pre/post-processing).
@@ -58,6 +59,7 @@ class Loaded:
     pipeline: Any = None
     nbytes: int = 0
     feature_extractor: Any = None  # speech models: audio -> log-mel features (numpy, thread-safe)
+    image_processor: Any = None  # image-text models: photos -> pixel values (thread-safe)
     extra: dict[str, Any] = field(default_factory=dict)  # derived copies: int8 weights, a CPU copy
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _stream_tokenizer: Any = field(default=None, repr=False)
@@ -110,6 +112,10 @@ class Loaded:
     def features(self, audio: list[Any], **kwargs: Any) -> Any:
         """Log-mel features for a batch of recordings (speech models)."""
         return self.feature_extractor(audio, **kwargs)
+
+    def pixels(self, images: list[Any]) -> Any:
+        """Pixel values for a batch of decoded images (image-text models), one row per image."""
+        return self.image_processor(images=images, return_tensors="pt")["pixel_values"]
 
     def pad_id(self) -> int:
         tokenizer = self.tokenizer
@@ -194,8 +200,14 @@ def _load(kind: str, folder: Path, display: str, device: str, dtype: Any) -> Loa
         loaded = Loaded(kind, display, folder, device, model, processor.tokenizer)
         loaded.feature_extractor = processor.feature_extractor
         return loaded
+    if kind == "zero-shot-image-classification":
+        model = tf.AutoModel.from_pretrained(folder, dtype=dtype).to(device).eval()
+        loaded = Loaded(kind, display, folder, device, model, tf.AutoTokenizer.from_pretrained(folder))
+        loaded.image_processor = tf.AutoImageProcessor.from_pretrained(folder)
+        return loaded
     classes = {
         "text-classification": tf.AutoModelForSequenceClassification,
+        "zero-shot-classification": tf.AutoModelForSequenceClassification,
         "text-generation": tf.AutoModelForCausalLM,
         "chat": tf.AutoModelForCausalLM,
         "seq2seq": tf.AutoModelForSeq2SeqLM,
