@@ -172,3 +172,102 @@ def test_each_browser_session_keeps_its_own_file_however_many_others_upload(brow
     finally:
         mine_context.close()
         theirs_context.close()
+
+
+# --- photos, folders, workbooks and files of numbers (issue #16: files you actually have) -------
+
+
+def _info_says(page, words: str) -> None:
+    page.wait_for_function(
+        "(w) => document.querySelector('#batch-info').textContent.includes(w)", arg=words, timeout=30_000
+    )
+
+
+def test_photos_dropped_on_the_tab_run_through_objects_with_a_chart_and_an_export(page, tmp_path):
+    from tests.support import ARTIFACTS
+    from tests.support.tiny_media import SQUARE_LABEL, square
+
+    photos = []
+    for name, box in (("shelf.png", (75, 75, 225, 225)), ("door.jpg", None), ("box.png", (60, 60, 200, 200))):
+        path = tmp_path / name
+        square((300, 300), box).save(path)
+        photos.append(str(path))
+    page.locator("#batch-file input[type=file]").set_input_files(photos)
+    _info_says(page, "3 photos")
+    assert not page.locator("#batch-column").is_visible()  # one photo a row: no column to choose
+    _choose(page, "#batch-task", "Objects")
+    _run(page)
+    results = page.locator("#batch-results")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "batch-photos.png"), full_page=True)
+    for header in ("#", "file", "count", "objects", "note"):
+        assert results.get_by_role("columnheader", name=header, exact=True).count() == 1, header
+    text = results.text_content()
+    assert "shelf.png" in text and "door.jpg" in text and f"{SQUARE_LABEL} (" in text
+    assert "Objects by label" in page.locator("#batch-chart").text_content()
+    with page.expect_download(timeout=30_000) as download:
+        page.locator("#batch-download").click()
+    saved = tmp_path / "objects.csv"
+    download.value.save_as(saved)
+    frame = pd.read_csv(saved, keep_default_na=False, encoding="utf-8-sig")
+    assert list(frame["file"]) == ["shelf.png", "door.jpg", "box.png"] and list(frame["count"]) == [1, 0, 1]
+    # Photos through a text task: refused in words, nothing runs.
+    _choose(page, "#batch-task", "Sentiment")
+    page.locator("#batch-run").click()
+    page.get_by_text("Sentiment reads a table of texts, not photos").first.wait_for(timeout=30_000)
+    assert page.console_errors == []
+
+
+def test_a_folder_on_this_computer_is_read_with_its_subfolders(page, tmp_path):
+    from tests.test_one_pipeline import photo_folder
+
+    folder = photo_folder(tmp_path / "holiday")
+    page.get_by_label("Or a folder on this computer").fill(str(folder))
+    page.get_by_role("button", name="Read folder", exact=True).click()
+    _info_says(page, "5 photos")
+    _choose(page, "#batch-task", "Classify")
+    _run(page)
+    text = page.locator("#batch-results").text_content()
+    assert "trip/day 2/wall.jpg" in text  # shown relative to the folder chosen
+    assert "is not an image Pipedesk can read" in text and "is empty" in text  # their rows say why
+    page.get_by_label("Or a folder on this computer").fill(str(tmp_path / "nowhere"))
+    page.get_by_role("button", name="Read folder", exact=True).click()
+    page.get_by_text("is not a folder on this computer").first.wait_for(timeout=30_000)
+
+
+def test_a_workbook_is_read_from_its_sheet_with_text_and_another_can_be_chosen(page, tmp_path):
+    from openpyxl import Workbook
+
+    book = Workbook()
+    book.active.title = "Summary"
+    book.active.append(["month", "orders"])
+    book.active.append([1, 120])
+    reviews = book.create_sheet("Reviews")
+    for row in (["id", "review"], [1, "I love this product!"], [2, "This is terrible, I hate it."]):
+        reviews.append(row)
+    notes = book.create_sheet("Notes")
+    for row in (["note"], ["Call the supplier about the broken boxes."]):
+        notes.append(row)
+    source = tmp_path / "shop.xlsx"
+    book.save(source)
+    _upload(page, source)
+    _info_says(page, "the rows come from 'Reviews'")
+    assert page.locator("#batch-sheet input").input_value() == "Reviews"
+    assert "I love this product!" in page.locator("#batch-preview").text_content()
+    _choose(page, "#batch-sheet", "Notes")
+    page.wait_for_function(
+        "() => document.querySelector('#batch-preview').textContent.includes('Call the supplier')",
+        timeout=30_000,
+    )
+    assert page.locator("#batch-column input").input_value() == "note"
+
+
+def test_a_file_of_numbers_is_never_analysed_as_if_it_held_texts(page, tmp_path):
+    prices = tmp_path / "prices.csv"
+    prices.write_text("id,price,qty\n1,9.99,3\n2,12.50,1\n", encoding="utf-8")
+    _upload(page, prices)
+    _info_says(page, "has no column of text to analyse")
+    assert page.locator("#batch-column input").input_value() == ""
+    page.locator("#batch-run").click()
+    page.get_by_text("Choose the column that holds the texts").first.wait_for(timeout=30_000)
+    assert page.locator("#batch-results").text_content().count("POSITIVE") == 0

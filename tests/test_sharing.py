@@ -321,15 +321,15 @@ def test_a_visitor_can_use_only_the_files_it_uploaded_itself(share, app_server, 
             assert sign_in_with(http, share.port, share.password).status_code == 200
         batch_upload = raw_gradio.event_index(visitor, base, "batch-file", "change")
         # The owner's file, sent by its path to the Batch tab's upload handler, is not read.
-        status, said = raw_gradio.queue_call(visitor, base, batch_upload, [raw_gradio.file_data(owners)])
+        status, said = raw_gradio.queue_call(visitor, base, batch_upload, [[raw_gradio.file_data(owners)]])
         assert status == 403 and "Only files you uploaded yourself" in said and "Ada" not in said
         # The visitor's own upload is read; another visitor cannot use it.
         mine = tmp_path / "mine.csv"
         mine.write_text("text\nGreat service!\n", encoding="utf-8")
         (path,) = raw_gradio.upload(visitor, base, mine)
-        status, shown = raw_gradio.queue_call(visitor, base, batch_upload, [raw_gradio.file_data(path)])
+        status, shown = raw_gradio.queue_call(visitor, base, batch_upload, [[raw_gradio.file_data(path)]])
         assert status == 200 and "1 rows" in json.dumps(shown)
-        status, said = raw_gradio.queue_call(other, base, batch_upload, [raw_gradio.file_data(path)])
+        status, said = raw_gradio.queue_call(other, base, batch_upload, [[raw_gradio.file_data(path)]])
         assert status == 403 and "Only files you uploaded yourself" in said
 
 

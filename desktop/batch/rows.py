@@ -15,6 +15,8 @@ from desktop.tasks.spec import TaskSpec
 def file_values(table: Table, spec: TaskSpec, column: str | None) -> list[Any]:
     """Each row's value for ``spec``: the text of ``column``, or the whole row (column -> text, each
     cell cut as a column's texts are) when the task reads rows."""
+    if table.files is not None:  # files handed in one by one: the rows show their names
+        return list(table.files)
     if not spec.reads_rows:
         return table.texts(column or table.guess_column())
     by_column = [table.texts(name) for name in table.columns]

@@ -109,6 +109,37 @@ def read_rows(
     return table
 
 
+def files_table(paths: list[str], kind: str, names: list[str] | None = None) -> Table:
+    """Files handed in one by one (photos dropped on the Batch tab) as a table: one row per file,
+    its name shown, the file itself read by the run. UserError for a file of another kind."""
+    extensions = _extensions(kind)
+    shown = names or [Path(p).name for p in paths]
+    odd = [name for name in shown if Path(name).suffix.lower() not in extensions]
+    if odd:
+        kinds = ", ".join(sorted(e.lstrip(".").upper() for e in extensions))
+        raise UserError(
+            f"{', '.join(odd[:3])}: not {FOLDER_FILES[kind]} ({kinds}); hand in files of one kind at a time."
+        )
+    check_size(f"{len(paths)} {FOLDER_FILES[kind]}", len(paths), 1)
+    return Table(
+        name=f"{len(paths)} {FOLDER_FILES[kind]}" if len(paths) != 1 else shown[0],
+        format="files",
+        columns=["file"],
+        rows=[[name] for name in shown],
+        holds=kind,
+        files=list(paths),
+    )
+
+
+def kind_of_files(paths: list[str]) -> str | None:
+    """ "image" or "audio" when every one of ``paths`` is a file of that kind by its name, else None."""
+    for kind in FOLDER_FILES:
+        extensions = _extensions(kind)
+        if paths and all(Path(p).suffix.lower() in extensions for p in paths):
+            return kind
+    return None
+
+
 def _extensions(kind: str) -> set[str]:
     if kind == "audio":
         from desktop.files.audio import AUDIO_EXTENSIONS

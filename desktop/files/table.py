@@ -60,6 +60,8 @@ class Table:
     base: Path | None = None
     #: What a row's cell stands for: "text", or a file of this kind ("audio", "image").
     holds: str = "text"
+    #: The files the rows stand for, where the rows show only their names (uploaded photos).
+    files: list[str] | None = None
     #: A workbook's sheets, in order, and the one these rows come from (None: not a workbook).
     sheets: list[str] = field(default_factory=list)
     sheet: str | None = None

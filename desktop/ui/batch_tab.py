@@ -1,27 +1,27 @@
-"""The Batch tab: a whole file through a text task, with live progress, a chart and export.
+"""The Batch tab: a whole file, a handful of photos or recordings, or (on this computer) a folder of
+them, through a task, with live progress, a chart and export.
 
 Built on the main thread with the rest of the Blocks; its handlers run on
-Gradio's worker threads. Each browser session's upload and results live in a
-:class:`Session` held in that session's own ``gr.State`` (Gradio keeps State
+Gradio's worker threads. Each browser session's file and results live in a
+:class:`desktop.ui.batch_view.Session` held in that session's own ``gr.State`` (Gradio keeps State
 per browser session, so the owner and each LAN visitor have their own; the
 Cancel button reaches the run's cancel flag through it). A run is a
 generator: every half second it yields the progress line, the results table
-(first rows, input order, filling in: result columns first, then the text),
+(first rows, input order, filling in: the text beside its result columns, the note last),
 the chart and, at the end, the export to download. Cancel stops after the batch in flight and keeps
 what is done. Runs share one queue (``concurrency_id="batch"``); the model
 calls inside go through ``Runtime.infer`` batch by batch, so the other tabs
 still answer while a file is analysed.
+
+Files are read by :mod:`desktop.files` within the runtime's limits (a visitor's are smaller); only
+the owner's app offers a folder on this computer and Parquet files.
 """
 
 from __future__ import annotations
 
-import html
 import threading
 import time
-import uuid
-from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,58 +29,36 @@ import gradio as gr
 import pandas as pd
 
 from desktop.batch.rows import file_values
-from desktop.batch.run import BatchProgress, BatchRun, RunState, count_chart, task_spec
-from desktop.batch.writer import write_results
+from desktop.batch.run import BatchProgress, BatchRun, RunState, task_spec
 from desktop.engine.runtime import Runtime
 from desktop.errors import UserError
-from desktop.files.reader import read_table
+from desktop.files.audio import AUDIO_EXTENSIONS
+from desktop.files.images import IMAGE_EXTENSIONS
+from desktop.files.reader import FOLDER_FILES, files_table, kind_of_files, read_folder, read_table
 from desktop.files.table import Table
 from desktop.tasks import TASKS
 from desktop.ui import model_lists
+from desktop.ui.batch_view import (
+    EXPORTS,
+    Session,
+    chart_counts,
+    chart_html,
+    check_rows_fit,
+    column_widths,
+    current_session,
+    export,
+    file_tasks,
+    results_frame,
+    shows_column,
+    task_options,
+)
 from desktop.ui.handlers import output_folder, progress_reporter, status_text, user_error
 from desktop.ui.widgets import option_controls
 
-FILE_TYPES = [".csv", ".tsv", ".xlsx", ".jsonl", ".txt"]
-EXPORTS = {"CSV": ".csv", "XLSX": ".xlsx", "JSONL": ".jsonl"}
-SHOWN_ROWS = 200  # the results table shows the first rows; the export has them all
+TABLE_TYPES = [".csv", ".tsv", ".xlsx", ".jsonl", ".txt"]
 UPDATE_EVERY_S = 0.5
 BATCH_QUEUE = "batch"
-CHART_BARS = 20  # the most frequent values get a bar each; the rest are counted as "other"
-
-
-@dataclass
-class Session:
-    """One browser session's file and latest run."""
-
-    table: Table
-    column: str = ""
-    task: str = ""
-    results: dict[int, dict[str, Any]] = field(default_factory=dict)
-    run: BatchRun | None = None
-    cancel: threading.Event = field(default_factory=threading.Event)
-    running: bool = False
-    folder: Path | None = None
-
-
-def _session(session: Session | None) -> Session:
-    if not isinstance(session, Session):
-        raise UserError("Upload a file first (CSV, TSV, XLSX, JSONL or TXT with one text per line).")
-    return session
-
-
-def text_tasks() -> list[tuple[str, str]]:
-    # Recordings go through `pipedesk batch transcribe` (a folder of files), not a table of texts.
-    return [(spec.title, spec.id) for spec in TASKS.values() if spec.file_input not in (None, "audio")]
-
-
-def task_options(task: str, keys: list[tuple[str, str]], values: tuple[Any, ...]) -> dict[str, Any]:
-    """The values of ``task``'s own option controls, by option name (``keys``: (task, option) per control)."""
-    return {name: value for (owner, name), value in zip(keys, values, strict=True) if owner == task}
-
-
-def shows_column(task: str) -> bool:
-    """Whether ``task`` reads one text column (the picker is shown) or whole rows (hidden)."""
-    return not task_spec(task).reads_rows
+EMPTY = "Upload a file (or photos, or recordings) to see its first rows."
 
 
 def model_update(runtime: Runtime, task: str, current: str | None, local: bool) -> dict[str, Any]:
@@ -88,81 +66,55 @@ def model_update(runtime: Runtime, task: str, current: str | None, local: bool) 
     return model_lists.update(task_spec(task), runtime.store, current, local=local, task=task)
 
 
-# --- pure helpers (tested without a browser) ----------------------------------------------
-
-
-def results_frame(session: Session, limit: int = SHOWN_ROWS) -> pd.DataFrame:
-    """The first ``limit`` rows: number, result columns (entities shown as words, long answers cut
-    short), note, then the text (cut short), so the results are in view without scrolling sideways."""
-    table, columns = session.table, list(session.run.columns if session.run else ())
-    index = table.column_index(session.column)
-    rows = []
-    for number, row in enumerate(table.rows[:limit]):
-        result = session.results.get(number)
-        text = row[index] if index < len(row) else ""
-        values = ["" if result is None else _cell(result.get(c)) for c in columns]
-        note = "…" if result is None else str(result.get("note") or "")
-        rows.append([number + 1, *values, note, _short(text, 160)])
-    return pd.DataFrame(rows, columns=["#", *columns, "note", session.column])
-
-
-def chart_counts(session: Session) -> Counter[str] | None:
-    """How many rows got each label (or how many entities of each type); None: no chart for the task."""
-    if session.run is None or session.run.spec.chart_title is None:
-        return None
-    return count_chart(session.run.spec, session.results.values())
-
-
-def chart_html(counts: Counter[str], title: str, what: str) -> str:
-    """A horizontal bar chart: bars start at 0, lengths proportional to the counts, each labelled
-    with its count (most frequent first; past ``CHART_BARS`` values the rest are one "other" bar)."""
-    ordered = counts.most_common()
-    if len(ordered) > CHART_BARS:
-        rest = sum(n for _, n in ordered[CHART_BARS - 1 :])
-        ordered = [*ordered[: CHART_BARS - 1], ("other", rest)]
-    top = max((n for _, n in ordered), default=0)
-    rows = []
-    for name, count in ordered:
-        share = 100.0 * count / top if top else 0.0
-        label = html.escape(str(name))
-        rows.append(
-            f'<div class="pd-bar" role="listitem" data-label="{label}" data-count="{count}">'
-            f'<span class="pd-bar-name" title="{label}">{label}</span>'
-            f'<span class="pd-bar-track"><span class="pd-bar-fill" style="width:{share:.2f}%"></span></span>'
-            f'<span class="pd-bar-count">{count:,}</span></div>'
+def read_handed_in(paths: list[str], runtime: Runtime, sheet: str | None = None) -> Table:
+    """What was uploaded, as rows: one table file (of a workbook, ``sheet``), or photos, or
+    recordings (one row each). UserError for a mix, or a file of no kind the tab reads."""
+    suffixes = {Path(p).suffix.lower() for p in paths}
+    if len(paths) == 1 and suffixes <= {*TABLE_TYPES, ".parquet"}:
+        return read_table(paths[0], limits=runtime.limits, sheet=sheet)
+    kind = kind_of_files(paths)
+    if kind is None:
+        raise UserError(
+            "Hand in one table file (CSV, TSV, XLSX, JSONL or TXT), or photos, or recordings: not a mix, "
+            "and not several tables at once."
         )
-    body = "".join(rows) or '<p class="pd-bar-empty">No results yet.</p>'
-    return (
-        f'<figure class="pd-chart" aria-label="{html.escape(title)}"><figcaption>{html.escape(title)} '
-        f'<span class="pd-chart-axis">({html.escape(what)}, count)</span></figcaption>'
-        f'<div role="list">{body}</div></figure>'
-    )
+    return files_table(paths, kind)
 
 
-def export(session: Session, fmt: str, root: Path) -> Path:
-    """Write the input with the result columns appended, for download, under ``root`` (the app's
-    output folder)."""
-    if session.folder is None:
-        session.folder = root / "pipedesk-batch" / uuid.uuid4().hex
-    stem = Path(session.table.name).stem or "results"
-    target = session.folder / f"{stem}-{session.task}{EXPORTS.get(fmt, '.csv')}"
-    return write_results(session.table, session.results, session.run.columns, target, prefix=session.task)
+def read_any_folder(text: str) -> tuple[Table, Path]:
+    """A folder on this computer (the owner's): its photos, else its recordings, one row each."""
+    folder = Path((text or "").strip()).expanduser()
+    if not str(text or "").strip():
+        raise UserError("Type the folder's path (or choose it) first.")
+    if not folder.is_dir():
+        raise UserError(f"{folder} is not a folder on this computer.")
+    for kind, extensions in (("image", IMAGE_EXTENSIONS), ("audio", AUDIO_EXTENSIONS)):
+        if any(p.is_file() and p.suffix.lower() in extensions for p in folder.rglob("*")):
+            table = read_folder(folder, extensions, FOLDER_FILES[kind])
+            table.holds = kind
+            return table, folder
+    raise UserError(f"{folder} holds no photos and no recordings.")
 
 
-def _show(value: Any) -> Any:
-    if isinstance(value, list):  # NER entities
-        return ", ".join(f"{e.get('entity')} ({e.get('type')})" for e in value if isinstance(e, dict))
-    return "" if value is None else value
-
-
-def _cell(value: Any) -> Any:
-    shown = _show(value)
-    return _short(shown, 48) if isinstance(shown, str) else shown
-
-
-def _short(value: Any, limit: int = 300) -> str:
-    text = "" if value is None else str(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+def described(table: Table, source: Path | None = None) -> tuple[str, Any, Any, Any]:
+    """The info line, the preview, the column picker and the sheet picker for ``table``."""
+    where = f"{source}" if source is not None else table.name
+    if table.holds == "text":
+        lines = [f"**{where}**: {len(table.rows):,} rows, {len(table.columns)} columns."]
+    else:
+        count = f"{len(table.rows):,} {FOLDER_FILES[table.holds]}"
+        lines = [f"**{where}**: {count}." if where != count else f"**{count}** handed in."]
+    lines += [f"⚠ {w}" for w in table.warnings]
+    guess = "file" if table.holds != "text" else None
+    if table.holds == "text":
+        try:
+            guess = table.guess_column()
+        except UserError as exc:  # a file of numbers: nothing is preselected, and it says why
+            lines.append(f"⚠ {exc}")
+    frame = pd.DataFrame(table.preview(), columns=table.columns)
+    picker = gr.update(choices=table.columns, value=guess, visible=table.holds == "text")
+    sheets = gr.update(choices=table.sheets, value=table.sheet, visible=len(table.sheets) > 1)
+    return "\n\n".join(lines), frame, picker, sheets
 
 
 # --- the tab -----------------------------------------------------------------------------
@@ -175,24 +127,43 @@ def build(runtime: Runtime, context: Any) -> None:
     local = getattr(context, "local", True)
     folder = output_folder(local)
     first = model_update(runtime, "sentiment", None, local)
+    tables = [*TABLE_TYPES, *([".parquet"] if local else [])]
     with gr.Tab("Batch", id="batch") as tab:
         gr.Markdown(
-            "Analyse a whole file: CSV, TSV, XLSX, JSONL, or TXT with one text per line. "
-            "Results keep the file's row order; download them with the result columns appended.",
+            "Analyse a whole file (CSV, TSV, XLSX, JSONL, or TXT with one text per line"
+            + (", Parquet" if local else "")
+            + "), or photos, or recordings"
+            + (" — or a whole folder of them on this computer" if local else " (up to 10 at a time)")
+            + ". Results keep the order of the rows; download them with the result columns appended.",
             elem_classes="task-description",
         )
         state = gr.State(None)
         with gr.Row(equal_height=False):
             with gr.Column(scale=1):
-                upload = gr.File(label="File", file_types=FILE_TYPES, type="filepath", elem_id="batch-file")
+                upload = gr.File(
+                    label="File, photos or recordings",
+                    file_count="multiple",
+                    file_types=[*tables, *sorted(IMAGE_EXTENSIONS), *sorted(AUDIO_EXTENSIONS)],
+                    type="filepath",
+                    elem_id="batch-file",
+                )
+                with gr.Row(visible=local):
+                    folder_box = gr.Textbox(
+                        label="Or a folder on this computer",
+                        placeholder="A folder of photos or recordings (its subfolders too)",
+                        scale=3,
+                        elem_id="batch-folder",
+                    )
+                    read_folder_button = gr.Button("Read folder", scale=1, elem_id="batch-folder-read")
+                sheet = gr.Dropdown(label="Sheet", choices=[], visible=False, elem_id="batch-sheet")
                 column = gr.Dropdown(
                     label="Text column", choices=[], interactive=True, elem_id="batch-column"
                 )
                 task = gr.Dropdown(
-                    label="Task", choices=text_tasks(), value="sentiment", elem_id="batch-task"
+                    label="Task", choices=file_tasks(), value="sentiment", elem_id="batch-task"
                 )
                 option_keys, option_boxes, option_groups = option_controls(
-                    [TASKS[task_id] for _title, task_id in text_tasks()],
+                    [TASKS[task_id] for _title, task_id in file_tasks()],
                     shown="sentiment",
                     prefix="batch-options",
                 )
@@ -214,7 +185,7 @@ def build(runtime: Runtime, context: Any) -> None:
                     run = gr.Button("Run", variant="primary", elem_id="batch-run")
                     cancel = gr.Button("Cancel", variant="stop", elem_id="batch-cancel")
             with gr.Column(scale=2):
-                info = gr.Markdown("Upload a file to see its first rows.", elem_id="batch-info")
+                info = gr.Markdown(EMPTY, elem_id="batch-info")
                 preview = gr.Dataframe(
                     label="First rows", interactive=False, wrap=True, elem_id="batch-preview"
                 )
@@ -230,26 +201,41 @@ def build(runtime: Runtime, context: Any) -> None:
             fmt = gr.Radio(list(EXPORTS), value="CSV", label="Export as", elem_id="batch-format")
             download = gr.DownloadButton("Download results", visible=False, elem_id="batch-download")
 
-        def on_upload(path: str | None) -> tuple[Any, ...]:
-            if not path:
+        shown_file = [state, info, preview, column, sheet, download]
+
+        def on_upload(paths: list[str] | str | None) -> tuple[Any, ...]:
+            paths = [paths] if isinstance(paths, str) else list(paths or [])
+            if not paths:
                 empty = gr.update(choices=[], value=None)
-                return None, "Upload a file to see its first rows.", None, empty, gr.update(visible=False)
+                return None, EMPTY, None, empty, gr.update(visible=False), gr.update(visible=False)
             try:
-                table = read_table(path, limits=runtime.limits)
+                table = read_handed_in(paths, runtime)
             except Exception as exc:
                 raise user_error(exc) from None
             for warning in table.warnings:
                 gr.Warning(warning)
-            lines = [f"**{table.name}**: {len(table.rows):,} rows, {len(table.columns)} columns."]
-            lines += [f"⚠ {w}" for w in table.warnings]
+            upload_path = paths[0] if table.holds == "text" else None
+            return Session(table=table, upload=upload_path), *described(table), gr.update(visible=False)
+
+        def on_sheet(chosen: str | None, current: Session | None) -> tuple[Any, ...]:
+            if (
+                not isinstance(current, Session)
+                or current.upload is None
+                or chosen in (None, current.table.sheet)
+            ):
+                return (gr.update(),) * len(shown_file)
             try:
-                guess = table.guess_column()
-            except UserError as exc:  # a file of numbers: nothing is preselected, and it says why
-                guess = None
-                lines.append(f"⚠ {exc}")
-            frame = pd.DataFrame(table.preview(), columns=table.columns)
-            picker = gr.update(choices=table.columns, value=guess)
-            return Session(table=table), "\n\n".join(lines), frame, picker, gr.update(visible=False)
+                table = read_handed_in([current.upload], runtime, sheet=chosen)
+            except Exception as exc:
+                raise user_error(exc) from None
+            return Session(table=table, upload=current.upload), *described(table), gr.update(visible=False)
+
+        def on_folder(text: str) -> tuple[Any, ...]:
+            try:
+                table, source = read_any_folder(text)
+            except Exception as exc:
+                raise user_error(exc) from None
+            return Session(table=table, source=source), *described(table, source), gr.update(visible=False)
 
         def on_run(
             current: Session | None,
@@ -263,12 +249,16 @@ def build(runtime: Runtime, context: Any) -> None:
         ) -> Iterator[tuple[Any, ...]]:
             session, mine = None, False
             try:
-                session = _session(current)
+                session = current_session(current)
                 spec = task_spec(task_id)
                 options = spec.check_options(task_options(task_id, option_keys, option_values))
+                _fit_folder(session, task_id)
                 table = session.table
+                check_rows_fit(table, task_id)
                 if spec.reads_rows:
                     column_value = spec.columns_read(table.columns, options)[0]
+                elif table.holds != "text":
+                    column_value = "file"
                 elif not column_value:
                     raise UserError("Choose the column that holds the texts.")
                 session.column = table.columns[table.column_index(column_value)]
@@ -288,6 +278,7 @@ def build(runtime: Runtime, context: Any) -> None:
                     cancel=session.cancel,
                     load_progress=progress_reporter(gr_progress),
                     file_columns=table.columns,
+                    holds=table.holds,
                 )
                 last = 0.0
                 for event in session.run:
@@ -298,12 +289,12 @@ def build(runtime: Runtime, context: Any) -> None:
                         continue
                     last = time.monotonic()
                     if event.state is RunState.RUNNING:
-                        yield _view(session, event), results_frame(session), _chart(session), gr.update()
+                        yield _view(session, event), _results(session), _chart(session), gr.update()
                     else:
                         path = export(session, fmt_value, folder)
                         yield (
                             _view(session, event),
-                            results_frame(session),
+                            _results(session),
                             _chart(session),
                             gr.update(value=str(path), visible=True),
                         )
@@ -327,17 +318,21 @@ def build(runtime: Runtime, context: Any) -> None:
             except Exception as exc:
                 raise user_error(exc) from None
 
-        private: dict[str, Any] = {"api_visibility": "private"}
-        upload.change(on_upload, inputs=upload, outputs=[state, info, preview, column, download], **private)
-        task.change(
-            lambda task_id: (
+        def on_task(task_id: str, current: Session | None) -> tuple[Any, ...]:
+            texts = not isinstance(current, Session) or current.table.holds == "text"
+            return (
                 model_update(runtime, task_id, None, local),
-                gr.update(visible=shows_column(task_id)),
+                gr.update(visible=shows_column(task_id) and texts),
                 *(gr.update(visible=owner == task_id) for owner in option_groups),
-            ),
-            inputs=task,
-            outputs=[model, column, *option_groups.values()],
-            **private,
+            )
+
+        private: dict[str, Any] = {"api_visibility": "private"}
+        upload.change(on_upload, inputs=upload, outputs=shown_file, **private)
+        sheet.input(on_sheet, inputs=[sheet, state], outputs=shown_file, **private)
+        read_folder_button.click(on_folder, inputs=folder_box, outputs=shown_file, **private)
+        folder_box.submit(on_folder, inputs=folder_box, outputs=shown_file, **private)
+        task.change(
+            on_task, inputs=[task, state], outputs=[model, column, *option_groups.values()], **private
         )
         tab.select(
             lambda task_id, current: (
@@ -368,6 +363,22 @@ def build(runtime: Runtime, context: Any) -> None:
         fmt.change(on_format, inputs=[fmt, state], outputs=download, **private)
 
 
+def _fit_folder(session: Session, task_id: str) -> None:
+    """A folder holding photos and recordings: read again for the kind the task takes."""
+    kind = task_spec(task_id).folder_kind
+    if session.source is None or kind is None or kind == session.table.holds:
+        return
+    extensions = IMAGE_EXTENSIONS if kind == "image" else AUDIO_EXTENSIONS
+    if any(p.is_file() and p.suffix.lower() in extensions for p in session.source.rglob("*")):
+        session.table = read_folder(session.source, extensions, FOLDER_FILES[kind])
+        session.table.holds = kind
+
+
+def _results(session: Session) -> Any:
+    frame = results_frame(session)
+    return gr.update(value=frame, column_widths=column_widths(frame))
+
+
 def _ran(current: Any) -> bool:
     return isinstance(current, Session) and current.run is not None
 
@@ -384,5 +395,5 @@ def _chart(session: Session) -> Any:
     if counts is None or session.run is None:
         return gr.update(visible=False)
     title = session.run.spec.chart_title or "value"
-    what = "Entities by type" if title == "entity type" else "Rows by label"
+    what = {"entity type": "Entities by type", "object": "Objects by label"}.get(title, "Rows by label")
     return gr.update(value=chart_html(counts, what, title), visible=True)

@@ -38,10 +38,13 @@ def event_index(http: httpx.Client, base: str, elem_id: str, event: str) -> int:
     raise AssertionError(f"no {event} event on #{elem_id}")
 
 
-def queue_call(http: httpx.Client, base: str, fn_index: int, data: list[Any]) -> tuple[int, Any]:
+def queue_call(
+    http: httpx.Client, base: str, fn_index: int, data: list[Any], session: str | None = None
+) -> tuple[int, Any]:
     """Join the queue with ``data`` for event ``fn_index`` and wait for its end: (the HTTP status of
-    the join, the output data or the error's words; None when the join was refused)."""
-    session = uuid.uuid4().hex[:11]
+    the join, the output data or the error's words; None when the join was refused). ``session``:
+    the page's session, to call several events of one page (its State is kept per session)."""
+    session = session or uuid.uuid4().hex[:11]
     joined = http.post(
         f"{base}gradio_api/queue/join",
         json={"data": data, "fn_index": fn_index, "session_hash": session, "event_data": None},
@@ -88,11 +91,34 @@ def call_with_file(http: httpx.Client, base: str, task: str, path: Path) -> tupl
     return call(http, base, task, data)
 
 
-def batch_upload(http: httpx.Client, base: str, path: Path) -> tuple[bool, str]:
+def batch_upload(http: httpx.Client, base: str, path: Path, session: str | None = None) -> tuple[bool, str]:
     """The Batch tab's upload of ``path``: (True, what the tab shows) or (False, the refusal)."""
     (stored,) = upload(http, base, path)
     event = event_index(http, base, "batch-file", "change")
-    status, said = queue_call(http, base, event, [file_data(stored)])
+    status, said = queue_call(http, base, event, [[file_data(stored)]], session)  # the box takes several
     if status != 200 or isinstance(said, str):
         return False, str(said)
     return True, json.dumps(said)
+
+
+def batch_run(http: httpx.Client, base: str, path: Path, task: str) -> tuple[bool, str]:
+    """``path`` uploaded to the Batch tab and run through ``task`` in the same page session: (True,
+    the row's results) or (False, the refusal: at the upload, or the row's note)."""
+    session = uuid.uuid4().hex[:11]
+    ok, said = batch_upload(http, base, path, session)
+    if not ok:
+        return False, said
+    config = http.get(f"{base}config").json()
+    run = event_index(http, base, "batch-run", "click")
+    (dependency,) = [d for d in config["dependencies"] if d["id"] == run]
+    values = {c["id"]: c.get("props", {}).get("value") for c in config["components"]}
+    data = [values.get(component) for component in dependency["inputs"]]
+    data[2], data[3] = task, None  # state, column, task, model (its default), fast CPU, format, options
+    status, out = queue_call(http, base, run, data, session)
+    if status != 200 or isinstance(out, str) or not out:
+        return False, str(out)
+    table = out[1] if isinstance(out[1], dict) else (out[1] or {}).get("value", {})
+    table = table.get("value", table) if isinstance(table, dict) else {}
+    headers, rows = table.get("headers") or [], table.get("data") or []
+    note = rows[0][headers.index("note")] if rows and "note" in headers else ""
+    return (not note), (note or json.dumps(rows[:1]))
