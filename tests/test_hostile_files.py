@@ -211,6 +211,32 @@ def test_the_named_attacks_are_refused_with_their_reasons(app, corpus):
     assert not ok and "holds more than 1,000,000 texts" in said
 
 
+def test_a_visitor_can_neither_read_a_folder_of_this_computer_nor_hand_in_parquet(app, tmp_path):
+    """The owner's Batch tab reads folders and Parquet files; the visitors' app has no folder handler
+    at all (not even by number) and refuses Parquet, whose reader does not check declared sizes."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from desktop.engine.runtime import Runtime
+    from desktop.errors import UserError
+    from desktop.ui.batch_tab import read_handed_in
+
+    owner = raw_gradio.event_index(app.owner, app.owner_url, "batch-folder-read", "click")
+    assert owner is not None
+    visitors = app.visitor.get(f"{app.lan_url}config").json()["dependencies"]
+    assert not [d for d in visitors if "folder" in str(d.get("api_name"))]
+    with pytest.raises(AssertionError, match="no click event"):
+        raw_gradio.event_index(app.visitor, app.lan_url, "batch-folder-read", "click")
+    source = tmp_path / "reviews.parquet"
+    pq.write_table(pa.table({"review": ["I love this product!"]}), source)
+    ok, said = raw_gradio.batch_upload(app.visitor, app.lan_url, source)
+    assert not ok and "I love this product!" not in said  # refused by the box's types (Gradio's words)
+    with pytest.raises(UserError, match="Parquet files are read in the app on the computer it runs on"):
+        read_handed_in([str(source)], Runtime(), local=False)  # and by the tab's reader behind it
+    ok, said = raw_gradio.batch_upload(app.owner, app.owner_url, source)
+    assert ok and "I love this product!" in said
+
+
 def test_objects_on_a_36_megapixel_photo_reports_boxes_in_its_own_pixels(app, corpus):
     files, _secret = corpus
     (photo,) = [hostile.path for hostile in files if hostile.name == "photo-36mp.jpg"]

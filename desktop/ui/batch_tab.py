@@ -66,11 +66,21 @@ def model_update(runtime: Runtime, task: str, current: str | None, local: bool) 
     return model_lists.update(task_spec(task), runtime.store, current, local=local, task=task)
 
 
-def read_handed_in(paths: list[str], runtime: Runtime, sheet: str | None = None) -> Table:
+def table_types(local: bool) -> list[str]:
+    """The table files the tab reads: Parquet only in the owner's own app (visitors hand in the
+    formats whose readers check every size the file declares)."""
+    return [*TABLE_TYPES, *([".parquet"] if local else [])]
+
+
+def read_handed_in(paths: list[str], runtime: Runtime, local: bool, sheet: str | None = None) -> Table:
     """What was uploaded, as rows: one table file (of a workbook, ``sheet``), or photos, or
     recordings (one row each). UserError for a mix, or a file of no kind the tab reads."""
     suffixes = {Path(p).suffix.lower() for p in paths}
     if len(paths) == 1 and suffixes <= {*TABLE_TYPES, ".parquet"}:
+        if not suffixes <= set(table_types(local)):
+            raise UserError(
+                "Parquet files are read in the app on the computer it runs on, not over the network."
+            )
         return read_table(paths[0], limits=runtime.limits, sheet=sheet)
     kind = kind_of_files(paths)
     if kind is None:
@@ -127,7 +137,7 @@ def build(runtime: Runtime, context: Any) -> None:
     local = getattr(context, "local", True)
     folder = output_folder(local)
     first = model_update(runtime, "sentiment", None, local)
-    tables = [*TABLE_TYPES, *([".parquet"] if local else [])]
+    tables = table_types(local)
     with gr.Tab("Batch", id="batch") as tab:
         gr.Markdown(
             "Analyse a whole file (CSV, TSV, XLSX, JSONL, or TXT with one text per line"
@@ -209,7 +219,7 @@ def build(runtime: Runtime, context: Any) -> None:
                 empty = gr.update(choices=[], value=None)
                 return None, EMPTY, None, empty, gr.update(visible=False), gr.update(visible=False)
             try:
-                table = read_handed_in(paths, runtime)
+                table = read_handed_in(paths, runtime, local)
             except Exception as exc:
                 raise user_error(exc) from None
             for warning in table.warnings:
@@ -225,7 +235,7 @@ def build(runtime: Runtime, context: Any) -> None:
             ):
                 return (gr.update(),) * len(shown_file)
             try:
-                table = read_handed_in([current.upload], runtime, sheet=chosen)
+                table = read_handed_in([current.upload], runtime, local, sheet=chosen)
             except Exception as exc:
                 raise user_error(exc) from None
             return Session(table=table, upload=current.upload), *described(table), gr.update(visible=False)
@@ -329,8 +339,9 @@ def build(runtime: Runtime, context: Any) -> None:
         private: dict[str, Any] = {"api_visibility": "private"}
         upload.change(on_upload, inputs=upload, outputs=shown_file, **private)
         sheet.input(on_sheet, inputs=[sheet, state], outputs=shown_file, **private)
-        read_folder_button.click(on_folder, inputs=folder_box, outputs=shown_file, **private)
-        folder_box.submit(on_folder, inputs=folder_box, outputs=shown_file, **private)
+        if local:  # visitors' app: no handler that reads a folder of this computer, even by number
+            read_folder_button.click(on_folder, inputs=folder_box, outputs=shown_file, **private)
+            folder_box.submit(on_folder, inputs=folder_box, outputs=shown_file, **private)
         task.change(
             on_task, inputs=[task, state], outputs=[model, column, *option_groups.values()], **private
         )
