@@ -5,57 +5,33 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from desktop.errors import UserError
-from desktop.files import OWNER, Limits
-from desktop.files.images import IMAGE_EXTENSIONS, open_photo
+from desktop.files.images import IMAGE_EXTENSIONS
 from desktop.models.ref import ModelRef
-from desktop.tasks.sentiment import (
-    LIMITS,
-    SST2,
-    classifier_limits,
-    classify_forward,
-    label_result,
-    text_pieces,
-)
-from desktop.tasks.spec import ModelView, Piece, Prepared, Result, Stop, TaskSpec
-from desktop.tasks.text import check_text
+from desktop.tasks.sentiment import SST2, classifier_limits, classify_forward, label_result, text_pieces
+from desktop.tasks.spec import ModelView, Piece, Prepared, Result, Stop
+from desktop.tasks.text_or_image import AUTO, TextOrImage
 
 TOP_K = 5
-AUTO = "auto"
 AUTO_LABEL = "Automatic (SST-2 for text, ViT for images)"
 TEXT_MODEL = SST2
 TEXT_KIND, IMAGE_KIND = "text-classification", "image-classification"
 IMAGE_MODEL = ModelRef("google/vit-base-patch16-224", "3f49326", "ViT base (ImageNet-1k)", 346)
 
 
-class Classify(TaskSpec):
+class Classify(TextOrImage):
     """Text through a text classifier (SST-2 by default), images through an image classifier (ViT)."""
 
     id = "classify"
     title = "Classify"
     description = "Text goes through the SST-2 sentiment model, images through ViT (1,000 ImageNet classes)."
-    kind = "text-classification"
+    kind = text_kind = TEXT_KIND
+    image_kind = IMAGE_KIND
+    text_model, image_model, auto_label = TEXT_MODEL, IMAGE_MODEL, AUTO_LABEL
     default_model = ModelRef(AUTO, "main", AUTO_LABEL)
     alternatives = (TEXT_MODEL, IMAGE_MODEL)
-    inputs = ("input_type", "text", "image")
     examples = (["Text", "What a wonderful, sunny day!", None],)
     columns = ("label", "score")
-    folder_kind = "image"
     chart_title = "label"
-
-    # --- which kind of model -------------------------------------------------------------
-
-    def kind_for(self, inputs: dict[str, Any]) -> str:
-        return IMAGE_KIND if input_type(inputs.get("input_type")) == "image" else TEXT_KIND
-
-    def kinds(self) -> tuple[str, ...]:
-        return (TEXT_KIND, IMAGE_KIND)
-
-    def default_for(self, kind: str) -> ModelRef:
-        return IMAGE_MODEL if kind == IMAGE_KIND else TEXT_MODEL
-
-    def is_automatic(self, model: str | None) -> bool:
-        return (model or "").strip() in ("", AUTO, AUTO_LABEL)
 
     def cli_inputs(self, value: str) -> dict[str, Any]:
         """``pipedesk run classify X``: an existing image file is classified as an image, else as text."""
@@ -65,17 +41,6 @@ class Classify(TaskSpec):
         return {"input_type": "Text", "text": value, "image": None}
 
     # --- the steps -------------------------------------------------------------------------
-
-    def validate(self, inputs: dict[str, Any], limits: Limits = OWNER) -> dict[str, Any]:
-        kind = input_type(inputs.get("input_type"))
-        if kind == "text":
-            return {"input_type": "Text", "text": check_text(inputs.get("text"), LIMITS)}
-        return {"input_type": "Image", "image": open_photo(inputs.get("image")).image}
-
-    def file_inputs(self, text: str | None, holds: str = "text") -> dict[str, Any]:
-        if holds == "image":  # a folder of photos: each row is a photo's path
-            return {"input_type": "Image", "text": None, "image": text}
-        return {"input_type": "Text", "text": text, "image": None}
 
     def preprocess(self, model: ModelView, inputs: dict[str, Any], options: dict[str, Any]) -> Prepared:
         if inputs["input_type"] == "Text":
@@ -108,16 +73,6 @@ class Classify(TaskSpec):
 
     def batch_limits(self, device: str, model: ModelView) -> tuple[int, int]:
         return classifier_limits(device, model)
-
-
-def input_type(value: Any) -> str:
-    """'text' or 'image' for the Input type a person chose ('Text', 'Image' or 'Photo'; nothing means
-    text)."""
-    kind = (value or "Text").strip().lower() if isinstance(value, str) else "text"
-    kind = "image" if kind == "photo" else kind
-    if kind not in ("text", "image"):
-        raise UserError(f"Input type must be 'Text' or 'Image', not {value!r}.")
-    return kind
 
 
 SPEC = Classify()

@@ -21,11 +21,8 @@ from __future__ import annotations
 from typing import Any
 
 from desktop.errors import UserError
-from desktop.files import OWNER, Limits
-from desktop.files.images import open_photo
 from desktop.models.compat import nli_label_ids
 from desktop.models.ref import ModelRef
-from desktop.tasks.classify import input_type
 from desktop.tasks.label_rules import (
     MAX_LABELS,
     PHOTO_TEMPLATE,
@@ -38,12 +35,11 @@ from desktop.tasks.label_rules import (
     photo_scores,
     text_scores,
 )
-from desktop.tasks.sentiment import LIMITS, classifier_limits, padded
-from desktop.tasks.spec import ModelView, Option, Piece, Prepared, Result, Stop, TaskSpec, textbox
-from desktop.tasks.text import check_text
+from desktop.tasks.sentiment import classifier_limits, padded
+from desktop.tasks.spec import ModelView, Option, Piece, Prepared, Result, Stop, textbox
+from desktop.tasks.text_or_image import AUTO, TextOrImage
 
 TEXT_KIND, IMAGE_KIND = "zero-shot-classification", "zero-shot-image-classification"
-AUTO = "auto"
 AUTO_LABEL = "Automatic (mDeBERTa NLI for texts, CLIP for photos)"
 NLI_MODEL = ModelRef(
     "MoritzLaurer/mDeBERTa-v3-base-mnli-xnli", "main", "mDeBERTa-v3 base NLI (multilingual)", 1_120
@@ -183,7 +179,7 @@ def _sigmoid_trained(model: ModelView) -> bool:
     return getattr(model.model, "logit_bias", None) is not None
 
 
-class Labels(TaskSpec):
+class Labels(TextOrImage):
     """Texts through an NLI model, photos through a CLIP-class model, scored against your labels."""
 
     id = "labels"
@@ -192,10 +188,11 @@ class Labels(TaskSpec):
         "Sort a text or a photo into labels you choose: type the labels, and every one gets a score. "
         "Tick “More than one can apply” to score each label on its own."
     )
-    kind = TEXT_KIND
+    kind = text_kind = TEXT_KIND
+    image_kind = IMAGE_KIND
+    text_model, image_model, auto_label = NLI_MODEL, PHOTO_MODEL, AUTO_LABEL
     default_model = ModelRef(AUTO, "main", AUTO_LABEL)
     alternatives = (*NLI_MODELS, *PHOTO_MODELS)
-    inputs = ("input_type", "text", "image")
     options = OPTIONS
     examples = (
         [
@@ -207,24 +204,6 @@ class Labels(TaskSpec):
     )
     columns = ("label", "score")
     chart_title = "label"
-    folder_kind = "image"  # a folder of photos, one per row
-
-    # --- which kind of model -------------------------------------------------------------
-
-    def kind_for(self, inputs: dict[str, Any]) -> str:
-        return IMAGE_KIND if input_type(inputs.get("input_type")) == "image" else TEXT_KIND
-
-    def kinds(self) -> tuple[str, ...]:
-        return (TEXT_KIND, IMAGE_KIND)
-
-    def default_for(self, kind: str) -> ModelRef:
-        return PHOTO_MODEL if kind == IMAGE_KIND else NLI_MODEL
-
-    def is_automatic(self, model: str | None) -> bool:
-        return (model or "").strip() in ("", AUTO, AUTO_LABEL)
-
-    def cli_inputs(self, value: str) -> dict[str, Any]:
-        return {"input_type": "Text", "text": value, "image": None}
 
     # --- the steps -------------------------------------------------------------------------
 
@@ -259,16 +238,6 @@ class Labels(TaskSpec):
                 "more than one can apply."
             )
         return notes
-
-    def validate(self, inputs: dict[str, Any], limits: Limits = OWNER) -> dict[str, Any]:
-        if input_type(inputs.get("input_type")) == "text":
-            return {"input_type": "Text", "text": check_text(inputs.get("text"), LIMITS)}
-        return {"input_type": "Image", "image": open_photo(inputs.get("image")).image}
-
-    def file_inputs(self, text: str | None, holds: str = "text") -> dict[str, Any]:
-        if holds == "image":  # a folder of photos: each row is a photo's path
-            return {"input_type": "Image", "text": None, "image": text}
-        return {"input_type": "Text", "text": text, "image": None}
 
     def preprocess(self, model: ModelView, inputs: dict[str, Any], options: dict[str, Any]) -> Prepared:
         (prepared,) = self.preprocess_many(model, [inputs], options)

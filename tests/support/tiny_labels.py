@@ -79,35 +79,14 @@ def triangle(size: tuple[int, int] = (96, 96), box: tuple[int, int, int, int] = 
 
 def build_nli(folder: Path, seed: Callable[[int], None], tools: Any) -> Path:
     """The tiny NLI model (see the module doc); ``tools`` is ``tiny_models`` (tokenizer, training)."""
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
+    from transformers import BertForSequenceClassification, BertTokenizer
 
     premises = [*TICKETS, BOTH[0]]
     hypotheses = [TEMPLATE.format(label) for label in TICKET_LABELS]
     tok = tools._wordpiece([*premises, *hypotheses], lowercase=True, vocab_size=300)
-    tokenizer = BertTokenizer(
-        tokenizer_object=tok,
-        do_lower_case=True,
-        unk_token="[UNK]",
-        pad_token="[PAD]",
-        cls_token="[CLS]",
-        sep_token="[SEP]",
-        mask_token="[MASK]",
-        model_max_length=128,
-    )
+    tokenizer = tools._wordpiece_tokenizer(BertTokenizer, tok, lowercase=True)
     seed(20)
-    config = BertConfig(
-        vocab_size=tok.get_vocab_size(),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=512,
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
-        pad_token_id=tok.token_to_id("[PAD]"),
-        id2label=dict(enumerate(NLI_CLASSES)),
-        label2id={name: i for i, name in enumerate(NLI_CLASSES)},
-    )
+    config = tools._tiny_bert_config(tok, NLI_CLASSES)
     model = BertForSequenceClassification(config)
     about = {**{text: (label,) for text, label in TICKETS.items()}, BOTH[0]: BOTH[1]}
     firsts, seconds, classes = [], [], []

@@ -305,6 +305,39 @@ def _wordpiece(corpus: Sequence[str], *, lowercase: bool, vocab_size: int) -> To
     return tok
 
 
+def _wordpiece_tokenizer(cls: Any, tok: Tokenizer, *, lowercase: bool) -> Any:
+    """``tok`` as a transformers tokenizer of class ``cls`` with BERT's special tokens (128 tokens)."""
+    return cls(
+        tokenizer_object=tok,
+        do_lower_case=lowercase,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+        model_max_length=128,
+    )
+
+
+def _tiny_bert_config(tok: Tokenizer, labels: Sequence[str]) -> Any:
+    """A 2-layer, 32-wide BertConfig for ``tok``'s vocabulary and these classes, without dropout."""
+    from transformers import BertConfig
+
+    return BertConfig(
+        vocab_size=tok.get_vocab_size(),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+        pad_token_id=tok.token_to_id("[PAD]"),
+        id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)},
+    )
+
+
 def _byte_level_bpe(corpus: Sequence[str], *, special_tokens: list[str], vocab_size: int) -> Tokenizer:
     """A GPT-2 style byte-level BPE tokenizer trained on ``corpus``."""
     tok = Tokenizer(models.BPE())
@@ -405,16 +438,7 @@ def _save(model: Any, processor: Any, folder: Path) -> Path:
 def _build_sst2(folder: Path, tok: Tokenizer) -> Path:
     from transformers import DistilBertConfig, DistilBertForSequenceClassification, DistilBertTokenizer
 
-    tokenizer = DistilBertTokenizer(
-        tokenizer_object=tok,
-        do_lower_case=True,
-        unk_token="[UNK]",
-        pad_token="[PAD]",
-        cls_token="[CLS]",
-        sep_token="[SEP]",
-        mask_token="[MASK]",
-        model_max_length=128,
-    )
+    tokenizer = _wordpiece_tokenizer(DistilBertTokenizer, tok, lowercase=True)
     _seed(1)
     config = DistilBertConfig(
         vocab_size=tok.get_vocab_size(),
@@ -448,63 +472,23 @@ def _build_sst2(folder: Path, tok: Tokenizer) -> Path:
 
 
 def _build_stars(folder: Path, tok: Tokenizer) -> Path:
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
+    from transformers import BertForSequenceClassification, BertTokenizer
 
-    tokenizer = BertTokenizer(
-        tokenizer_object=tok,
-        do_lower_case=True,
-        unk_token="[UNK]",
-        pad_token="[PAD]",
-        cls_token="[CLS]",
-        sep_token="[SEP]",
-        mask_token="[MASK]",
-        model_max_length=128,
-    )
+    tokenizer = _wordpiece_tokenizer(BertTokenizer, tok, lowercase=True)
     _seed(2)
-    config = BertConfig(
-        vocab_size=tok.get_vocab_size(),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=512,
-        pad_token_id=tok.token_to_id("[PAD]"),
-        id2label=dict(enumerate(STAR_LABELS)),
-        label2id={label: i for i, label in enumerate(STAR_LABELS)},
-    )
+    config = _tiny_bert_config(tok, STAR_LABELS)
     model = BertForSequenceClassification(config).eval()
     return _save(model, tokenizer, folder)
 
 
 def _build_conll(folder: Path) -> Path:
-    from transformers import BertConfig, BertForTokenClassification, BertTokenizer
+    from transformers import BertForTokenClassification, BertTokenizer
 
     data = _ner_words()
     tok = _wordpiece(_english_corpus(), lowercase=False, vocab_size=600)
-    tokenizer = BertTokenizer(
-        tokenizer_object=tok,
-        do_lower_case=False,
-        unk_token="[UNK]",
-        pad_token="[PAD]",
-        cls_token="[CLS]",
-        sep_token="[SEP]",
-        mask_token="[MASK]",
-        model_max_length=128,
-    )
+    tokenizer = _wordpiece_tokenizer(BertTokenizer, tok, lowercase=False)
     _seed(3)
-    config = BertConfig(
-        vocab_size=tok.get_vocab_size(),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=512,
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
-        pad_token_id=tok.token_to_id("[PAD]"),
-        id2label=dict(enumerate(CONLL_LABELS)),
-        label2id={label: i for i, label in enumerate(CONLL_LABELS)},
-    )
+    config = _tiny_bert_config(tok, CONLL_LABELS)
     model = BertForTokenClassification(config)
     label_id = {label: i for i, label in enumerate(CONLL_LABELS)}
     encoded = tokenizer(
