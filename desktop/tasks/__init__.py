@@ -12,6 +12,7 @@ from desktop.tasks import (
     chat,
     classify,
     detect,
+    embed,
     generate,
     ner,
     prompt,
@@ -35,6 +36,7 @@ TASKS: dict[str, TaskSpec] = {
         transcribe.SPEC,
         detect.SPEC,
         prompt.SPEC,
+        embed.SPEC,
     )
 }
 

@@ -66,8 +66,9 @@ import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
 try:
-    from . import tiny_chat, tiny_media
+    from . import tiny_api, tiny_chat, tiny_media
 except ImportError:  # run as a script: no package
+    import tiny_api  # type: ignore[no-redef]
     import tiny_chat  # type: ignore[no-redef]
     import tiny_media  # type: ignore[no-redef]
 
@@ -95,6 +96,7 @@ REPO_IDS: tuple[str, ...] = (
     *tiny_media.WHISPER_IDS,
     *tiny_media.YOLOS_IDS,
     *tiny_chat.CHAT_IDS,
+    *tiny_api.EMBED_IDS,
 )
 
 #: ``model_max_length`` of the seq2seq tokenizers: small so tests can exercise chunking.
@@ -742,6 +744,7 @@ def build_all(root: Path, *, num_threads: int | None = None) -> dict[str, Path]:
                 YOLOS: tiny_media.build_yolos(root / safe_name(YOLOS), _seed),
                 tiny_chat.CHAT_IDS[0]: tiny_chat.build_chat(root / safe_name(tiny_chat.CHAT_IDS[0]), _seed),
             }
+            built.update(tiny_api.build_embedders(root, _seed, uncased, safe_name))
             # The other sizes are the same tiny model under their own ids (a copy: cheap).
             for original, copies in ((WHISPER, WHISPER_COPIES), (YOLOS, YOLOS_COPIES)):
                 for repo in copies:
@@ -765,7 +768,7 @@ def cached_models() -> dict[str, Path]:
     from . import ARTIFACTS  # inside: run as a script, this file has no package
 
     sources = (
-        b"".join(Path(f).read_bytes() for f in (__file__, tiny_media.__file__)) + tiny_chat.fingerprint()
+        b"".join(Path(f).read_bytes() for f in (__file__, tiny_media.__file__, tiny_api.__file__)) + tiny_chat.fingerprint()
     )
     digest = hashlib.sha256(sources).hexdigest()[:12]
     target = ARTIFACTS / f"tiny-models-{digest}"
