@@ -20,7 +20,7 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
-from desktop.errors import UserError
+from desktop.errors import ModelError, UserError
 from desktop.server.api_door import error_body
 
 log = logging.getLogger(__name__)
@@ -57,8 +57,9 @@ def error_response(exc: BaseException) -> Any:
 
     if isinstance(exc, ApiError):
         status, message, code = exc.status, str(exc), exc.code
-    elif isinstance(exc, UserError):
-        status, message, code = 400, str(exc), "model_error" if type(exc).__name__ == "ModelError" else None
+    elif isinstance(exc, UserError):  # the request's fault (400), or the answer's (a status of its own)
+        status, message = getattr(exc, "http_status", 400), str(exc)
+        code = "model_error" if isinstance(exc, ModelError) else None
     else:
         log.error("Local API request failed", exc_info=exc)
         status, message, code = 500, FAILED, None
@@ -113,7 +114,11 @@ class Worker:
         """What ``results(stopped)`` yields, as it comes; ``stopped()`` turns true once nobody reads
         (the client went away), and the engine then stops at its next token."""
         self._room()
-        async with self.limiter:
+        # A stream is read by more than one task (the endpoint, then the response): the token is
+        # held on behalf of the stream itself.
+        borrower = object()
+        await self.limiter.acquire_on_behalf_of(borrower)
+        try:
             loop = asyncio.get_running_loop()
             queue: asyncio.Queue[Any] = asyncio.Queue()
             gone = threading.Event()
@@ -125,14 +130,17 @@ class Worker:
                     gone.set()
 
             def work() -> None:
+                iterator = None
                 try:
-                    for item in results(gone.is_set):
+                    iterator = results(gone.is_set)
+                    for item in iterator:
                         if gone.is_set():
                             break
                         hand(item)
                 except BaseException as exc:  # handed to the reader, raised there
                     hand(exc)
                 finally:
+                    getattr(iterator, "close", lambda: None)()  # the engine's own clean-up, now
                     hand(_END)
 
             threading.Thread(target=work, name="api-stream", daemon=True).start()
@@ -143,6 +151,8 @@ class Worker:
                     yield item
             finally:
                 gone.set()
+        finally:
+            self.limiter.release_on_behalf_of(borrower)
 
 
 def event(data: Any) -> bytes:

@@ -31,6 +31,12 @@ NO_JSON_ASKED = (
 )
 
 
+class NoJsonAnswer(UserError):
+    """The model's answer holds no JSON object though one was asked for (the request was fine: HTTP 422)."""
+
+    http_status = 422
+
+
 def _never_shown(name: str, default: Any, help: str, kind: type) -> Option:
     """An option of the API only (no control in the page)."""
     return Option(name, default, help, kind, ("api", name))
@@ -125,7 +131,7 @@ def json_object_text(answer: str, display: str) -> str:
     found = extract_json(answer)
     if found is None:
         shown = answer if len(answer) <= 200 else answer[:200] + "…"
-        raise UserError(
+        raise NoJsonAnswer(
             f"{display} did not answer with a JSON object (it wrote: {shown!r}). Ask more plainly for "
             "JSON, or try another model."
         )
