@@ -19,7 +19,7 @@ from desktop.api import keys
 from desktop.server.gate import split_host
 from desktop.tasks.chat import QWEN_05B
 
-OFF_TEXT = "**Off.** Other programs cannot use Pipedesk (its own window keeps working)."
+OFF_TEXT = "**Not on.** Other programs cannot use Pipedesk; its own window works as always."
 ON_TEXT = (
     "**On.** Programs on this computer that send the key can use the tasks here: OpenAI's API shape at "
     "the address below, every task as an MCP tool at `/mcp`. While LAN sharing is on, programs on other "
