@@ -104,7 +104,9 @@ def test_chat_answers_whole_and_streamed_alike(api):
 
 def test_stop_sequences_end_the_answer_and_are_left_out(api):
     whole = ask(api, HELLO, temperature=0, stop=[" on your"])
-    assert whole.choices[0].message.content == "I answer questions" and whole.choices[0].finish_reason == "stop"
+    assert (
+        whole.choices[0].message.content == "I answer questions" and whole.choices[0].finish_reason == "stop"
+    )
     streamed = "".join(
         chunk.choices[0].delta.content or ""
         for chunk in ask(api, HELLO, temperature=0, stop=" on your", stream=True)
@@ -139,7 +141,10 @@ def test_chat_refusals_are_the_apps_sentences(api):
         ({"temperature": 3}, "temperature must be at most 2"),
         ({"n": 2}, "n must be 1"),
         ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]}, "do not call tools"),
-        ({"response_format": {"type": "json_schema", "json_schema": {"name": "x"}}}, "does not follow a JSON schema"),
+        (
+            {"response_format": {"type": "json_schema", "json_schema": {"name": "x"}}},
+            "does not follow a JSON schema",
+        ),
         ({"model": GPT2}, r"has no chat template.*/v1/completions"),
         ({"model": MINILM}, "does not fit chat"),
         ({"model": "nobody/nothing-here"}, "No model called 'nobody/nothing-here'"),
@@ -249,7 +254,9 @@ def test_mcp_lists_every_task_as_a_tool_and_no_owner_control(app_server, key):
 
     tools = {tool.name: tool for tool in mcp(app_server.url, listed, key=key)}
     assert set(tools) == {spec.id for spec in TASKS.values() if spec.ui != "files"}
-    assert {"sentiment", "ner", "classify", "translate", "summarize", "transcribe", "detect", "chat"} <= set(tools)
+    assert {"sentiment", "ner", "classify", "translate", "summarize", "transcribe", "detect", "chat"} <= set(
+        tools
+    )
     schema = tools["chat"].input_schema
     assert schema["required"] == ["message"]
     assert schema["properties"]["max_new_tokens"] == {
@@ -272,17 +279,22 @@ def test_mcp_tools_answer_as_the_tabs_do_and_refuse_in_their_words(app_server, k
     heard = tool_call(app_server.url, "transcribe", {"audio": audio, "timestamps": True}, key=key)
     assert heard.structured_content["segments"] == [{"start": 0.0, "end": 2.0, "text": "a tone"}]
     owned = write_wav(tmp_path / "on-this-computer.wav", tone(2.0))  # the owner's programs may name a file
-    assert tool_call(app_server.url, "transcribe", {"audio": str(owned)}, key=key).structured_content["text"] == (
-        "a tone"
-    )
+    assert tool_call(app_server.url, "transcribe", {"audio": str(owned)}, key=key).structured_content[
+        "text"
+    ] == ("a tone")
     short = tool_call(app_server.url, "sentiment", {"text": "I"}, key=key)
-    assert short.is_error and short.content[0].text == "The text is too short: please enter at least 3 characters."
+    assert (
+        short.is_error
+        and short.content[0].text == "The text is too short: please enter at least 3 characters."
+    )
     stranger = tool_call(app_server.url, "sentiment", {"text": "Fine.", "mood": "x"}, key=key)
     assert stranger.is_error and "takes no 'mood'" in stranger.content[0].text
     from mcp import MCPError
 
-    with pytest.raises(ExceptionGroup) as refused:  # no key: the SDK's client gets no answer
+    with pytest.raises(Exception) as refused:  # no key: the SDK's client gets no answer (a group)
         tool_call(app_server.url, "sentiment", {"text": "I love this product!"})
     assert refused.group_contains(MCPError)
-    raw = httpx.post(app_server.url + "mcp", json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"}, timeout=30)
+    raw = httpx.post(
+        app_server.url + "mcp", json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"}, timeout=30
+    )
     assert raw.status_code == 401 and "needs an API key" in raw.json()["error"]["message"]

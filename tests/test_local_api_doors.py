@@ -32,7 +32,9 @@ VISITOR = "127.0.0.2"
 
 
 def hello(api) -> str:
-    answer = api.chat.completions.create(model=QWEN, messages=[{"role": "user", "content": HELLO}], temperature=0)
+    answer = api.chat.completions.create(
+        model=QWEN, messages=[{"role": "user", "content": HELLO}], temperature=0
+    )
     return answer.choices[0].message.content
 
 
@@ -63,7 +65,10 @@ def test_the_windows_server_answers_programs_that_send_the_local_apis_key(window
         assert http.get(window_server.url + "config", headers=token).status_code == 200
         assert http.get(window_server.url + "v1/models", headers=token).status_code == 401
         # The key opens the API, not the page.
-        assert http.get(window_server.url + "config", headers={"Authorization": f"Bearer {key}"}).status_code == 401
+        assert (
+            http.get(window_server.url + "config", headers={"Authorization": f"Bearer {key}"}).status_code
+            == 401
+        )
     keys.turn_off()
     with pytest.raises(openai.PermissionDeniedError, match="The Local API is off"):
         hello(openai_client(window_server.url, key))
@@ -82,9 +87,9 @@ def test_pipedesk_serve_needs_no_key_on_loopback(pipedesk_home, hub):
             model=QWEN, messages=[{"role": "user", "content": HELLO}], temperature=0, stream=True
         )
         assert "".join(c.choices[0].delta.content or "" for c in streamed if c.choices) == HELLO_ANSWER
-        assert tool_call(served.url, "sentiment", {"text": "I love this product!"}).structured_content["label"] == (
-            "POSITIVE"
-        )
+        assert tool_call(served.url, "sentiment", {"text": "I love this product!"}).structured_content[
+            "label"
+        ] == ("POSITIVE")
         audio = base64.b64encode(wav_bytes(tone(2.0))).decode()
         assert tool_call(served.url, "transcribe", {"audio": audio}).structured_content["text"] == "a tone"
         foreign = httpx.get(served.url + "v1/models", headers={"Origin": "http://evil.example"}, timeout=30)
@@ -132,7 +137,9 @@ def test_a_visitor_uses_the_api_with_the_sharing_password_and_visitors_limits(la
     installed = {model.id for model in api.models.list().data}
     assert QWEN in installed
     with pytest.raises(openai.BadRequestError, match="Only the models already installed"):
-        api.chat.completions.create(model="someone/not-installed", messages=[{"role": "user", "content": HELLO}])
+        api.chat.completions.create(
+            model="someone/not-installed", messages=[{"role": "user", "content": HELLO}]
+        )
     recording = write_wav(tmp_path / "visitor.wav", tone(2.0))
     folder = sharing.visitors_upload_folder()
     with recording.open("rb") as file:
@@ -142,7 +149,11 @@ def test_a_visitor_uses_the_api_with_the_sharing_password_and_visitors_limits(la
     assert visitor.signed_in and visitor.uploaded >= recording.stat().st_size  # counted in their quota
     # A visitor never names a path on this computer; the file's bytes are fine.
     named = tool_call(
-        f"http://{VISITOR}:{lan.port}/", "transcribe", {"audio": str(recording)}, key=lan.password, source=VISITOR
+        f"http://{VISITOR}:{lan.port}/",
+        "transcribe",
+        {"audio": str(recording)},
+        key=lan.password,
+        source=VISITOR,
     )
     assert named.is_error and "a path names a file on the computer running Pipedesk" in named.content[0].text
     sent = tool_call(
@@ -161,9 +172,9 @@ def test_a_visitors_uploads_to_the_api_stop_at_their_quota(lan, tmp_path):
     api = visitor_api(lan)
     with recording.open("rb") as file:
         assert api.audio.transcriptions.create(model="", file=file).text
-    with pytest.raises(openai.APIStatusError, match="that is the most one device can send") as refused:
-        with recording.open("rb") as file:
-            api.audio.transcriptions.create(model="", file=file)
+    quota = "that is the most one device can send"
+    with pytest.raises(openai.APIStatusError, match=quota) as refused, recording.open("rb") as file:
+        api.audio.transcriptions.create(model="", file=file)
     assert refused.value.status_code == 413
 
 

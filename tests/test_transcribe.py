@@ -216,7 +216,9 @@ def test_the_api_transcribes_an_upload_with_segments_and_downloads(client, app_s
     srt_file = httpx.get(names["transcript.srt"]["url"], timeout=30)
     assert srt_file.status_code == 200
     assert srt_file.text == "1\n00:00:00,000 --> 00:00:02,000\na tone\n"
-    assert httpx.get(names["transcript.vtt"]["url"], timeout=30).text.startswith("WEBVTT\n\n00:00:00.000 --> ")
+    assert httpx.get(names["transcript.vtt"]["url"], timeout=30).text.startswith(
+        "WEBVTT\n\n00:00:00.000 --> "
+    )
     assert httpx.get(names["transcript.txt"]["url"], timeout=30).text == "[00:00:00.000] a tone\n"
 
 

@@ -26,7 +26,9 @@ def openai_client(url: str, key: str | None = None, source: str | None = None) -
 
     transport = httpx2.HTTPTransport(local_address=source) if source else None
     http = httpx2.Client(transport=transport, timeout=120) if transport else None
-    return openai.OpenAI(base_url=url.rstrip("/") + "/v1", api_key=key or "no-key", max_retries=0, http_client=http)
+    return openai.OpenAI(
+        base_url=url.rstrip("/") + "/v1", api_key=key or "no-key", max_retries=0, http_client=http
+    )
 
 
 def mcp(url: str, work: Callable[[Any], Any], key: str | None = None, source: str | None = None) -> Any:
@@ -41,7 +43,9 @@ def mcp(url: str, work: Callable[[Any], Any], key: str | None = None, source: st
         http = create_mcp_http_client(headers={"Authorization": f"Bearer {key}"} if key else None)
         if source:
             http = httpx2.AsyncClient(
-                headers=http.headers, timeout=http.timeout, transport=httpx2.AsyncHTTPTransport(local_address=source)
+                headers=http.headers,
+                timeout=http.timeout,
+                transport=httpx2.AsyncHTTPTransport(local_address=source),
             )
         async with http, Client(streamable_http_client(url.rstrip("/") + "/mcp", http_client=http)) as client:
             return await work(client)

@@ -768,7 +768,8 @@ def cached_models() -> dict[str, Path]:
     from . import ARTIFACTS  # inside: run as a script, this file has no package
 
     sources = (
-        b"".join(Path(f).read_bytes() for f in (__file__, tiny_media.__file__, tiny_api.__file__)) + tiny_chat.fingerprint()
+        b"".join(Path(f).read_bytes() for f in (__file__, tiny_media.__file__, tiny_api.__file__))
+        + tiny_chat.fingerprint()
     )
     digest = hashlib.sha256(sources).hexdigest()[:12]
     target = ARTIFACTS / f"tiny-models-{digest}"
