@@ -298,3 +298,46 @@ def test_mcp_tools_answer_as_the_tabs_do_and_refuse_in_their_words(app_server, k
         app_server.url + "mcp", json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"}, timeout=30
     )
     assert raw.status_code == 401 and "needs an API key" in raw.json()["error"]["message"]
+
+
+# --- the Local API section of the Sharing tab, as a person uses it ------------------------------------
+
+
+@pytest.mark.browser
+def test_the_sharing_tab_switches_the_local_api_and_shows_its_address_key_and_snippets(browser, app_server):
+    from tests.support import ARTIFACTS
+    from tests.support.pages import new_page
+
+    context, page = new_page(browser, height=1400)
+    try:
+        page.goto(app_server.url)
+        page.get_by_role("tab", name="Sharing", exact=True).click(timeout=60_000)
+        toggle = page.get_by_label("Let other programs use Pipedesk (Local API)")
+        assert not toggle.is_checked() and "Not on." in page.locator("#api-state").inner_text()
+        toggle.check()
+        page.get_by_text("Programs on this computer that send the key").wait_for(timeout=30_000)
+        url = page.locator("label", has_text="Base URL").get_by_role("textbox").input_value()
+        key = page.locator("label", has_text="API key").get_by_role("textbox").input_value()
+        assert url == f"http://127.0.0.1:{app_server.port}/v1" and key == keys.current_key()
+        snippet = page.locator(".cm-content").first.inner_text()
+        assert f'base_url="{url}"' in snippet and f'api_key="{key}"' in snippet
+        config = page.locator(".cm-content").nth(1).inner_text()
+        assert f'"url": "{url[: -len("/v1")]}/mcp"' in config and f"Bearer {key}" in config
+        api = openai_client(url[: -len("/v1")], key)  # what the page shows, pasted into a program
+        assert ask(api, HELLO, temperature=0).choices[0].message.content == HELLO_ANSWER
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "local-api-on.png"), full_page=True)
+        page.get_by_role("button", name="New key", exact=True).click()
+        page.wait_for_function(
+            "old => [...document.querySelectorAll('input, textarea')].every(e => e.value !== old)",
+            arg=key,
+            timeout=20_000,
+        )
+        with pytest.raises(openai.AuthenticationError):
+            api.models.list()  # the old key stops working at once
+        toggle.uncheck()
+        page.get_by_text("Not on.").wait_for(timeout=30_000)
+        assert not keys.is_on()
+        assert page.console_errors == []
+    finally:
+        context.close()
