@@ -4,7 +4,8 @@ Each text is read up to what the model reads (the rest is cut, with a note, as S
 padded batches go through the encoder; its token vectors are pooled as the model folder says
 (mean, CLS, max or mean-sqrt-len: ``1_Pooling/config.json``) and scaled to length 1 when its
 ``modules.json`` has a Normalize step, as ``SentenceTransformer.encode`` does. One request may hold
-many texts: each is one piece, so the engine batches them (and merges them with other requests).
+many texts: each is one piece, so the engine batches them, by length (and merges them with other
+requests).
 No tab of its own: the Local API's ``/v1/embeddings``, the ``/embed`` endpoint, ``pipedesk run embed``.
 """
 
@@ -93,6 +94,7 @@ class Embed(TaskSpec):
         texts = inputs["text"]
         each = text_pieces(model, texts)
         pieces = [Piece(0, part, ids=one.pieces[0].ids) for part, one in enumerate(each)]
+        pieces.sort(key=lambda piece: piece.length)  # batches of like lengths: little padding
         notes = [
             note if len(texts) == 1 else f"Text {number}: {note}"
             for number, one in enumerate(each, start=1)
@@ -114,6 +116,8 @@ class Embed(TaskSpec):
         self, model: ModelView, prepared: Prepared, outputs: list[Any], options: dict[str, Any]
     ) -> Result:
         tokens = sum(len(piece.ids) for piece in prepared.pieces)
+        by_text = dict(zip((piece.part for piece in prepared.pieces), outputs, strict=True))
+        outputs = [by_text[number] for number in range(len(outputs))]  # in the order they were given
         data = {"embeddings": outputs, "dimensions": len(outputs[0]), "tokens": tokens}
         first = ", ".join(f"{value:.4f}" for value in outputs[0][:4])
         many = f"{len(outputs)} vectors" if len(outputs) > 1 else "1 vector"
