@@ -232,29 +232,42 @@ async def _one_piece_chat(head: dict[str, Any], result: Result, with_usage: bool
     yield event("[DONE]")
 
 
-async def _chat_events(head: dict[str, Any], first: Result, rest: Any, stops: Any, with_usage: bool) -> Any:
-    yield _chat_chunk(head, {"role": "assistant", "content": ""})
-    sent = ""
+async def _events(
+    head: dict[str, Any], first: Result, rest: Any, how: dict[str, Any], usage_object: str | None
+) -> Any:
+    """A stream's events: ``how["piece"](text)`` as the answer grows (``how["shown"](partial)``: what of
+    a partial result can be sent; what was sent is never taken back), then the rest of the whole
+    answer (``how["final"](result)``, None while it is partial), ``how["end"](result)``, the usage if
+    asked for (as ``usage_object``) and ``[DONE]``. A failure midway is an error event, as OpenAI's."""
+    sent, result = "", first
     try:
-        result = first
-        while True:
-            if "finish_reason" in result.data:  # the finished answer
-                answer = result.data["answer"]
-                if answer.startswith(sent) and len(answer) > len(sent):
-                    yield _chat_chunk(head, {"content": answer[len(sent) :]})
-                yield _chat_chunk(head, {}, result.data["finish_reason"])
-                if with_usage:
-                    yield _usage_chunk(head, "chat.completion.chunk", result)
-                break
-            shown = completions.shown_so_far(result.data["text"], stops).strip()
-            if shown.startswith(sent) and len(shown) > len(sent):
-                yield _chat_chunk(head, {"content": shown[len(sent) :]})
-                sent = shown
+        while (whole := how["final"](result)) is None:
+            now = how["shown"](result)
+            if now.startswith(sent) and len(now) > len(sent):
+                yield how["piece"](now[len(sent) :])
+                sent = now
             result = await anext(rest)
     except Exception as exc:
         yield error_event(exc)
         return
+    if whole.startswith(sent) and len(whole) > len(sent):
+        yield how["piece"](whole[len(sent) :])
+    yield how["end"](result)
+    if usage_object:
+        yield _usage_chunk(head, usage_object, result)
     yield event("[DONE]")
+
+
+async def _chat_events(head: dict[str, Any], first: Result, rest: Any, stops: Any, with_usage: bool) -> Any:
+    yield _chat_chunk(head, {"role": "assistant", "content": ""})
+    how = {
+        "shown": lambda partial: completions.shown_so_far(partial.data["text"], stops).strip(),
+        "final": lambda result: result.data.get("answer"),
+        "piece": lambda text: _chat_chunk(head, {"content": text}),
+        "end": lambda result: _chat_chunk(head, {}, result.data["finish_reason"]),
+    }
+    async for item in _events(head, first, rest, how, "chat.completion.chunk" if with_usage else None):
+        yield item
 
 
 def _text_chunk(head: dict[str, Any], text: str, finish: str | None = None) -> bytes:
@@ -265,27 +278,15 @@ def _text_chunk(head: dict[str, Any], text: str, finish: str | None = None) -> b
 async def _text_events(
     head: dict[str, Any], first: Result, rest: Any, stops: Any, echo: str, with_usage: bool
 ) -> Any:
-    sent = ""
     if echo:
         yield _text_chunk(head, echo)
-    try:
-        result = first
-        while True:
-            if "choices" in result.data:
-                choice = result.data["choices"][0]
-                text = choice["text"][len(echo) :]
-                if text.startswith(sent) and len(text) > len(sent):
-                    yield _text_chunk(head, text[len(sent) :])
-                yield _text_chunk(head, "", choice["finish_reason"])
-                if with_usage:
-                    yield _usage_chunk(head, "text_completion", result)
-                break
-            shown = completions.shown_so_far(result.data["text"], stops)
-            if len(shown) > len(sent):
-                yield _text_chunk(head, shown[len(sent) :])
-                sent = shown
-            result = await anext(rest)
-    except Exception as exc:
-        yield error_event(exc)
-        return
-    yield event("[DONE]")
+    how = {
+        "shown": lambda partial: completions.shown_so_far(partial.data["text"], stops),
+        "final": lambda result: (
+            result.data["choices"][0]["text"][len(echo) :] if "choices" in result.data else None
+        ),
+        "piece": lambda text: _text_chunk(head, text),
+        "end": lambda result: _text_chunk(head, "", result.data["choices"][0]["finish_reason"]),
+    }
+    async for item in _events(head, first, rest, how, "text_completion" if with_usage else None):
+        yield item

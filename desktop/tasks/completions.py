@@ -145,8 +145,19 @@ def _stop_kwargs(model: ModelView, options: dict[str, Any]) -> dict[str, Any]:
     return {"stop_strings": list(options["stop"]), "tokenizer": model.stream_tokenizer()}
 
 
-def _outputs(texts: list[str], lengths: list[int]) -> list[dict[str, Any]]:
+def generated(
+    loop: Any, model: ModelView, pieces: list[Piece], options: dict[str, Any], stop: Stop, streamer: Any
+) -> list[dict[str, Any]]:
+    """``loop`` (the chat core's or Generate's generation) on ``pieces``, ending rows at the stop
+    sequences: each row's text and how many tokens it took."""
+    lengths: list[int] = []
+    texts = loop(model, pieces, options, stop, streamer, lengths=lengths, **_stop_kwargs(model, options))
     return [{"text": text, "tokens": count} for text, count in zip(texts, lengths, strict=True)]
+
+
+def text_so_far(text: str) -> Result:
+    """A streamed answer's partial result: the raw text written so far."""
+    return Result(data={"text": text}, outputs=(text,), text=text)
 
 
 # --- the tasks ---------------------------------------------------------------------------------
@@ -181,11 +192,7 @@ class ChatCompletion(chat.InstructTask):
     def forward(
         self, model: ModelView, pieces: list[Piece], options: dict[str, Any], stop: Stop, streamer: Any = None
     ) -> list[Any]:
-        lengths: list[int] = []
-        texts = chat.chat_forward(
-            model, pieces, options, stop, streamer, lengths=lengths, **_stop_kwargs(model, options)
-        )
-        return _outputs(texts, lengths)
+        return generated(chat.chat_forward, model, pieces, options, stop, streamer)
 
     def postprocess(
         self, model: ModelView, prepared: Prepared, outputs: list[Any], options: dict[str, Any]
@@ -205,7 +212,7 @@ class ChatCompletion(chat.InstructTask):
         return Result(data=data, outputs=(answer,), text=answer)
 
     def partial(self, model: ModelView, prepared: Prepared, text: str) -> Result:
-        return Result(data={"text": text}, outputs=(text,), text=text)
+        return text_so_far(text)
 
 
 class TextCompletion(generate.Generate):
@@ -241,11 +248,7 @@ class TextCompletion(generate.Generate):
     def forward(
         self, model: ModelView, pieces: list[Piece], options: dict[str, Any], stop: Stop, streamer: Any = None
     ) -> list[Any]:
-        lengths: list[int] = []
-        texts = generate.generate_forward(
-            model, pieces, options, stop, streamer, lengths=lengths, **_stop_kwargs(model, options)
-        )
-        return _outputs(texts, lengths)
+        return generated(generate.generate_forward, model, pieces, options, stop, streamer)
 
     def postprocess(
         self, model: ModelView, prepared: Prepared, outputs: list[Any], options: dict[str, Any]
@@ -264,7 +267,7 @@ class TextCompletion(generate.Generate):
         return Result(data=data, outputs=(choices[0]["text"],), text=choices[0]["text"])
 
     def partial(self, model: ModelView, prepared: Prepared, text: str) -> Result:
-        return Result(data={"text": text}, outputs=(text,), text=text)
+        return text_so_far(text)
 
     def row_values(self, result: Result) -> dict[str, Any]:
         return {"generated_text": result.text}
