@@ -282,6 +282,13 @@ def test_mcp_tools_answer_as_the_tabs_do_and_refuse_in_their_words(app_server, k
     assert tool_call(app_server.url, "transcribe", {"audio": str(owned)}, key=key).structured_content[
         "text"
     ] == ("a tone")
+    ticket = {
+        "input_type": "Text",
+        "text": "I was charged twice for my order.",
+        "labels": "billing, shipping, broken product",
+    }
+    labelled = tool_call(app_server.url, "labels", ticket, key=key).structured_content["labels"]
+    assert labelled[0]["label"] == "billing"  # the Labels tab's answer, from an agent
     short = tool_call(app_server.url, "sentiment", {"text": "I"}, key=key)
     assert (
         short.is_error

@@ -40,6 +40,7 @@ _MORE = {
     "pipeline": ("pipeline",),
     "automatic-speech-recognition": ("AutoProcessor", "AutoModelForSpeechSeq2Seq"),
     "sentence-embedding": ("AutoModel",),
+    "zero-shot-image-classification": ("AutoModel", "AutoImageProcessor"),
 }
 
 #: Kinds whose tasks call a transformers pipeline in ``forward`` (its own pre/post-processing).
@@ -59,6 +60,7 @@ class Loaded:
     pipeline: Any = None
     nbytes: int = 0
     feature_extractor: Any = None  # speech models: audio -> log-mel features (numpy, thread-safe)
+    image_processor: Any = None  # image-text models: photos -> pixel values (thread-safe)
     extra: dict[str, Any] = field(default_factory=dict)  # derived copies: int8 weights, a CPU copy
     pooling: Any = None  # sentence-embedding models: how token vectors become one (models.compat.Pooling)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -112,6 +114,10 @@ class Loaded:
     def features(self, audio: list[Any], **kwargs: Any) -> Any:
         """Log-mel features for a batch of recordings (speech models)."""
         return self.feature_extractor(audio, **kwargs)
+
+    def pixels(self, images: list[Any]) -> Any:
+        """Pixel values for a batch of decoded images (image-text models), one row per image."""
+        return self.image_processor(images=images, return_tensors="pt")["pixel_values"]
 
     def pad_id(self) -> int:
         tokenizer = self.tokenizer
@@ -203,8 +209,14 @@ def _load(kind: str, folder: Path, display: str, device: str, dtype: Any) -> Loa
         if pooling.max_length:  # what sentence-transformers reads of a text, not the positions' limit
             tokenizer.model_max_length = min(pooling.max_length, tokenizer.model_max_length)
         return Loaded(kind, display, folder, device, model, tokenizer, pooling=pooling)
+    if kind == "zero-shot-image-classification":
+        model = tf.AutoModel.from_pretrained(folder, dtype=dtype).to(device).eval()
+        loaded = Loaded(kind, display, folder, device, model, tf.AutoTokenizer.from_pretrained(folder))
+        loaded.image_processor = tf.AutoImageProcessor.from_pretrained(folder)
+        return loaded
     classes = {
         "text-classification": tf.AutoModelForSequenceClassification,
+        "zero-shot-classification": tf.AutoModelForSequenceClassification,
         "text-generation": tf.AutoModelForCausalLM,
         "chat": tf.AutoModelForCausalLM,
         "seq2seq": tf.AutoModelForSeq2SeqLM,

@@ -40,6 +40,7 @@ from typing import Any
 from desktop import paths, settings
 from desktop.errors import UserError
 from desktop.server.api_door import ApiAccess
+from desktop.share import signin
 from desktop.share.gate import VisitorGate
 from desktop.share.passwords import MIN_PASSWORD as MIN_PASSWORD  # the Sharing tab's and tests' names
 from desktop.share.passwords import WORDS as WORDS
@@ -204,14 +205,13 @@ class Sharing:
         def check(_username: str, typed: str) -> bool:
             return hmac.compare_digest(typed.encode(), password.encode())
 
-        message = (
-            f"Pipedesk on {socket.gethostname()}: type any name, and the password shown in "
-            "Pipedesk's Sharing tab on that computer."
-        )
+        computer = signin.computer_name()
+        message = f"{signin.title(computer)}: type the password shown in Pipedesk's Sharing tab there."
 
         def launch() -> Any:
             # Built anew each time: its model lists show what is installed now.
             blocks = self.visitors_app(self.runtime.guest())  # installed models only (the GUEST policy)
+            blocks.title = signin.title(computer)
             return serve_visitors(
                 blocks,
                 self.runtime,
@@ -221,6 +221,7 @@ class Sharing:
                 hosts="lan",
                 auth=check,
                 auth_message=message,
+                computer=computer,
                 api=ApiAccess(lambda: (password,), self.api_enabled, attempts=self.gate),
             )
 
@@ -243,13 +244,15 @@ def serve_visitors(
     auth: Callable[[str, str], bool] | None = None,
     auth_message: str | None = None,
     token: str | None = None,
+    computer: str | None = None,
     api: ApiAccess | None = None,
 ) -> Any:
     """Serve the visitors' ``blocks`` as every server for other people is served (LAN sharing and
     public deployments, :mod:`desktop.cli.public`): ``gate`` in front (visitor log, sign-in lockout,
-    upload quota), Gradio's sign-in when ``auth`` is given, monitoring off, only the app's own
-    error words, an upload limit, nothing served outside Gradio's cache, files in the visitors'
-    folder. ``api``: who may use its Local API (None: nobody). Returns the running
+    upload quota), Gradio's sign-in when ``auth`` is given (on our page, password only, when
+    ``computer`` is named: :mod:`desktop.share.signin`), monitoring off, only the app's own error
+    words, an upload limit, nothing served outside Gradio's cache, files in the visitors' folder.
+    ``api``: who may use its Local API (None: nobody). Returns the running
     :class:`desktop.server.Server`; runs on the caller's thread."""
     from starlette.middleware import Middleware
 
@@ -274,7 +277,8 @@ def serve_visitors(
         "allowed_paths": [str(assets.path("icon.png"))],
         "blocked_paths": [str(p) for p in private if not _is_inside(cache, p)],
         "app_kwargs": {
-            "middleware": [Middleware(gate.asgi)],
+            "middleware": [Middleware(gate.asgi)]
+            + ([Middleware(signin.SignInPage, computer=computer)] if auth and computer else []),
             "lifespan": _uploads_to_visitors_folder,
         },
     }
@@ -385,7 +389,7 @@ def start_lan(runtime: Any) -> str:
     share = controller(runtime)
     share.enable()
     urls = share.urls()
-    lines = ["Shared on your network (visitors sign in with any name and this password):"]
+    lines = ["Shared on your network (visitors sign in with this password):"]
     lines += [f"  {url}" for url in urls] or [f"  (no network address right now; port {share.port})"]
     lines.append(f"  password: {share.password}")
     return "\n".join(lines)
