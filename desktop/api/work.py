@@ -22,6 +22,7 @@ from typing import Any
 
 from desktop.errors import ModelError, UserError
 from desktop.server.api_door import error_body
+from desktop.server.bodies import BodyRefused
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,8 @@ def error_response(exc: BaseException) -> Any:
 
     if isinstance(exc, ApiError):
         status, message, code = exc.status, str(exc), exc.code
+    elif isinstance(exc, BodyRefused):  # the gate cut the body off (size, quota): its words, 413
+        status, message, code = 413, str(exc), None
     elif isinstance(exc, UserError):  # the request's fault (400), or the answer's (a status of its own)
         status, message = getattr(exc, "http_status", 400), str(exc)
         code = "model_error" if isinstance(exc, ModelError) else None
