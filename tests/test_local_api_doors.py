@@ -111,6 +111,18 @@ def test_pipedesk_serve_with_token_answers_only_programs_that_send_it(pipedesk_h
         served.stop()
 
 
+def test_a_public_server_takes_the_sign_in_password_as_the_key(pipedesk_home, hub):
+    served = Serve(pipedesk_home, hub, "--public", "--auth", "guest:correct-horse", "--model", QWEN)
+    try:
+        assert "programs send the --auth password as their key" in served.text
+        assert hello(openai_client(served.url, "correct-horse")) == HELLO_ANSWER
+        with pytest.raises(openai.AuthenticationError, match="Wrong API key"):
+            hello(openai_client(served.url, "guest:correct-horse"))
+        assert httpx.get(served.url + "v1/models", timeout=30).status_code == 401
+    finally:
+        served.stop()
+
+
 # --- LAN visitors ----------------------------------------------------------------------------------
 
 

@@ -225,6 +225,8 @@ def serve(
             _say(f"Sign-in required: name {credentials[0]!r} and the password given with --auth/{AUTH_ENV}.")
         else:
             _say(f"No sign-in: anyone who reaches the port can use it (--auth USER:PASSWORD or {AUTH_ENV}).")
+        key = "; programs send the --auth password as their key" if credentials else ""
+        _say(f"Local API: /v1 (OpenAI's shape) and /mcp (MCP tools) on the same addresses{key}.")
         _say(f"(device: {runtime.device}; Ctrl+C to stop)")
         log.info("Public server on %s:%s, sign-in %s", host, port, "on" if credentials else "off")
         next_window = time.monotonic() + WINDOW_S

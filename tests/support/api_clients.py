@@ -82,7 +82,7 @@ class Serve:
                 break
             lines.append(line)
         self.text = "".join(lines)
-        found = re.search(r"running at (http://127\.0\.0\.1:\d+/)", self.text)
+        found = re.search(r"(http://127\.0\.0\.1:\d+/)", self.text)  # the app's address, first
         assert found and "Local API:" in self.text, self.text
         self.url = found.group(1)
         token = re.search(r"X-Pipedesk-Token: (\S+)", self.text)
