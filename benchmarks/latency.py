@@ -19,10 +19,12 @@ classifier and real tokenizer of ``batch.py``, or ``--tiny``) on ``/sentiment``:
 
 A request is what a script does: ``POST /gradio_api/call/sentiment``, then read the event stream
 until ``complete`` (plain httpx, one keep-alive connection per server, not gradio_client, whose
-own polling costs more than the servers). Requests are sent one at a time in rounds: each round
-sends ``--per-round`` requests to every server in turn (the order rotates), so a busy machine
-slows all three alike. It prints median and p95 per server and the ratio Pipedesk / plain Blocks
-(target <= 1.1).
+own polling costs more than the servers). The Pipedesk server is also asked through its Local API,
+as an MCP client asks it: one ``POST /mcp`` calling the ``sentiment`` tool (``Pipedesk MCP``).
+Requests are sent one at a time in rounds: each round sends ``--per-round`` requests to every
+target in turn (the order rotates), so a busy machine slows all alike. It prints median and p95
+per target, the ratio Pipedesk / plain Blocks (target <= 1.1) and the Local API's against
+Pipedesk's Gradio API on the same server (target <= 1.2).
 """
 
 from __future__ import annotations
@@ -41,7 +43,9 @@ import serving  # noqa: E402
 from serving import App, Setup  # noqa: E402
 
 TARGET = 1.1  # Pipedesk's median <= this x the plain Blocks app's
+API_TARGET = 1.2  # the Local API's median <= this x the Gradio API's, on the same Pipedesk server
 ONE_SESSION = "Pipedesk, one session"
+MCP = "Pipedesk MCP"
 
 
 def launch(blocks: Any, setup: Setup) -> None:
@@ -114,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     ours = next(server for server in servers if server.app.name == "Pipedesk")
     targets = [Target(server.app.name, server) for server in servers]
     targets.append(Target(ONE_SESSION, ours, session_hash=uuid.uuid4().hex))
+    targets.append(Target(MCP, ours, mcp=True))
     try:
         labels = {}
         for target in targets:
@@ -149,18 +154,22 @@ def main(argv: list[str] | None = None) -> int:
 class Target:
     """Where requests go: a server, and whether they all join one Gradio session."""
 
-    def __init__(self, name: str, server: serving.Spawned, session_hash: str | None = None) -> None:
+    def __init__(
+        self, name: str, server: serving.Spawned, session_hash: str | None = None, mcp: bool = False
+    ) -> None:
         import httpx
 
-        self.name, self.server, self.session_hash = name, server, session_hash
+        self.name, self.server, self.session_hash, self.mcp = name, server, session_hash, mcp
         self.client = httpx.Client(timeout=60)  # one keep-alive connection per target
         self.seconds: list[float] = []
 
     def call(self, text: str, model_id: str) -> Any:
         started = time.perf_counter()
-        output = serving.call(
-            self.client, self.server.url, self.server.payload(text, model_id), self.session_hash
-        )
+        data = self.server.payload(text, model_id)
+        if self.mcp:
+            output = serving.mcp_call(self.client, self.server.url, data, len(self.seconds) + 1)
+        else:
+            output = serving.call(self.client, self.server.url, data, self.session_hash)
         self.seconds.append(time.perf_counter() - started)
         return output
 
@@ -172,6 +181,7 @@ def report(targets: list[Target], direct: dict[str, list[float]], labels: dict[s
     for target in targets:
         times = target.seconds
         about = target.server.app.about if target.session_hash is None else "every request in one session"
+        about = "POST /mcp, the sentiment tool" if target.mcp else about
         calls = direct.get(target.name)
         print(
             f"| {target.name} ({about}) | {len(times)} | {ms(times, 50):.1f} | {ms(times, 95):.1f} | "
@@ -187,6 +197,10 @@ def report(targets: list[Target], direct: dict[str, list[float]], labels: dict[s
     print(f"Pipedesk / plain Blocks, p95: {ms(ours, 95) / ms(plain, 95):.2f}x")
     print(f"Pipedesk / tutorial app, median: {ms(ours, 50) / ms(seconds['tutorial app'], 50):.2f}x")
     print(f"{ONE_SESSION} / plain Blocks, median: {ms(seconds[ONE_SESSION], 50) / ms(plain, 50):.2f}x")
+    api = ms(seconds[MCP], 50) / ms(ours, 50)
+    verdict = "met" if api <= API_TARGET else f"MISSED by {api / API_TARGET - 1:.0%}"
+    print(f"Local API (MCP) / Pipedesk's Gradio API, median: {api:.2f}x (target <= {API_TARGET}x: {verdict})")
+    print(f"Local API (MCP) / Pipedesk's Gradio API, p95: {ms(seconds[MCP], 95) / ms(ours, 95):.2f}x")
 
 
 if __name__ == "__main__":

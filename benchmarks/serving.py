@@ -223,14 +223,16 @@ class EngineLog:
 
 def pipedesk_server(setup: Setup, batch_requests: bool = True) -> Callable[[str], Any]:
     """Pipedesk as ``pipedesk serve`` runs it (``desktop.cli.serve._serve`` without the wait loop:
-    logging set up, ``build_app`` + ``server.start``, the gate in front, no token); with
-    ``setup.lan_port`` also LAN sharing, as ``pipedesk serve --lan`` with a known password."""
+    logging set up, ``build_app`` + ``server.start``, the gate in front, no token, the Local API on
+    with no key); with ``setup.lan_port`` also LAN sharing, as ``pipedesk serve --lan`` with a known
+    password."""
     from desktop import logs, server
+    from desktop.server.api_door import ApiAccess
     from desktop.ui.app import build_app
 
     logs.setup(console=True)
     runtime = pipedesk_runtime(setup.device, batch_requests)
-    server.start(build_app(runtime), port=setup.port)
+    server.start(build_app(runtime), port=setup.port, api_access=ApiAccess())
     if setup.lan_port:
         setup.info["visitor_port"] = share_on_lan(runtime, setup.lan_port, setup.lan_password)
     setup.stats = EngineLog(runtime.batcher).take
@@ -429,6 +431,25 @@ async def call_async(client: Any, url: str, data: list[Any], session_hash: str |
     event_id = answer.json()["event_id"]
     async with client.stream("GET", f"{url}gradio_api/call/{API}/{event_id}") as stream:
         return parse_events([line async for line in stream.aiter_lines()])
+
+
+def mcp_call(client: Any, url: str, data: list[Any], number: int = 1) -> Any:
+    """The same request through the Local API: one ``POST /mcp`` (JSON-RPC ``tools/call`` of the
+    task's MCP tool, as an MCP client sends it; a JSON answer), httpx with keep-alive."""
+    arguments = dict(zip(("text", "model"), data, strict=False))
+    message = {
+        "jsonrpc": "2.0",
+        "id": number,
+        "method": "tools/call",
+        "params": {"name": API, "arguments": arguments},
+    }
+    headers = {"Accept": "application/json, text/event-stream"}
+    answer = client.post(f"{url}mcp", json=message, headers=headers)
+    answer.raise_for_status()
+    result = answer.json()["result"]
+    if result.get("isError"):
+        raise RuntimeError(f"the tool answered an error: {result['content']}")
+    return result["structuredContent"]
 
 
 def top_label(output: Any) -> str:

@@ -30,6 +30,9 @@ class Settings:
     window: dict[str, int] | None = None
     last_models: dict[str, str] | None = None  # the model last used in each task tab, by task id
     fast_cpu_speedups: dict[str, float] | None = None  # int8 against fp32, measured once per processor
+    local_api: bool = False  # the Local API switch: other programs may use /v1 and /mcp with the key
+    api_key: str = ""  # the Local API's key (this file is readable by its owner only)
+    api_port: int | None = None  # the window's port when the Local API was switched on: kept if free
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

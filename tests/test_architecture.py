@@ -22,6 +22,7 @@ LAYERS = [
     ("batch", ("desktop.batch",)),
     ("server", ("desktop.server",)),
     ("share", ("desktop.share",)),
+    ("api", ("desktop.api",)),
     ("ui", ("desktop.ui",)),
     ("shell", ("desktop.shell",)),
     ("cli", ("desktop.cli", "desktop.__main__")),

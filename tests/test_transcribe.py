@@ -19,7 +19,7 @@ import pytest
 from desktop.errors import UserError
 from desktop.files import Limits, audio
 from desktop.tasks import TASKS
-from desktop.tasks.transcribe import plain_text, srt
+from desktop.tasks.transcribe import plain_text, srt, vtt
 from tests.support import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, cli_env, run_cli
 from tests.support.pages import message, new_page, output_text, panel, run_and_wait
 from tests.support.recordings import COMPRESSED, make_recordings
@@ -104,6 +104,9 @@ def test_subtitles_and_text_exports_number_and_time_every_segment():
     ]
     assert srt(segments) == (
         "1\n00:00:00,000 --> 00:00:02,500\na tone\n\n2\n00:00:30,000 --> 01:02:05,250\nhello world\n"
+    )
+    assert vtt(segments) == (
+        "WEBVTT\n\n00:00:00.000 --> 00:00:02.500\na tone\n\n00:00:30.000 --> 01:02:05.250\nhello world\n"
     )
     data = {"text": "a tone hello world", "segments": segments, "timestamps": True}
     assert plain_text(data).splitlines()[:2] == ["[00:00:00.000] a tone", "[00:00:30.000] hello world"]
@@ -209,10 +212,13 @@ def test_the_api_transcribes_an_upload_with_segments_and_downloads(client, app_s
     assert text == "a tone"
     assert table["headers"] == ["start", "end", "text"] and table["data"] == [[0.0, 2.0, "a tone"]]
     names = {Path(f["path"]).name: f for f in files}
-    assert set(names) == {"transcript.txt", "transcript.srt"}
+    assert set(names) == {"transcript.txt", "transcript.srt", "transcript.vtt"}
     srt_file = httpx.get(names["transcript.srt"]["url"], timeout=30)
     assert srt_file.status_code == 200
     assert srt_file.text == "1\n00:00:00,000 --> 00:00:02,000\na tone\n"
+    assert httpx.get(names["transcript.vtt"]["url"], timeout=30).text.startswith(
+        "WEBVTT\n\n00:00:00.000 --> "
+    )
     assert httpx.get(names["transcript.txt"]["url"], timeout=30).text == "[00:00:00.000] a tone\n"
 
 
@@ -326,12 +332,18 @@ def test_the_tab_transcribes_an_upload_with_times_and_the_subtitles_download(bro
         assert output_text(tab, "Transcript") == "hello world"  # the times are in the table
         rows = [row.inner_text().split() for row in tab.get_by_role("grid").first.get_by_role("row").all()]
         assert rows[1:] == [["0", "2.5", "hello", "world"]]
-        files = tab.locator("div.block").filter(has=page.get_by_text("Download (TXT, SRT)", exact=True)).first
+        label = page.get_by_text("Download (TXT, SRT, VTT)", exact=True)
+        files = tab.locator("div.block").filter(has=label).first
         with page.expect_download() as download:
             files.get_by_role("row").filter(has_text=".srt").get_by_role("link").click()
         assert download.value.suggested_filename == "transcript.srt"
         saved = Path(download.value.path()).read_text(encoding="utf-8")
         assert saved == "1\n00:00:00,000 --> 00:00:02,500\nhello world\n"
+        with page.expect_download() as download:
+            files.get_by_role("row").filter(has_text=".vtt").get_by_role("link").click()
+        assert download.value.suggested_filename == "transcript.vtt"
+        saved = Path(download.value.path()).read_text(encoding="utf-8")
+        assert saved == "WEBVTT\n\n00:00:00.000 --> 00:00:02.500\nhello world\n"
         assert page.console_errors == []
         # A file that is no recording: its words next to the output (the browser's player cannot
         # draw it either); the tab keeps working.

@@ -188,6 +188,7 @@ def serve(
 
     from desktop import server
     from desktop.engine.runtime import Runtime
+    from desktop.server.api_door import ApiAccess
     from desktop.share import controller as sharing
     from desktop.share.gate import VisitorGate
     from desktop.ui.app import build_app
@@ -213,6 +214,8 @@ def serve(
             hosts="any",  # behind a platform's proxy the Host is the platform's name
             auth=sign_in_check(*credentials) if credentials else None,
             auth_message=AUTH_MESSAGE if credentials else None,
+            # Programs send the sign-in's password as their API key (counted as sign-ins are).
+            api=ApiAccess(accepted=lambda: (credentials[1],) if credentials else (), attempts=gate),
         )
         gate.open = True
         _say("Pipedesk serves the visitors' app: the tasks on the models above, no model management.")
@@ -222,6 +225,8 @@ def serve(
             _say(f"Sign-in required: name {credentials[0]!r} and the password given with --auth/{AUTH_ENV}.")
         else:
             _say(f"No sign-in: anyone who reaches the port can use it (--auth USER:PASSWORD or {AUTH_ENV}).")
+        key = "; programs send the --auth password as their key" if credentials else ""
+        _say(f"Local API: /v1 (OpenAI's shape) and /mcp (MCP tools) on the same addresses{key}.")
         _say(f"(device: {runtime.device}; Ctrl+C to stop)")
         log.info("Public server on %s:%s, sign-in %s", host, port, "on" if credentials else "off")
         next_window = time.monotonic() + WINDOW_S

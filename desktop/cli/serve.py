@@ -108,21 +108,26 @@ def _serve(
     logs.setup(console=True)
     from desktop import server
     from desktop.engine.runtime import Runtime
+    from desktop.server.api_door import ApiAccess
     from desktop.ui.app import build_app
 
     runtime = Runtime(device=device)
     running = None
     try:  # Ctrl+C during start-up stops as cleanly as Ctrl+C later
         secret = (os.environ.get("PIPEDESK_TOKEN") or server.new_token()) if token else None
-        running = server.start(build_app(runtime), host=host, port=port, token=secret)
+        # The Local API is on: with --token, programs send the token as their key; without, none.
+        api = ApiAccess(accepted=lambda: (secret,) if secret else ())
+        running = server.start(build_app(runtime), host=host, port=port, token=secret, api_access=api)
         print(f"Pipedesk is running at {running.url}  (Ctrl+C to stop)", flush=True)
         runtime.warm_up_in_background()  # torch and transformers load while the page is already usable
         if secret:
             print(f"Every request needs the token: header X-Pipedesk-Token: {secret}", flush=True)
             print(f"  in a browser: {running.open_url}", flush=True)
+        print(f"Local API: {running.url}v1 (OpenAI's shape) and {running.url}mcp (MCP tools)", flush=True)
         if lan:
             from desktop.share import controller as sharing
 
+            sharing.controller(runtime).api_enabled = lambda: True  # the API is on here: on the LAN too
             print(sharing.start_lan(runtime), flush=True)
         if open_browser:
             import webbrowser

@@ -20,7 +20,7 @@ from typing import Any
 
 from desktop.errors import ModelError
 from desktop.hf import transformers_api
-from desktop.models.compat import model_type
+from desktop.models.compat import model_type, read_pooling
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,7 @@ _CORE = (
 _MORE = {
     "pipeline": ("pipeline",),
     "automatic-speech-recognition": ("AutoProcessor", "AutoModelForSpeechSeq2Seq"),
+    "sentence-embedding": ("AutoModel",),
     "zero-shot-image-classification": ("AutoModel", "AutoImageProcessor"),
 }
 
@@ -61,6 +62,7 @@ class Loaded:
     feature_extractor: Any = None  # speech models: audio -> log-mel features (numpy, thread-safe)
     image_processor: Any = None  # image-text models: photos -> pixel values (thread-safe)
     extra: dict[str, Any] = field(default_factory=dict)  # derived copies: int8 weights, a CPU copy
+    pooling: Any = None  # sentence-embedding models: how token vectors become one (models.compat.Pooling)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _stream_tokenizer: Any = field(default=None, repr=False)
 
@@ -200,6 +202,13 @@ def _load(kind: str, folder: Path, display: str, device: str, dtype: Any) -> Loa
         loaded = Loaded(kind, display, folder, device, model, processor.tokenizer)
         loaded.feature_extractor = processor.feature_extractor
         return loaded
+    if kind == "sentence-embedding":
+        pooling = read_pooling(folder, display)
+        model = tf.AutoModel.from_pretrained(folder, dtype=dtype).to(device).eval()
+        tokenizer = tf.AutoTokenizer.from_pretrained(folder)
+        if pooling.max_length:  # what sentence-transformers reads of a text, not the positions' limit
+            tokenizer.model_max_length = min(pooling.max_length, tokenizer.model_max_length)
+        return Loaded(kind, display, folder, device, model, tokenizer, pooling=pooling)
     if kind == "zero-shot-image-classification":
         model = tf.AutoModel.from_pretrained(folder, dtype=dtype).to(device).eval()
         loaded = Loaded(kind, display, folder, device, model, tf.AutoTokenizer.from_pretrained(folder))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from desktop.errors import ModelError
@@ -17,6 +18,7 @@ ARCHITECTURES: dict[str, tuple[str, ...]] = {
     "seq2seq": ("ForConditionalGeneration", "MTModel"),
     "automatic-speech-recognition": ("WhisperForConditionalGeneration",),
     "object-detection": ("ForObjectDetection",),
+    "sentence-embedding": ("Model",),  # an encoder's bare model (BertModel...) with pooling on top
     "zero-shot-classification": ("ForSequenceClassification",),
     "zero-shot-image-classification": ("CLIPModel", "SiglipModel"),
 }
@@ -31,6 +33,7 @@ KIND_NAMES = {
     "seq2seq": "translation or summarization",
     "automatic-speech-recognition": "speech recognition (Whisper)",
     "object-detection": "object detection",
+    "sentence-embedding": "sentence embeddings (a sentence-transformers model)",
     "zero-shot-classification": "labels you choose for texts (an NLI model)",
     "zero-shot-image-classification": "labels you choose for photos (a CLIP or SigLIP model)",
 }
@@ -80,11 +83,16 @@ def check_fits(kind: str, folder: Path, display: str) -> None:
         return
     if kind == "seq2seq" and config.get("model_type") in NOT_TEXT_TYPES:
         pass  # e.g. WhisperForConditionalGeneration: a ...ForConditionalGeneration that reads sound
+    elif kind == "sentence-embedding":
+        read_pooling(folder, display)
+        if any(arch.endswith("Model") and not arch.endswith("LMHeadModel") for arch in architectures):
+            return
     elif any(_fits(kind, arch, name) for arch in architectures for name in ARCHITECTURES[kind]):
         if kind == "chat" and not has_chat_template(folder):
             raise ModelError(
                 f"{display} has no chat template, so it cannot chat: it is a plain text-completion "
-                "model. Use it in the Generate tab (pipedesk run generate), or choose an instruct model."
+                "model. Use it in the Generate tab (pipedesk run generate, /v1/completions), or choose an "
+                "instruct model."
             )
         if kind == "zero-shot-classification":
             nli_label_ids(config.get("label2id") or {}, display)
@@ -108,6 +116,62 @@ def check_fits_any(kinds: tuple[str, ...], folder: Path, display: str) -> str:
             first = first or exc
     assert first is not None, "no kinds given"
     raise first
+
+
+#: How sentence-transformers pools token vectors into one (``1_Pooling/config.json``'s modes).
+POOLING_MODES = {
+    "pooling_mode_mean_tokens": "mean",
+    "pooling_mode_cls_token": "cls",
+    "pooling_mode_max_tokens": "max",
+    "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len",
+}
+
+
+@dataclass(frozen=True)
+class Pooling:
+    """A sentence-transformers model's recipe after the encoder: how token vectors become one vector,
+    whether it is scaled to length 1, and the tokens it reads (``max_seq_length``; 0: the model's)."""
+
+    mode: str
+    normalize: bool
+    max_length: int = 0
+
+
+def _json(path: Path) -> object:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def read_pooling(folder: Path, display: str) -> Pooling:
+    """The pooling of the sentence-transformers model in ``folder`` (its ``modules.json``); ModelError
+    when it is not one, or has a step Pipedesk does not run (a Dense layer, another pooling)."""
+    listed = _json(folder / "modules.json")
+    modules = [m for m in listed if isinstance(m, dict)] if isinstance(listed, list) else []
+    kinds = [str(m.get("type", "")).rsplit(".", 1)[-1] for m in modules]
+    if "Pooling" not in kinds:
+        raise ModelError(
+            f"{display} does not fit {KIND_NAMES['sentence-embedding']}: it has no sentence-transformers "
+            "pooling (modules.json)."
+        )
+    pooling = modules[kinds.index("Pooling")]
+    other = [kind for kind in kinds if kind not in ("Transformer", "Pooling", "Normalize")]
+    if other:
+        raise ModelError(
+            f"{display} adds a {other[0]} step after pooling, which Pipedesk does not run: choose "
+            "another sentence-embedding model."
+        )
+    config = _json(folder / Path(str(pooling.get("path") or "1_Pooling")).name / "config.json")
+    modes = [mode for key, mode in POOLING_MODES.items() if isinstance(config, dict) and config.get(key)]
+    if len(modes) != 1:
+        raise ModelError(
+            f"{display} pools its tokens in a way Pipedesk does not (it takes mean, CLS, max or "
+            "mean-sqrt-len pooling, one at a time)."
+        )
+    bert = _json(folder / "sentence_bert_config.json")
+    length = bert.get("max_seq_length") if isinstance(bert, dict) else None
+    return Pooling(modes[0], "Normalize" in kinds, int(length) if isinstance(length, int) else 0)
 
 
 def nli_label_ids(label2id: dict[str, int], display: str) -> tuple[int, int]:

@@ -8,6 +8,7 @@ loop for ``pipedesk serve``). Every server gets :mod:`desktop.server.gate` in fr
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import secrets
@@ -18,13 +19,15 @@ from urllib.parse import quote
 
 import gradio as gr
 
-from desktop.server import gate, sessions
+from desktop.server import api_door, gate, sessions
 
 log = logging.getLogger(__name__)
 
 LOCAL_HOST = "127.0.0.1"
 #: The attribute of a Blocks that holds its launch() look (theme, css, js, favicon...).
 LOOK = "launch_look"
+#: The attribute of a Blocks that holds its API (:class:`desktop.server.api_door.ApiMount`).
+API = "pipedesk_api"
 MAX_UPLOAD = "50mb"
 LOOPBACK_BINDS = ("127.0.0.1", "localhost", "::1")
 #: A request body may exceed the upload limit by this much (multipart headers, form fields).
@@ -128,6 +131,20 @@ def short_input_errors(blocks: gr.Blocks) -> None:
     blocks.validate_inputs = checked  # type: ignore[method-assign]
 
 
+def _both(first: Any, second: Any) -> Any:
+    """One lifespan that runs ``first`` (if any), then ``second``, and ends them in reverse."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any) -> Any:
+        async with contextlib.AsyncExitStack() as stack:
+            if first is not None:
+                await stack.enter_async_context(first(app))
+            await stack.enter_async_context(second(app))
+            yield
+
+    return lifespan
+
+
 def start(
     blocks: gr.Blocks,
     host: str = LOCAL_HOST,
@@ -135,6 +152,7 @@ def start(
     token: str | None = None,
     hosts: gate.Hosts | None = None,
     queue_size: int | None = None,
+    api_access: api_door.ApiAccess | None = None,
     **options: Any,
 ) -> Server:
     """Serve ``blocks`` on ``host:port`` (a free port when None) and return once it answers.
@@ -146,21 +164,32 @@ def start(
     most requests that may wait in Gradio's queue (each holds its inputs in memory until it runs;
     None: no limit, for the owner's own window). The look (theme,
     CSS, scripts) comes with the Blocks: whoever builds them sets ``blocks.launch_look``, so this
-    module never needs the UI.
+    module never needs the UI; so does its API (``blocks.pipedesk_api``), served on the API paths
+    for whom ``api_access`` lets in (by default, whom the API itself says: the Local API switch).
     """
     from starlette.middleware import Middleware
 
+    mount: api_door.ApiMount | None = getattr(blocks, API, None)
+    if mount is not None and api_access is None and port is None:
+        port = mount.preferred_port(host)  # the Local API's address, kept across launches when free
     port = port or free_port(LOCAL_HOST if host in ("0.0.0.0", "") else host)
     if hosts is None:
         hosts = "loopback" if host in LOOPBACK_BINDS else "any"
     names = gate.this_computer_names() if hosts == "lan" else frozenset()
     max_body = _parse_size(options.get("max_file_size", MAX_UPLOAD)) + BODY_OVERHEAD
+    access = (api_access or mount.access) if mount is not None else None
     guard = Middleware(
         gate.Gate,
-        options=gate.GateOptions(port=port, hosts=hosts, token=token, names=names, max_body=max_body),
+        options=gate.GateOptions(
+            port=port, hosts=hosts, token=token, names=names, max_body=max_body, api=access
+        ),
     )
     app_kwargs = dict(options.pop("app_kwargs", None) or {})
     app_kwargs["middleware"] = [guard, *app_kwargs.get("middleware", [])]
+    if mount is not None:  # innermost: the visitors' gate (quotas, whose files) sees API requests too
+        api_app, api_lifespan = mount.serve()
+        app_kwargs["middleware"].append(Middleware(api_door.ApiRoutes, api=api_app))
+        app_kwargs["lifespan"] = _both(app_kwargs.get("lifespan"), api_lifespan)
     sessions.install()  # a REST call no longer builds ~200 block configs it never reads
     blocks.queue(default_concurrency_limit=4, max_size=queue_size)
     kwargs: dict[str, Any] = {

@@ -11,6 +11,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from desktop.server.api_door import error_body, is_api_path
+
 #: Objects and lists in one JSON body: a task request holds a few, a long chat a few hundred.
 MAX_CONTAINERS = 10_000
 
@@ -192,17 +194,19 @@ def boundary_of(content_type: str) -> bytes | None:
 async def refuse(
     scope: dict[str, Any], send: Any, status: int, text: str, headers: list | None = None
 ) -> None:
-    """Answer with ``status`` and ``text`` (a websocket handshake is closed instead: HTTP 403)."""
+    """Answer with ``status`` and ``text`` (a websocket handshake is closed instead: HTTP 403; on the
+    API paths, the text in OpenAI's error shape)."""
     if scope["type"] == "websocket":
         await send({"type": "websocket.close", "code": 1008, "reason": text[:120]})
         return
-    body = text.encode()
+    api = is_api_path(scope.get("path", ""))
+    body = error_body(status, text) if api else text.encode()
     await send(
         {
             "type": "http.response.start",
             "status": status,
             "headers": [
-                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-type", b"application/json" if api else b"text/plain; charset=utf-8"),
                 (b"content-length", str(len(body)).encode()),
                 *(headers or []),
             ],

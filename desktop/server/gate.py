@@ -27,6 +27,9 @@ Pure ASGI middleware, added by :func:`desktop.server.start` to every Gradio serv
   parse) is refused before the app parses it. Bytes are counted as they stream in, so
   a body sent in chunks with no Content-Length is cut off at the same limit; so is a
   multipart body with more than ``max_files`` files.
+- **The API paths** (``/v1/...``, ``/mcp``: the Local API) take ``Authorization: Bearer KEY`` in
+  place of the window's token or a sign-in (:mod:`desktop.server.api_door` says who may use them);
+  Host, Origin and the body limits apply as everywhere.
 - **Other addresses.** ``/file=http://…`` makes Gradio fetch that URL and pass it
   on (Gradio allows public addresses only): refused, so nobody can make this
   computer fetch anything for them.
@@ -45,6 +48,7 @@ from http.cookies import SimpleCookie
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from desktop.server import api_door
 from desktop.server.bodies import (
     MAX_CONTAINERS,
     BodyRefused,
@@ -103,6 +107,7 @@ class GateOptions:
     max_body: int | None = None  # bytes in one request body, for everybody (None: no cap)
     signed_out_body: int = SIGNED_OUT_BODY  # before sign-in, on a server with a password
     max_files: int = MAX_FILES  # files in one multipart request
+    api: api_door.ApiAccess | None = None  # who may use the API paths (None: the server has none)
 
 
 def this_computer_names() -> frozenset[str]:
@@ -231,6 +236,9 @@ class Gate:
             await refuse(scope, send, 403, NO_FETCH)
             return
         token = self.options.token
+        if self.options.api is not None and api_door.is_api_path(scope.get("path", "")):
+            await self._api(scope, receive, send, headers)
+            return
         if token is not None and scope.get("path") not in NO_TOKEN_PATHS:
             query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
             given = dict(query).get(TOKEN_PARAM)
@@ -245,6 +253,18 @@ class Gate:
             await self.app(scope, receive, send)
             return
         await self._limited(scope, receive, send, headers, signed_in=token is not None)
+
+    async def _api(self, scope: dict[str, Any], receive: Any, send: Any, headers: dict[str, str]) -> None:
+        """An API request: its bearer key in place of the token or a sign-in, then the body limits."""
+        assert self.options.api is not None
+        needs_key = self.options.token is not None or gradio_session(scope, _cookies(headers)) is not None
+        refused = api_door.refusal(self.options.api, scope, headers, needs_key)
+        if refused is not None:
+            await refuse(scope, send, *refused)
+        elif scope["type"] != "http":
+            await self.app(scope, receive, send)
+        else:
+            await self._limited(scope, receive, send, headers, signed_in=True)
 
     async def _limited(
         self, scope: dict[str, Any], receive: Any, send: Any, headers: dict[str, str], signed_in: bool

@@ -28,7 +28,6 @@ import hmac
 import ipaddress
 import logging
 import os
-import secrets
 import shutil
 import socket
 import threading
@@ -40,8 +39,12 @@ from typing import Any
 
 from desktop import paths, settings
 from desktop.errors import UserError
+from desktop.server.api_door import ApiAccess
 from desktop.share import signin
 from desktop.share.gate import VisitorGate
+from desktop.share.passwords import MIN_PASSWORD as MIN_PASSWORD  # the Sharing tab's and tests' names
+from desktop.share.passwords import WORDS as WORDS
+from desktop.share.passwords import check_password, generate_password
 
 log = logging.getLogger(__name__)
 
@@ -50,50 +53,9 @@ PREFERRED_PORT = 7861
 #: Visitors' requests that may wait in the queue at once (each holds its inputs, up to a few MB,
 #: until it runs); more are told the app is busy.
 VISITORS_QUEUE = 64
-MIN_PASSWORD = 8
-
-# Short, common, distinct-sounding words: a password is four of them (about 32 bits), and
-# the gate locks an address out after a few wrong tries, so guessing over the network is hopeless.
-_WORD_LIST = """
-    acorn actor album amber angel apple apron arrow aspen atlas badge bagel baker bamboo banjo
-    barn basil beach beard bell berry bingo bison blade blanket bloom board boat bonus boots
-    bottle brain branch bread brick bridge brook brush bucket bugle butter cabin cable cactus
-    camel camera candle canoe canvas carpet carrot castle cedar cello chalk cherry chess chief
-    cider circus clock cloud clover coast cobra cocoa comet copper coral cotton cousin crane
-    crayon cricket crown cubic daisy dance delta denim desert diamond dinner doctor dolphin
-    donkey dragon dream drum eagle earth easel echo elbow ember engine falcon farmer feather
-    fern fiddle field finch flag flute forest fossil fountain fox garden garlic giant ginger
-    glacier glove goat golden grape gravel guitar hammer harbor harvest hazel helmet heron hill
-    honey horse hotel island ivory jacket jaguar jelly jewel jungle kettle kitten koala ladder
-    lagoon lake lamp lantern lemon lilac lion lizard lobster magnet mango maple marble meadow
-    melon meteor mirror mitten monkey moose motor mountain muffin music napkin nectar needle
-    noodle ocean olive onion orange orbit otter owl paddle palace panda paper parrot pasta peach
-    peanut pebble pencil pepper piano pickle pillow pilot planet plum pocket pony potato prairie
-    pretzel puzzle quilt rabbit radio raft rainbow raven ribbon river robin rocket rose saddle
-    sailor salmon sandal saturn school season shadow shell silver singer sketch sled snow socket
-    sofa spider spoon squash stamp star stone sugar summer sunset swan table tango teapot tiger
-    timber toast tomato tower tractor trumpet tulip tunnel turtle uncle valley velvet violin
-    volcano wagon walnut water whale wheat willow window winter wizard wolf yogurt zebra zipper
-"""
-WORDS = tuple(_WORD_LIST.split())
 
 #: Interface names of virtual networks (containers, VMs, VPNs): listed last, rarely what a phone can reach.
 _VIRTUAL_PREFIXES = ("docker", "br-", "veth", "virbr", "vmnet", "vboxnet", "tun", "tap", "wg", "zt", "lxc")
-
-
-def generate_password(words: int = 4) -> str:
-    """A password that is easy to read out loud: ``maple-otter-violin-cloud``."""
-    return "-".join(secrets.choice(WORDS) for _ in range(words))
-
-
-def check_password(password: str) -> str:
-    """``password`` stripped, or a UserError saying why it cannot be used."""
-    password = (password or "").strip()
-    if len(password) < MIN_PASSWORD:
-        raise UserError(f"The password needs at least {MIN_PASSWORD} characters.")
-    if len(password) > 128:
-        raise UserError("The password can have at most 128 characters.")
-    return password
 
 
 def lan_addresses() -> list[str]:
@@ -154,6 +116,8 @@ class Sharing:
         self.host = host
         self.requested_port = port
         self.visitors_app = visitors_app
+        #: Whether visitors' programs may use the Local API (the password as key): the owner's switch.
+        self.api_enabled: Callable[[], bool] = lambda: settings.load().local_api
         self.gate = VisitorGate()
         self._lock = threading.RLock()
         self._server: Any = None
@@ -258,6 +222,7 @@ class Sharing:
                 auth=check,
                 auth_message=message,
                 computer=computer,
+                api=ApiAccess(lambda: (password,), self.api_enabled, attempts=self.gate),
             )
 
         self.gate.reset()
@@ -280,13 +245,15 @@ def serve_visitors(
     auth_message: str | None = None,
     token: str | None = None,
     computer: str | None = None,
+    api: ApiAccess | None = None,
 ) -> Any:
     """Serve the visitors' ``blocks`` as every server for other people is served (LAN sharing and
     public deployments, :mod:`desktop.cli.public`): ``gate`` in front (visitor log, sign-in lockout,
     upload quota), Gradio's sign-in when ``auth`` is given (on our page, password only, when
     ``computer`` is named: :mod:`desktop.share.signin`), monitoring off, only the app's own error
     words, an upload limit, nothing served outside Gradio's cache, files in the visitors' folder.
-    Returns the running :class:`desktop.server.Server`; runs on the caller's thread."""
+    ``api``: who may use its Local API (None: nobody). Returns the running
+    :class:`desktop.server.Server`; runs on the caller's thread."""
     from starlette.middleware import Middleware
 
     from desktop import assets, server
@@ -315,8 +282,16 @@ def serve_visitors(
             "lifespan": _uploads_to_visitors_folder,
         },
     }
+    closed = ApiAccess(enabled=lambda: False, off="This server has no API.")
     return server.start(
-        blocks, host=host, port=port, token=token, hosts=hosts, queue_size=VISITORS_QUEUE, **options
+        blocks,
+        host=host,
+        port=port,
+        token=token,
+        hosts=hosts,
+        queue_size=VISITORS_QUEUE,
+        api_access=api or closed,
+        **options,
     )
 
 

@@ -8,7 +8,8 @@ deployments); it runs on that server's event loop, inside the server's own gate
 * counts sign-in attempts per address, however the form is sent: each is counted, under a lock,
   *before* the password is checked (and given back when it was right, before the answer is sent),
   once its body has fully arrived (a body left half-sent holds nothing up), one at a time per
-  address; after too many wrong ones, that address is refused for a while;
+  address; after too many wrong ones, that address is refused for a while; an API request's key
+  (the password, as a bearer key: :mod:`desktop.server.api_door`) is counted the same way;
 * counts what each visitor uploads and refuses more than ``UPLOAD_QUOTA`` bytes per address in
   one sharing session (files are removed when sharing stops);
 * remembers which files each visitor uploaded (by sign-in, or by address where nobody signs
@@ -30,7 +31,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from desktop.server import bodies
+from desktop.server import api_door, bodies
 from desktop.server import gate as server_gate
 
 log = logging.getLogger(__name__)
@@ -88,14 +89,19 @@ class VisitorGate:
     # --- bookkeeping (event-loop thread) -------------------------------------------------
 
     def _seen(self, address: str, agent: str) -> Visitor:
+        visitor = self._visitor(address, agent)
+        with self._lock:
+            visitor.last_seen = time.time()
+            visitor.requests += 1
+            return visitor
+
+    def _visitor(self, address: str, agent: str = "") -> Visitor:
         now = time.time()
         with self._lock:
             visitor = self._visitors.get(address)
             if visitor is None:
                 visitor = self._visitors[address] = Visitor(address, now, now, agent=agent)
                 log.info("LAN visitor connected from %s (%s)", address, agent or "unknown browser")
-            visitor.last_seen = now
-            visitor.requests += 1
             return visitor
 
     def _locked_out(self, visitor: Visitor) -> float:
@@ -131,6 +137,22 @@ class VisitorGate:
         log.warning("Wrong LAN password from %s (%d in a row)", visitor.address, count)
         if count == MAX_FAILURES:
             log.warning("LAN sign-in locked for %s for %.0f minutes", visitor.address, LOCKOUT_S / 60)
+
+    # --- API keys (desktop.server.api_door.KeyAttempts): the key is the password -----------
+
+    def begin_key(self, address: str) -> str | None:
+        """An API request's key is about to be checked: counted first, as a sign-in is."""
+        return self._begin_sign_in(self._visitor(address))
+
+    def end_key(self, address: str, right: bool) -> None:
+        """The key was right (the count starts again; logged once) or wrong (it stays counted)."""
+        visitor = self._visitor(address)
+        with self._lock:
+            known = right and visitor.signed_in
+            if known:
+                visitor.signing_in, visitor.failures, visitor.last_failure = False, 0, 0.0
+        if not known:
+            self._signed(visitor, 200 if right else 401)
 
     def _quota_text(self) -> str:
         return (
@@ -247,7 +269,7 @@ class VisitorGate:
             await send(message)
 
         await bodies.serve_counted(app, scope, keep, body)
-        if answer["status"] == 200:
+        if answer["status"] == 200 and not api_door.is_api_path(scope.get("path", "")):
             try:
                 stored = json.loads(answer["body"])
             except ValueError:

@@ -12,6 +12,7 @@ from desktop.tasks import (
     chat,
     classify,
     detect,
+    embed,
     generate,
     labels,
     ner,
@@ -37,6 +38,7 @@ TASKS: dict[str, TaskSpec] = {
         transcribe.SPEC,
         detect.SPEC,
         prompt.SPEC,
+        embed.SPEC,
     )
 }
 

@@ -268,12 +268,18 @@ def end_ids(model: ModelView) -> list[int]:
 
 
 def chat_forward(
-    model: ModelView, pieces: list[Piece], options: dict[str, Any], stop: Stop, streamer: Any = None
+    model: ModelView,
+    pieces: list[Piece],
+    options: dict[str, Any],
+    stop: Stop,
+    streamer: Any = None,
+    **extra: Any,
 ) -> list[str]:
-    """Generate's one loop, ending each answer at the model's end-of-turn tokens."""
+    """Generate's one loop, ending each answer at the model's end-of-turn tokens (``extra``: more of
+    ``generate_forward``'s arguments)."""
     ends = end_ids(model)
     return generate_forward(
-        model, pieces, options, stop, streamer, **({"eos_token_id": ends} if ends else {})
+        model, pieces, options, stop, streamer, **({"eos_token_id": ends} if ends else {}), **extra
     )
 
 

@@ -73,14 +73,16 @@ def generate_forward(
     options: dict[str, Any],
     stop: Stop,
     streamer: Any = None,
+    lengths: list[int] | None = None,
     **extra: Any,
 ) -> list[str]:
     """The new text for each piece: one padded batch (padded on the left, so every row continues from
     its own last token, with its attention mask) through ``generate`` with the KV cache; each row
     stops at an end token (``extra`` may name more of them), the batch when every row has stopped,
     when ``max_new_tokens`` are written or when ``stop()`` turns true. Options: ``max_new_tokens``,
-    ``temperature`` (0: greedy), ``top_p``, ``seed`` (-1: none). The one generation loop of the app
-    (Generate, Chat and prompts over files)."""
+    ``temperature`` (0: greedy), ``top_p``, ``seed`` (-1: none). ``lengths``, when given, gets each
+    row's count of new tokens (up to its end token). The one generation loop of the app (Generate,
+    Chat, prompts over files and the Local API's completions)."""
     if options["seed"] >= 0:
         transformers_api("set_seed").set_seed(options["seed"])
     inputs = padded(model, [p.ids for p in pieces], left=True)
@@ -92,7 +94,21 @@ def generate_forward(
         **generation_kwargs(options["max_new_tokens"], options["temperature"], options["top_p"]),
         **extra,
     )
-    return model.decode(out[:, inputs["input_ids"].shape[1] :])
+    new = out[:, inputs["input_ids"].shape[1] :]
+    if lengths is not None:
+        configured = getattr(getattr(model.model, "generation_config", None), "eos_token_id", None)
+        ends = {model.pad_id(), *_ids(extra.get("eos_token_id")), *_ids(configured)}
+        lengths.extend(new_token_count(row, ends) for row in new.tolist())
+    return model.decode(new)
+
+
+def _ids(value: Any) -> list[int]:
+    return [int(one) for one in (value if isinstance(value, (list, tuple)) else [value]) if one is not None]
+
+
+def new_token_count(row: list[int], ends: set[int]) -> int:
+    """Tokens a row generated before its end (an end token, or the padding after a stop)."""
+    return next((i for i, token in enumerate(row) if token in ends), len(row))
 
 
 class Generate(TaskSpec):

@@ -3,7 +3,8 @@
 A recording is decoded to 16 kHz mono (:mod:`desktop.files.audio`), split into the 30-second
 windows Whisper reads, and the windows go through the model in batches; the parts are joined and
 every segment's times are shifted to where its window starts, so nothing is cut. The language is
-detected unless one is chosen. Segments export as plain text or SubRip subtitles (:func:`srt`).
+detected unless one is chosen. Segments export as plain text, SubRip (:func:`srt`) or WebVTT
+(:func:`vtt`) subtitles.
 """
 
 from __future__ import annotations
@@ -75,6 +76,16 @@ def srt(segments: list[dict[str, Any]]) -> str:
         for number, s in enumerate((s for s in segments if s["text"].strip()), start=1)
     ]
     return "\n".join(blocks)
+
+
+def vtt(segments: list[dict[str, Any]]) -> str:
+    """The segments as WebVTT subtitles (``.vtt``: what browsers' ``<track>`` reads)."""
+    cues = [
+        f"{clock(s['start'], '.')} --> {clock(s['end'], '.')}\n{s['text'].strip()}\n"
+        for s in segments
+        if s["text"].strip()
+    ]
+    return "\n".join(["WEBVTT\n", *cues])
 
 
 def plain_text(result_data: dict[str, Any]) -> str:

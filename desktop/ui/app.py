@@ -15,8 +15,9 @@ from typing import Any
 import gradio as gr
 
 from desktop import assets
+from desktop.api import LocalApi
 from desktop.engine.runtime import Runtime
-from desktop.server import LOOK
+from desktop.server import API, LOOK
 from desktop.tasks import TASKS
 from desktop.ui.chat_tab import build_chat_tab
 from desktop.ui.handlers import status_text
@@ -86,6 +87,7 @@ def build_app(runtime: Runtime, local: bool = True) -> gr.Blocks:
             preselect(list(tabs), runtime, local), outputs=[tab.model for tab in tabs], **PRIVATE, queue=False
         ).then(None, js=READY_JS, **PRIVATE, queue=False)
     setattr(blocks, LOOK, launch_options())  # gradio 6 takes these at launch(): server.start reads them
+    setattr(blocks, API, LocalApi(runtime))  # /v1 and /mcp on the same server, for this runtime
     return blocks
 
 

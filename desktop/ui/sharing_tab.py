@@ -1,4 +1,5 @@
-"""The Sharing tab (this computer only) and the "Shared on your network" banner.
+"""The Sharing tab (this computer only: LAN sharing, then the Local API) and the "Shared on your
+network" banner.
 
 Built on the main thread inside ``build_app``; its handlers run on Gradio's
 workers and call :mod:`desktop.share.controller`. The LAN visitors' app
@@ -18,6 +19,7 @@ import gradio as gr
 
 from desktop.errors import UserError
 from desktop.share import controller as sharing
+from desktop.ui import api_panel
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +155,7 @@ def build(runtime: Any, context: Any) -> None:
                 )
         visitors = gr.HTML(elem_id="lan-visitors")
         timer = gr.Timer(REFRESH_S, active=False)
+        api_panel.build()  # other programs: the Local API, in the same tab (who else may use Pipedesk)
 
     outputs = [banner, toggle, state, addresses, qr_for, qr, password, visitors, timer]
 

@@ -158,15 +158,18 @@ def _transcribe_outputs() -> list[gr.Component]:
             interactive=False,
             render=False,
         ),
-        gr.File(label="Download (TXT, SRT)", file_count="multiple", interactive=False, render=False),
+        gr.File(label="Download (TXT, SRT, VTT)", file_count="multiple", interactive=False, render=False),
     ]
 
 
 def _transcribe_files(result: Result, folder: Path) -> tuple[Any, ...]:
-    """The transcript and subtitles as files to download, next to the text and the segments."""
+    """The transcript and subtitles as files to download, next to the text and the segments (WebVTT,
+    for a web page's video, once segments have their own times: with Timestamps)."""
     files = {"transcript.txt": transcribe.plain_text(result.data)}
     if result.data.get("segments"):
         files["transcript.srt"] = transcribe.srt(result.data["segments"])
+        if result.data.get("timestamps"):
+            files["transcript.vtt"] = transcribe.vtt(result.data["segments"])
     return (*result.outputs, [str(path) for path in _export(files, folder)])
 
 
@@ -231,5 +234,9 @@ WIDGETS: dict[str, Widgets] = {
     "prompt": Widgets(
         lambda: [gr.JSON(label="Row", render=False)],
         lambda: [gr.Textbox(label="Answer", render=False), gr.JSON(label="Fields", render=False)],
+    ),
+    # No tab: the API (a text or a list of texts in, the vectors out) and the Local API's /v1/embeddings.
+    "embed": Widgets(
+        lambda: [gr.JSON(label="Text", render=False)], lambda: [gr.JSON(label="Embeddings", render=False)]
     ),
 }

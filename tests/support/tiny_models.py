@@ -71,8 +71,9 @@ import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
 try:
-    from . import tiny_chat, tiny_labels, tiny_media
+    from . import tiny_api, tiny_chat, tiny_labels, tiny_media
 except ImportError:  # run as a script: no package
+    import tiny_api  # type: ignore[no-redef]
     import tiny_chat  # type: ignore[no-redef]
     import tiny_labels  # type: ignore[no-redef]
     import tiny_media  # type: ignore[no-redef]
@@ -104,6 +105,7 @@ REPO_IDS: tuple[str, ...] = (
     *tiny_media.YOLOS_IDS,
     *tiny_chat.CHAT_IDS,
     *tiny_labels.REPO_IDS,
+    *tiny_api.EMBED_IDS,
 )
 
 #: ``model_max_length`` of the seq2seq tokenizers: small so tests can exercise chunking.
@@ -737,6 +739,7 @@ def build_all(root: Path, *, num_threads: int | None = None) -> dict[str, Path]:
                 NLI: tiny_labels.build_nli(root / safe_name(NLI), _seed, sys.modules[__name__]),
                 CLIP: tiny_labels.build_clip(root / safe_name(CLIP), _seed),
             }
+            built.update(tiny_api.build_embedders(root, _seed, uncased, safe_name))
             # The other sizes are the same tiny model under their own ids (a copy: cheap).
             copied = ((WHISPER, WHISPER_COPIES), (YOLOS, YOLOS_COPIES), (NLI, NLI_COPIES))
             for original, copies in copied:
@@ -761,7 +764,10 @@ def cached_models() -> dict[str, Path]:
     from . import ARTIFACTS  # inside: run as a script, this file has no package
 
     sources = (
-        b"".join(Path(f).read_bytes() for f in (__file__, tiny_media.__file__, tiny_labels.__file__))
+        b"".join(
+            Path(f).read_bytes()
+            for f in (__file__, tiny_media.__file__, tiny_labels.__file__, tiny_api.__file__)
+        )
         + tiny_chat.fingerprint()
     )
     digest = hashlib.sha256(sources).hexdigest()[:12]
