@@ -6,6 +6,7 @@ MCP client on an event loop of its own, for one call).
 
 from __future__ import annotations
 
+import concurrent.futures
 import re
 import signal
 import subprocess
@@ -50,7 +51,10 @@ def mcp(url: str, work: Callable[[Any], Any], key: str | None = None, source: st
         async with http, Client(streamable_http_client(url.rstrip("/") + "/mcp", http_client=http)) as client:
             return await work(client)
 
-    return anyio.run(session)
+    # A thread of its own: a Playwright page in the same test session keeps an event loop running in
+    # this thread, and anyio cannot start another one in it.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(anyio.run, session).result()
 
 
 def tool_call(url: str, name: str, arguments: dict[str, Any], **how: Any) -> Any:
