@@ -270,7 +270,8 @@ class BatchRun:
     def _windows(
         self, numbers: list[int]
     ) -> Iterator[tuple[dict[int, _Row], list[tuple[int, dict[str, Any]]]]]:
-        chunks = [numbers[i : i + WINDOW_ROWS] for i in range(0, len(numbers), WINDOW_ROWS)]
+        size = min(WINDOW_ROWS, self.spec.window_rows or WINDOW_ROWS)
+        chunks = [numbers[i : i + size] for i in range(0, len(numbers), size)]
         if not self.overlap or len(chunks) < 2:
             for chunk in chunks:
                 yield self._make_window(chunk)
@@ -339,6 +340,8 @@ class BatchRun:
 
     def _use_int8(self) -> None:
         """Fast CPU mode: dynamic int8 weights for encoder models (kept with the loaded model)."""
+        if self.loaded.kind == "automatic-speech-recognition":
+            return  # Whisper already runs in int8 wherever this processor gains (desktop.engine.whisper)
         if self.loaded.kind not in INT8_KINDS:
             self.notes.append(
                 "Fast CPU mode applies to classification and NER models; this one runs at full precision."

@@ -13,6 +13,7 @@ import logging
 import platform
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,24 @@ def machine_key() -> str:
     return f"{cpu_name()} | torch {torch.__version__}"
 
 
+def speedup_key(engine: str) -> str:
+    """Where the settings keep int8's speedup for this processor and ``engine``."""
+    return f"{cpu_name()} | {engine}"
+
+
+def remembered_speedup(engine: str, measure: Callable[[], float]) -> float:
+    """How much faster int8 runs than full precision on this processor with ``engine`` (e.g.
+    ``"torch 2.13.0"``): ``measure()`` the first time, then what the settings remember."""
+    key = speedup_key(engine)
+    known = dict(settings.load().fast_cpu_speedups or {})
+    speedup = known.get(key)
+    if speedup is None:
+        speedup = known[key] = round(measure(), 3)
+        settings.update(fast_cpu_speedups=known)
+        log.info("int8 on %s ran %.2fx full precision", key, speedup)
+    return float(speedup)
+
+
 def measure_speedup(full: Loaded, int8: Loaded) -> float:
     """How many times faster ``int8`` runs a synthetic batch than ``full`` (median of a few runs)."""
     import torch
@@ -66,15 +85,10 @@ def measure_speedup(full: Loaded, int8: Loaded) -> float:
 
 def fast_cpu(loaded: Loaded) -> tuple[Loaded, str | None]:
     """The model a Fast CPU run should use, and a note when it is the full-precision one."""
-    key = machine_key()
-    known = dict(settings.load().fast_cpu_speedups or {})
+    import torch
+
     int8 = int8_copy(loaded)
-    speedup = known.get(key)
-    if speedup is None:
-        speedup = round(measure_speedup(loaded, int8), 3)
-        known[key] = speedup
-        settings.update(fast_cpu_speedups=known)
-        log.info("Fast CPU mode on %s: int8 ran %.2fx full precision", key, speedup)
+    speedup = remembered_speedup(f"torch {torch.__version__}", lambda: measure_speedup(loaded, int8))
     if speedup >= MIN_SPEEDUP:
         return int8, None
     return loaded, (

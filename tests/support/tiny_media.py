@@ -121,7 +121,8 @@ def square(size: tuple[int, int] = (96, 96), box: tuple[int, int, int, int] | No
 
 def _whisper_tokenizer(folder: Path) -> Any:
     """A byte-level BPE learnt from the few sentences the model knows, laid out as Whisper's is: text
-    tokens first (padded with unused ``fillerN`` tokens to :data:`TEXT_TOKENS`), then
+    tokens first (padded with unused ``fillerN`` tokens and the empty token of multilingual
+    Whisper's vocabulary to :data:`TEXT_TOKENS`), then
     ``<|endoftext|>``, the special tokens, ``<|notimestamps|>`` and the 1,501 timestamps last, 51,865
     in all (what engines such as CTranslate2 read as a multilingual Whisper)."""
     import json
@@ -136,7 +137,8 @@ def _whisper_tokenizer(folder: Path) -> Any:
     )
     learnt.train_from_iterator(corpus * 20, trainer)
     vocab = learnt.get_vocab()
-    vocab.update({f"filler{i}": i for i in range(len(vocab), TEXT_TOKENS)})
+    vocab.update({f"filler{i}": i for i in range(len(vocab), TEXT_TOKENS - 1)})
+    vocab[""] = TEXT_TOKENS - 1  # as in multilingual Whisper's vocabulary (how CTranslate2 tells one)
     merges = [tuple(pair) for pair in json.loads(learnt.to_str())["model"]["merges"]]
     tok = Tokenizer(models.BPE(vocab=vocab, merges=merges))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
