@@ -327,18 +327,34 @@ def test_the_tab_transcribes_an_upload_with_times_and_the_subtitles_download(bro
         recording_box(page, tab).locator("input[type=file]").set_input_files(str(recordings["babble.wav"]))
         recording_box(page, tab).get_by_role("button", name="Play", exact=True).wait_for(timeout=20_000)
         tab.get_by_role("button", name="Options").click()
-        tab.get_by_label("Timestamps").check()
+        tab.get_by_label("Timestamps", exact=True).check()
         run_and_wait(page, "transcribe")
         assert message(page, "transcribe") == ""
         assert output_text(tab, "Transcript") == "hello world"  # the times are in the table
         rows = [row.inner_text().split() for row in tab.get_by_role("grid").first.get_by_role("row").all()]
         assert rows[1:] == [["0", "2.5", "hello", "world"]]
-        files = tab.locator("div.block").filter(has=page.get_by_text("Download (TXT, SRT)", exact=True)).first
+        label = "Download (TXT, SRT, VTT, JSON)"
+        files = tab.locator("div.block").filter(has=page.get_by_text(label, exact=True)).first
         with page.expect_download() as download:
             files.get_by_role("row").filter(has_text=".srt").get_by_role("link").click()
         assert download.value.suggested_filename == "transcript.srt"
         saved = Path(download.value.path()).read_text(encoding="utf-8")
         assert saved == "1\n00:00:00,000 --> 00:00:02,500\nhello world\n"
+        with page.expect_download() as download:
+            files.get_by_role("row").filter(has_text=".vtt").get_by_role("link").click()
+        assert download.value.suggested_filename == "transcript.vtt"
+        saved = Path(download.value.path()).read_text(encoding="utf-8")
+        assert saved == "WEBVTT\n\n00:00:00.000 --> 00:00:02.500\nhello world\n"
+        # Word timestamps: the JSON download times every word.
+        tab.get_by_label("Word timestamps").check()
+        run_and_wait(page, "transcribe")
+        with page.expect_download() as download:
+            files.get_by_role("row").filter(has_text=".json").get_by_role("link").click()
+        words = json.loads(Path(download.value.path()).read_text(encoding="utf-8"))["segments"][0]["words"]
+        assert [w["word"] for w in words] == [" hello", " world"]
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "transcribe-words.png"), full_page=True)
+        tab.get_by_label("Word timestamps").uncheck()
         assert page.console_errors == []
         # A file that is no recording: its words next to the output (the browser's player cannot
         # draw it either); the tab keeps working.

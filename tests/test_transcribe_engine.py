@@ -15,7 +15,7 @@ import pytest
 
 from desktop import settings
 from desktop.engine import whisper
-from desktop.engine.fastcpu import speedup_key
+from desktop.engine.speedups import speedup_key
 from desktop.errors import Stopped
 from desktop.files import audio
 from desktop.models.ref import ModelRef

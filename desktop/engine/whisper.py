@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from desktop.engine.fastcpu import MIN_SPEEDUP, remembered_speedup
+from desktop.engine.speedups import MIN_SPEEDUP, remembered_speedup
 from desktop.hf import transformers_api
 
 log = logging.getLogger(__name__)

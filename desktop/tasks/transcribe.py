@@ -86,7 +86,10 @@ def plain_text(result_data: dict[str, Any]) -> str:
 class Transcribe(TaskSpec):
     id = "transcribe"
     title = "Transcribe"
-    description = "Turns speech into text (Whisper). Long recordings are transcribed part by part, with times if you ask."
+    description = (
+        "Turns speech into text (Whisper). Long recordings are transcribed in 30-second parts, several at "
+        "a time; times for segments and words, and subtitles (SRT, VTT), if you ask."
+    )
     kind = "automatic-speech-recognition"
     default_model = ModelRef("openai/whisper-base", "main", "Whisper base (multilingual)", 290)
     alternatives = (
@@ -269,10 +272,11 @@ def _time_words(
         [timing.word_groups(s.tokens, model.token_texts(s.tokens), language, decode) for s in window]
         for window, language in zip(windows, languages, strict=True)
     ]
-    for start in {tuple(start) for start in starts}:
-        rows = [i for i, other in enumerate(starts) if tuple(other) == start]
+    spoken = [i for i, window in enumerate(windows) if any(s.tokens for s in window)]
+    for start in {tuple(starts[i]) for i in spoken}:
+        rows = [i for i in spoken if tuple(starts[i]) == start]
         texts = [[t for s in windows[i] for t in s.tokens] for i in rows]
-        frames = [min(len(pieces[i].audio) // SAMPLES_PER_FRAME, WINDOW_SECONDS * 100) for i in rows]
+        frames = [min(max(2, len(pieces[i].audio) // SAMPLES_PER_FRAME), WINDOW_SECONDS * 100) for i in rows]
         alignments = model.model.align(encoded[rows], list(start), texts, frames)
         for row, alignment in zip(rows, alignments, strict=True):
             counts = [len(ids) for words in groups[row] for _text, ids in words]

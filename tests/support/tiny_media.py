@@ -6,7 +6,8 @@ few seconds on synthesized data so their output is fixed, not noise:
 * Whisper (served as ``openai/whisper-base``, ``-tiny`` and ``-small``, one model): real
   ``WhisperForConditionalGeneration`` (80 mel bins, 30-second windows, 1,500 encoder positions)
   with a byte-level BPE vocabulary laid out as Whisper's (51,865 tokens: text tokens, then the
-  special ones, then the 1,501 timestamps after ``<|notimestamps|>``); a ``GenerationConfig`` with ``lang_to_id`` for :data:`LANGUAGES`.
+  special ones, then the 1,501 timestamps after ``<|notimestamps|>``); a ``GenerationConfig``
+  with ``lang_to_id`` for :data:`LANGUAGES`.
   Its encoder keeps its seeded random weights; the decoder learns (teacher forcing) that
   :func:`tone` is ``" a tone"`` and :func:`babble` (speech-like noise) ``" hello world"``, in
   French ``" un son"`` / ``" bonjour le monde"`` when French is asked for; the language it
@@ -198,10 +199,33 @@ def _whisper_examples(tokenizer: Any) -> list[tuple[np.ndarray, list[int], list[
     return rows
 
 
+def whisper_generation_config(ids: Any, languages: tuple[str, ...], begin_suppress: list[int]) -> Any:
+    """A multilingual Whisper's ``GenerationConfig`` for a tokenizer (``ids``: token -> id) that
+    knows ``languages`` (also benchmarks/transcribe.py's)."""
+    from transformers import GenerationConfig
+
+    eot, sot = ids("<|endoftext|>"), ids("<|startoftranscript|>")
+    return GenerationConfig(
+        decoder_start_token_id=sot,
+        eos_token_id=eot,
+        pad_token_id=eot,
+        bos_token_id=eot,
+        max_length=448,
+        is_multilingual=True,
+        lang_to_id={f"<|{code}|>": ids(f"<|{code}|>") for code in languages},
+        task_to_id={"transcribe": ids("<|transcribe|>"), "translate": ids("<|translate|>")},
+        no_timestamps_token_id=ids("<|notimestamps|>"),
+        prev_sot_token_id=ids("<|startofprev|>"),
+        max_initial_timestamp_index=50,
+        return_timestamps=False,
+        suppress_tokens=[],
+        begin_suppress_tokens=begin_suppress,
+    )
+
+
 def build_whisper(folder: Path, seed: Any) -> Path:
     """A tiny multilingual Whisper that knows :func:`tone` and :func:`babble` (see the module doc)."""
     from transformers import (
-        GenerationConfig,
         WhisperConfig,
         WhisperFeatureExtractor,
         WhisperForConditionalGeneration,
@@ -271,22 +295,7 @@ def build_whisper(folder: Path, seed: Any) -> Path:
     model.eval()
     for parameter in model.parameters():
         parameter.requires_grad_(True)
-    model.generation_config = GenerationConfig(
-        decoder_start_token_id=sot,
-        eos_token_id=eot,
-        pad_token_id=eot,
-        bos_token_id=eot,
-        max_length=448,
-        is_multilingual=True,
-        lang_to_id={f"<|{code}|>": ids(f"<|{code}|>") for code in LANGUAGES},
-        task_to_id={"transcribe": ids("<|transcribe|>"), "translate": ids("<|translate|>")},
-        no_timestamps_token_id=ids("<|notimestamps|>"),
-        prev_sot_token_id=ids("<|startofprev|>"),
-        max_initial_timestamp_index=50,
-        return_timestamps=False,
-        suppress_tokens=[],
-        begin_suppress_tokens=[eot],
-    )
+    model.generation_config = whisper_generation_config(ids, LANGUAGES, begin_suppress=[eot])
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder, safe_serialization=True)
     WhisperProcessor(feature_extractor=features, tokenizer=tokenizer).save_pretrained(folder)

@@ -21,11 +21,12 @@ WINDOW_SECONDS, SAMPLE_RATE, WINDOWS_PER_CALL = 30, 16_000, 4
 class ReferenceWhisper:
     """The model in ``folder`` loaded as the old path loaded it (float32 on the CPU)."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, windows_per_call: int = WINDOWS_PER_CALL) -> None:
         from transformers import AutoModelForSpeechSeq2Seq, AutoProcessor
 
         self.model = AutoModelForSpeechSeq2Seq.from_pretrained(folder).eval()
         self.processor = AutoProcessor.from_pretrained(folder)
+        self.windows_per_call = windows_per_call
         config = self.model.generation_config
         self.languages = {
             int(i): t.strip("<|>") for t, i in (getattr(config, "lang_to_id", None) or {}).items()
