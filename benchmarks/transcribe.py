@@ -26,7 +26,8 @@ Pipedesk's own decoder), language English, no timestamps, greedy, ``--threads`` 
 4. with ``--torch-int8``: transformers with dynamic int8 ``Linear`` layers, 8 windows per call (the
    other way the issue offered, measured to choose).
 
-Methods run in turn within each round (``--rounds``), so other work on a shared machine slows them
+After a one-window warm-up of Pipedesk and faster-whisper (their first call loads and converts),
+methods run in turn within each round (``--rounds``), so other work on a shared machine slows them
 alike; the table has each method's median seconds, its real-time factor (seconds per second of
 audio) and the ratios. ``--rss`` runs each method in a fresh process on a one-hour recording
 (decoded whole, then the first ``--rss-windows`` windows transcribed; 0: all) and prints its peak
@@ -313,8 +314,9 @@ def speed(args: argparse.Namespace, models: Path, work: Path) -> None:
         print(f"Pipedesk runs {ready.loaded.model.placement.compute_type} on this processor")
         times: dict[str, list[float]] = {m: [] for m in methods}
         first = recording(work, 0.5)
-        for method in methods:  # warm-up: one window each
-            ready.run(method, first, samples[: WINDOW * SAMPLE_RATE])
+        for method in methods:  # warm-up: one window each (the old path's first call needs none)
+            if method != "old path":
+                ready.run(method, first, samples[: WINDOW * SAMPLE_RATE])
         for round_ in range(args.rounds):
             order = methods[round_ % len(methods) :] + methods[: round_ % len(methods)]
             for method in order:

@@ -204,7 +204,7 @@ def _load_speech(folder: Path, display: str, device: str, converted: Path, progr
     from desktop.engine import whisper
 
     processor = transformers_api(*_MORE["automatic-speech-recognition"]).AutoProcessor.from_pretrained(folder)
-    model = whisper.load(folder, converted, device, progress)
+    model = whisper.load(folder, converted, device, progress, display)
     where = device if model.placement.device != "cpu" else "cpu"  # Apple MPS, or no CUDA for it: the CPU
     loaded = Loaded("automatic-speech-recognition", display, folder, where, model, processor.tokenizer)
     loaded.feature_extractor = processor.feature_extractor

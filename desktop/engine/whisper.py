@@ -64,14 +64,16 @@ def placement(device: str, int8: bool) -> Placement:
     return Placement("cpu", 0, "int8" if int8 else "float32")
 
 
-def convert(source: Path, target: Path, progress: Callable[..., None] | None = None) -> Path:
+def convert(
+    source: Path, target: Path, progress: Callable[..., None] | None = None, display: str = ""
+) -> Path:
     """The CTranslate2 copy of the Whisper in ``source`` at ``target``, converted now if it is not
     there yet (into a private folder renamed into place: two processes converting at once both end
     with a complete copy)."""
     if (target / "model.bin").is_file():
         return target
     if progress:
-        progress(0, 0, f"Preparing {source.name} for fast transcription (once, about a minute)")
+        progress(0, 0, f"Preparing {display or source.name} for fast transcription (once, about a minute)")
     started = time.perf_counter()
     transformers_api("AutoConfig", "AutoTokenizer", "WhisperForConditionalGeneration")
     from ctranslate2.converters import TransformersConverter
@@ -84,14 +86,14 @@ def convert(source: Path, target: Path, progress: Callable[..., None] | None = N
             str(scratch), quantization=STORED_AS, force=True
         )
         (scratch / "source.json").write_text(json.dumps({"source": str(source)}), encoding="utf-8")
-        if target.exists():  # a copy left incomplete (no model.bin) is never used: replaced
-            shutil.rmtree(target, ignore_errors=True)
-        scratch.rename(target)
+        if not (target / "model.bin").is_file():  # else another process finished first: use its copy
+            shutil.rmtree(target, ignore_errors=True)  # a copy left without its weights is never used
+            scratch.rename(target)
     except OSError:
         if not (target / "model.bin").is_file():
             raise
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)  # another process finished first: use its copy
+        shutil.rmtree(scratch, ignore_errors=True)
     log.info("Converted %s for CTranslate2 in %.1fs", source, time.perf_counter() - started)
     return target
 
@@ -198,13 +200,17 @@ def _storage(array: Any) -> Any:
 
 
 def load(
-    source: Path, converted: Path, device: str, progress: Callable[..., None] | None = None
+    source: Path,
+    converted: Path,
+    device: str,
+    progress: Callable[..., None] | None = None,
+    display: str = "",
 ) -> WhisperModel:
     """The Whisper in ``source`` ready on ``device``: converted into ``converted`` on first use; on the
     CPU in int8 where this processor runs it faster (measured once, remembered), else float32."""
     import torch
 
-    convert(source, converted, progress)
+    convert(source, converted, progress, display)
     threads = torch.get_num_threads()
     if device.startswith("cuda"):
         try:
