@@ -5,6 +5,7 @@ Run by hand (not a test)::
     .venv/bin/python benchmarks/startup.py            # DistilBERT-size model, 3 rounds
     .venv/bin/python benchmarks/startup.py --tiny     # the tests' tiny SST-2 model
     .venv/bin/python benchmarks/startup.py --window   # also the window under Xvfb (needs xvfb, xdotool)
+    .venv/bin/python benchmarks/startup.py --window-only --window-baseline DIR  # this window vs DIR's
 
 Each round starts, in turn (the order rotates), fresh processes of:
 
@@ -12,7 +13,13 @@ Each round starts, in turn (the order rotates), fresh processes of:
    ``gr.Interface`` on it, ``launch()``;
 2. **Pipedesk**: ``python -m desktop serve`` with the same model installed in its store, asked for
    by Hub id as the Sentiment tab does;
-3. with ``--window``: ``python -m desktop`` under Xvfb: the time until its window is on screen.
+3. with ``--window``: ``python -m desktop`` under Xvfb (1280x900), its screen grabbed every 50 ms:
+   the time until its window is on screen, and until the window shows the app's page, painted
+   (the first frame that is the app as it stays: its splash lifted; what a person waits for after
+   a double-click), and how many frames in between were neither the splash nor the app (an
+   empty or black window, Gradio's "Loading…": 0 expected); ``--window-baseline DIR`` times
+   the window of another checkout (an older commit, ``git archive`` into DIR) the same way, in
+   the same rotation.
 
 For 1 and 2 it times, from the moment the process is started: **page** (``GET /`` answers 200:
 a person can type and pick a model) and **first answer** (the first ``/sentiment`` request,
@@ -37,6 +44,9 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import serving  # noqa: E402
+
+#: The window shows the app once its screen has not changed for this long.
+SETTLED_S = 3.0
 
 SEED_APP = """
 import sys
@@ -108,28 +118,45 @@ def run_pipedesk(model_id: str) -> tuple[float, float]:
         process.wait(30)
 
 
-def run_window(display: str) -> float:
-    started = time.monotonic()
+def run_window(display: str, source: Path = serving.ROOT) -> tuple[float, float, int]:
+    """``python -m desktop`` (from the checkout ``source``) under Xvfb, watched frame by frame
+    (``tests.support.screen``): seconds from the process start until its window is on screen, and
+    until the window shows the app's page painted; and how many different frames in between were
+    neither the splash nor the app. The app is there once the screen has stayed the same for
+    :data:`SETTLED_S` (the splash's spinner turns until then)."""
+    from tests.support.screen import Recorder, kind_of
+    from tests.support.window_driver import TITLE, find_window, window_geometry
+
     env = {**os.environ, "DISPLAY": display}
     env.pop("WAYLAND_DISPLAY", None)
+    recorder = Recorder(display, interval=0.05)
+    started = time.monotonic()
     process = subprocess.Popen(
-        [sys.executable, "-m", "desktop"], cwd=serving.ROOT, env=env, stdout=subprocess.DEVNULL
+        [sys.executable, "-m", "desktop"], cwd=source, env=env, stdout=subprocess.DEVNULL
     )
     try:
-        while time.monotonic() - started < 60:
-            found = subprocess.run(
-                ["xdotool", "search", "--onlyvisible", "--name", "^Pipedesk$"],
-                env=env,
-                capture_output=True,
-                text=True,
-            )
-            if found.stdout.strip():
-                return time.monotonic() - started
-            time.sleep(0.02)
-        raise RuntimeError("no window after 60 s")
+        wid = find_window(display, TITLE, timeout=60)
+        if not wid:
+            raise RuntimeError("no window after 60 s")
+        on_screen = time.monotonic() - started
+        while time.monotonic() - (recorder.started + recorder.frames[-1].at) < SETTLED_S:
+            if time.monotonic() - started > 300 or process.poll() is not None:
+                raise RuntimeError("the window never settled on the app")
+            time.sleep(0.1)
+        frames = recorder.stop()
+        x, y, width, height = window_geometry(display, wid)
     finally:
+        recorder.stop()
         process.terminate()
         process.wait(30)
+    box = (x, y, x + width, y + height)
+    final = frames[-1].image.crop(box)
+    kinds = [(frame.at, kind_of(frame.image.crop(box), final)) for frame in frames]
+    while kinds and kinds[0][1] == "black":  # before the window was mapped
+        kinds.pop(0)
+    painted = next(at for at, kind in kinds if kind == "app") - (started - recorder.started)
+    odd = sum(1 for _, kind in kinds if kind not in ("splash", "app"))
+    return on_screen, painted, odd
 
 
 def start_xvfb() -> tuple[subprocess.Popen, str]:
@@ -150,44 +177,66 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tiny", action="store_true", help="the tests' tiny SST-2 model")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--window", action="store_true", help="also time the window under Xvfb")
+    parser.add_argument("--window-only", action="store_true", help="time only the window (and the baseline)")
+    parser.add_argument(
+        "--window-baseline", type=Path, metavar="DIR", help="also time the window of the checkout in DIR"
+    )
     args = parser.parse_args(argv)
+    args.window = args.window or args.window_only or args.window_baseline is not None
     folder, model_id = serving.prepare(args.tiny)
     serving.describe(args.tiny)
     script = Path(tempfile.mkdtemp(prefix="pipedesk-seed-")) / "seed_app.py"
     script.write_text(textwrap.dedent(SEED_APP), encoding="utf-8")
     xvfb, display = start_xvfb() if args.window else (None, "")
-    runs: dict[str, list[tuple[float, ...]]] = {"seed app": [], "Pipedesk": [], "window": []}
+    names = [] if args.window_only else ["seed app", "Pipedesk"]
+    names += ["window"] if args.window else []
+    names += ["baseline window"] if args.window_baseline else []
+    runs: dict[str, list[tuple[float, ...]]] = {name: [] for name in names}
     try:
         for number in range(args.rounds):
-            order = ["seed app", "Pipedesk", "window"][: 3 if args.window else 2]
-            order = order[number % len(order) :] + order[: number % len(order)]
+            order = names[number % len(names) :] + names[: number % len(names)]
             for name in order:
                 if name == "seed app":
                     runs[name].append(run_seed(folder, script))
                 elif name == "Pipedesk":
                     runs[name].append(run_pipedesk(model_id))
                 else:
-                    runs[name].append((run_window(display),))
-                print(
-                    f"  round {number + 1}: {name} {', '.join(f'{v:.2f} s' for v in runs[name][-1])}",
-                    flush=True,
+                    source = args.window_baseline if name == "baseline window" else serving.ROOT
+                    runs[name].append(run_window(display, source))
+                got = runs[name][-1]
+                said = (
+                    f"on screen {got[0]:.2f} s, app painted {got[1]:.2f} s, {got[2]} other frames"
+                    if name.endswith("window")
+                    else f"page {got[0]:.2f} s, first answer {got[1]:.2f} s"
                 )
+                print(f"  round {number + 1}: {name}: {said}", flush=True)
     finally:
         if xvfb is not None:
             xvfb.terminate()
-    seed_page = statistics.median(r[0] for r in runs["seed app"])
-    seed_answer = statistics.median(r[1] for r in runs["seed app"])
-    page = statistics.median(r[0] for r in runs["Pipedesk"])
-    answer = statistics.median(r[1] for r in runs["Pipedesk"])
     print(f"\nMedians of {args.rounds} rounds (load average {serving.load_average()}):")
-    print("| | page (s) | first answer (s) |\n|---|---:|---:|")
-    print(f"| seed app | {seed_page:.2f} | {seed_answer:.2f} |")
-    print(f"| Pipedesk | {page:.2f} | {answer:.2f} |")
-    print(f"\nPage: Pipedesk / seed app = {page / seed_page:.2f}x (target <= 0.5)")
-    print(f"First answer: Pipedesk / seed app = {answer / seed_answer:.2f}x (target <= 1.0)")
-    if runs["window"]:
-        window = statistics.median(r[0] for r in runs["window"])
-        print(f"Window on screen: {window:.2f} s after the process started (target <= 1 s)")
+    if not args.window_only:
+        seed_page = statistics.median(r[0] for r in runs["seed app"])
+        seed_answer = statistics.median(r[1] for r in runs["seed app"])
+        page = statistics.median(r[0] for r in runs["Pipedesk"])
+        answer = statistics.median(r[1] for r in runs["Pipedesk"])
+        print("| | page (s) | first answer (s) |\n|---|---:|---:|")
+        print(f"| seed app | {seed_page:.2f} | {seed_answer:.2f} |")
+        print(f"| Pipedesk | {page:.2f} | {answer:.2f} |")
+        print(f"\nPage: Pipedesk / seed app = {page / seed_page:.2f}x (target <= 0.5)")
+        print(f"First answer: Pipedesk / seed app = {answer / seed_answer:.2f}x (target <= 1.0)")
+    for name in ("window", "baseline window"):
+        if runs.get(name):
+            window = statistics.median(r[0] for r in runs[name])
+            painted = statistics.median(r[1] for r in runs[name])
+            odd = sum(int(r[2]) for r in runs[name])
+            print(f"{name}: on screen {window:.2f} s after the process started (target <= 1 s)")
+            print(f"{name}: the app painted in the window {painted:.2f} s after the process started")
+            print(f"{name}: frames neither the splash nor the app, all rounds: {odd} (target 0)")
+    if runs.get("baseline window"):
+        ratio = statistics.median(r[1] for r in runs["window"]) / statistics.median(
+            r[1] for r in runs["baseline window"]
+        )
+        print(f"App painted: this checkout / baseline = {ratio:.2f}x")
     return 0
 
 

@@ -2,9 +2,10 @@
 
     .venv/bin/python build/screenshots.py        (needs the dev extras and /usr/bin/chromium)
 
-Writes assets/screenshot.png (Sentiment), assets/screenshot-batch.png (a file analysed),
-assets/screenshot-models.png (the model manager), assets/screenshot-chat.png (a conversation in the
-Chat tab) and assets/screenshot-prompt.png (a prompt over every row of a file, in the Batch tab). Everything stays on 127.0.0.1: the models are
+Writes assets/screenshot.png (Sentiment), assets/screenshot-labels.png (a ticket sorted into labels
+you choose), assets/screenshot-batch.png (a file analysed), assets/screenshot-models.png (the model
+manager), assets/screenshot-chat.png (a conversation in the Chat tab) and assets/screenshot-prompt.png
+(a prompt over every row of a file, in the Batch tab). Everything stays on 127.0.0.1: the models are
 built by tests/support/tiny_models.py (cached as for the test suite) and served by
 tests/support/hub_server.py.
 """
@@ -64,6 +65,17 @@ def main() -> None:
             page.locator("#run-sentiment").wait_for(state="visible", timeout=120_000)
             page.wait_for_timeout(500)
             page.screenshot(path=str(ROOT / "assets" / "screenshot.png"))
+
+            page.get_by_role("tab", name="Labels", exact=True).click()
+            tab = page.locator("#run-labels").locator("xpath=ancestor::div[contains(@class,'tabitem')]")
+            tab.get_by_role("textbox", name="Text").fill("I was charged twice and my package never arrived.")
+            tab.get_by_role("textbox", name="Labels").fill("billing, shipping, broken product")
+            tab.get_by_label("More than one can apply").check()
+            page.locator("#run-labels").click()
+            tab.locator(".confidence-set").first.wait_for(timeout=120_000)
+            page.evaluate("window.scrollTo(0, 0)")  # ticking the box scrolled the page down
+            page.wait_for_timeout(500)
+            page.screenshot(path=str(ROOT / "assets" / "screenshot-labels.png"))
 
             page.get_by_role("tab", name="Batch", exact=True).click()
             page.locator("#batch-file input[type=file]").set_input_files(str(source))

@@ -112,6 +112,16 @@ def browser(playwright_session):
 @pytest.fixture(scope="module")
 def display() -> Iterator[str]:
     """A private X display (Xvfb picks a free number and tells us through a pipe)."""
+    yield from _xvfb("1280x900")
+
+
+@pytest.fixture(scope="module")
+def laptop_display() -> Iterator[str]:
+    """A private X display the size of a small laptop's screen (1366x768)."""
+    yield from _xvfb("1366x768")
+
+
+def _xvfb(size: str) -> Iterator[str]:
     for tool in ("Xvfb", "xdotool", "import"):
         need(shutil.which(tool) is not None, f"{tool} is not installed (Debian: xvfb, xdotool, imagemagick)")
     try:
@@ -120,7 +130,7 @@ def display() -> Iterator[str]:
         need(False, "libX11 is not installed (Debian: libx11-6)")
     read, write = os.pipe()
     xvfb = subprocess.Popen(
-        ["Xvfb", "-displayfd", str(write), "-screen", "0", "1280x900x24", "-nolisten", "tcp"],
+        ["Xvfb", "-displayfd", str(write), "-screen", "0", f"{size}x24", "-nolisten", "tcp"],
         pass_fds=(write,),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

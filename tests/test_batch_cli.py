@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pandas as pd
 
@@ -227,3 +228,28 @@ def test_parquet_in_and_out_with_the_local_engine_keeps_types(hub, pipedesk_home
     assert str(frame["score"].dtype) == "float64" and frame["score"][1] != frame["score"][1]  # NaN: empty row
     assert frame["label"][0] == runtime.predict(TASKS["sentiment"], "I love this product!").data["label"]
     assert "empty" in frame["note"][1]
+
+
+def test_folders_of_photos_run_one_row_per_photo_with_reasons_for_the_others(hub, pipedesk_home, tmp_path):
+    from tests.support.tiny_media import SQUARE_LABEL
+    from tests.test_one_pipeline import photo_folder
+
+    folder = photo_folder(tmp_path / "photos")
+    env = cli_env(pipedesk_home, hub)
+    found = run_cli("batch", "detect", "-i", str(folder), "-o", str(tmp_path / "objects.csv"), env=env)
+    assert found.returncode == 0, found.stderr
+    rows = pd.read_csv(tmp_path / "objects.csv", keep_default_na=False)
+    assert list(rows.columns) == ["file", "count", "objects", "note"]
+    names = [Path(f).relative_to(folder).as_posix() for f in rows["file"]]
+    assert names == ["b.png", "notes.png", "trip/box.png", "trip/day 2/wall.jpg", "trip/empty.png"]
+    by_name = dict(zip(names, rows.to_dict("records"), strict=True))
+    assert int(by_name["trip/box.png"]["count"]) == 1
+    assert json.loads(by_name["trip/box.png"]["objects"])[0]["label"] == SQUARE_LABEL
+    assert int(by_name["trip/day 2/wall.jpg"]["count"]) == 0
+    assert "is not an image Pipedesk can read" in by_name["notes.png"]["note"]
+    assert "is empty" in by_name["trip/empty.png"]["note"]
+    assert f"By object: {SQUARE_LABEL} 2" in found.stderr
+    labelled = run_cli("batch", "classify", "-i", str(folder), "-o", str(tmp_path / "labels.jsonl"), env=env)
+    assert labelled.returncode == 0, labelled.stderr
+    answers = [json.loads(line) for line in (tmp_path / "labels.jsonl").read_text().splitlines()]
+    assert [bool(a["label"]) for a in answers] == [True, False, True, True, False]

@@ -64,7 +64,8 @@ def test_the_square_is_found_with_its_label_score_and_box(runtime, photos, name)
 
 def test_nothing_is_found_on_a_plain_photo_or_above_the_highest_threshold(runtime, photos):
     plain = SPEC.predict(runtime, str(photos / "white.png"), YOLOS, 0.5)
-    assert plain.data["objects"] == [] and plain.text == "No objects found above the threshold."
+    nothing = "Nothing found above 50%: lower the threshold to see weaker guesses."
+    assert plain.data["objects"] == [] and plain.text == nothing and plain.notes == [nothing]
     assert plain.outputs[1]["data"] == []
     assert SPEC.predict(runtime, str(photos / "square.jpg"), YOLOS, 1.0).data["objects"] == []
 

@@ -20,6 +20,7 @@ OPTIONS = {
     "generate": {"max_new_tokens": 6, "temperature": 0.0, "top_p": 1.0, "seed": -1},
     "summarize": {"min_length": 4, "max_length": 24},
     "prompt": {"prompt": tiny_chat.PROMPT, "json_fields": "product, complaint", "max_new_tokens": 40},
+    "labels": {"labels": "billing, shipping, broken product", "multi_label": False, "template": ""},
 }
 ROWS = [{"id": str(n), "review": review} for n, (review, _product, _json) in enumerate(tiny_chat.REVIEWS)]
 INPUTS = {
@@ -34,6 +35,14 @@ INPUTS = {
         {"id": "8", "review": ""},
         {"id": "9", "review": "  "},
         {"id": "10", "review": "w " * 600},
+    ],
+    "labels": [
+        "My package never arrived.",
+        "I was charged twice for my order.",
+        "ok",
+        "",
+        "good " * 4_001,
+        "The screen cracked after one day. " * 40,
     ],
 }
 
@@ -53,7 +62,7 @@ def single(runtime, task: str, text: str):
 
 def same(task: str, row: dict, values: dict) -> None:
     for column, value in values.items():
-        if column == "score":
+        if isinstance(value, float):  # scores (Labels: one column per label)
             assert row[column] == pytest.approx(value, abs=1e-4), column
         elif column == "entities":
             assert [(e["entity"], e["type"], e["start"], e["end"]) for e in row[column]] == [
@@ -100,3 +109,50 @@ def test_the_chat_tab_and_a_file_row_give_the_same_answer_to_the_same_prompt(run
             assert results[number]["answer"] == said.text, (fields, row)
     if not system:  # what the tiny model learnt (with a system prompt it answers something else)
         assert results[0]["product"] == "blender" and results[1]["product"] == "kettle"
+
+
+def photo_folder(folder):
+    """Photos as people keep them: a subfolder, a JPEG, an empty one, a text file named .png."""
+    from tests.support.tiny_media import square
+
+    (folder / "trip" / "day 2").mkdir(parents=True)
+    square((300, 300), (75, 75, 225, 225)).save(folder / "trip" / "box.png")
+    square((300, 300), None).save(folder / "trip" / "day 2" / "wall.jpg", quality=92)
+    square((240, 180), (60, 45, 180, 135)).save(folder / "b.png")
+    (folder / "trip" / "empty.png").write_bytes(b"")
+    (folder / "notes.png").write_text("not a photo", encoding="utf-8")
+    (folder / "notes.txt").write_text("not listed at all", encoding="utf-8")
+    return folder
+
+
+@pytest.mark.parametrize("task", ["classify", "detect"])
+def test_a_photo_and_its_row_in_a_folder_run_agree(runtime, task, tmp_path):
+    from desktop.files.reader import read_rows
+
+    spec = TASKS[task]
+    table = read_rows(photo_folder(tmp_path / "photos"), spec.file_input, spec.folder_kind)
+    paths = table.texts("file")
+    assert [p.replace(str(tmp_path / "photos"), "") for p in paths] == [
+        "/b.png", "/notes.png", "/trip/box.png", "/trip/day 2/wall.jpg", "/trip/empty.png",
+    ]  # fmt: skip
+    results: dict[int, dict] = {}
+    for event in BatchRun(runtime, task, paths, holds=table.holds):
+        results.update(event.results)
+    for row, path in enumerate(paths):
+        inputs = spec.file_inputs(path, "image")
+        args = [*(inputs.get(name) for name in spec.inputs), None, *(o.default for o in spec.options)]
+        try:
+            result = spec.predict(runtime, *args)
+        except UserError as exc:
+            assert results[row]["note"] == str(exc) and all(results[row][c] is None for c in spec.columns)
+            continue
+        got, want = results[row], spec.row_values(result)
+        if task == "classify":
+            assert got["label"] == want["label"] and got["score"] == pytest.approx(want["score"], abs=1e-4)
+        else:
+            assert got["count"] == want["count"]
+            for found, expected in zip(got["objects"], want["objects"], strict=True):
+                assert found["label"] == expected["label"]
+                assert found["score"] == pytest.approx(expected["score"], abs=1e-3)
+                assert all(abs(found["box"][k] - expected["box"][k]) <= 2 for k in expected["box"])
+    assert [bool(results[row]["note"]) for row in (1, 4)] == [True, True]  # a text file, an empty one

@@ -536,6 +536,72 @@ def test_what_a_visitor_sends_is_shown_as_text_in_the_sharing_tab(browser, app_s
         page.close()
 
 
+@pytest.mark.browser
+def test_a_visitor_signs_in_with_the_password_only_and_is_told_when_sharing_is_switched_off(
+    browser, share, client
+):
+    """A visitor's Chromium, reaching the sharing server from 127.0.0.2 (through a proxy): Pipedesk's
+    own sign-in page (the computer's name, one password box), the app, then the owner switches
+    sharing off: the open page says so, and comes back to the sign-in page once sharing is on again."""
+    from desktop.share import signin
+    from tests.support import ARTIFACTS
+    from tests.support.pages import panel, run_and_wait
+    from tests.support.visitor_proxy import VisitorProxy
+
+    client.predict("warm up", SST2, api_name="/sentiment")  # installed here: visitors may use it
+    share.enable()
+    port = share.port
+    name = signin.title(signin.computer_name())
+    ARTIFACTS.mkdir(exist_ok=True)
+    with VisitorProxy() as proxy:
+        context = browser.new_context(proxy={"server": proxy.url}, viewport={"width": 1280, "height": 800})
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        try:
+            page.goto(f"http://{VISITOR}:{port}/")
+            assert page.title() == name
+            page.get_by_role("heading", name=name).wait_for()
+            assert page.locator("input").count() == 1, "only a password box: no user name to type"
+            password = page.get_by_label("Password", exact=True)
+            password.fill("not-the-password")
+            page.get_by_role("button", name="Sign in").click()
+            page.get_by_text("That is not the password").wait_for(timeout=20_000)
+            (me,) = [v for v in share.gate.visitors() if v.address == VISITOR]
+            assert me.failures == 1 and not me.signed_in, "the wrong password was not counted for 127.0.0.2"
+            page.screenshot(path=str(ARTIFACTS / "visitor-sign-in.png"))
+
+            password.fill(share.password)
+            page.get_by_role("button", name="Sign in").click()
+            page.get_by_role("tab", name="Sentiment", exact=True).wait_for(timeout=60_000)
+            assert page.title() == name
+            (me,) = [v for v in share.gate.visitors() if v.address == VISITOR]
+            assert me.signed_in and me.failures == 0
+            tab = panel(page, "sentiment")
+            tab.get_by_label("Text").first.fill("I love this product!")
+            run_and_wait(page, "sentiment")
+            assert tab.locator("[data-testid='label-output-value']").first.text_content() == "POSITIVE"
+            page.screenshot(path=str(ARTIFACTS / "visitor-app.png"))
+            assert proxy.requests and all(f"//{VISITOR}:{port}/" in r for r in proxy.requests)
+
+            share.disable()
+            page.get_by_role("heading", name=signin.SWITCHED_OFF).wait_for(timeout=20_000)
+            page.wait_for_timeout(4000)  # and it stays so: no reconnection loop, no error messages
+            said = page.locator("body").inner_text()
+            assert signin.SWITCHED_OFF in said and "comes back by itself" in said
+            assert page.get_by_role("tab", name="Sentiment", exact=True).count() == 0
+            for gradio_words in ("Connection", "Error", "Loading", "reconnect"):
+                assert gradio_words not in said, said
+            page.screenshot(path=str(ARTIFACTS / "visitor-switched-off.png"))
+
+            share.enable()  # the same address: the page reloads by itself, to the sign-in page
+            page.get_by_role("heading", name=name).wait_for(timeout=30_000)
+            assert page.get_by_label("Password", exact=True).is_visible()
+            assert errors == []
+        finally:
+            context.close()
+
+
 # --- pipedesk serve --lan -----------------------------------------------------------------
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -20,7 +21,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from desktop.shell import instance, window
+from desktop.server import pages
+from desktop.shell import geometry, instance, splash, window
 from tests.support import ARTIFACTS, ROOT, cli_env, free_port, need
 from tests.support.pages import message, panel, run_and_wait
 from tests.support.tiny_models import VIT
@@ -35,6 +37,7 @@ from tests.support.window_driver import (
     screenshot,
     screenshot_after,
     screenshot_drawn,
+    window_geometry,
     xdotool,
 )
 
@@ -122,6 +125,74 @@ def test_window_opens_fast_shows_the_ui_saves_downloads_and_closes_cleanly(displ
             "web storage is not persistent"
         )
         assert not (pipedesk_home / "data" / instance.INFO_NAME).exists()
+    finally:
+        app.stop()
+
+
+def test_one_loading_screen_from_the_first_frame_to_the_app_on_a_laptop_screen(laptop_display, pipedesk_home):
+    """Watched frame by frame (every 30 ms): from the moment the window appears, it shows the splash,
+    then the app, and nothing else: no empty or black window, no Gradio "Loading…", no half-built page.
+    The window, title bar and taskbar included, fits a 1366x768 screen."""
+    from tests.support.screen import Recorder, kind_of
+
+    env = window_env(pipedesk_home, laptop_display)
+    recorder = Recorder(laptop_display)
+    app = App(env)
+    try:
+        wid = find_window(laptop_display, TITLE, timeout=60)
+        assert wid, f"no window appeared:\n{app.output}"
+        x, y, width, height = window_geometry(laptop_display, wid)
+        assert_fits({"x": x, "y": y, "width": width, "height": height}, 1366, 768)
+        deadline = time.monotonic() + 150
+        while "The app is on screen" not in log_text(pipedesk_home) and time.monotonic() < deadline:
+            assert app.proc.poll() is None, app.output
+            time.sleep(0.2)
+        shown = re.search(
+            r"The app is on screen, ([\d.]+)s after the process started \((\w+)\)", log_text(pipedesk_home)
+        )
+        assert shown, f"the page never said the app is on screen:\n{app.output}"
+        assert shown.group(2) == "ready", "the splash went on a timer, not when the app had its first values"
+        time.sleep(1.5)  # the app as it stays: the picture every app frame is compared with
+        frames = recorder.stop()
+    finally:
+        recorder.stop()
+        app.stop()
+    box = (x, y, x + width, y + height)
+    final = frames[-1].image.crop(box)
+    kinds = [(frame.at, kind_of(frame.image.crop(box), final), frame) for frame in frames]
+    while kinds and kinds[0][1] == "black":  # the screen before the window was mapped
+        kinds.pop(0)
+    ARTIFACTS.mkdir(exist_ok=True)
+    seen = [kind for _, kind, _ in kinds]
+    bad = [(at, kind, frame) for at, kind, frame in kinds if kind not in ("splash", "app")]
+    for at, kind, frame in bad[:3]:
+        frame.image.save(ARTIFACTS / f"startup-{kind}-{at:.2f}s.png")
+    assert not bad, f"frames that are neither the splash nor the app: {[(round(a, 2), k) for a, k, _ in bad]}"
+    assert seen[0] == "splash" and seen[-1] == "app"
+    first_app = seen.index("app")
+    assert "splash" not in seen[first_app:], "the splash came back after the app was shown"
+    # Kept to be looked at: the first frame, the last splash, the first app frame.
+    for name, index in (("first", 0), ("last-splash", first_app - 1), ("first-app", first_app)):
+        kinds[index][2].image.crop(box).save(ARTIFACTS / f"startup-{name}.png")
+    painted = kinds[first_app][0] - (app.started - recorder.started)
+    print(
+        f"{len(kinds)} different frames; the app on screen {painted:.2f}s after start (its page says {shown.group(1)}s)"
+    )
+
+
+def test_a_saved_place_off_every_screen_is_not_restored(laptop_display, pipedesk_home):
+    """Closed last on a big monitor that is gone: the window opens whole on the laptop's screen."""
+    from desktop import settings
+
+    settings.update(window={"width": 1900, "height": 1200, "x": 2500, "y": -300})
+    app = App(window_env(pipedesk_home, laptop_display))
+    try:
+        wid = find_window(laptop_display, TITLE, timeout=60)
+        assert wid, f"no window appeared:\n{app.output}"
+        x, y, width, height = window_geometry(laptop_display, wid)
+        assert_fits({"x": x, "y": y, "width": width, "height": height}, 1366, 768)
+        close_window(laptop_display, wid)
+        assert app.proc.wait(timeout=60) == 0, app.output
     finally:
         app.stop()
 
@@ -424,14 +495,48 @@ def test_display_detection(monkeypatch, tmp_path):
         assert window.display_available() is True
 
 
-def test_remembered_geometry_is_sane_and_stays_on_a_screen(pipedesk_home):
-    from types import SimpleNamespace
-
+def test_remembered_geometry_is_sane_and_the_title_bar_stays_on_a_screen(pipedesk_home):
     from desktop import settings
 
-    settings.update(window={"width": 50, "height": 99999, "x": 3000, "y": 40})
-    geometry = window._saved_geometry()
-    assert geometry == {"width": window.MIN_SIZE[0], "height": 10_000, "x": 3000, "y": 40}
-    screen = SimpleNamespace(x=0, y=0, width=1920, height=1080)
-    assert "x" not in window._on_screen(geometry, [screen]), "a monitor that is gone"
-    assert window._on_screen({**geometry, "x": 100}, [screen])["x"] == 100
+    settings.update(window={"width": 50, "height": 99999, "x": 3000, "y": 40, "maximized": True})
+    saved = geometry.saved()
+    assert saved == {"width": geometry.MIN_SIZE[0], "height": 10_000, "x": 3000, "y": 40, "maximized": 1}
+    laptop = geometry.Screen(0, 0, 1366, 768)  # no work area known: room is kept for a taskbar
+    fitted = geometry.fit(saved, [laptop])
+    assert fitted["maximized"] == 1
+    assert_fits(fitted, 1366, 768)  # a monitor that is gone: centred, and no taller than the screen
+    # A title bar above the screen, or below it, or with less than a grip on it: not restored.
+    for x, y in ((100, -30), (100, 700), (1366 - 60, 100), (-1200 + 60, 100)):
+        assert_fits(geometry.fit({"width": 1200, "height": 600, "x": x, "y": y}, [laptop]), 1366, 768)
+    # A place whose title bar is on a screen is kept; the size then fits that screen.
+    kept = geometry.fit(
+        {"width": 1900, "height": 1200, "x": 1500, "y": 60}, [laptop, geometry.Screen(1366, 0, 1920, 1080)]
+    )
+    assert (kept["x"], kept["y"]) == (1500, 60) and kept[
+        "height"
+    ] <= 1080 - geometry.TASKBAR - geometry.TITLE_BAR
+    # The first time: the preferred size where it fits; within the work area the system reports.
+    assert geometry.fit({}, [geometry.Screen(0, 0, 1920, 1080)])["height"] == geometry.PREFERRED_SIZE[1]
+    panel = geometry.Screen(0, 0, 1366, 768, work=(0, 32, 1366, 736))
+    first = geometry.fit({}, [panel])
+    assert first["y"] >= 32 and first["y"] + first["height"] + geometry.TITLE_BAR <= 768
+
+
+def assert_fits(placed: dict[str, int], width: int, height: int) -> None:
+    """The whole window, its title bar included, is on a ``width`` x ``height`` screen above a taskbar."""
+    x, y, w, h = placed["x"], placed["y"], placed["width"], placed["height"]
+    assert x >= 0 and x + w <= width, placed
+    assert y >= 0 and y + geometry.TITLE_BAR + h <= height - geometry.TASKBAR, placed
+
+
+def test_the_splash_goes_first_in_the_apps_page():
+    page = b"<!doctype html><html><head><title>x</title></head><body style='margin: 0'><gradio-app></gradio-app></body></html>"
+    fragment = splash.app_fragment().encode()
+    out = pages.insert_first_in_body(page, fragment)
+    assert out.index(b"<body style='margin: 0'>") + len(b"<body style='margin: 0'>") == out.index(fragment)
+    assert out.index(fragment) < out.index(b"<gradio-app>")
+    assert pages.insert_first_in_body(b"<p>no body</p>", fragment) == b"<p>no body</p>"
+    for text in (splash.TAGLINE, splash.OPENING, splash.DRAWN, splash.READY_EVENT, splash.PAINTED_MARK):
+        assert text in fragment.decode()
+    loading = splash.loading_page()
+    assert "function setStep" in loading and "function showError" in loading and splash.DRAWN in loading

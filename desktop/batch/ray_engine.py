@@ -108,7 +108,7 @@ class RayRun:
 
     @property
     def columns(self) -> tuple[str, ...]:
-        return self.spec.columns
+        return self.spec.result_columns(self.options)
 
     # --- setting up -------------------------------------------------------------------------
 
@@ -180,7 +180,8 @@ class RayRun:
         from desktop.models.compat import check_fits
 
         self.runtime = Runtime(device=self.device)
-        self.kind_loaded = self.spec.kind_for(self.spec.file_inputs(""))
+        holds = self.source.table.holds if self.source.table is not None else "text"
+        self.kind_loaded = self.spec.kind_for(self.spec.file_inputs("", holds))
         self.target = self.runtime.resolve(self.spec, self.model_name, self.kind_loaded)
         if isinstance(self.target, ModelRef):
             self.display = self.target.display
@@ -239,6 +240,7 @@ class RayRun:
                 "threads": None if plan.gpus else plan.threads,
                 "shipped": self.shipped,
                 "download": self.download,
+                "holds": self.source.table.holds if self.source.table is not None else "text",
                 **worker,
             },
         }

@@ -128,8 +128,10 @@ class FileWorker:
         threads: int | None = None,
         shipped: ShippedModel | None = None,
         download: bool = False,
+        holds: str = "text",
     ) -> None:
         self.task, self.model, self.options = task, model, options
+        self.holds = holds
         self.text_column, self.output, self.names = text_column, output, names or []
         self.keep_notes, self.drop = keep_notes, drop
         self.batch_size, self.fast_cpu = batch_size, fast_cpu
@@ -149,7 +151,7 @@ class FileWorker:
 
             torch.set_num_threads(threads)
         self.runtime = Runtime(device=device)
-        kind = self.spec.kind_for(self.spec.file_inputs(""))
+        kind = self.spec.kind_for(self.spec.file_inputs("", self.holds))
         if shipped is not None:
             self.model = str(unpack_model(shipped, self.runtime.store.root))
         elif download:
@@ -178,7 +180,7 @@ class FileWorker:
         else:
             from desktop.batch.writer import arrow_array
 
-            columns = [*self.spec.columns, "note"]
+            columns = [*self.spec.result_columns(self.options), "note"]
             self._learn_types(rows, columns)
             for name, column in zip(self.names, columns, strict=True):
                 array = arrow_array([values.get(column) for values in rows], self.types[column])
@@ -197,6 +199,7 @@ class FileWorker:
             batch_size=self.batch_size,
             fast_cpu=self.fast_cpu,
             options=self.options,
+            holds=self.holds,
         )
         results: dict[int, dict[str, Any]] = {}
         for event in run:

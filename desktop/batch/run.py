@@ -39,14 +39,15 @@ from desktop.tasks.spec import Piece, Prepared, TaskSpec
 
 log = logging.getLogger(__name__)
 
-#: Rows prepared and sorted together; bigger windows sort better, smaller ones report sooner.
+#: Rows prepared and sorted together; bigger windows sort better, smaller ones report sooner. A task
+#: whose inputs make several pieces each (Labels: one per label) takes as many fewer rows at a time.
 WINDOW_ROWS = 2048
 #: Device failures (out of memory even after splitting, CUDA errors) before moving to the CPU.
 MAX_DEVICE_FAILURES = 3
 #: Rows that fail one by one (not the device: the model or the text) before the run stops.
 MAX_ROW_FAILURES = 20
 #: Kinds whose models Fast CPU mode quantizes (encoders; int8 generation is slower, not faster).
-INT8_KINDS = {"text-classification", "token-classification"}
+INT8_KINDS = {"text-classification", "token-classification", "zero-shot-classification"}
 
 
 class RunState(str, enum.Enum):
@@ -127,6 +128,8 @@ class _Failed:
 class BatchRun:
     """Run ``task`` over ``texts`` with ``runtime``; iterate to make progress.
 
+    ``holds`` says what a row's value is: "text", or the path of a file ("image", "audio": a folder
+    run, :attr:`desktop.files.table.Table.holds`).
     ``texts`` holds each row's text, or for a task that ``reads_rows`` each row as a dict (column ->
     text, :func:`desktop.batch.rows.file_values`); ``file_columns`` are then the file's columns, which
     the task checks against its options before anything loads (a prompt naming a missing column).
@@ -148,6 +151,7 @@ class BatchRun:
         overlap: bool | None = None,
         load_progress: Callable[[int, int, str], None] | None = None,
         file_columns: Sequence[str] | None = None,
+        holds: str = "text",
     ) -> None:
         if batch_size is not None and batch_size < 1:
             raise UserError(f"The batch size must be at least 1, not {batch_size}.")
@@ -162,8 +166,10 @@ class BatchRun:
         self.skip = set(skip)
         self.cancel = cancel or threading.Event()
         self.notes: list[str] = []
-        kind = self.spec.kind_for(self.spec.file_inputs(""))
+        self.holds = holds  # what a row's value is: a text, or the path of a photo or a recording
+        kind = self.spec.kind_for(self.spec.file_inputs("", holds))
         self.loaded: Loaded = runtime.load(self.spec, model, kind, progress=load_progress)
+        self.notes.extend(self.spec.fit_options(self.loaded, self.options))
         if fast_cpu:
             self._use_int8()
         budget, rows = self.spec.batch_limits(self.loaded.device, self.loaded)
@@ -252,7 +258,9 @@ class BatchRun:
                 valid.append(
                     (
                         number,
-                        self.spec.validate(self.spec.file_inputs(self.texts[number]), self.runtime.limits),
+                        self.spec.validate(
+                            self.spec.file_inputs(self.texts[number], self.holds), self.runtime.limits
+                        ),
                     )
                 )
             except UserError as exc:
@@ -270,7 +278,8 @@ class BatchRun:
     def _windows(
         self, numbers: list[int]
     ) -> Iterator[tuple[dict[int, _Row], list[tuple[int, dict[str, Any]]]]]:
-        size = min(WINDOW_ROWS, self.spec.window_rows or WINDOW_ROWS)
+        size = max(1, WINDOW_ROWS // max(1, self.spec.pieces_per_input(self.options)))
+        size = min(size, self.spec.window_rows or size)
         chunks = [numbers[i : i + size] for i in range(0, len(numbers), size)]
         if not self.overlap or len(chunks) < 2:
             for chunk in chunks:
@@ -344,7 +353,8 @@ class BatchRun:
             return  # Whisper already runs in int8 wherever this processor gains (desktop.engine.whisper)
         if self.loaded.kind not in INT8_KINDS:
             self.notes.append(
-                "Fast CPU mode applies to classification and NER models; this one runs at full precision."
+                "Fast CPU mode applies to classification, NER and NLI (Labels) models; this one runs at "
+                "full precision."
             )
         elif self.loaded.device != "cpu":
             self.notes.append(

@@ -205,6 +205,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
         skip=set(journal.done),
         load_progress=terminal_progress(),
         file_columns=table.columns,
+        holds=table.holds,
     )
     started = time.perf_counter()
     bar = tqdm(

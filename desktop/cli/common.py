@@ -71,7 +71,7 @@ def add_task_options(parser: argparse.ArgumentParser, spec: Any) -> None:
                 dest=option.name,
                 action=argparse.BooleanOptionalAction,
                 default=option.default,
-                help=f"{option.help} (default: {'on' if option.default else 'off'})",
+                help=f"{option.help} (default: {'on' if option.default else 'off'})".replace("%", "%%"),
             )
             continue
         known = f"; one of {', '.join(value for _label, value in option.choices)}" if option.choices else ""
@@ -82,5 +82,5 @@ def add_task_options(parser: argparse.ArgumentParser, spec: Any) -> None:
             type=option.type,
             default=option.default,
             metavar="TEXT" if option.type is str and not option.choices else None,
-            help=f"{option.help}{shown}",
+            help=f"{option.help}{shown}".replace("%", "%%"),
         )

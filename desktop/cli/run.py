@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
 
 from desktop.cli.common import add_device, add_task_options, terminal_progress
 
@@ -17,9 +18,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tasks = run.add_subparsers(title="tasks", metavar="TASK", required=True)
     for spec in TASKS.values():
         task = tasks.add_parser(spec.id, help=spec.title, description=spec.description)
+        text_or_image = {"text", "image"} <= set(spec.inputs)
         task.add_argument(
-            "input", metavar="INPUT", help="the text (or an image path for classify); - reads stdin"
+            "input",
+            metavar="INPUT",
+            nargs="?" if text_or_image else None,
+            help="the text (- reads stdin); a photo goes with --image"
+            if text_or_image
+            else "the text, or the file for tasks that take one; - reads stdin",
         )
+        if text_or_image:
+            task.add_argument("--image", metavar="PHOTO", default=None, help="a photo instead of a text")
         task.add_argument("--model", default=None, help="a model label, Hub id, imported name or folder")
         add_task_options(task, spec)
         task.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -42,8 +51,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     logs.setup()
     spec = get(args.task)
-    value = sys.stdin.read() if args.input == "-" else args.input
-    inputs = spec.cli_inputs(value)
+    inputs = _inputs(spec, args)
     options = [option.check(getattr(args, option.name), option.flag) for option in spec.options]
     runtime = Runtime(device=args.device)
     call = [*(inputs.get(name) for name in spec.inputs), args.model, *options]
@@ -58,3 +66,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         print(result.text)
     return 0
+
+
+def _inputs(spec: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """What INPUT (or ``--image PHOTO``) stands for: one of the two, not both."""
+    from desktop.errors import UserError
+
+    image = getattr(args, "image", None)
+    if image is not None:
+        if args.input is not None:
+            raise UserError("Give a text or --image PHOTO, not both.")
+        return {"input_type": "Image", "text": None, "image": image}
+    if args.input is None:
+        raise UserError("Give a text (or - to read it from stdin), or a photo with --image PHOTO.")
+    return spec.cli_inputs(sys.stdin.read() if args.input == "-" else args.input)

@@ -39,6 +39,7 @@ _CORE = (
 _MORE = {
     "pipeline": ("pipeline",),
     "automatic-speech-recognition": ("AutoProcessor", "GenerationConfig"),
+    "zero-shot-image-classification": ("AutoModel", "AutoImageProcessor"),
 }
 
 #: Kinds whose tasks call a transformers pipeline in ``forward`` (its own pre/post-processing).
@@ -58,6 +59,7 @@ class Loaded:
     pipeline: Any = None
     nbytes: int = 0
     feature_extractor: Any = None  # speech models: audio -> log-mel features (numpy, thread-safe)
+    image_processor: Any = None  # image-text models: photos -> pixel values (thread-safe)
     extra: dict[str, Any] = field(default_factory=dict)  # derived copies: int8 weights, a CPU copy
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _stream_tokenizer: Any = field(default=None, repr=False)
@@ -100,6 +102,10 @@ class Loaded:
         and word boundaries), under the tokenizer lock."""
         with self._lock:
             return [self.tokenizer.decode([i], skip_special_tokens=False) for i in ids]
+
+    def pixels(self, images: list[Any]) -> Any:
+        """Pixel values for a batch of decoded images (image-text models), one row per image."""
+        return self.image_processor(images=images, return_tensors="pt")["pixel_values"]
 
     def pad_id(self) -> int:
         tokenizer = self.tokenizer
@@ -187,8 +193,14 @@ def _load(kind: str, folder: Path, display: str, device: str, dtype: Any) -> Loa
         pipe = tf.pipeline(kind, model=str(folder), device=device, dtype=dtype)
         tokenizer = copy.deepcopy(pipe.tokenizer) if pipe.tokenizer is not None else None
         return Loaded(kind, display, folder, device, pipe.model, tokenizer, pipe)
+    if kind == "zero-shot-image-classification":
+        model = tf.AutoModel.from_pretrained(folder, dtype=dtype).to(device).eval()
+        loaded = Loaded(kind, display, folder, device, model, tf.AutoTokenizer.from_pretrained(folder))
+        loaded.image_processor = tf.AutoImageProcessor.from_pretrained(folder)
+        return loaded
     classes = {
         "text-classification": tf.AutoModelForSequenceClassification,
+        "zero-shot-classification": tf.AutoModelForSequenceClassification,
         "text-generation": tf.AutoModelForCausalLM,
         "chat": tf.AutoModelForCausalLM,
         "seq2seq": tf.AutoModelForSeq2SeqLM,

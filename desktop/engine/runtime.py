@@ -258,7 +258,10 @@ class Runtime:
         inputs = spec.validate(inputs, self.limits)  # refusals come before any download
         options = spec.check_options(options)
         loaded = self.load(spec, name, spec.kind_for(inputs), progress)
-        return loaded, spec.preprocess(loaded, inputs, options), options
+        notes = spec.fit_options(loaded, options)
+        prepared = spec.preprocess(loaded, inputs, options)
+        prepared.notes[:0] = notes
+        return loaded, prepared, options
 
     def predict(
         self, spec: TaskSpec, *args: Any, progress: ProgressCallback | None = None, stop: Stop = None

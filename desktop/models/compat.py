@@ -17,7 +17,11 @@ ARCHITECTURES: dict[str, tuple[str, ...]] = {
     "seq2seq": ("ForConditionalGeneration", "MTModel"),
     "automatic-speech-recognition": ("WhisperForConditionalGeneration",),
     "object-detection": ("ForObjectDetection",),
+    "zero-shot-classification": ("ForSequenceClassification",),
+    "zero-shot-image-classification": ("CLIPModel", "SiglipModel"),
 }
+#: Kinds whose architectures must be named in full (X-CLIP, a video model, ends in CLIPModel too).
+WHOLE_NAMES = {"zero-shot-image-classification"}
 KIND_NAMES = {
     "text-classification": "text classification",
     "token-classification": "named entity recognition",
@@ -27,6 +31,8 @@ KIND_NAMES = {
     "seq2seq": "translation or summarization",
     "automatic-speech-recognition": "speech recognition (Whisper)",
     "object-detection": "object detection",
+    "zero-shot-classification": "labels you choose for texts (an NLI model)",
+    "zero-shot-image-classification": "labels you choose for photos (a CLIP or SigLIP model)",
 }
 #: Encoder-decoders that read sound or images, not text: never a translator or a summarizer.
 NOT_TEXT_TYPES = {"whisper", "speech_to_text", "speech-encoder-decoder", "vision-encoder-decoder"}
@@ -74,15 +80,21 @@ def check_fits(kind: str, folder: Path, display: str) -> None:
         return
     if kind == "seq2seq" and config.get("model_type") in NOT_TEXT_TYPES:
         pass  # e.g. WhisperForConditionalGeneration: a ...ForConditionalGeneration that reads sound
-    elif any(arch.endswith(suffix) for arch in architectures for suffix in ARCHITECTURES[kind]):
+    elif any(_fits(kind, arch, name) for arch in architectures for name in ARCHITECTURES[kind]):
         if kind == "chat" and not has_chat_template(folder):
             raise ModelError(
                 f"{display} has no chat template, so it cannot chat: it is a plain text-completion "
                 "model. Use it in the Generate tab (pipedesk run generate), or choose an instruct model."
             )
+        if kind == "zero-shot-classification":
+            nli_label_ids(config.get("label2id") or {}, display)
         return
     what = ", ".join(architectures) or config.get("model_type", "unknown")
     raise ModelError(f"{display} does not fit {KIND_NAMES[kind]}: it is a {what} model.")
+
+
+def _fits(kind: str, architecture: str, name: str) -> bool:
+    return architecture == name if kind in WHOLE_NAMES else architecture.endswith(name)
 
 
 def check_fits_any(kinds: tuple[str, ...], folder: Path, display: str) -> str:
@@ -96,3 +108,22 @@ def check_fits_any(kinds: tuple[str, ...], folder: Path, display: str) -> str:
             first = first or exc
     assert first is not None, "no kinds given"
     raise first
+
+
+def nli_label_ids(label2id: dict[str, int], display: str) -> tuple[int, int]:
+    """(entailment, contradiction) class ids of an NLI model, read from its ``label2id``; ModelError
+    when it has no entailment class (a sentiment classifier, say). The contradiction class is the one
+    so named, else (as transformers' zero-shot pipeline assumes) the last class when entailment is
+    the first, the first otherwise."""
+    ids = {str(name).lower(): int(index) for name, index in label2id.items()}
+    entailment = next((i for name, i in ids.items() if name.startswith("entail")), None)
+    if entailment is None:
+        names = ", ".join(str(name) for name in label2id) or "none"
+        raise ModelError(
+            f"{display} does not fit {KIND_NAMES['zero-shot-classification']}: its classes are {names}, "
+            "and labels you choose need a model trained on NLI, with an 'entailment' class."
+        )
+    named = [i for name, i in ids.items() if name.startswith(("contradict", "not_entail", "not entail"))]
+    if named:
+        return entailment, named[0]
+    return entailment, (max(ids.values()) if entailment == 0 else 0)

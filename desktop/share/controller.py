@@ -40,6 +40,7 @@ from typing import Any
 
 from desktop import paths, settings
 from desktop.errors import UserError
+from desktop.share import signin
 from desktop.share.gate import VisitorGate
 
 log = logging.getLogger(__name__)
@@ -240,14 +241,13 @@ class Sharing:
         def check(_username: str, typed: str) -> bool:
             return hmac.compare_digest(typed.encode(), password.encode())
 
-        message = (
-            f"Pipedesk on {socket.gethostname()}: type any name, and the password shown in "
-            "Pipedesk's Sharing tab on that computer."
-        )
+        computer = signin.computer_name()
+        message = f"{signin.title(computer)}: type the password shown in Pipedesk's Sharing tab there."
 
         def launch() -> Any:
             # Built anew each time: its model lists show what is installed now.
             blocks = self.visitors_app(self.runtime.guest())  # installed models only (the GUEST policy)
+            blocks.title = signin.title(computer)
             return serve_visitors(
                 blocks,
                 self.runtime,
@@ -257,6 +257,7 @@ class Sharing:
                 hosts="lan",
                 auth=check,
                 auth_message=message,
+                computer=computer,
             )
 
         self.gate.reset()
@@ -278,12 +279,14 @@ def serve_visitors(
     auth: Callable[[str, str], bool] | None = None,
     auth_message: str | None = None,
     token: str | None = None,
+    computer: str | None = None,
 ) -> Any:
     """Serve the visitors' ``blocks`` as every server for other people is served (LAN sharing and
     public deployments, :mod:`desktop.cli.public`): ``gate`` in front (visitor log, sign-in lockout,
-    upload quota), Gradio's sign-in when ``auth`` is given, monitoring off, only the app's own
-    error words, an upload limit, nothing served outside Gradio's cache, files in the visitors'
-    folder. Returns the running :class:`desktop.server.Server`; runs on the caller's thread."""
+    upload quota), Gradio's sign-in when ``auth`` is given (on our page, password only, when
+    ``computer`` is named: :mod:`desktop.share.signin`), monitoring off, only the app's own error
+    words, an upload limit, nothing served outside Gradio's cache, files in the visitors' folder.
+    Returns the running :class:`desktop.server.Server`; runs on the caller's thread."""
     from starlette.middleware import Middleware
 
     from desktop import assets, server
@@ -307,7 +310,8 @@ def serve_visitors(
         "allowed_paths": [str(assets.path("icon.png"))],
         "blocked_paths": [str(p) for p in private if not _is_inside(cache, p)],
         "app_kwargs": {
-            "middleware": [Middleware(gate.asgi)],
+            "middleware": [Middleware(gate.asgi)]
+            + ([Middleware(signin.SignInPage, computer=computer)] if auth and computer else []),
             "lifespan": _uploads_to_visitors_folder,
         },
     }
@@ -410,7 +414,7 @@ def start_lan(runtime: Any) -> str:
     share = controller(runtime)
     share.enable()
     urls = share.urls()
-    lines = ["Shared on your network (visitors sign in with any name and this password):"]
+    lines = ["Shared on your network (visitors sign in with this password):"]
     lines += [f"  {url}" for url in urls] or [f"  (no network address right now; port {share.port})"]
     lines.append(f"  password: {share.password}")
     return "\n".join(lines)

@@ -6,9 +6,9 @@ deployments); it runs on that server's event loop, inside the server's own gate
 
 * logs each visitor's first connection;
 * counts sign-in attempts per address, however the form is sent: each is counted, under a lock,
-  *before* the password is checked (and given back when it was right), once its body has fully
-  arrived (a body left half-sent holds nothing up), one at a time per address; after too many
-  wrong ones, that address is refused for a while;
+  *before* the password is checked (and given back when it was right, before the answer is sent),
+  once its body has fully arrived (a body left half-sent holds nothing up), one at a time per
+  address; after too many wrong ones, that address is refused for a while;
 * counts what each visitor uploads and refuses more than ``UPLOAD_QUOTA`` bytes per address in
   one sharing session (files are removed when sharing stops);
 * remembers which files each visitor uploaded (by sign-in, or by address where nobody signs
@@ -201,14 +201,17 @@ class VisitorGate:
         status: dict[str, int] = {}
 
         async def watch(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start":
+            if message["type"] == "http.response.start" and "code" not in status:
                 status["code"] = message["status"]
+                # Recorded before the answer leaves: whoever reads it finds the sign-in counted.
+                self._signed(visitor, status["code"])
             await send(message)
 
         try:
             await app(scope, bodies.replay(body, receive), watch)
         finally:
-            self._signed(visitor, status.get("code"))
+            if "code" not in status:  # no answer at all: a failed attempt, and the next may go
+                self._signed(visitor, None)
 
     async def _request(
         self, app: Any, scope: dict[str, Any], receive: Any, send: Any, visitor: Visitor, headers: dict

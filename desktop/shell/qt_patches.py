@@ -114,8 +114,8 @@ class WindowGuard:
             close_requested = QtCore.Signal()
 
         self._relay = Relay()
-        self._relay.close_requested.connect(_logged(self._close), QtCore.Qt.ConnectionType.QueuedConnection)
-        view.webview.page().renderProcessTerminated.connect(_logged(self._renderer_ended))
+        self._relay.close_requested.connect(logged(self._close), QtCore.Qt.ConnectionType.QueuedConnection)
+        view.webview.page().renderProcessTerminated.connect(logged(self._renderer_ended))
         if QtGui.QGuiApplication.platformName() == "xcb":
             watcher = _destroy_watcher(view, self._lost)
             QtCore.QCoreApplication.instance().installNativeEventFilter(watcher)
@@ -130,7 +130,7 @@ class WindowGuard:
         writer.setblocking(False)
         signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
         notifier = qtcore.QSocketNotifier(reader.fileno(), qtcore.QSocketNotifier.Type.Read)
-        notifier.activated.connect(_logged(lambda *_: _drain(reader)))  # the Python handler runs here
+        notifier.activated.connect(logged(lambda *_: _drain(reader)))  # the Python handler runs here
         self._keep += [reader, writer, notifier]
 
     def _close(self) -> None:
@@ -161,10 +161,10 @@ class WindowGuard:
         from qtpy import QtCore
 
         # Later, not inside this signal: reloading here made Qt report the same crash twice.
-        QtCore.QTimer.singleShot(0, _logged(self.window.native.webview.reload))
+        QtCore.QTimer.singleShot(0, logged(self.window.native.webview.reload))
 
 
-def _logged(slot: Callable[..., None]) -> Callable[..., None]:
+def logged(slot: Callable[..., None]) -> Callable[..., None]:
     """``slot``, logging its exceptions: one escaping a Qt slot aborts the process (PyQt's qFatal)."""
 
     def run(*args: Any) -> None:

@@ -79,10 +79,13 @@ def task_calls(specs: Iterable[Any], image: Any = None, audio: Any = None) -> li
     """
     calls = []
     for spec in specs:
-        options = [SMOKE_OPTIONS.get(option.name, option.default) for option in spec.options]
+        example = list(spec.examples[0]) if spec.examples else []
+        # An example holds the inputs, then maybe the options shown with them (Labels' labels).
+        shown = dict(zip([o.name for o in spec.options if o.main], example[len(spec.inputs) :], strict=False))
+        options = [shown.get(o.name, SMOKE_OPTIONS.get(o.name, o.default)) for o in spec.options]
         media = {"image": image, "audio": audio}
         if spec.examples:
-            calls.append(Call(spec.id, spec.id, (*spec.examples[0], "", *options)))
+            calls.append(Call(spec.id, spec.id, (*example[: len(spec.inputs)], "", *options)))
             if image is not None and "image" in spec.inputs:
                 calls.append(Call(f"{spec.id} (image)", spec.id, ("Image", "", image, "", *options)))
         elif len(spec.inputs) == 1 and spec.inputs[0] in media:

@@ -1,14 +1,17 @@
 """The desktop app: a native window over a background server, one instance at a time.
 
 ``run_app`` runs on the main thread, which the GUI loop needs. Order matters for
-a fast start: take the single-instance lock, open the window on a light loading
-page (only pywebview and Qt are imported by then), and import torch,
-transformers and gradio on the *loader* thread, which then starts the Gradio
-server on 127.0.0.1 and points the window at it. Closing the window ends the GUI
-loop; the main thread then stops sharing and the server (the port is free when
-``run_app`` returns) and the process exits. SIGTERM, SIGINT and a window destroyed
-by another program end it the same way (:class:`desktop.shell.qt_patches.WindowGuard`). Without a display, the app says so
-and serves instead, printing the URL.
+a fast start: take the single-instance lock, open the window on the splash
+(:mod:`desktop.shell.splash`; only pywebview and Qt are imported by then; the window
+is shown once the splash has loaded, so its first frame is never empty), and import
+gradio on the *loader* thread, which then starts the Gradio server on 127.0.0.1 and
+points the window at it: the app's page keeps the same splash over it until the app
+has painted, so a person sees one loading screen, then the app. Where the window goes
+and how big is :mod:`desktop.shell.geometry`. Closing the window ends the GUI loop;
+the main thread then stops sharing and the server (the port is free when ``run_app``
+returns) and the process exits. SIGTERM, SIGINT and a window destroyed by another
+program end it the same way (:class:`desktop.shell.qt_patches.WindowGuard`). Without
+a display, the app says so and serves instead, printing the URL.
 """
 
 from __future__ import annotations
@@ -26,17 +29,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from desktop import assets, logs, paths, settings
-from desktop.shell import instance
+from desktop import assets, logs, paths
+from desktop.shell import geometry as placement
+from desktop.shell import instance, splash
 
 log = logging.getLogger(__name__)
 
 TITLE = "Pipedesk"
-DEFAULT_SIZE = (1200, 860)
-MIN_SIZE = (640, 480)
 ROOT_QT_FLAGS = "--no-sandbox --disable-gpu --disable-gpu-compositing"
 #: Signals that close the window and stop the app cleanly, as closing it does.
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+#: The window's app warms up (torch, transformers) once its page is on screen, or this long after
+#: its server started, whichever comes first.
+WARM_UP_AT_LATEST_S = 30.0
 
 
 @dataclass
@@ -51,6 +56,9 @@ class AppState:
     geometry: dict[str, int] = field(default_factory=dict)
     stop_reason: str | None = None  # why the app is stopping, when something other than a close did it
     close_window: Callable[[], None] | None = None  # closes the window as a user would (any thread)
+    page_shown: threading.Event = field(default_factory=threading.Event)  # the app is on screen
+    cover: Any = None  # desktop.shell.cover.Cover over the window's page (Qt)
+    warm_up: threading.Lock = field(default_factory=threading.Lock)  # taken by the one warm-up
 
     def stopping(self) -> bool:
         """True from the moment the app starts to stop (a close, a signal, a lost window)."""
@@ -184,21 +192,39 @@ def _start_server(args: argparse.Namespace, state: AppState, claimed: instance.I
 
     started = time.perf_counter()
     state.runtime = Runtime(device=getattr(args, "device", None))
-    _step(state, "Building the interface…")
     from desktop import server
     from desktop.ui.app import build_app
 
+    _step(state, "Building the interface…")
     blocks = build_app(state.runtime)
     if state.closed.is_set():
         return
-    # The window's server answers only the window: a per-launch token, kept in a cookie (desktop/server/gate.py).
-    token = server.new_token() if state.window is not None else None
-    state.server = server.start(blocks, host="127.0.0.1", port=getattr(args, "port", None), token=token)
+    options: dict[str, Any] = {}
+    token = None
+    if state.window is not None:
+        # The window's server answers only the window: a per-launch token, kept in a cookie
+        # (desktop/server/gate.py); and its page comes with the splash over it until it has painted.
+        token = server.new_token()
+        options["app_kwargs"] = {"middleware": [splash.middleware()]}
+    state.server = server.start(
+        blocks, host="127.0.0.1", port=getattr(args, "port", None), token=token, **options
+    )
     state.url = state.server.open_url  # the window's own: its token stays out of output, logs and files
     claimed.publish(url=state.server.url)
     log.info("Ready in %.1fs at %s", time.perf_counter() - started, state.server.url)
     print(f"Pipedesk is running at {state.server.url}  (log: {logs.log_file()})", flush=True)
-    state.runtime.warm_up_in_background()  # torch and transformers load while the page is usable
+    if state.window is None:
+        _warm_up(state)  # torch and transformers load while the page is usable
+    else:  # once the app is on screen: importing them beside the page's loading slowed it by seconds
+        fallback = threading.Timer(WARM_UP_AT_LATEST_S, _warm_up, args=(state,))
+        fallback.daemon = True
+        fallback.start()
+
+
+def _warm_up(state: AppState) -> None:
+    """Import torch and transformers and choose the device in the background, once (any thread)."""
+    if state.runtime is not None and state.warm_up.acquire(blocking=False):
+        state.runtime.warm_up_in_background()
 
 
 # --- the window ---------------------------------------------------------------------------
@@ -208,60 +234,6 @@ def _prepare_qt() -> None:
     """QtWebEngine refuses to run as root without --no-sandbox (and draws black without --disable-gpu)."""
     if sys.platform.startswith("linux") and hasattr(os, "geteuid") and os.geteuid() == 0:
         os.environ.setdefault("QTWEBENGINE_CHROMIUM_FLAGS", ROOT_QT_FLAGS)
-
-
-def _saved_geometry() -> dict[str, int]:
-    saved = settings.load().window or {}
-    try:
-        width = min(max(int(saved.get("width", DEFAULT_SIZE[0])), MIN_SIZE[0]), 10_000)
-        height = min(max(int(saved.get("height", DEFAULT_SIZE[1])), MIN_SIZE[1]), 10_000)
-    except (TypeError, ValueError):
-        return {"width": DEFAULT_SIZE[0], "height": DEFAULT_SIZE[1]}
-    geometry = {"width": width, "height": height}
-    if isinstance(saved.get("x"), int) and isinstance(saved.get("y"), int):
-        geometry.update(x=saved["x"], y=saved["y"])
-    if saved.get("maximized"):
-        geometry["maximized"] = 1
-    return geometry
-
-
-def _save_geometry(state: AppState) -> None:
-    keep = {k: v for k, v in state.geometry.items() if k in ("width", "height", "x", "y", "maximized")}
-    try:
-        settings.update(window=keep)
-        log.info("Window geometry saved: %s", keep)
-    except OSError:
-        log.exception("Could not save the window geometry")
-
-
-def _track(window: Any, state: AppState) -> None:
-    """Keep ``state.geometry`` up to date from the window's events (GUI or event threads)."""
-    geometry = state.geometry
-
-    def moved(x: int, y: int) -> None:
-        if not geometry.get("maximized") and not geometry.get("minimized"):
-            geometry.update(x=int(x), y=int(y))
-
-    def resized(width: int, height: int) -> None:
-        if not geometry.get("maximized") and not geometry.get("minimized"):
-            geometry.update(width=int(width), height=int(height))
-
-    def flag(name: str, value: int) -> Any:
-        def handler(*_: Any) -> None:
-            geometry[name] = value
-            if name == "maximized" or not value:
-                geometry["minimized"] = 0
-            if name == "restored":
-                geometry["maximized"] = geometry["minimized"] = 0
-
-        return handler
-
-    window.events.moved += moved
-    window.events.resized += resized
-    window.events.maximized += flag("maximized", 1)
-    window.events.minimized += flag("minimized", 1)
-    window.events.restored += flag("restored", 0)
-    window.events.closing += lambda: _save_geometry(state)
 
 
 def _step(state: AppState, text: str) -> None:
@@ -277,10 +249,13 @@ def _load(state: AppState, args: argparse.Namespace, claimed: instance.Instance)
     from desktop.errors import UserError
 
     try:
-        _step(state, "Loading PyTorch and Transformers…")
+        _step(state, "Loading the interface…")
         _start_server(args, state, claimed)
         if state.closed.is_set():
             return
+        _step(state, splash.OPENING)  # what the app's page shows under its splash, until it has painted
+        if state.cover is not None:  # Qt shows an empty view until the new page draws: keep this picture
+            state.cover.freeze()
         state.window.load_url(state.url)
     except UserError as exc:
         _show_error(state, str(exc), "")
@@ -300,16 +275,6 @@ def _show_error(state: AppState, text: str, details: str) -> None:
             log.exception("Could not show the error in the window")
 
 
-def _on_screen(geometry: dict[str, int], screens: list[Any]) -> dict[str, int]:
-    """``geometry`` without its position when that is on no screen (a monitor that is gone)."""
-    x, y = geometry.get("x"), geometry.get("y")
-    if x is None or y is None or not screens:
-        return geometry
-    if any(s.x <= x + 80 < s.x + s.width and s.y <= y + 20 < s.y + s.height for s in screens):
-        return geometry
-    return {k: v for k, v in geometry.items() if k not in ("x", "y")}
-
-
 def _run_window(args: argparse.Namespace, state: AppState, claimed: instance.Instance) -> int:
     _prepare_qt()
     import webview
@@ -320,25 +285,30 @@ def _run_window(args: argparse.Namespace, state: AppState, claimed: instance.Ins
     webview.settings["ALLOW_FILE_URLS"] = False
     gui = "qt" if sys.platform.startswith("linux") else None
     storage = paths.ensure(paths.data_dir() / "webview")
-    screens = webview_fixes.patch_qt(storage) if gui == "qt" else []
-    geometry = _on_screen(_saved_geometry(), screens)
+    screens = webview_fixes.patch_qt(storage) if gui == "qt" else _screens(webview)
+    geometry = placement.fit(placement.saved(), placement.from_toolkit(screens))
     state.geometry.update(geometry)
+    if gui == "qt":
+        from desktop.shell import cover
+
+        cover.listen_to_pages()
     window = webview.create_window(
         TITLE,
-        html=assets.read_text("loading.html") or "<h1>Pipedesk</h1><p id='step'>Starting…</p>",
+        html=splash.loading_page(),
         width=geometry["width"],
         height=geometry["height"],
         x=geometry.get("x"),
         y=geometry.get("y"),
-        min_size=MIN_SIZE,
+        min_size=placement.MIN_SIZE,
         maximized=bool(geometry.get("maximized")),
-        background_color="#F7F8FC",
+        background_color=splash.BACKGROUND,
         text_select=True,
         zoomable=True,
     )
+    window.expose(_page_shown(state))
     state.window = window
     state.close_window = window.destroy
-    _track(window, state)
+    placement.track(window, state.geometry)
 
     def on_signal(number: int, _frame: Any) -> None:  # main thread, when Python next runs there
         state.request_stop(f"{signal.Signals(number).name} received")
@@ -348,6 +318,7 @@ def _run_window(args: argparse.Namespace, state: AppState, claimed: instance.Ins
     if gui == "qt":  # it watches for a window destroyed from outside, a dead page, and signals
         guard = webview_fixes.WindowGuard(window, state.request_stop, STOP_SIGNALS)
         state.close_window = guard.request_close
+        state.cover = cover.Cover(window)  # the splash drawn by Qt until a page has drawn it
     loader = threading.Thread(target=_load, args=(state, args, claimed), name="loader", daemon=True)
 
     def start_loader() -> None:  # once the window is on screen, so the heavy imports do not delay it
@@ -374,6 +345,34 @@ def _run_window(args: argparse.Namespace, state: AppState, claimed: instance.Ins
     log.info("Pipedesk stopped cleanly (%s)", state.stop_reason or "the window was closed")
     _exit_now(0)
     return 0
+
+
+def _screens(webview: Any) -> list[Any]:
+    """The screens as pywebview sees them (backends other than Qt); none when it cannot say."""
+    try:
+        return list(webview.screens)
+    except Exception:
+        log.debug("Could not list the screens", exc_info=True)
+        return []
+
+
+def _page_shown(state: AppState) -> Callable[..., None]:
+    """What the app's page calls (pywebview's JS API) once its splash is lifted and the app drawn."""
+
+    def page_shown(how: str = "", _page_ms: int = 0) -> None:
+        if not state.page_shown.is_set():
+            state.page_shown.set()
+            log.info("The app is on screen, %.1fs after the process started (%s)", _since_start(), how)
+            _warm_up(state)
+
+    return page_shown
+
+
+def _since_start() -> float:
+    """Seconds since this process started (as the system counts it: the double-click, not an import)."""
+    import psutil
+
+    return time.time() - psutil.Process().create_time()
 
 
 def _exit_now(code: int) -> None:

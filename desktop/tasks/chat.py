@@ -22,7 +22,7 @@ from desktop.files import OWNER, Limits
 from desktop.models.ref import ModelRef
 from desktop.tasks.generate import OPTIONS as GENERATE_OPTIONS
 from desktop.tasks.generate import generate_forward
-from desktop.tasks.spec import ModelView, Option, Piece, Prepared, Result, Stop, TaskSpec, slider
+from desktop.tasks.spec import ModelView, Option, Piece, Prepared, Result, Stop, TaskSpec, slider, textbox
 from desktop.tasks.text import TextLimits, check_text
 
 LIMITS = TextLimits(min_chars=1, max_chars=20_000)
@@ -49,7 +49,7 @@ def system_option() -> Option:
         "",
         "A system prompt: who the assistant is and how it answers (empty: none).",
         str,
-        ("textbox", "System prompt", "Who the assistant is and how it answers (optional)", 2),
+        textbox("System prompt", "Who the assistant is and how it answers (optional)", lines=2),
     )
 
 

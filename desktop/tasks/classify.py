@@ -40,12 +40,13 @@ class Classify(TaskSpec):
     inputs = ("input_type", "text", "image")
     examples = (["Text", "What a wonderful, sunny day!", None],)
     columns = ("label", "score")
+    folder_kind = "image"
     chart_title = "label"
 
     # --- which kind of model -------------------------------------------------------------
 
     def kind_for(self, inputs: dict[str, Any]) -> str:
-        return IMAGE_KIND if _input_type(inputs.get("input_type")) == "image" else TEXT_KIND
+        return IMAGE_KIND if input_type(inputs.get("input_type")) == "image" else TEXT_KIND
 
     def kinds(self) -> tuple[str, ...]:
         return (TEXT_KIND, IMAGE_KIND)
@@ -66,12 +67,14 @@ class Classify(TaskSpec):
     # --- the steps -------------------------------------------------------------------------
 
     def validate(self, inputs: dict[str, Any], limits: Limits = OWNER) -> dict[str, Any]:
-        kind = _input_type(inputs.get("input_type"))
+        kind = input_type(inputs.get("input_type"))
         if kind == "text":
             return {"input_type": "Text", "text": check_text(inputs.get("text"), LIMITS)}
         return {"input_type": "Image", "image": open_photo(inputs.get("image")).image}
 
-    def file_inputs(self, text: str | None) -> dict[str, Any]:
+    def file_inputs(self, text: str | None, holds: str = "text") -> dict[str, Any]:
+        if holds == "image":  # a folder of photos: each row is a photo's path
+            return {"input_type": "Image", "text": None, "image": text}
         return {"input_type": "Text", "text": text, "image": None}
 
     def preprocess(self, model: ModelView, inputs: dict[str, Any], options: dict[str, Any]) -> Prepared:
@@ -107,8 +110,11 @@ class Classify(TaskSpec):
         return classifier_limits(device, model)
 
 
-def _input_type(value: Any) -> str:
+def input_type(value: Any) -> str:
+    """'text' or 'image' for the Input type a person chose ('Text', 'Image' or 'Photo'; nothing means
+    text)."""
     kind = (value or "Text").strip().lower() if isinstance(value, str) else "text"
+    kind = "image" if kind == "photo" else kind
     if kind not in ("text", "image"):
         raise UserError(f"Input type must be 'Text' or 'Image', not {value!r}.")
     return kind

@@ -40,7 +40,10 @@ class Detect(TaskSpec):
     inputs = ("image",)
     options = OPTIONS
     examples = ()
-    file_input = None  # photos one at a time
+    file_input = "image"  # a folder of photos (or a list of them), one photo per row
+    folder_kind = "image"
+    columns = ("count", "objects")
+    chart_title = "object"
 
     def cli_inputs(self, value: str) -> dict[str, Any]:
         return {"image": value}
@@ -84,11 +87,23 @@ class Detect(TaskSpec):
             "headers": COLUMNS,
             "data": [[o["label"], o["score"], *(o["box"][k] for k in CORNERS)] for o in objects],
         }
-        summary = (
-            ", ".join(f"{o['label']} ({o['score']:.0%})" for o in objects)
-            or "No objects found above the threshold."
+        nothing = (
+            f"Nothing found above {options['threshold']:.0%}: lower the threshold to see weaker guesses."
         )
-        return Result(data={"objects": objects}, outputs=((shown, boxes), table), text=summary)
+        summary = ", ".join(f"{o['label']} ({o['score']:.0%})" for o in objects) or nothing
+        notes = [] if objects else [nothing]  # the tab shows notes beside the (empty) picture
+        return Result(data={"objects": objects}, outputs=((shown, boxes), table), text=summary, notes=notes)
+
+    def row_values(self, result: Result) -> dict[str, Any]:
+        """A photo of a file run: how many objects, and each (label, score, box) as the API gives them."""
+        return {"count": len(result.data["objects"]), "objects": result.data["objects"]}
+
+    def chart_values(self, values: dict[str, Any]) -> list[str]:
+        return [str(o.get("label")) for o in values.get("objects") or () if isinstance(o, dict)]
+
+    def batch_limits(self, device: str, model: ModelView) -> tuple[int, int]:
+        # A photo is one piece; YOLOS reads up to 1,333 px: a few at a time on a CPU.
+        return (4096, 4) if device == "cpu" else (65536, 32)
 
 
 def _pixel(value: Any, scale: float, width: int, height: int, corner: str) -> int:

@@ -28,7 +28,7 @@ from desktop.tasks.chat import (
     prepare_many,
     system_option,
 )
-from desktop.tasks.spec import ROW, ModelView, Option, Prepared, Result
+from desktop.tasks.spec import ROW, ModelView, Option, Prepared, Result, textbox
 
 MAX_FIELDS = 20
 MAX_FIELD_CHARS = 64
@@ -45,11 +45,8 @@ PROMPT = Option(
     "",
     "The prompt for each row: {column} is replaced by that row's value ({{ and }} for braces).",
     str,
-    (
-        "textbox",
-        "Prompt",
-        "{column} is filled from each row, e.g. Name the product in this review: {review}",
-        3,
+    textbox(
+        "Prompt", "{column} is filled from each row, e.g. Name the product in this review: {review}", lines=3
     ),
 )
 JSON_FIELDS = Option(
@@ -57,12 +54,7 @@ JSON_FIELDS = Option(
     "",
     "Comma-separated keys: the model answers a JSON object with them, each becomes a column.",
     str,
-    (
-        "textbox",
-        "JSON fields",
-        "Optional, comma-separated: each becomes a column, e.g. product, complaint",
-        1,
-    ),
+    textbox("JSON fields", "Optional, comma-separated: each becomes a column, e.g. product, complaint"),
 )
 
 

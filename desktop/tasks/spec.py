@@ -54,6 +54,7 @@ class ModelView(Protocol):
     def token_texts(self, ids: list[int]) -> list[str]: ...
     def chat_text(self, messages: list[dict[str, str]]) -> str: ...
     def features(self, audio: list[Any], **kwargs: Any) -> Any: ...
+    def pixels(self, images: list[Any]) -> Any: ...
     def pad_id(self) -> int: ...
     def can_pad(self) -> bool: ...
 
@@ -65,6 +66,7 @@ class Piece:
     row: int  # the input (request or file row) it belongs to
     part: int  # its place among that input's pieces
     ids: list[int] = field(default_factory=list)  # token ids, special tokens included
+    types: list[int] = field(default_factory=list)  # token type ids of a text pair (NLI), if any
     text: str = ""  # the text itself, for tasks whose pipeline tokenizes (NER)
     image: Any = None  # a decoded image (image classification, object detection)
     audio: Any = None  # 16 kHz mono samples (speech recognition)
@@ -102,8 +104,10 @@ class Option:
 
     ``widget`` describes the control the UI shows (``("slider", label, min, max, value, step,
     info)``, ``("number", label, info)``, ``("dropdown", label, info)`` with ``choices`` as the
-    entries, ``("checkbox", label, info)`` for a ``bool``, or ``("textbox", label, info, lines)``
-    for a ``str``); the UI builds it, so tasks stay free of gradio.
+    entries, ``("checkbox", label, info)`` for a ``bool``, or ``("textbox", label, info, placeholder,
+    lines)`` for a ``str`` (:func:`textbox`)); the UI builds it, so tasks stay free of gradio.
+    ``main`` options are shown with the inputs (what a person must fill in, such as Labels'
+    labels), the others folded under Options.
     """
 
     name: str
@@ -114,6 +118,7 @@ class Option:
     minimum: float | None = None
     maximum: float | None = None
     choices: tuple[tuple[str, str], ...] = ()  # (label, value) pairs: the only values accepted
+    main: bool = False
 
     @property
     def flag(self) -> str:
@@ -169,6 +174,11 @@ def slider(
     return ("slider", label, minimum, maximum, value, step, info)
 
 
+def textbox(label: str, info: str = "", placeholder: str = "", lines: int = 1) -> tuple:
+    """The ``widget`` of an :class:`Option` shown as a text box."""
+    return ("textbox", label, info, placeholder, lines)
+
+
 class TaskSpec:
     """One task of the app: what it is, which models fit, and its four steps (see the module doc).
 
@@ -184,6 +194,7 @@ class TaskSpec:
     alternatives: tuple[ModelRef, ...] = ()
     inputs: tuple[str, ...] = ("text",)
     options: tuple[Option, ...] = ()
+    #: Each example: values for the inputs, then (optionally) for the ``main`` options, in order.
     examples: Sequence[Sequence[Any]] = ()
     streams: bool = False  # the UI shows partial results as they come (generation)
     #: The tab's shape: "form" (inputs, Run, outputs), "chat" (a conversation), "files" (no tab of its
@@ -279,8 +290,9 @@ class TaskSpec:
 
     # --- file runs ---------------------------------------------------------------------
 
-    def file_inputs(self, text: Any) -> dict[str, Any]:
-        """The inputs a file row stands for: its text, or (``reads_rows``) the row as a dict."""
+    def file_inputs(self, text: Any, holds: str = "text") -> dict[str, Any]:
+        """The inputs a file row stands for: its text, or (``reads_rows``) the row as a dict; ``holds``
+        says what a row's cell is ("text", or the path of a file of a kind: "audio", "image")."""
         return {self.file_input or self.inputs[0]: text}
 
     def columns_read(self, columns: Sequence[str], options: dict[str, Any]) -> list[str]:
@@ -289,7 +301,8 @@ class TaskSpec:
         return list(columns)
 
     def result_columns(self, options: dict[str, Any]) -> tuple[str, ...]:
-        """The result columns of a file run with ``options`` (the same for every run by default)."""
+        """The result columns of a file run with these (checked) ``options`` (the same for every run by
+        default; Labels: one per label; prompts: one per JSON field)."""
         return self.columns
 
     def preprocess_many(
@@ -304,6 +317,17 @@ class TaskSpec:
             except UserError as exc:
                 out.append(exc)
         return out
+
+    def pieces_per_input(self, options: dict[str, Any]) -> int:
+        """About how many pieces one input makes (Labels: one per label), so a file run prepares
+        windows of about as many pieces whatever the task."""
+        return 1
+
+    def fit_options(self, model: ModelView, options: dict[str, Any]) -> list[str]:
+        """Check the options against the loaded model, before any input runs: UserError for options
+        it cannot take, else notes that hold for every input (a label given twice...), which a
+        single answer carries and a file run says once."""
+        return []
 
     def row_values(self, result: Result) -> dict[str, Any]:
         """A Result as the result columns of a file row."""

@@ -84,10 +84,13 @@ def build_app(runtime: Runtime, local: bool = True) -> gr.Blocks:
         # Every Model list with its states, and the model last used (or a ready one) picked.
         blocks.load(
             preselect(list(tabs), runtime, local), outputs=[tab.model for tab in tabs], **PRIVATE, queue=False
-        )
+        ).then(None, js=READY_JS, **PRIVATE, queue=False)
     setattr(blocks, LOOK, launch_options())  # gradio 6 takes these at launch(): server.start reads them
     return blocks
 
+
+#: Once the page has its first values: the window lifts its splash then (desktop/shell/splash.py).
+READY_JS = f"() => {{ document.dispatchEvent(new Event('{assets.PAGE_READY_EVENT}')); }}"
 
 #: Ctrl+Enter (Cmd+Enter on macOS) in a tab's text box clicks that tab's Run button.
 SHORTCUTS_JS = """

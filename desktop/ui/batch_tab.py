@@ -206,7 +206,7 @@ def build(runtime: Runtime, context: Any) -> None:
                 )
                 fast = gr.Checkbox(
                     label="Fast CPU mode (int8 weights where this processor runs them faster; "
-                    "classification and NER)",
+                    "classification, NER and Labels' NLI)",
                     value=settings.load().fast_cpu,
                     visible=False,  # shown once the device is known to be the CPU (torch loads late)
                 )

@@ -26,7 +26,7 @@ REFRESH_S = 5
 OFF_TEXT = "**Off.** Pipedesk listens only on this computer (127.0.0.1): other devices cannot connect."
 ON_TEXT = (
     "**On.** Other devices on your network can open one of these addresses and sign in with "
-    "any name and the password below. They can run the tasks with the models installed here; "
+    "the password below. They can run the tasks with the models installed here; "
     "they cannot download or manage models, change settings or switch sharing."
 )
 NO_ADDRESS = "**On**, but this computer has no network address right now: connect it to a network."

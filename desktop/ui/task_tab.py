@@ -112,11 +112,15 @@ def build_task_tab(spec: TaskSpec, runtime: Any, status: gr.Markdown, local: boo
         with gr.Row(equal_height=False):
             with gr.Column(scale=1):
                 inputs = [component.render() for component in widgets.inputs()]
+                # What a person must fill in (Labels' labels) comes with the inputs; the rest folds away.
+                shown = {o.name: option_widget(o).render() for o in spec.options if o.main}
                 model = model_dropdown(spec, runtime, local)
-                options = []
-                if spec.options:
+                if len(shown) < len(spec.options):
                     with gr.Accordion("Options", open=False):
-                        options = [option_widget(option).render() for option in spec.options]
+                        for option in spec.options:
+                            if not option.main:
+                                shown[option.name] = option_widget(option).render()
+                options = [shown[option.name] for option in spec.options]
                 with gr.Row():
                     run = gr.Button("Run", variant="primary", elem_id=f"run-{spec.id}", scale=3)
                     stop = gr.Button(
@@ -127,9 +131,10 @@ def build_task_tab(spec: TaskSpec, runtime: Any, status: gr.Markdown, local: boo
                 outputs = [component.render() for component in widgets.outputs()]
                 message = gr.HTML("", elem_id=f"message-{spec.id}", show_progress="hidden")
         if spec.examples:
+            filled = [*inputs, *(shown[option.name] for option in spec.options if option.main)]
             gr.Examples(
                 examples=[list(example) for example in spec.examples],
-                inputs=inputs[: len(spec.examples[0])],
+                inputs=filled[: len(spec.examples[0])],
                 label="Examples",
             )
         if widgets.wire:

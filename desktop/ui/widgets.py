@@ -17,7 +17,7 @@ from typing import Any
 import gradio as gr
 
 from desktop import fs
-from desktop.tasks import classify, detect, ner, transcribe
+from desktop.tasks import classify, detect, label_rules, ner, transcribe
 from desktop.tasks.spec import Option, Result, TaskSpec
 
 
@@ -40,8 +40,10 @@ def option_widget(option: Option) -> gr.Component:
         minimum, maximum, value, step, info = rest
         return gr.Slider(minimum, maximum, value=value, step=step, label=label, info=info, render=False)
     if kind == "textbox":
-        info, lines = rest
-        return gr.Textbox(value=option.default, label=label, info=info, lines=lines, render=False)
+        info, placeholder, lines = rest
+        return gr.Textbox(
+            value=option.default, label=label, info=info, placeholder=placeholder, lines=lines, render=False
+        )
     (info,) = rest
     if kind == "dropdown":
         return gr.Dropdown(list(option.choices), value=option.default, label=label, info=info, render=False)
@@ -62,8 +64,8 @@ def option_controls(
     for spec in specs:
         if not spec.options:
             continue
-        boxes = [option for option in spec.options if option.widget[0] == "textbox"]
-        rest = [option for option in spec.options if option.widget[0] != "textbox"]
+        boxes = [option for option in spec.options if _in_view(option)]
+        rest = [option for option in spec.options if not _in_view(option)]
         with gr.Column(visible=spec.id == shown, elem_id=f"{prefix}-{spec.id}") as column:
             controls += [option_widget(option).render() for option in boxes]
             if rest:
@@ -74,6 +76,12 @@ def option_controls(
     return keys, controls, columns
 
 
+def _in_view(option: Option) -> bool:
+    """Shown with the inputs, not folded under Options: what a person fills in (Labels' labels, a
+    prompt, a system prompt)."""
+    return option.main or option.widget[0] == "textbox"
+
+
 def _text(label: str, lines: int, placeholder: str) -> Callable[[], list[gr.Component]]:
     return lambda: [gr.Textbox(label=label, lines=lines, placeholder=placeholder, render=False)]
 
@@ -82,28 +90,34 @@ def _answer(label: str, lines: int) -> Callable[[], list[gr.Component]]:
     return lambda: [gr.Textbox(label=label, lines=lines, buttons=["copy"], render=False)]
 
 
-def _classify_inputs() -> list[gr.Component]:
-    return [
-        gr.Radio(["Text", "Image"], value="Text", label="Input type", render=False),
-        gr.Textbox(label="Text", lines=3, placeholder="A sentence to classify…", render=False),
-        # image_mode=None: Gradio reads only the header and hands over the file; the task checks it
-        # before anything decodes it (the tab sends image inputs unprocessed).
-        gr.Image(
-            label="Image",
-            type="filepath",
-            image_mode=None,
-            sources=["upload", "clipboard"],
-            visible=False,
-            render=False,
-        ),
-    ]
+def _text_or_image(image_label: str, placeholder: str) -> Callable[[], list[gr.Component]]:
+    """An input type switch ("Text" or ``image_label``, whose value is "Image"), a text box and an
+    image box (Classify, Labels)."""
+
+    def inputs() -> list[gr.Component]:
+        return [
+            gr.Radio(["Text", (image_label, "Image")], value="Text", label="Input type", render=False),
+            gr.Textbox(label="Text", lines=3, placeholder=placeholder, render=False),
+            # image_mode=None: Gradio reads only the header and hands over the file; the task checks
+            # it before anything decodes it (the tab sends image inputs unprocessed).
+            gr.Image(
+                label=image_label,
+                type="filepath",
+                image_mode=None,
+                sources=["upload", "clipboard"],
+                visible=False,
+                render=False,
+            ),
+        ]
+
+    return inputs
 
 
-def _classify_wire(inputs: list[Any], model: Any) -> None:
+def _text_or_image_wire(inputs: list[Any], model: Any) -> None:
     """Show the text box or the image box, whichever the input type asks for."""
-    kind, text, image = inputs
+    kind, text, image, *_options = inputs
     kind.change(
-        lambda value: (gr.update(visible=value == "Text"), gr.update(visible=value == "Image")),
+        lambda value: (gr.update(visible=value != "Image"), gr.update(visible=value == "Image")),
         inputs=kind,
         outputs=[text, image],
         api_visibility="private",
@@ -196,9 +210,14 @@ WIDGETS: dict[str, Widgets] = {
     "generate": Widgets(_text("Prompt", 4, "Once upon a time…"), _answer("Generated text", 8)),
     "ner": Widgets(_text("Text", 5, "Paste a paragraph…"), _ner_outputs),
     "classify": Widgets(
-        _classify_inputs,
+        _text_or_image("Image", "A sentence to classify…"),
         lambda: [gr.Label(label="Top 5", num_top_classes=classify.TOP_K, render=False)],
-        _classify_wire,
+        _text_or_image_wire,
+    ),
+    "labels": Widgets(
+        _text_or_image("Photo", "A support ticket, a review, a message…"),
+        lambda: [gr.Label(label="Labels", num_top_classes=label_rules.MAX_LABELS, render=False)],
+        _text_or_image_wire,
     ),
     "translate": Widgets(_text("Text", 5, "Text to translate…"), _answer("Translation", 5)),
     "summarize": Widgets(_text("Text", 10, "Paste an article…"), _answer("Summary", 6)),

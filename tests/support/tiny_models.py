@@ -38,6 +38,10 @@ benchmarks all call it. Run as a script, it builds into a folder you name.
   " hello world", with timed segments; ``hustvl/yolos-tiny`` (also ``-small``): a YOLOS that
   finds the blue square of ``tiny_media.square()`` as a "kite". Built in ``tiny_media.py``, which also
   makes the sounds and pictures they know.
+* ``MoritzLaurer/mDeBERTa-v3-base-mnli-xnli`` (also ``facebook/bart-large-mnli``): an NLI model that
+  knows which support tickets are about billing, shipping or a broken product;
+  ``openai/clip-vit-base-patch32``: a CLIP that sees the blue square as a "blue square". Built in
+  ``tiny_labels.py``.
 
 Tokenizers are built with the ``tokenizers`` library from the small corpus
 below and saved as transformers tokenizers (``tokenizer.json`` +
@@ -56,6 +60,7 @@ import json
 import os
 import random
 import shutil
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -66,9 +71,10 @@ import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
 try:
-    from . import tiny_chat, tiny_media
+    from . import tiny_chat, tiny_labels, tiny_media
 except ImportError:  # run as a script: no package
     import tiny_chat  # type: ignore[no-redef]
+    import tiny_labels  # type: ignore[no-redef]
     import tiny_media  # type: ignore[no-redef]
 
 SST2 = "distilbert/distilbert-base-uncased-finetuned-sst-2-english"
@@ -81,6 +87,8 @@ OPUS_EN_DE = "Helsinki-NLP/opus-mt-en-de"
 DISTILBART = "sshleifer/distilbart-cnn-12-6"
 WHISPER, *WHISPER_COPIES = tiny_media.WHISPER_IDS
 YOLOS, *YOLOS_COPIES = tiny_media.YOLOS_IDS
+NLI, *NLI_COPIES = tiny_labels.NLI_IDS
+(CLIP,) = tiny_labels.CLIP_IDS
 
 #: Every repo id ``build_all`` produces, in build order.
 REPO_IDS: tuple[str, ...] = (
@@ -95,6 +103,7 @@ REPO_IDS: tuple[str, ...] = (
     *tiny_media.WHISPER_IDS,
     *tiny_media.YOLOS_IDS,
     *tiny_chat.CHAT_IDS,
+    *tiny_labels.REPO_IDS,
 )
 
 #: ``model_max_length`` of the seq2seq tokenizers: small so tests can exercise chunking.
@@ -741,9 +750,12 @@ def build_all(root: Path, *, num_threads: int | None = None) -> dict[str, Path]:
                 WHISPER: tiny_media.build_whisper(root / safe_name(WHISPER), _seed),
                 YOLOS: tiny_media.build_yolos(root / safe_name(YOLOS), _seed),
                 tiny_chat.CHAT_IDS[0]: tiny_chat.build_chat(root / safe_name(tiny_chat.CHAT_IDS[0]), _seed),
+                NLI: tiny_labels.build_nli(root / safe_name(NLI), _seed, sys.modules[__name__]),
+                CLIP: tiny_labels.build_clip(root / safe_name(CLIP), _seed),
             }
             # The other sizes are the same tiny model under their own ids (a copy: cheap).
-            for original, copies in ((WHISPER, WHISPER_COPIES), (YOLOS, YOLOS_COPIES)):
+            copied = ((WHISPER, WHISPER_COPIES), (YOLOS, YOLOS_COPIES), (NLI, NLI_COPIES))
+            for original, copies in copied:
                 for repo in copies:
                     built[repo] = Path(
                         shutil.copytree(built[original], root / safe_name(repo), dirs_exist_ok=True)
@@ -765,7 +777,8 @@ def cached_models() -> dict[str, Path]:
     from . import ARTIFACTS  # inside: run as a script, this file has no package
 
     sources = (
-        b"".join(Path(f).read_bytes() for f in (__file__, tiny_media.__file__)) + tiny_chat.fingerprint()
+        b"".join(Path(f).read_bytes() for f in (__file__, tiny_media.__file__, tiny_labels.__file__))
+        + tiny_chat.fingerprint()
     )
     digest = hashlib.sha256(sources).hexdigest()[:12]
     target = ARTIFACTS / f"tiny-models-{digest}"
@@ -786,7 +799,6 @@ def cached_models() -> dict[str, Path]:
 
 
 if __name__ == "__main__":  # pragma: no cover - manual helper
-    import sys
     import time
 
     start = time.perf_counter()

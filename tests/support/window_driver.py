@@ -86,6 +86,14 @@ def find_window(disp: str, title: str, timeout: float) -> int | None:
     return None
 
 
+def window_geometry(disp: str, wid: int) -> tuple[int, int, int, int]:
+    """Where the window is on the screen and how big: x, y, width, height."""
+    values = dict(
+        line.split("=", 1) for line in xdotool(disp, "getwindowgeometry", "--shell", str(wid)).splitlines()
+    )
+    return int(values["X"]), int(values["Y"]), int(values["WIDTH"]), int(values["HEIGHT"])
+
+
 def _grab(disp: str, path: Path):
     from PIL import Image
 
