@@ -53,7 +53,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-os.environ.setdefault("PIPEDESK_HOME", tempfile.mkdtemp(prefix="pipedesk-bench-"))
+# Pipedesk's folders for the benchmark: the converted models and the int8 decision kept between runs.
+os.environ.setdefault("PIPEDESK_HOME", str(ROOT / "tests" / ".artifacts" / "bench-whisper" / "home"))
 
 SIZES = {
     "base": {"d_model": 512, "layers": 6, "heads": 8, "ffn": 2048},
