@@ -218,6 +218,12 @@ def test_a_transcription_in_each_response_format(api, tmp_path):
     verbose = transcribe("verbose_json", language="en")
     assert verbose.language == "english" and verbose.duration == 2.0 and verbose.text == "a tone"
     assert [(s.start, s.end, s.text) for s in verbose.segments] == [(0.0, 2.0, "a tone")]
+    assert not getattr(verbose, "words", None)  # words are timed when asked for
+    timed = transcribe("verbose_json", timestamp_granularities=["word", "segment"])
+    assert " ".join(w.word for w in timed.words) == "a tone"
+    assert all(0.0 <= w.start <= w.end <= 2.0 for w in timed.words)
+    with pytest.raises(openai.BadRequestError, match="needs response_format 'verbose_json'"):
+        transcribe("json", timestamp_granularities=["word"])
     with pytest.raises(openai.BadRequestError, match="language must be one of"):
         transcribe("json", language="xx")
     with pytest.raises(openai.BadRequestError, match="not an audio file Pipedesk can read"):

@@ -19,7 +19,7 @@ import pytest
 from desktop.errors import UserError
 from desktop.files import Limits, audio
 from desktop.tasks import TASKS
-from desktop.tasks.transcribe import plain_text, srt, vtt
+from desktop.tasks.transcribe import plain_text
 from tests.support import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, cli_env, run_cli
 from tests.support.pages import message, new_page, output_text, panel, run_and_wait
 from tests.support.recordings import COMPRESSED, make_recordings
@@ -96,20 +96,13 @@ def test_a_recording_over_the_limit_is_refused_and_decoding_stops_at_the_limit(t
     assert read < long.stat().st_size / 10, f"read {read:,} of {long.stat().st_size:,} bytes"
 
 
-def test_subtitles_and_text_exports_number_and_time_every_segment():
+def test_the_text_export_times_every_segment_when_asked():
     segments = [
         {"start": 0.0, "end": 2.5, "text": "a tone"},
         {"start": 30.0, "end": 3725.25, "text": " hello world "},
-        {"start": 3725.25, "end": 3726.0, "text": "  "},
     ]
-    assert srt(segments) == (
-        "1\n00:00:00,000 --> 00:00:02,500\na tone\n\n2\n00:00:30,000 --> 01:02:05,250\nhello world\n"
-    )
-    assert vtt(segments) == (
-        "WEBVTT\n\n00:00:00.000 --> 00:00:02.500\na tone\n\n00:00:30.000 --> 01:02:05.250\nhello world\n"
-    )
     data = {"text": "a tone hello world", "segments": segments, "timestamps": True}
-    assert plain_text(data).splitlines()[:2] == ["[00:00:00.000] a tone", "[00:00:30.000] hello world"]
+    assert plain_text(data).splitlines() == ["[00:00:00.000] a tone", "[00:00:30.000] hello world"]
     assert plain_text({**data, "timestamps": False}) == "a tone hello world\n"
 
 
@@ -153,7 +146,7 @@ def test_a_long_recording_is_transcribed_in_30_second_parts_with_progress(runtim
     assert heard.data["text"] == " ".join(["a tone"] * 5)
     assert heard.data["segments"][1]["end"] == 60.0 and heard.data["seconds"] == 150.0
     assert heard.notes == ["The recording (150 s) was transcribed in 5 parts."]
-    assert (0, 5, "Transcribe: 5 parts") in seen and (4, 5, "Transcribe: 5 parts") in seen
+    assert seen[-2:] == [(0, 5, "Transcribe: 5 parts"), (5, 5, "Transcribe: 5 parts")]  # one batch
 
 
 def test_a_damaged_file_is_transcribed_as_far_as_it_can_be_read_and_says_so(runtime, recordings):
@@ -205,21 +198,29 @@ def test_the_api_transcribes_an_upload_with_segments_and_downloads(client, app_s
 
     info = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     params = [p["parameter_name"] for p in info["/transcribe"]["parameters"]]
-    assert params == ["audio", "model", "language", "timestamps"]
+    assert params == ["audio", "model", "language", "timestamps", "word_timestamps"]
     text, table, files = client.predict(
-        handle_file(str(recordings["tone.flac"])), "", "auto", True, api_name="/transcribe"
+        handle_file(str(recordings["tone.flac"])), "", "auto", True, False, api_name="/transcribe"
     )
     assert text == "a tone"
     assert table["headers"] == ["start", "end", "text"] and table["data"] == [[0.0, 2.0, "a tone"]]
     names = {Path(f["path"]).name: f for f in files}
-    assert set(names) == {"transcript.txt", "transcript.srt", "transcript.vtt"}
+    assert set(names) == {"transcript.txt", "transcript.srt", "transcript.vtt", "transcript.json"}
     srt_file = httpx.get(names["transcript.srt"]["url"], timeout=30)
     assert srt_file.status_code == 200
     assert srt_file.text == "1\n00:00:00,000 --> 00:00:02,000\na tone\n"
-    assert httpx.get(names["transcript.vtt"]["url"], timeout=30).text.startswith(
-        "WEBVTT\n\n00:00:00.000 --> "
+    assert httpx.get(names["transcript.vtt"]["url"], timeout=30).text == (
+        "WEBVTT\n\n00:00:00.000 --> 00:00:02.000\na tone\n"
     )
     assert httpx.get(names["transcript.txt"]["url"], timeout=30).text == "[00:00:00.000] a tone\n"
+    # With word timestamps: every word of every segment, timed inside it (the JSON download has them).
+    _text, _table, files = client.predict(
+        handle_file(str(recordings["babble.wav"])), "", "auto", False, True, api_name="/transcribe"
+    )
+    found = {Path(f["path"]).name: f for f in files}
+    data = json.loads(httpx.get(found["transcript.json"]["url"], timeout=30).text)
+    assert data["timestamps"] and data["word_timestamps"]
+    assert [w["word"] for w in data["segments"][0]["words"]] == [" hello", " world"]
 
 
 @pytest.mark.parametrize(("name", "words"), [*BAD_FILES[:4], ("damaged.flac", None)])
@@ -326,14 +327,14 @@ def test_the_tab_transcribes_an_upload_with_times_and_the_subtitles_download(bro
         recording_box(page, tab).locator("input[type=file]").set_input_files(str(recordings["babble.wav"]))
         recording_box(page, tab).get_by_role("button", name="Play", exact=True).wait_for(timeout=20_000)
         tab.get_by_role("button", name="Options").click()
-        tab.get_by_label("Timestamps").check()
+        tab.get_by_label("Timestamps", exact=True).check()
         run_and_wait(page, "transcribe")
         assert message(page, "transcribe") == ""
         assert output_text(tab, "Transcript") == "hello world"  # the times are in the table
         rows = [row.inner_text().split() for row in tab.get_by_role("grid").first.get_by_role("row").all()]
         assert rows[1:] == [["0", "2.5", "hello", "world"]]
-        label = page.get_by_text("Download (TXT, SRT, VTT)", exact=True)
-        files = tab.locator("div.block").filter(has=label).first
+        label = "Download (TXT, SRT, VTT, JSON)"
+        files = tab.locator("div.block").filter(has=page.get_by_text(label, exact=True)).first
         with page.expect_download() as download:
             files.get_by_role("row").filter(has_text=".srt").get_by_role("link").click()
         assert download.value.suggested_filename == "transcript.srt"
@@ -344,6 +345,16 @@ def test_the_tab_transcribes_an_upload_with_times_and_the_subtitles_download(bro
         assert download.value.suggested_filename == "transcript.vtt"
         saved = Path(download.value.path()).read_text(encoding="utf-8")
         assert saved == "WEBVTT\n\n00:00:00.000 --> 00:00:02.500\nhello world\n"
+        # Word timestamps: the JSON download times every word.
+        tab.get_by_label("Word timestamps").check()
+        run_and_wait(page, "transcribe")
+        with page.expect_download() as download:
+            files.get_by_role("row").filter(has_text=".json").get_by_role("link").click()
+        words = json.loads(Path(download.value.path()).read_text(encoding="utf-8"))["segments"][0]["words"]
+        assert [w["word"] for w in words] == [" hello", " world"]
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "transcribe-words.png"), full_page=True)
+        tab.get_by_label("Word timestamps").uncheck()
         assert page.console_errors == []
         # A file that is no recording: its words next to the output (the browser's player cannot
         # draw it either); the tab keeps working.

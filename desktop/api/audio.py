@@ -1,6 +1,6 @@
 """``/v1/audio/transcriptions``: a recording uploaded as OpenAI's multipart form, transcribed by the
 Transcribe task, answered as ``json``, ``text``, ``srt``, ``vtt`` or ``verbose_json`` (segments with
-their times).
+their times, and each word's with ``timestamp_granularities[]=word``).
 
 The upload streams to a file of its own in the sender's upload folder (:mod:`desktop.api.files`:
 a visitor's stays in the visitors' folder, counted against their quota by the visitors' gate),
@@ -17,7 +17,7 @@ from typing import Any
 from desktop.api.files import Handed
 from desktop.api.work import ApiError, Worker, endpoint, json_response
 from desktop.errors import UserError
-from desktop.tasks import TASKS, transcribe
+from desktop.tasks import TASKS, subtitles, transcribe
 
 FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
 NOT_MULTIPART = "Send the recording as multipart/form-data with a 'file' part, as the openai client does."
@@ -68,8 +68,9 @@ def one(fields: dict[str, list[str]], name: str) -> str | None:
     return values[-1].strip() if values else None
 
 
-def check_request(fields: dict[str, list[str]]) -> tuple[str, str]:
-    """(response_format, language) of a transcription request; UserError for what Pipedesk does not do."""
+def check_request(fields: dict[str, list[str]]) -> tuple[str, str, bool]:
+    """(response_format, language, whether words are timed) of a transcription request; UserError for
+    what Pipedesk does not do."""
     shape = one(fields, "response_format") or "json"
     if shape not in FORMATS:
         raise UserError(f"response_format must be one of {', '.join(FORMATS)}, not {shape!r}.")
@@ -83,12 +84,15 @@ def check_request(fields: dict[str, list[str]]) -> tuple[str, str]:
     if one(fields, "prompt"):
         raise UserError("Pipedesk does not take a prompt for transcriptions: leave prompt out.")
     granularities = [*fields.get("timestamp_granularities[]", []), *fields.get("timestamp_granularities", [])]
-    if any(value.strip() not in ("segment", "") for value in granularities):
-        raise UserError("Pipedesk times segments, not words: timestamp_granularities takes 'segment'.")
+    granularities = {value.strip() for value in granularities} - {""}
+    if granularities - {"segment", "word"}:
+        raise UserError("timestamp_granularities takes 'segment' and 'word'.")
+    if granularities and shape != "verbose_json":
+        raise UserError("timestamp_granularities needs response_format 'verbose_json', as OpenAI's does.")
     if (one(fields, "stream") or "false").lower() not in ("false", "0", ""):
         raise UserError("Pipedesk sends a transcription whole: leave stream out.")
     language = transcribe.OPTIONS[0].check(one(fields, "language"), "language")
-    return shape, language
+    return shape, language, "word" in granularities
 
 
 def language_name(code: str) -> str:
@@ -104,9 +108,9 @@ def answer(shape: str, data: dict[str, Any]) -> Any:
     if shape == "text":
         return PlainTextResponse(text + "\n")
     if shape == "srt":
-        return PlainTextResponse(transcribe.srt(segments))
+        return PlainTextResponse(subtitles.srt(segments))
     if shape == "vtt":
-        return PlainTextResponse(transcribe.vtt(segments), media_type="text/vtt")
+        return PlainTextResponse(subtitles.vtt(segments), media_type="text/vtt")
     spent = {"type": "duration", "seconds": math.ceil(data["seconds"])}
     if shape == "json":
         return json_response({"text": text, "usage": spent})
@@ -130,9 +134,19 @@ def answer(shape: str, data: dict[str, Any]) -> Any:
             "duration": data["seconds"],
             "text": text,
             "segments": timed,
+            **({"words": words} if (words := _words(segments)) else {}),
             "usage": spent,
         }
     )
+
+
+def _words(segments: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every timed word, in OpenAI's shape (``word``, ``start``, ``end``); none unless words were timed."""
+    return [
+        {"word": word["word"].strip(), "start": word["start"], "end": word["end"]}
+        for segment in segments
+        for word in segment.get("words") or []
+    ]
 
 
 class Transcriptions:
@@ -148,11 +162,11 @@ class Transcriptions:
             fields, files = await read_form(request, handed)
             if len(files) != 1:
                 raise UserError("Send one recording, as the form's 'file' part.")
-            shape, language = check_request(fields)
+            shape, language, words = check_request(fields)
             timestamps = shape in ("srt", "vtt", "verbose_json")
             spec = TASKS["transcribe"]
             result = await self.worker.run(
-                self.runtime.predict, spec, str(files[0]), one(fields, "model"), language, timestamps
+                self.runtime.predict, spec, str(files[0]), one(fields, "model"), language, timestamps, words
             )
             return answer(shape, result.data)
         finally:

@@ -279,6 +279,7 @@ class BatchRun:
         self, numbers: list[int]
     ) -> Iterator[tuple[dict[int, _Row], list[tuple[int, dict[str, Any]]]]]:
         size = max(1, WINDOW_ROWS // max(1, self.spec.pieces_per_input(self.options)))
+        size = min(size, self.spec.window_rows or size)
         chunks = [numbers[i : i + size] for i in range(0, len(numbers), size)]
         if not self.overlap or len(chunks) < 2:
             for chunk in chunks:
@@ -348,6 +349,8 @@ class BatchRun:
 
     def _use_int8(self) -> None:
         """Fast CPU mode: dynamic int8 weights for encoder models (kept with the loaded model)."""
+        if self.loaded.kind == "automatic-speech-recognition":
+            return  # Whisper already runs in int8 wherever this processor gains (desktop.engine.whisper)
         if self.loaded.kind not in INT8_KINDS:
             self.notes.append(
                 "Fast CPU mode applies to classification, NER and NLI (Labels) models; this one runs at "

@@ -32,6 +32,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         task.add_argument("--model", default=None, help="a model label, Hub id, imported name or folder")
         add_task_options(task, spec)
         task.add_argument("--json", action="store_true", help="print the result as JSON")
+        if spec.export_formats:
+            task.add_argument(
+                "--format",
+                choices=spec.export_formats,
+                default=None,
+                help="print the result as this kind of file (what the tab offers to download)",
+            )
         add_device(task)
         task.set_defaults(func=cmd_run, task=spec.id)
 
@@ -51,7 +58,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     result = runtime.predict(spec, *call, progress=terminal_progress())
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
-    if args.json:
+    if getattr(args, "format", None):
+        sys.stdout.write(spec.exports(result)[args.format])
+    elif args.json:
         payload = {"task": spec.id, "model": result.model, "result": result.data, "notes": result.notes}
         print(json.dumps(payload, ensure_ascii=False, indent=2))
     else:

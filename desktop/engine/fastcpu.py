@@ -4,38 +4,25 @@ Dynamic int8 (``torch.ao.quantization.quantize_dynamic``) ran a DistilBERT-size 
 faster on one 2-core machine (AMD EPYC, AVX2) and 0.93-1.0x on another (Intel Xeon, AVX-512
 without VNNI). So the first time Fast CPU mode meets a processor, a short measurement (a few
 forward passes of a synthetic batch, full precision against int8) decides, and the answer is kept
-in the settings for that processor and torch version. Called on a file run's thread.
+in the settings for that processor and torch version. Whisper's engine keeps its own answer the
+same way (:func:`remembered_speedup`, :mod:`desktop.engine.whisper`). Called on the thread that runs
+the model or loads it.
 """
 
 from __future__ import annotations
 
 import logging
-import platform
 import statistics
 import time
-from pathlib import Path
 from typing import Any
 
-from desktop import settings
 from desktop.engine.copies import int8_copy
 from desktop.engine.loaded import Loaded
+from desktop.engine.speedups import MIN_SPEEDUP, cpu_name, remembered_speedup
 
 log = logging.getLogger(__name__)
 
-#: int8 must be at least this much faster to be used (below it, rounding noise is not worth it).
-MIN_SPEEDUP = 1.05
 ROWS, TOKENS, REPEATS = 16, 128, 3
-
-
-def cpu_name() -> str:
-    """The processor's model name (``/proc/cpuinfo`` on Linux), else what Python knows of it."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-            if line.lower().startswith("model name"):
-                return line.partition(":")[2].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown CPU"
 
 
 def machine_key() -> str:
@@ -66,15 +53,10 @@ def measure_speedup(full: Loaded, int8: Loaded) -> float:
 
 def fast_cpu(loaded: Loaded) -> tuple[Loaded, str | None]:
     """The model a Fast CPU run should use, and a note when it is the full-precision one."""
-    key = machine_key()
-    known = dict(settings.load().fast_cpu_speedups or {})
+    import torch
+
     int8 = int8_copy(loaded)
-    speedup = known.get(key)
-    if speedup is None:
-        speedup = round(measure_speedup(loaded, int8), 3)
-        known[key] = speedup
-        settings.update(fast_cpu_speedups=known)
-        log.info("Fast CPU mode on %s: int8 ran %.2fx full precision", key, speedup)
+    speedup = remembered_speedup(f"torch {torch.__version__}", lambda: measure_speedup(loaded, int8))
     if speedup >= MIN_SPEEDUP:
         return int8, None
     return loaded, (

@@ -108,9 +108,12 @@ def owner_first() -> Iterator[None]:
 
 def make_pausable(model: Any) -> None:
     """Let the visitors' passes through ``model`` pause at each of its layers (the modules of its
-    ``ModuleList``s: a transformer's blocks). Once per model; any thread."""
+    ``ModuleList``s: a transformer's blocks). Once per model; any thread. A model that is no torch
+    module (Whisper on CTranslate2, which computes on its own threads) cannot pause: it runs on."""
     import torch
 
+    if not isinstance(model, torch.nn.Module):
+        return
     with _lock:
         if getattr(model, "_pipedesk_pausable", False):
             return

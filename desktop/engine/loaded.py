@@ -38,7 +38,7 @@ _CORE = (
 #: must not wait for.
 _MORE = {
     "pipeline": ("pipeline",),
-    "automatic-speech-recognition": ("AutoProcessor", "AutoModelForSpeechSeq2Seq"),
+    "automatic-speech-recognition": ("AutoProcessor", "GenerationConfig"),
     "sentence-embedding": ("AutoModel",),
     "zero-shot-image-classification": ("AutoModel", "AutoImageProcessor"),
 }
@@ -95,25 +95,15 @@ class Loaded:
         with self._lock:
             return self.tokenizer.batch_decode(ids, skip_special_tokens=True)
 
-    def decode_offsets(self, ids: Any) -> dict[str, Any]:
-        """One row of a speech model's output: its text, its timed segments (``offsets``) when it
-        has timestamps, and the language it was in (``language``, a code), under the tokenizer lock."""
-        row = [int(i) for i in ids]
-        languages = {int(v): k.strip("<|>") for k, v in (self.generation_languages() or {}).items()}
-        with self._lock:
-            decoded = self.tokenizer.decode(row, output_offsets=True, skip_special_tokens=True)
-        if isinstance(decoded, str):
-            decoded = {"text": decoded, "offsets": []}
-        decoded["language"] = next((languages[i] for i in row if i in languages), None)
-        return decoded
-
-    def generation_languages(self) -> dict[str, int]:
-        config = getattr(self.model, "generation_config", None)
-        return dict(getattr(config, "lang_to_id", None) or {})
-
     def features(self, audio: list[Any], **kwargs: Any) -> Any:
         """Log-mel features for a batch of recordings (speech models)."""
         return self.feature_extractor(audio, **kwargs)
+
+    def token_texts(self, ids: list[int]) -> list[str]:
+        """The text of each token id on its own, special tokens included (a speech model's timestamps
+        and word boundaries), under the tokenizer lock."""
+        with self._lock:
+            return [self.tokenizer.decode([i], skip_special_tokens=False) for i in ids]
 
     def pixels(self, images: list[Any]) -> Any:
         """Pixel values for a batch of decoded images (image-text models), one row per image."""
@@ -160,12 +150,19 @@ def choose_dtype(device: str, folder: Path) -> Any:
     return torch.float16
 
 
-def load_model(kind: str, folder: Path, display: str, device: str) -> Loaded:
-    """Load the model in ``folder`` for ``kind`` onto ``device`` (raises ModelError with the reason)."""
+def load_model(
+    kind: str, folder: Path, display: str, device: str, converted: Path | None = None, progress: Any = None
+) -> Loaded:
+    """Load the model in ``folder`` for ``kind`` onto ``device`` (raises ModelError with the reason).
+    A speech model runs on CTranslate2 (:mod:`desktop.engine.whisper`) from its converted copy at
+    ``converted`` (made now on first use, with ``progress``)."""
     dtype = choose_dtype(device, folder)
     started = time.perf_counter()
     try:
-        loaded = _load(kind, folder, display, device, dtype)
+        if kind == "automatic-speech-recognition":
+            loaded = _load_speech(folder, display, device, converted or folder / ".converted", progress)
+        else:
+            loaded = _load(kind, folder, display, device, dtype)
     except pickle.UnpicklingError:
         # torch refused a pickle that would run code (its words advise turning the check off: no).
         log.warning("Refused the pickled weights of %s in %s: they hold more than tensors", display, folder)
@@ -173,10 +170,12 @@ def load_model(kind: str, folder: Path, display: str, device: str) -> Loaded:
             f"{display} could not be loaded: its weights (a PyTorch .bin file) hold code, not only "
             "numbers, and Pipedesk never runs that. Use a copy of the model saved as safetensors."
         ) from None
-    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+    except (OSError, ValueError, KeyError, RuntimeError, ImportError) as exc:
         log.exception("Could not load %s from %s", display, folder)
         raise ModelError(f"{display} could not be loaded: {_first_line(exc)}") from None
-    loaded.nbytes = sum(p.numel() * p.element_size() for p in loaded.model.parameters())
+    loaded.nbytes = getattr(loaded.model, "nbytes", 0) or sum(
+        p.numel() * p.element_size() for p in loaded.model.parameters()
+    )
     log.info(
         "Loaded %s (%s, %.1f MB) on %s in %.2fs",
         display,
@@ -196,12 +195,6 @@ def _load(kind: str, folder: Path, display: str, device: str, dtype: Any) -> Loa
         pipe = tf.pipeline(kind, model=str(folder), device=device, dtype=dtype)
         tokenizer = copy.deepcopy(pipe.tokenizer) if pipe.tokenizer is not None else None
         return Loaded(kind, display, folder, device, pipe.model, tokenizer, pipe)
-    if kind == "automatic-speech-recognition":
-        model = tf.AutoModelForSpeechSeq2Seq.from_pretrained(folder, dtype=dtype).to(device).eval()
-        processor = tf.AutoProcessor.from_pretrained(folder)
-        loaded = Loaded(kind, display, folder, device, model, processor.tokenizer)
-        loaded.feature_extractor = processor.feature_extractor
-        return loaded
     if kind == "sentence-embedding":
         pooling = read_pooling(folder, display)
         model = tf.AutoModel.from_pretrained(folder, dtype=dtype).to(device).eval()
@@ -226,6 +219,17 @@ def _load(kind: str, folder: Path, display: str, device: str, dtype: Any) -> Loa
     if kind in ("text-generation", "chat") and tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return Loaded(kind, display, folder, device, model, tokenizer)
+
+
+def _load_speech(folder: Path, display: str, device: str, converted: Path, progress: Any) -> Loaded:
+    from desktop.engine import whisper
+
+    processor = transformers_api(*_MORE["automatic-speech-recognition"]).AutoProcessor.from_pretrained(folder)
+    model = whisper.load(folder, converted, device, progress, display)
+    where = device if model.placement.device != "cpu" else "cpu"  # Apple MPS, or no CUDA for it: the CPU
+    loaded = Loaded("automatic-speech-recognition", display, folder, where, model, processor.tokenizer)
+    loaded.feature_extractor = processor.feature_extractor
+    return loaded
 
 
 def _pipeline(kind: str, model: Any, tokenizer: Any, like: Any, device: str) -> Any:

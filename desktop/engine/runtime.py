@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from desktop.engine import lane
+from desktop.engine import lane, whisper
 from desktop.engine.batcher import GUEST, OWNER, Batcher
 from desktop.engine.device import check_device_name, choose_device, default_budget_bytes, dtype_name
 from desktop.engine.loaded import Loaded, load_model, text_api
@@ -176,7 +176,9 @@ class Runtime:
             check_fits(kind, folder, display)
             if progress:
                 progress(0, 0, f"Loading {display} into memory")
-            loaded = load_model(kind, folder, display, self.device)
+            speech = kind == "automatic-speech-recognition"
+            converted = self.store.converted_copy(folder, whisper.ENGINE) if speech else None
+            loaded = load_model(kind, folder, display, self.device, converted, progress)
             with self._cache_lock:
                 self._cache[key] = loaded
                 self.load_count += 1
@@ -270,11 +272,14 @@ class Runtime:
         pieces = prepared.pieces
         _budget, most = spec.batch_limits(loaded.device, loaded)
         outputs: list[Any] = []
-        for start in range(0, len(pieces), max(1, most)):  # a long input: part by part, with progress
-            if progress and len(pieces) > most:
-                progress(start, len(pieces), f"{spec.title}: {len(pieces)} parts", unit="parts")
+        said = f"{spec.title}: {len(pieces)} parts"
+        for start in range(0, len(pieces), max(1, most)):  # a long input: a batch of parts at a time
+            if progress and len(pieces) > 1:
+                progress(start, len(pieces), said, unit="parts")
             chunk = pieces[start : start + max(1, most)]
             outputs += self.batcher.forward(loaded, spec, chunk, options, stop, priority)
+        if progress and len(pieces) > 1:
+            progress(len(pieces), len(pieces), said, unit="parts")
         return finish(spec, loaded, prepared, outputs, options)
 
     def stream(

@@ -28,6 +28,7 @@ from typing import Any
 
 from desktop import fs
 from desktop.errors import ModelError
+from desktop.models import converted
 from desktop.models import transfers as downloads
 from desktop.models.compat import check_fits_any
 from desktop.models.hub import Problem, check_file, file_hashes
@@ -304,6 +305,7 @@ def remove_imported(name: str, root: Path | None = None) -> int:
         raise ModelError(f"No model was imported as {name!r}.")
     freed = sum(entry.get("files", {}).values())
     forget(name, root)
+    converted.remove_copies(_root(root), folder)
     if folder.is_relative_to(_root(root)):  # never delete a folder the user pointed at elsewhere
         downloads.remove_tree(folder)
     return freed

@@ -1,6 +1,6 @@
 """The Models folder setting: switch folders, moving the models there (with progress) or leaving them.
 
-A move renames each part of the store (``hub``, ``manifests``, ``imported``,
+A move renames each part of the store (``hub``, ``manifests``, ``imported``, ``converted``,
 ``catalog.json``, ``usage.json``) when the new folder is on the same disk —
 instant — and copies it otherwise, into hidden ``.partial`` folders that only
 become real once every byte has arrived; the old copies are deleted last. The
@@ -23,7 +23,7 @@ from desktop.models import transfers as downloads
 from desktop.models.store import ModelStore
 
 #: What a models folder holds; nothing else in it is touched.
-PARTS = ("hub", "manifests", "imported", "catalog.json", "usage.json")
+PARTS = ("hub", "manifests", "imported", "converted", "catalog.json", "usage.json")
 
 
 def _files(path: Path) -> list[Path]:

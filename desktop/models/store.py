@@ -26,7 +26,7 @@ from pathlib import Path
 from desktop import fs
 from desktop.errors import ModelError
 from desktop.fmt import human_size
-from desktop.models import catalog, hub
+from desktop.models import catalog, converted, hub
 from desktop.models import transfers as downloads
 from desktop.models.hub import Problem, RemoteFile, check_file
 from desktop.models.ref import ModelRef
@@ -89,6 +89,11 @@ class ModelStore:
     def storage(self, ref: ModelRef) -> Path:
         """huggingface_hub's folder for ``ref.repo`` (every revision)."""
         return self.hub_cache / f"models--{ref.repo.replace('/', '--')}"
+
+    def converted_copy(self, source: Path, engine: str) -> Path:
+        """Where the copy of the model in ``source`` converted for ``engine`` is kept (made by the
+        engine on first use; see :mod:`desktop.models.converted`)."""
+        return converted.copy_folder(self.root, source, engine)
 
     def downloading(self, ref: ModelRef | None = None) -> bool:
         """True while ``ref`` (or any model, when None) is being downloaded."""
@@ -380,6 +385,8 @@ class ModelStore:
         with self._lock(ref):
             freed = self.size_on_disk(ref)
             manifest = self.manifest(ref)
+            if manifest is not None:
+                converted.remove_copies(self.root, self.snapshot_folder(manifest))
             (self.manifests / f"{safe_name(ref)}.json").unlink(missing_ok=True)
             if not [m for m in self.installed() if m.repo == ref.repo]:
                 downloads.remove_tree(self.storage(ref))

@@ -44,7 +44,7 @@ class ModelView(Protocol):
 
     display: str
     kind: str
-    model: Any  # the torch module: forward only
+    model: Any  # the torch module (Whisper: desktop.engine.whisper.WhisperModel): forward only
     tokenizer: Any  # only through encode/decode; read its attributes freely
     pipeline: Any  # a transformers pipeline for tasks that keep one (NER, images): forward only
     max_tokens: int
@@ -52,7 +52,7 @@ class ModelView(Protocol):
 
     def encode(self, texts: list[str], **kwargs: Any) -> dict[str, Any]: ...
     def decode(self, ids: Any) -> list[str]: ...
-    def decode_offsets(self, ids: Any) -> dict[str, Any]: ...
+    def token_texts(self, ids: list[int]) -> list[str]: ...
     def chat_text(self, messages: list[dict[str, str]]) -> str: ...
     def features(self, audio: list[Any], **kwargs: Any) -> Any: ...
     def pixels(self, images: list[Any]) -> Any: ...
@@ -209,6 +209,11 @@ class TaskSpec:
     folder_kind: str | None = None
     columns: tuple[str, ...] = ()
     chart_title: str | None = None  # what the Batch chart counts (None: no chart)
+    #: Rows a file run prepares at once (None: the engine's window). Files that decode into much
+    #: memory (a folder of recordings) take fewer; their pieces still share batches across rows.
+    window_rows: int | None = None
+    #: The files a result exports as (the tab's downloads, ``pipedesk run TASK --format F``).
+    export_formats: tuple[str, ...] = ()
 
     # --- the contract ------------------------------------------------------------------
 
@@ -276,6 +281,10 @@ class TaskSpec:
         self, model: ModelView, prepared: Prepared, outputs: list[Any], options: dict[str, Any]
     ) -> Result:
         raise NotImplementedError
+
+    def exports(self, result: Result) -> dict[str, str]:
+        """The result as the text of a file in each of :attr:`export_formats`, by format."""
+        return {}
 
     def partial(self, model: ModelView, prepared: Prepared, text: str) -> Result:
         """A result for the text generated so far (tasks that stream)."""

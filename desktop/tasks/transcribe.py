@@ -1,14 +1,18 @@
-"""Transcribe: speech to text with Whisper, in 30-second parts, optionally with timestamps.
+"""Transcribe: speech to text with Whisper, in 30-second windows batched together, with times for
+segments and words if asked, and subtitles people can use.
 
-A recording is decoded to 16 kHz mono (:mod:`desktop.files.audio`), split into the 30-second
-windows Whisper reads, and the windows go through the model in batches; the parts are joined and
-every segment's times are shifted to where its window starts, so nothing is cut. The language is
-detected unless one is chosen. Segments export as plain text, SubRip (:func:`srt`) or WebVTT
-(:func:`vtt`) subtitles.
+A recording is decoded to 16 kHz mono (:mod:`desktop.files.audio`) and split into the 30-second
+windows Whisper reads; windows go through the model in batches (a long recording's windows
+together, and a folder run's windows across recordings), on CTranslate2 in int8 where the processor
+gains (:mod:`desktop.engine.whisper`). The parts are joined and every segment's (and word's) times
+shifted to where its window starts, so nothing is cut. The language is detected for each window
+unless one is chosen. Results export as plain text, SubRip and WebVTT subtitles
+(:mod:`desktop.tasks.subtitles`, the one definition of the subtitle rules) and JSON.
 """
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from typing import Any
 
@@ -16,10 +20,14 @@ from desktop.errors import Stopped, UserError
 from desktop.files import OWNER, Limits
 from desktop.files.audio import AUDIO_EXTENSIONS, SAMPLE_RATE, load_audio
 from desktop.models.ref import ModelRef
-from desktop.tasks.generate import stop_when
+from desktop.tasks import timing
 from desktop.tasks.spec import ModelView, Option, Piece, Prepared, Result, Stop, TaskSpec
+from desktop.tasks.subtitles import clock, srt, vtt
 
 WINDOW_SECONDS = 30
+#: Audio samples per log-mel frame (10 ms): a window's frames that hold sound, for word alignment.
+SAMPLES_PER_FRAME = 160
+STOPPED = "Stopped: nothing was kept of the unfinished run."
 LANGUAGES = (
     ("Detect automatically", "auto"),
     ("English", "en"),
@@ -56,36 +64,15 @@ OPTIONS = (
         bool,
         ("checkbox", "Timestamps", "Times for each segment (and subtitles to download)"),
     ),
+    Option(
+        "word_timestamps",
+        False,
+        "Give every word its start and end time too (turns timestamps on).",
+        bool,
+        ("checkbox", "Word timestamps", "Times for every word (subtitles cut at pauses; words in the JSON)"),
+    ),
 )
 COLUMNS = ["start", "end", "text"]
-
-
-def clock(seconds: float, separator: str = ",") -> str:
-    """``75.5`` -> ``00:01:15,500`` (SubRip's clock)."""
-    millis = max(0, round(seconds * 1000))
-    hours, millis = divmod(millis, 3_600_000)
-    minutes, millis = divmod(millis, 60_000)
-    secs, millis = divmod(millis, 1000)
-    return f"{hours:02d}:{minutes:02d}:{secs:02d}{separator}{millis:03d}"
-
-
-def srt(segments: list[dict[str, Any]]) -> str:
-    """The segments as SubRip subtitles (``.srt``)."""
-    blocks = [
-        f"{number}\n{clock(s['start'])} --> {clock(s['end'])}\n{s['text'].strip()}\n"
-        for number, s in enumerate((s for s in segments if s["text"].strip()), start=1)
-    ]
-    return "\n".join(blocks)
-
-
-def vtt(segments: list[dict[str, Any]]) -> str:
-    """The segments as WebVTT subtitles (``.vtt``: what browsers' ``<track>`` reads)."""
-    cues = [
-        f"{clock(s['start'], '.')} --> {clock(s['end'], '.')}\n{s['text'].strip()}\n"
-        for s in segments
-        if s["text"].strip()
-    ]
-    return "\n".join(["WEBVTT\n", *cues])
 
 
 def plain_text(result_data: dict[str, Any]) -> str:
@@ -99,7 +86,10 @@ def plain_text(result_data: dict[str, Any]) -> str:
 class Transcribe(TaskSpec):
     id = "transcribe"
     title = "Transcribe"
-    description = "Turns speech into text (Whisper). Long recordings are transcribed part by part, with times if you ask."
+    description = (
+        "Turns speech into text (Whisper). Long recordings are transcribed in 30-second parts, several at "
+        "a time; times for segments and words, and subtitles (SRT, VTT), if you ask."
+    )
     kind = "automatic-speech-recognition"
     default_model = ModelRef("openai/whisper-base", "main", "Whisper base (multilingual)", 290)
     alternatives = (
@@ -112,6 +102,8 @@ class Transcribe(TaskSpec):
     file_input = "audio"
     folder_kind = "audio"
     columns = ("transcript",)
+    export_formats = ("txt", "srt", "vtt", "json")
+    window_rows = 8  # recordings decoded at once in a folder run (an hour is 230 MB decoded)
 
     def cli_inputs(self, value: str) -> dict[str, Any]:
         return {"audio": value}
@@ -138,30 +130,45 @@ class Transcribe(TaskSpec):
             pieces, context={"seconds": audio.seconds, "name": audio.name}, notes=list(audio.notes)
         )
 
+    def check_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        checked = super().check_options(options)
+        if checked["word_timestamps"]:  # words are timed within their segments
+            checked["timestamps"] = True
+        return checked
+
     def forward(
         self, model: ModelView, pieces: list[Piece], options: dict[str, Any], stop: Stop
     ) -> list[Any]:
-        features = model.features([p.audio for p in pieces], sampling_rate=SAMPLE_RATE, return_tensors="pt")
         net = model.model
-        # Encoded once: language detection and transcription both read it.
-        encoded = net.get_encoder()(features.input_features.to(net.device, dtype=net.dtype))
+        features = model.features([p.audio for p in pieces], sampling_rate=SAMPLE_RATE, return_tensors="np")
+        encoded = net.encode(features.input_features, stop)
+        if encoded is None:
+            raise Stopped(STOPPED)
         known = _languages(model)
-        kwargs: dict[str, Any] = {"return_timestamps": options["timestamps"]}
         if not known:  # an English-only model takes no language and no task
             languages = ["en"] * len(pieces)
         elif options["language"] == "auto":
-            languages = [known[int(i)] for i in net.detect_language(encoder_outputs=encoded)]
-            kwargs.update(task="transcribe", language=languages)
+            languages = net.detect_language(encoded)
         else:
             languages = [options["language"]] * len(pieces)
-            kwargs.update(task="transcribe", language=languages)
-        out = net.generate(encoder_outputs=encoded, stopping_criteria=stop_when(stop), **kwargs)
-        if stop is not None and stop():
-            raise Stopped("Stopped: nothing was kept of the unfinished run.")
-        sequences = getattr(out, "sequences", out)
+        starts = [_start(net.generation_config, language, bool(known)) for language in languages]
+        no_times = net.generation_config.no_timestamps_token_id
+        prompts = [start if options["timestamps"] else [*start, no_times] for start in starts]
+        generated = net.generate(encoded, prompts, stop)
+        if generated is None:
+            raise Stopped(STOPPED)
+        windows = [timing.segments(tokens, no_times + 1) for tokens in generated]
+        if options["word_timestamps"]:
+            _time_words(model, encoded, pieces, windows, starts, languages)
+        texts = iter(model.decode([s.tokens for window in windows for s in window]))
         return [
-            {**model.decode_offsets(row), "language": language}
-            for row, language in zip(sequences, languages, strict=True)
+            {
+                "language": language,
+                "segments": [
+                    {"start": s.start, "end": s.end, "text": next(texts), "words": s.words} for s in window
+                ],
+            }
+            for window, language in zip(windows, languages, strict=True)
         ]
 
     def postprocess(
@@ -172,19 +179,24 @@ class Transcribe(TaskSpec):
         for piece, out in zip(prepared.pieces, outputs, strict=True):
             offset = piece.part * WINDOW_SECONDS
             window_end = min(float(seconds), float(offset + WINDOW_SECONDS))
-            parts = out.get("offsets") if options["timestamps"] else None
-            if not parts:
-                parts = [{"text": out["text"], "timestamp": (0.0, window_end - offset)}]
-            for part in parts:
-                start, end = part["timestamp"]
-                end = window_end - offset if end is None else end
-                segments.append(
-                    {
-                        "start": round(offset + float(start), 2),
-                        "end": round(min(window_end, offset + float(end)), 2),
-                        "text": part["text"].strip(),
-                    }
-                )
+            parts = out["segments"] if options["timestamps"] else [_joined(out["segments"])]
+            for part in parts or [{"start": 0.0, "end": None, "text": "", "words": []}]:
+                end = window_end if part["end"] is None else min(window_end, offset + float(part["end"]))
+                segment = {
+                    "start": round(offset + float(part["start"]), 2),
+                    "end": round(end, 2),
+                    "text": part["text"].strip(),
+                }
+                if options["word_timestamps"]:
+                    segment["words"] = [
+                        {
+                            "start": round(min(offset + w["start"], window_end), 2),
+                            "end": round(min(offset + w["end"], window_end), 2),
+                            "word": w["word"],
+                        }
+                        for w in part["words"]
+                    ]
+                segments.append(segment)
         text = " ".join(s["text"] for s in segments if s["text"]).strip()
         notes = [f"The recording ({seconds:,.0f} s) was transcribed in {len(prepared.pieces)} parts."]
         data = {
@@ -192,6 +204,7 @@ class Transcribe(TaskSpec):
             "segments": segments,
             "language": Counter(out["language"] for out in outputs).most_common(1)[0][0],
             "timestamps": options["timestamps"],
+            "word_timestamps": options["word_timestamps"],
             "seconds": round(seconds, 2),
         }
         table = {"headers": COLUMNS, "data": [[s["start"], s["end"], s["text"]] for s in segments]}
@@ -203,11 +216,75 @@ class Transcribe(TaskSpec):
             notes=notes if len(prepared.pieces) > 1 else [],
         )
 
+    def exports(self, result: Result) -> dict[str, str]:
+        """The transcript as TXT, SRT and VTT subtitles, and JSON (segments, their words when timed)."""
+        segments = result.data.get("segments") or []
+        return {
+            "txt": plain_text(result.data),
+            "srt": srt(segments),
+            "vtt": vtt(segments),
+            "json": json.dumps(result.data, ensure_ascii=False, indent=2) + "\n",
+        }
+
+    def result_columns(self, options: dict[str, Any]) -> tuple[str, ...]:
+        """The transcript; with timestamps also its segments (and their words), as JSON."""
+        return ("transcript", "segments") if self.check_options(options)["timestamps"] else self.columns
+
     def row_values(self, result: Result) -> dict[str, Any]:
-        return {"transcript": result.data["text"]}
+        values = {"transcript": result.data["text"]}
+        if result.data["timestamps"]:
+            values["segments"] = result.data["segments"]
+        return values
 
     def batch_limits(self, device: str, model: ModelView) -> tuple[int, int]:
-        return (1 << 30, 4) if device == "cpu" else (1 << 30, 32)
+        # Windows per batch: 8 on the CPU (benchmarks/README.md: decoding 8 together was 1.5-2x one
+        # at a time; more gained nothing), 16 on a GPU.
+        return (1 << 30, 8) if device == "cpu" else (1 << 30, 16)
+
+
+def _start(config: Any, language: str, multilingual: bool) -> list[int]:
+    """What a window's decoding starts with: <|startoftranscript|>, and for a multilingual model the
+    language and the task (the no-timestamps token follows unless times are asked for)."""
+    start = [config.decoder_start_token_id]
+    if multilingual:
+        start += [config.lang_to_id[f"<|{language}|>"], config.task_to_id["transcribe"]]
+    return start
+
+
+def _joined(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """A window's segments as one (the transcript without times)."""
+    text = " ".join(p["text"].strip() for p in parts if p["text"].strip())
+    return {"start": 0.0, "end": None, "text": text, "words": []}
+
+
+def _time_words(
+    model: ModelView,
+    encoded: Any,
+    pieces: list[Piece],
+    windows: list[list[timing.Segment]],
+    starts: list[list[int]],
+    languages: list[str],
+) -> None:
+    """Time every word of every segment (``Segment.words``, seconds from the window's start) from the
+    model's alignment of the windows' text with their sound; windows that share a prompt together."""
+    decode = lambda ids: model.decode([ids])[0]  # noqa: E731
+    groups = [
+        [timing.word_groups(s.tokens, model.token_texts(s.tokens), language, decode) for s in window]
+        for window, language in zip(windows, languages, strict=True)
+    ]
+    spoken = [i for i, window in enumerate(windows) if any(s.tokens for s in window)]
+    for start in {tuple(starts[i]) for i in spoken}:
+        rows = [i for i in spoken if tuple(starts[i]) == start]
+        texts = [[t for s in windows[i] for t in s.tokens] for i in rows]
+        frames = [min(max(2, len(pieces[i].audio) // SAMPLES_PER_FRAME), WINDOW_SECONDS * 100) for i in rows]
+        alignments = model.model.align(encoded[rows], list(start), texts, frames)
+        for row, alignment in zip(rows, alignments, strict=True):
+            counts = [len(ids) for words in groups[row] for _text, ids in words]
+            times = iter(timing.word_times(counts, alignment))
+            for segment, words in zip(windows[row], groups[row], strict=True):
+                spans = [next(times) for _ in words]
+                end = WINDOW_SECONDS if segment.end is None else segment.end
+                segment.words = timing.timed_words(segment, words, spans, 0.0, end)
 
 
 def _languages(model: ModelView) -> dict[int, str]:

@@ -158,18 +158,16 @@ def _transcribe_outputs() -> list[gr.Component]:
             interactive=False,
             render=False,
         ),
-        gr.File(label="Download (TXT, SRT, VTT)", file_count="multiple", interactive=False, render=False),
+        gr.File(
+            label="Download (TXT, SRT, VTT, JSON)", file_count="multiple", interactive=False, render=False
+        ),
     ]
 
 
 def _transcribe_files(result: Result, folder: Path) -> tuple[Any, ...]:
-    """The transcript and subtitles as files to download, next to the text and the segments (WebVTT,
-    for a web page's video, once segments have their own times: with Timestamps)."""
-    files = {"transcript.txt": transcribe.plain_text(result.data)}
-    if result.data.get("segments"):
-        files["transcript.srt"] = transcribe.srt(result.data["segments"])
-        if result.data.get("timestamps"):
-            files["transcript.vtt"] = transcribe.vtt(result.data["segments"])
+    """The transcript, its subtitles and its data (word times too) as files to download, next to the
+    text and the segments."""
+    files = {f"transcript.{kind}": text for kind, text in transcribe.SPEC.exports(result).items()}
     return (*result.outputs, [str(path) for path in _export(files, folder)])
 
 

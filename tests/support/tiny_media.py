@@ -5,8 +5,9 @@ few seconds on synthesized data so their output is fixed, not noise:
 
 * Whisper (served as ``openai/whisper-base``, ``-tiny`` and ``-small``, one model): real
   ``WhisperForConditionalGeneration`` (80 mel bins, 30-second windows, 1,500 encoder positions)
-  with a byte-level BPE vocabulary, Whisper's special tokens and the 1,501 timestamp tokens
-  after ``<|notimestamps|>``; a ``GenerationConfig`` with ``lang_to_id`` for :data:`LANGUAGES`.
+  with a byte-level BPE vocabulary laid out as Whisper's (51,865 tokens: text tokens, then the
+  special ones, then the 1,501 timestamps after ``<|notimestamps|>``); a ``GenerationConfig``
+  with ``lang_to_id`` for :data:`LANGUAGES`.
   Its encoder keeps its seeded random weights; the decoder learns (teacher forcing) that
   :func:`tone` is ``" a tone"`` and :func:`babble` (speech-like noise) ``" hello world"``, in
   French ``" un son"`` / ``" bonjour le monde"`` when French is asked for; the language it
@@ -42,6 +43,9 @@ BABBLE_TEXT = {"en": " hello world", "fr": " bonjour le monde"}
 TONE_SECONDS = (2.0, 30.0)
 BABBLE_SECONDS = (2.5,)
 LANGUAGES = ("en", "fr", "de", "es")
+#: Whisper's vocabulary size (multilingual models), and where its text tokens end here.
+WHISPER_VOCAB = 51_865
+TEXT_TOKENS = WHISPER_VOCAB - 1501 - 8 - len(LANGUAGES)  # 1,501 timestamps, 8 other special tokens
 
 DETECT_LABELS = ("person", "car", "kite", "cup", "dog")
 SQUARE_LABEL = "kite"
@@ -117,20 +121,31 @@ def square(size: tuple[int, int] = (96, 96), box: tuple[int, int, int, int] | No
 
 
 def _whisper_tokenizer(folder: Path) -> Any:
+    """A byte-level BPE learnt from the few sentences the model knows, laid out as Whisper's is: text
+    tokens first (padded with unused ``fillerN`` tokens and the empty token of multilingual
+    Whisper's vocabulary to :data:`TEXT_TOKENS`), then
+    ``<|endoftext|>``, the special tokens, ``<|notimestamps|>`` and the 1,501 timestamps last, 51,865
+    in all (what engines such as CTranslate2 read as a multilingual Whisper)."""
+    import json
+
     from transformers import WhisperTokenizer
 
     corpus = [*TONE_TEXT.values(), *BABBLE_TEXT.values(), " the quick brown fox jumps over the lazy dog"]
-    tok = Tokenizer(models.BPE())
+    learnt = Tokenizer(models.BPE())
+    learnt.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=299, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
+    )
+    learnt.train_from_iterator(corpus * 20, trainer)
+    vocab = learnt.get_vocab()
+    vocab.update({f"filler{i}": i for i in range(len(vocab), TEXT_TOKENS - 1)})
+    vocab[""] = TEXT_TOKENS - 1  # as in multilingual Whisper's vocabulary (how CTranslate2 tells one)
+    merges = [tuple(pair) for pair in json.loads(learnt.to_str())["model"]["merges"]]
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=merges))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=300,
-        special_tokens=["<|endoftext|>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(corpus * 20, trainer)
     specials = [
+        "<|endoftext|>",
         "<|startoftranscript|>",
         *(f"<|{code}|>" for code in LANGUAGES),
         "<|translate|>",
@@ -142,13 +157,14 @@ def _whisper_tokenizer(folder: Path) -> Any:
     ]
     tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in specials])
     tok.add_tokens([AddedToken(f"<|{i * 0.02:.2f}|>", special=False, normalized=False) for i in range(1501)])
+    assert tok.get_vocab_size() == WHISPER_VOCAB, tok.get_vocab_size()
     return WhisperTokenizer(
         tokenizer_object=tok,
         bos_token="<|endoftext|>",
         eos_token="<|endoftext|>",
         unk_token="<|endoftext|>",
         pad_token="<|endoftext|>",
-        extra_special_tokens=["<|endoftext|>", *specials],  # <|notimestamps|> last: timestamps follow it
+        extra_special_tokens=specials,  # <|notimestamps|> last: timestamps follow it
         model_max_length=448,
     )
 
@@ -183,10 +199,33 @@ def _whisper_examples(tokenizer: Any) -> list[tuple[np.ndarray, list[int], list[
     return rows
 
 
+def whisper_generation_config(ids: Any, languages: tuple[str, ...], begin_suppress: list[int]) -> Any:
+    """A multilingual Whisper's ``GenerationConfig`` for a tokenizer (``ids``: token -> id) that
+    knows ``languages`` (also benchmarks/transcribe.py's)."""
+    from transformers import GenerationConfig
+
+    eot, sot = ids("<|endoftext|>"), ids("<|startoftranscript|>")
+    return GenerationConfig(
+        decoder_start_token_id=sot,
+        eos_token_id=eot,
+        pad_token_id=eot,
+        bos_token_id=eot,
+        max_length=448,
+        is_multilingual=True,
+        lang_to_id={f"<|{code}|>": ids(f"<|{code}|>") for code in languages},
+        task_to_id={"transcribe": ids("<|transcribe|>"), "translate": ids("<|translate|>")},
+        no_timestamps_token_id=ids("<|notimestamps|>"),
+        prev_sot_token_id=ids("<|startofprev|>"),
+        max_initial_timestamp_index=50,
+        return_timestamps=False,
+        suppress_tokens=[],
+        begin_suppress_tokens=begin_suppress,
+    )
+
+
 def build_whisper(folder: Path, seed: Any) -> Path:
     """A tiny multilingual Whisper that knows :func:`tone` and :func:`babble` (see the module doc)."""
     from transformers import (
-        GenerationConfig,
         WhisperConfig,
         WhisperFeatureExtractor,
         WhisperForConditionalGeneration,
@@ -256,22 +295,7 @@ def build_whisper(folder: Path, seed: Any) -> Path:
     model.eval()
     for parameter in model.parameters():
         parameter.requires_grad_(True)
-    model.generation_config = GenerationConfig(
-        decoder_start_token_id=sot,
-        eos_token_id=eot,
-        pad_token_id=eot,
-        bos_token_id=eot,
-        max_length=448,
-        is_multilingual=True,
-        lang_to_id={f"<|{code}|>": ids(f"<|{code}|>") for code in LANGUAGES},
-        task_to_id={"transcribe": ids("<|transcribe|>"), "translate": ids("<|translate|>")},
-        no_timestamps_token_id=ids("<|notimestamps|>"),
-        prev_sot_token_id=ids("<|startofprev|>"),
-        max_initial_timestamp_index=50,
-        return_timestamps=False,
-        suppress_tokens=[],
-        begin_suppress_tokens=[eot],
-    )
+    model.generation_config = whisper_generation_config(ids, LANGUAGES, begin_suppress=[eot])
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder, safe_serialization=True)
     WhisperProcessor(feature_extractor=features, tokenizer=tokenizer).save_pretrained(folder)

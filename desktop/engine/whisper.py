@@ -1,0 +1,231 @@
+"""Whisper on CTranslate2: the model converted once into the store, run in int8 where the processor
+gains and in half precision on a GPU, windows in batches.
+
+Why this engine (benchmarks/README.md, ``benchmarks/transcribe.py``): on the CPU it ran Whisper
+several times faster than transformers in full precision, and faster than int8 linear layers in
+torch; it is the engine of faster-whisper, which we match or beat by batching windows. The first
+time a Whisper model is used its weights are converted (16-bit, as Whisper's own checkpoints are)
+into the models folder (:meth:`desktop.models.store.ModelStore.converted_copy`), written to a private
+folder and renamed into place, so a half-written copy is never used; later runs load the copy.
+
+int8 or full precision on the CPU is decided per processor, like Fast CPU mode for text
+(:func:`desktop.engine.fastcpu.remembered_speedup`): the first time, one window is encoded both ways
+and int8 is used only where it was at least 5% faster. GPUs run float16.
+
+Threads: loading (and the one-time conversion) runs on the thread that loads the model, under the
+runtime's load lock for that model; :class:`WhisperModel`'s calls run inside a task's ``forward``,
+under the device lock. CTranslate2 computes on its own threads; while Python waits for a batch it
+checks ``stop()``, and a stopped batch's result is dropped (the computation ends in the background).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from desktop.engine.speedups import MIN_SPEEDUP, remembered_speedup
+from desktop.hf import transformers_api
+
+log = logging.getLogger(__name__)
+
+#: What the converted copy keeps on disk: 16-bit weights (half the size; int8 or float32 at load).
+STORED_AS = "float16"
+#: The engine's name in the models folder (``converted/ctranslate2-...``).
+ENGINE = "ctranslate2"
+#: Frames of log-mel features in a window.
+FRAMES = 3000
+#: The longest a window's text may be, in tokens (CTranslate2 decodes up to half of this: 224).
+MAX_LENGTH = 448
+_POLL_SECONDS = 0.02
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where and how CTranslate2 runs a model: its device, device index and computation type."""
+
+    device: str
+    index: int
+    compute_type: str
+
+
+def placement(device: str, int8: bool) -> Placement:
+    """``device`` as CTranslate2 names it: a GPU in float16; the CPU (also for Apple MPS, which
+    CTranslate2 does not drive) in int8 when ``int8``, else float32."""
+    if device.startswith("cuda"):
+        index = device.partition(":")[2]
+        return Placement("cuda", int(index) if index else 0, "float16")
+    return Placement("cpu", 0, "int8" if int8 else "float32")
+
+
+def convert(
+    source: Path, target: Path, progress: Callable[..., None] | None = None, display: str = ""
+) -> Path:
+    """The CTranslate2 copy of the Whisper in ``source`` at ``target``, converted now if it is not
+    there yet (into a private folder renamed into place: two processes converting at once both end
+    with a complete copy)."""
+    if (target / "model.bin").is_file():
+        return target
+    if progress:
+        progress(0, 0, f"Preparing {display or source.name} for fast transcription (once, about a minute)")
+    started = time.perf_counter()
+    transformers_api("AutoConfig", "AutoTokenizer", "WhisperForConditionalGeneration")
+    from ctranslate2.converters import TransformersConverter
+
+    scratch = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    shutil.rmtree(scratch, ignore_errors=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        TransformersConverter(str(source), low_cpu_mem_usage=True).convert(
+            str(scratch), quantization=STORED_AS, force=True
+        )
+        (scratch / "source.json").write_text(json.dumps({"source": str(source)}), encoding="utf-8")
+        if not (target / "model.bin").is_file():  # else another process finished first: use its copy
+            shutil.rmtree(target, ignore_errors=True)  # a copy left without its weights is never used
+            scratch.rename(target)
+    except OSError:
+        if not (target / "model.bin").is_file():
+            raise
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    log.info("Converted %s for CTranslate2 in %.1fs", source, time.perf_counter() - started)
+    return target
+
+
+class WhisperModel:
+    """A converted Whisper loaded in CTranslate2, with the calls a transcription task makes.
+
+    ``generation_config`` is the model's own (its languages, special tokens); token ids in and out.
+    """
+
+    def __init__(self, source: Path, converted: Path, where: Placement, threads: int) -> None:
+        import ctranslate2
+
+        tf = transformers_api("GenerationConfig")
+        self.generation_config = tf.GenerationConfig.from_pretrained(source)
+        self.source, self.converted, self.placement = source, converted, where
+        self.device = where.device if where.device == "cpu" else f"cuda:{where.index}"
+        self._model = ctranslate2.models.Whisper(
+            str(converted),
+            device=where.device,
+            device_index=where.index,
+            compute_type=where.compute_type,
+            intra_threads=threads,
+        )
+        stored = (converted / "model.bin").stat().st_size
+        self.nbytes = (
+            stored // 2 if where.compute_type == "int8" else stored * (2 if where.device == "cpu" else 1)
+        )
+
+    def encode(self, features: Any, stop: Callable[[], bool] | None = None) -> Any:
+        """Log-mel features (numpy, ``[windows, mels, 3000]``) through the encoder: a numpy array
+        ``[windows, 1500, width]``, or None when ``stop()`` turned true. On the CPU one window at a
+        time (as fast as a batch there, and Stop is noticed between windows); on a GPU all at once."""
+        import numpy as np
+
+        features = np.ascontiguousarray(features, dtype=np.float32)
+        step = 1 if self.placement.device == "cpu" else len(features)
+        parts = []
+        for start in range(0, len(features), step):
+            if stop is not None and stop():
+                return None
+            out = self._model.encode(_storage(features[start : start + step]), to_cpu=True)
+            parts.append(np.array(out))
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def detect_language(self, encoded: Any) -> list[str]:
+        """The most likely language of each window (codes such as ``en``), from its encoding."""
+        return [ranked[0][0].strip("<|>") for ranked in self._model.detect_language(_storage(encoded))]
+
+    def generate(
+        self, encoded: Any, prompts: list[list[int]], stop: Callable[[], bool] | None = None
+    ) -> list[list[int]] | None:
+        """Greedy decoding of each window from its prompt: the tokens after the prompt (timestamps
+        included unless the prompt ends with ``<|notimestamps|>``). None when ``stop()`` turned true
+        meanwhile (the batch's result is then dropped when it is done)."""
+        pending = self._model.generate(
+            _storage(encoded),
+            prompts,
+            asynchronous=True,
+            beam_size=1,
+            max_length=MAX_LENGTH,
+            suppress_blank=True,
+            suppress_tokens=[-1],
+        )
+        while not all(result.done() for result in pending):
+            if stop is not None and stop():
+                return None
+            time.sleep(_POLL_SECONDS)
+        return [list(result.result().sequences_ids[0]) for result in pending]
+
+    def align(
+        self, encoded: Any, start: list[int], texts: list[list[int]], frames: list[int]
+    ) -> list[list[tuple[int, int]]]:
+        """For each window, where its text tokens are heard: (token index, encoder position) pairs from
+        the alignment heads' cross-attention (dynamic time warping); ``start`` is the prompt before
+        ``<|notimestamps|>``, ``frames`` the feature frames that hold sound."""
+        if not any(texts):
+            return [[] for _ in texts]
+        found = self._model.align(_storage(encoded), start, texts, frames)
+        return [[(int(t), int(p)) for t, p in result.alignments] for result in found]
+
+    def seconds_per_window(self) -> float:
+        """Seconds to encode one window of silence (what decides int8 or float32 on a processor)."""
+        import numpy as np
+
+        features = np.zeros((1, self._model.n_mels, FRAMES), dtype=np.float32)
+        started = time.perf_counter()
+        self._model.encode(_storage(features))
+        return max(time.perf_counter() - started, 1e-9)
+
+
+def int8_engine() -> str:
+    """What int8's speedup is remembered for, beside the processor: this engine and its version."""
+    import ctranslate2
+
+    return f"ctranslate2 {ctranslate2.__version__} whisper"
+
+
+def _storage(array: Any) -> Any:
+    import ctranslate2
+    import numpy as np
+
+    return ctranslate2.StorageView.from_array(np.ascontiguousarray(array))
+
+
+def load(
+    source: Path,
+    converted: Path,
+    device: str,
+    progress: Callable[..., None] | None = None,
+    display: str = "",
+) -> WhisperModel:
+    """The Whisper in ``source`` ready on ``device``: converted into ``converted`` on first use; on the
+    CPU in int8 where this processor runs it faster (measured once, remembered), else float32."""
+    import torch
+
+    convert(source, converted, progress, display)
+    threads = torch.get_num_threads()
+    if device.startswith("cuda"):
+        try:
+            return WhisperModel(source, converted, placement(device, int8=False), threads)
+        except RuntimeError as exc:  # CTranslate2 without CUDA, or the GPU's libraries not found
+            log.warning("Whisper runs on the CPU: CTranslate2 could not use %s (%s)", device, exc)
+    int8 = WhisperModel(source, converted, placement("cpu", int8=True), threads)
+
+    def measure() -> float:
+        full = WhisperModel(source, converted, placement("cpu", int8=False), threads)
+        full.seconds_per_window(), int8.seconds_per_window()  # warm-up
+        return min(full.seconds_per_window() for _ in range(2)) / min(
+            int8.seconds_per_window() for _ in range(2)
+        )
+
+    if remembered_speedup(int8_engine(), measure) >= MIN_SPEEDUP:
+        return int8
+    return WhisperModel(source, converted, placement("cpu", int8=False), threads)
