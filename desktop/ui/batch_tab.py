@@ -348,7 +348,7 @@ def build(runtime: Runtime, context: Any) -> None:
         tab.select(
             lambda task_id, current: (
                 model_update(runtime, task_id, current, local),
-                gr.update(visible=runtime.device == "cpu"),
+                gr.update(visible=runtime.device == "cpu", value=settings.load().fast_cpu),
             ),
             inputs=[task, model],
             outputs=[model, fast],
