@@ -22,6 +22,7 @@ from desktop.models import catalog, offline_mode, storage
 from desktop.models.transfers import DownloadCancelled, free_bytes
 from desktop.tasks import TASKS
 from desktop.tasks.spec import ModelRef
+from desktop.ui import native
 from desktop.ui.handlers import progress_reporter, user_error
 
 HEADERS = ["Model", "Name", "Status", "Size", "Task", "Last use", "Source"]
@@ -224,11 +225,13 @@ def build(runtime: Any, context: Any) -> None:
             folder = gr.Textbox(
                 label="Model folder", placeholder="/media/usb/my-model", elem_id="models-import-path"
             )
+            native.choose_button(folder)
             import_task = gr.Dropdown(task_choices, label="For the task", elem_id="models-import-task")
             import_name = gr.Textbox(label="Name (optional)", elem_id="models-import-name")
             do_import = gr.Button("Import", elem_id="models-import")
         with gr.Accordion("Storage", open=False):
             models_dir = gr.Textbox(label="Models folder", elem_id="models-dir")
+            native.choose_button(models_dir)
             how = gr.Radio([MOVE, LEAVE], value=MOVE, label="The models already downloaded")
             change = gr.Button("Change folder", elem_id="models-change-dir")
 
