@@ -202,9 +202,11 @@ def test_storage_moves_the_models_folder_and_offline_mode_refuses_downloads(page
     page.locator("#models-change-dir").click()  # the same folder again: said, not "moved"
     _wait_text(page, "#models-result", "already kept in")
 
-    page.locator("#models-offline input").check()
-    _wait_text(page, "#models-result", "Offline mode is on")
+    page.get_by_role("tab", name="Settings", exact=True).click()  # Offline mode lives in Settings
+    page.get_by_label("Offline mode: never use the network").check()
+    _wait_text(page, "#settings-message", "Offline mode is on")
     assert settings.load().offline
+    _open_models_tab(page)
     _choose(page, STARS)
     page.locator("#models-download").click()
     page.get_by_text(f"{STARS_LABEL} is not downloaded yet and this computer is offline").first.wait_for(
