@@ -134,7 +134,7 @@ def screenshot_after(
     return screenshot(disp, path)
 
 
-def answer_dialog(disp: str, title: str, path: Path, timeout: float = 20) -> None:
+def answer_dialog(disp: str, title: str, path: Path, timeout: float = 60) -> None:
     """Type ``path`` into the window's file dialog titled ``title`` (Qt's own: "Save file", "Open
     folder") as a person does, and press Return."""
     dialog = find_window(disp, f"^{title}$", timeout=timeout)
