@@ -26,6 +26,7 @@ import os
 import shutil
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -174,11 +175,14 @@ def serve(
     models: list[str] | None = None,
     auth: str | None = None,
     progress: Any = None,
+    drain_seconds: float | None = None,
 ) -> int:
     """Serve the visitors' app on ``host:port`` until Ctrl+C or SIGTERM (``pipedesk serve`` off loopback).
 
     ``models``: names to download first (see :func:`named_models`); ``auth``: ``USER:PASSWORD`` or
-    None (then ``$PIPEDESK_AUTH``; neither: no sign-in). Returns the exit code.
+    None (then ``$PIPEDESK_AUTH``; neither: no sign-in). ``/healthz`` tells a load balancer whether
+    it can answer; SIGTERM drains: new work is refused, running requests finish (at most
+    ``drain_seconds``), then it exits (:mod:`desktop.server.health`). Returns the exit code.
     """
     from desktop import logs
 
@@ -188,6 +192,7 @@ def serve(
 
     from desktop import server
     from desktop.engine.runtime import Runtime
+    from desktop.server import health as healthz
     from desktop.server.api_door import ApiAccess
     from desktop.share import controller as sharing
     from desktop.share.gate import VisitorGate
@@ -203,7 +208,13 @@ def serve(
     blocks.delete_cache = (WINDOW_S, WINDOW_S)
     port = port or server.free_port()
     running = None
-    previous = signal.signal(signal.SIGTERM, _interrupt)  # containers and Spaces stop with SIGTERM
+    health = healthz.Health(
+        busy=healthz.queue_busy(blocks),
+        details=lambda: {"models": len(runtime.store.installed()), "device": runtime.device},
+    )
+    stopping = threading.Event()
+    # Containers, Spaces and balancers' replicas stop with SIGTERM: drain first.
+    previous = signal.signal(signal.SIGTERM, lambda _signum, _frame: stopping.set())
     try:
         running = sharing.serve_visitors(
             blocks,
@@ -216,8 +227,10 @@ def serve(
             auth_message=AUTH_MESSAGE if credentials else None,
             # Programs send the sign-in's password as their API key (counted as sign-ins are).
             api=ApiAccess(accepted=lambda: (credentials[1],) if credentials else (), attempts=gate),
+            health=health,
         )
         gate.open = True
+        health.ready()
         _say("Pipedesk serves the visitors' app: the tasks on the models above, no model management.")
         for line in listen_report(host, port):
             _say(line)
@@ -230,11 +243,19 @@ def serve(
         _say(f"(device: {runtime.device}; Ctrl+C to stop)")
         log.info("Public server on %s:%s, sign-in %s", host, port, "on" if credentials else "off")
         next_window = time.monotonic() + WINDOW_S
-        while True:
-            time.sleep(0.5)
+        while not stopping.wait(0.5):
             if time.monotonic() >= next_window:
                 gate.reset()  # upload quotas (and sign-in counts) start again; old files are gone
                 next_window += WINDOW_S
+        health.drain()
+        limit = healthz.DRAIN_SECONDS if drain_seconds is None else drain_seconds
+        _say(f"Stopping: no new requests; waiting for the running ones (at most {limit:g} s)…")
+        finished = health.wait_drained(limit)
+        _say(
+            "Every running request finished."
+            if finished
+            else f"Stopped after {limit:g} s with requests running."
+        )
     except KeyboardInterrupt:
         print("Stopping…", file=sys.stderr)
     finally:
@@ -243,7 +264,3 @@ def serve(
             running.stop()
         shutil.rmtree(sharing.visitors_upload_folder(), ignore_errors=True)
     return 0
-
-
-def _interrupt(_signum: int, _frame: Any) -> None:
-    raise KeyboardInterrupt

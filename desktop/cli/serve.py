@@ -54,6 +54,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "$PIPEDESK_MODELS=ID,ID)",
     )
     serve.add_argument(
+        "--drain-seconds",
+        type=float,
+        default=None,
+        metavar="S",
+        help="public server: on SIGTERM, refuse new requests and wait up to S seconds (default 30) for "
+        "the running ones before exiting; GET /healthz says 503 meanwhile (for load balancers)",
+    )
+    serve.add_argument(
         "--lan",
         action="store_true",
         help="also share on the local network, password-protected (address and password are printed)",
@@ -82,9 +90,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
                     f"{flag} is for the app on this computer (--host 127.0.0.1): a public server "
                     "serves the visitors' app, and --auth USER:PASSWORD asks for a sign-in."
                 )
+        if args.drain_seconds is not None and not 0 <= args.drain_seconds <= 3600:
+            raise UserError("--drain-seconds must be between 0 and 3600.")
         models = public.named_models(args.models)
-        return public.serve(args.host, args.port, args.device, models, args.auth, terminal_progress())
-    for flag, given in (("--model", args.models), ("--auth", args.auth)):
+        return public.serve(
+            args.host, args.port, args.device, models, args.auth, terminal_progress(), args.drain_seconds
+        )
+    for flag, given in (
+        ("--model", args.models),
+        ("--auth", args.auth),
+        ("--drain-seconds", args.drain_seconds),
+    ):
         if given:
             raise UserError(
                 f"{flag} is for a public server (--public, or a --host other than 127.0.0.1); on this "

@@ -153,6 +153,7 @@ def start(
     hosts: gate.Hosts | None = None,
     queue_size: int | None = None,
     api_access: api_door.ApiAccess | None = None,
+    health: Any = None,
     **options: Any,
 ) -> Server:
     """Serve ``blocks`` on ``host:port`` (a free port when None) and return once it answers.
@@ -166,6 +167,8 @@ def start(
     CSS, scripts) comes with the Blocks: whoever builds them sets ``blocks.launch_look``, so this
     module never needs the UI; so does its API (``blocks.pipedesk_api``), served on the API paths
     for whom ``api_access`` lets in (by default, whom the API itself says: the Local API switch).
+    ``health``: a :class:`desktop.server.health.Health` answered at ``/healthz`` (outermost: before
+    the gate), for public servers behind a load balancer.
     """
     from starlette.middleware import Middleware
 
@@ -186,6 +189,10 @@ def start(
     )
     app_kwargs = dict(options.pop("app_kwargs", None) or {})
     app_kwargs["middleware"] = [guard, *app_kwargs.get("middleware", [])]
+    if health is not None:
+        from desktop.server.health import HealthRoute
+
+        app_kwargs["middleware"].insert(0, Middleware(HealthRoute, health=health))
     if mount is not None:  # innermost: the visitors' gate (quotas, whose files) sees API requests too
         api_app, api_lifespan = mount.serve()
         app_kwargs["middleware"].append(Middleware(api_door.ApiRoutes, api=api_app))

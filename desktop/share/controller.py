@@ -246,13 +246,15 @@ def serve_visitors(
     token: str | None = None,
     computer: str | None = None,
     api: ApiAccess | None = None,
+    health: Any = None,
 ) -> Any:
     """Serve the visitors' ``blocks`` as every server for other people is served (LAN sharing and
     public deployments, :mod:`desktop.cli.public`): ``gate`` in front (visitor log, sign-in lockout,
     upload quota), Gradio's sign-in when ``auth`` is given (on our page, password only, when
     ``computer`` is named: :mod:`desktop.share.signin`), monitoring off, only the app's own error
     words, an upload limit, nothing served outside Gradio's cache, files in the visitors' folder.
-    ``api``: who may use its Local API (None: nobody). Returns the running
+    ``api``: who may use its Local API (None: nobody); ``health``: answered at ``/healthz`` (public
+    servers, :mod:`desktop.server.health`). Returns the running
     :class:`desktop.server.Server`; runs on the caller's thread."""
     from starlette.middleware import Middleware
 
@@ -291,6 +293,7 @@ def serve_visitors(
         hosts=hosts,
         queue_size=VISITORS_QUEUE,
         api_access=api or closed,
+        health=health,
         **options,
     )
 

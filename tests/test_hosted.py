@@ -1,0 +1,107 @@
+"""A public server behind a load balancer: ``/healthz`` and the graceful drain on SIGTERM.
+
+The real ``pipedesk serve --public`` process, the real Gradio server and ``gradio_client``; traffic
+to 127.0.0.1 only. What a balancer (nginx, HAProxy, a platform's checks) relies on: 200 while the
+replica can answer, 503 from the moment it is told to stop; new work refused in a sentence while
+the requests already running finish and their answers still arrive; then a clean exit.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+
+import httpx
+import pytest
+
+from desktop.server import health as healthz
+from tests.support import cli_env, free_port
+from tests.test_deploy import SST2, Served
+
+pytestmark = pytest.mark.slow
+GPT2 = "openai-community/gpt2"
+
+
+def test_healthz_is_ready_and_a_drain_lets_running_requests_finish(hub, pipedesk_home):
+    port = free_port()
+    command = [sys.executable, "-m", "desktop", "serve", "--public", "--port", str(port)]
+    command += ["--model", SST2, "--model", GPT2, "--drain-seconds", "120"]
+    served = Served(command, cli_env(pipedesk_home, hub))
+    url = f"http://127.0.0.1:{port}"
+    try:
+        served.wait_ready()
+        with httpx.Client(timeout=30) as http:
+            ready = http.get(f"{url}/healthz")
+            assert ready.status_code == 200, ready.text
+            report = ready.json()
+            assert report["status"] == "ready" and report["models"] >= 2 and report["requests"] == 0
+            # Any Host: a balancer's check names the replica's address, not the public name.
+            assert http.get(f"{url}/healthz", headers={"Host": "10.1.2.3:8080"}).status_code == 200
+
+        from gradio_client import Client
+
+        client = Client(f"{url}/", verbose=False)
+        # Enough long generations that some are still running or waiting when SIGTERM comes.
+        jobs = [
+            client.submit(f"Story {n}: once upon a time", GPT2, 1000, 0.0, 1.0, -1, api_name="/generate")
+            for n in range(12)
+        ]
+        deadline = time.monotonic() + 60
+        while httpx.get(f"{url}/healthz", timeout=10).json()["requests"] == 0:
+            assert time.monotonic() < deadline, "the generations never started"
+            time.sleep(0.05)
+        served.proc.send_signal(signal.SIGTERM)
+        with httpx.Client(timeout=30) as http:
+            deadline = time.monotonic() + 10
+            while (check := http.get(f"{url}/healthz")).status_code == 200:
+                assert time.monotonic() < deadline, "still healthy after SIGTERM"
+                time.sleep(0.05)
+            assert check.status_code == 503 and check.json()["status"] == "draining"
+            assert check.json()["requests"] > 0, "nothing was left running: the test proves nothing"
+            refused = http.post(f"{url}/gradio_api/call/sentiment", json={"data": ["I love it", SST2]})
+            assert refused.status_code == 503 and refused.headers["retry-after"]
+            assert healthz.STOPPING in refused.json()["error"]["message"]
+            assert http.get(f"{url}/").status_code == 503  # no new page either
+        # Every request that was accepted before the signal still gets its answer.
+        answers = [job.result(timeout=180) for job in jobs]
+        assert all(isinstance(text, str) and text.startswith("Story") for text in answers), answers
+        rc = served.proc.wait(timeout=60)
+    finally:
+        served.stop()
+    assert rc == 0, served.text
+    assert "Every running request finished." in served.text
+
+
+def test_a_drain_that_runs_out_of_time_still_exits(hub, pipedesk_home):
+    port = free_port()
+    command = [sys.executable, "-m", "desktop", "serve", "--public", "--port", str(port)]
+    command += ["--model", GPT2, "--drain-seconds", "0"]
+    served = Served(command, cli_env(pipedesk_home, hub))
+    try:
+        served.wait_ready()
+        from gradio_client import Client
+
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        for n in range(6):
+            client.submit(f"Story {n}", GPT2, 1000, 0.0, 1.0, -1, api_name="/generate")
+        deadline = time.monotonic() + 60
+        while httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10).json()["requests"] == 0:
+            assert time.monotonic() < deadline, "the generations never started"
+            time.sleep(0.05)
+        served.proc.send_signal(signal.SIGTERM)
+        rc = served.proc.wait(timeout=60)
+    finally:
+        served.stop()
+    assert rc == 0, served.text
+    assert "Stopped after 0 s with requests running." in served.text
+
+
+def test_drain_seconds_is_for_public_servers_and_in_range(pipedesk_home):
+    from tests.support import run_cli
+
+    env = cli_env(pipedesk_home)
+    done = run_cli("serve", "--drain-seconds", "5", env=env)
+    assert done.returncode == 2 and "--drain-seconds is for a public server" in done.stderr
+    done = run_cli("serve", "--public", "--drain-seconds", "-1", env=env)
+    assert done.returncode == 2 and "--drain-seconds must be between 0 and 3600." in done.stderr
