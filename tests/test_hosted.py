@@ -8,6 +8,7 @@ the requests already running finish and their answers still arrive; then a clean
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import time
@@ -47,9 +48,11 @@ def test_healthz_is_ready_and_a_drain_lets_running_requests_finish(hub, pipedesk
             client.submit(f"Story {n}: once upon a time", GPT2, 1000, 0.0, 1.0, -1, api_name="/generate")
             for n in range(12)
         ]
-        deadline = time.monotonic() + 60
-        while httpx.get(f"{url}/healthz", timeout=10).json()["requests"] == 0:
-            assert time.monotonic() < deadline, "the generations never started"
+        from gradio_client.utils import Status
+
+        deadline = time.monotonic() + 60  # the client joins the queue on a thread of its own
+        while any(job.status().code in (Status.STARTING, Status.JOINING_QUEUE) for job in jobs):
+            assert time.monotonic() < deadline, "the generations were never all accepted"
             time.sleep(0.05)
         served.proc.send_signal(signal.SIGTERM)
         with httpx.Client(timeout=30) as http:
@@ -105,3 +108,127 @@ def test_drain_seconds_is_for_public_servers_and_in_range(pipedesk_home):
     assert done.returncode == 2 and "--drain-seconds is for a public server" in done.stderr
     done = run_cli("serve", "--public", "--drain-seconds", "-1", env=env)
     assert done.returncode == 2 and "--drain-seconds must be between 0 and 3600." in done.stderr
+
+
+def test_root_path_is_a_path_or_an_address():
+    from desktop.cli.public import check_root_path
+    from desktop.errors import UserError
+
+    assert check_root_path("/pipedesk/") == "/pipedesk" and check_root_path("/a/b") == "/a/b"
+    assert check_root_path("https://example.org/tools/pipedesk/") == "https://example.org/tools/pipedesk"
+    assert check_root_path("") is None
+    for bad in ("pipedesk", "/pipe desk", "javascript:alert(1)", "/a?b"):
+        with pytest.raises(UserError, match="--root-path must be a path such as /pipedesk"):
+            check_root_path(bad)
+
+
+# --- behind nginx, under a path prefix ------------------------------------------------------------
+
+NGINX_CONF = """
+worker_processes 1;
+daemon off;
+pid {root}/nginx.pid;
+error_log {root}/error.log;
+events {{ worker_connections 64; }}
+http {{
+    access_log {root}/access.log;
+    client_body_temp_path {root}/body;
+    proxy_temp_path {root}/proxy;
+    fastcgi_temp_path {root}/fastcgi;
+    uwsgi_temp_path {root}/uwsgi;
+    scgi_temp_path {root}/scgi;
+    client_max_body_size 200m;
+    server {{
+        listen 127.0.0.1:{port};
+        location = /favicon.ico {{ return 204; }}  # the site's own, outside Pipedesk's path
+        location /pipedesk/ {{
+            proxy_pass http://127.0.0.1:{upstream}/;
+            proxy_http_version 1.1;
+            proxy_set_header Host $http_host;
+            proxy_set_header X-Forwarded-Host $http_host;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection "upgrade";
+            proxy_buffering off;
+            proxy_read_timeout 600s;
+        }}
+    }}
+}}
+"""
+
+
+@pytest.fixture
+def nginx(tmp_path):
+    """Debian's nginx in front of a port the test names: ``start(upstream)`` returns its URL."""
+    import shutil
+    import subprocess
+
+    from tests.support import need
+
+    binary = shutil.which("nginx") or "/usr/sbin/nginx"
+    need(os.path.exists(binary), "nginx is not installed (apt-get install nginx-light)")
+    started = []
+
+    def start(upstream: int) -> str:
+        root, port = tmp_path / "nginx", free_port()
+        root.mkdir(exist_ok=True)
+        (root / "nginx.conf").write_text(NGINX_CONF.format(root=root, port=port, upstream=upstream))
+        started.append(subprocess.Popen([binary, "-c", str(root / "nginx.conf"), "-p", str(root)]))
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/", timeout=2)
+                return f"http://127.0.0.1:{port}/pipedesk/"
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, (root / "error.log").read_text()
+                time.sleep(0.1)
+
+    yield start
+    for process in started:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+@pytest.fixture
+def proxied(hub, pipedesk_home, nginx):
+    """A public replica with ``--root-path /pipedesk`` behind nginx: the proxy's URL of it."""
+    port = free_port()
+    command = [sys.executable, "-m", "desktop", "serve", "--public", "--port", str(port), "--model", SST2]
+    served = Served([*command, "--root-path", "/pipedesk"], cli_env(pipedesk_home, hub))
+    try:
+        served.wait_ready()
+        yield nginx(port)
+    finally:
+        served.stop()
+
+
+def test_a_replica_behind_nginx_under_a_path_answers_scripts_and_its_health(proxied):
+    assert httpx.get(proxied + "healthz", timeout=30).json()["status"] == "ready"
+    from gradio_client import Client
+
+    client = Client(proxied, verbose=False)
+    assert client.predict("I love this!", SST2, api_name="/sentiment")["label"] in {"POSITIVE", "NEGATIVE"}
+    assert httpx.get(proxied, timeout=30).status_code == 200
+
+
+@pytest.mark.browser
+def test_a_person_uses_the_app_through_nginx_under_a_path(proxied, browser):
+    """The page, its scripts, its event stream and its answer all come through the proxy's path."""
+    from tests.support import ARTIFACTS
+    from tests.support.pages import new_page, panel
+
+    context, page = new_page(browser)
+    try:
+        page.goto(proxied)
+        tab = panel(page, "sentiment")
+        tab.get_by_label("Text").first.fill("I love this product!")
+        page.locator("#run-sentiment").click()
+        page.wait_for_function(
+            "() => document.querySelector(\"[data-testid='label-output-value']\")?.textContent.trim()",
+            timeout=60_000,
+        )
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "behind-nginx.png"))
+        assert page.url.startswith(proxied) and page.console_errors == []
+    finally:
+        context.close()

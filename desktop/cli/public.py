@@ -23,6 +23,7 @@ from __future__ import annotations
 import hmac
 import logging
 import os
+import re
 import shutil
 import signal
 import sys
@@ -50,6 +51,22 @@ AUTH_FORMAT = f"--auth (or {AUTH_ENV}) takes USER:PASSWORD: a name and a passwor
 AUTH_MESSAGE = "Sign in with the name and password that the person running this Pipedesk gave you."
 
 Say = Callable[[str], None]
+
+
+def check_root_path(value: str | None) -> str | None:
+    """``--root-path``: a path such as ``/pipedesk`` (no trailing slash kept) or a full ``https://``
+    address; UserError otherwise."""
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    if re.fullmatch(r"https?://[^\s/]+(/[^\s]*)?", value):
+        return value.rstrip("/")
+    if not re.fullmatch(r"(/[A-Za-z0-9._~-]+)+/?", value):
+        raise UserError(
+            f"--root-path must be a path such as /pipedesk (letters, digits, . _ ~ -) or a full "
+            f"https:// address, not {value!r}."
+        )
+    return value.rstrip("/")
 
 
 def _say(text: str) -> None:
@@ -176,13 +193,15 @@ def serve(
     auth: str | None = None,
     progress: Any = None,
     drain_seconds: float | None = None,
+    root_path: str | None = None,
 ) -> int:
     """Serve the visitors' app on ``host:port`` until Ctrl+C or SIGTERM (``pipedesk serve`` off loopback).
 
     ``models``: names to download first (see :func:`named_models`); ``auth``: ``USER:PASSWORD`` or
     None (then ``$PIPEDESK_AUTH``; neither: no sign-in). ``/healthz`` tells a load balancer whether
     it can answer; SIGTERM drains: new work is refused, running requests finish (at most
-    ``drain_seconds``), then it exits (:mod:`desktop.server.health`). Returns the exit code.
+    ``drain_seconds``), then it exits (:mod:`desktop.server.health`). ``root_path``: the path a reverse
+    proxy serves it under (:func:`check_root_path`). Returns the exit code.
     """
     from desktop import logs
 
@@ -228,6 +247,7 @@ def serve(
             # Programs send the sign-in's password as their API key (counted as sign-ins are).
             api=ApiAccess(accepted=lambda: (credentials[1],) if credentials else (), attempts=gate),
             health=health,
+            root_path=root_path,
         )
         gate.open = True
         health.ready()

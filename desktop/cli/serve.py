@@ -62,6 +62,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "the running ones before exiting; GET /healthz says 503 meanwhile (for load balancers)",
     )
     serve.add_argument(
+        "--root-path",
+        default=os.environ.get("PIPEDESK_ROOT_PATH"),
+        metavar="PATH",
+        help="public server behind a reverse proxy under a path, e.g. /pipedesk (or $PIPEDESK_ROOT_PATH)",
+    )
+    serve.add_argument(
         "--lan",
         action="store_true",
         help="also share on the local network, password-protected (address and password are printed)",
@@ -92,14 +98,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 )
         if args.drain_seconds is not None and not 0 <= args.drain_seconds <= 3600:
             raise UserError("--drain-seconds must be between 0 and 3600.")
+        root_path = public.check_root_path(args.root_path)
         models = public.named_models(args.models)
         return public.serve(
-            args.host, args.port, args.device, models, args.auth, terminal_progress(), args.drain_seconds
+            args.host,
+            args.port,
+            args.device,
+            models,
+            args.auth,
+            terminal_progress(),
+            args.drain_seconds,
+            root_path,
         )
     for flag, given in (
         ("--model", args.models),
         ("--auth", args.auth),
         ("--drain-seconds", args.drain_seconds),
+        ("--root-path", args.root_path),
     ):
         if given:
             raise UserError(

@@ -247,6 +247,7 @@ def serve_visitors(
     computer: str | None = None,
     api: ApiAccess | None = None,
     health: Any = None,
+    root_path: str | None = None,
 ) -> Any:
     """Serve the visitors' ``blocks`` as every server for other people is served (LAN sharing and
     public deployments, :mod:`desktop.cli.public`): ``gate`` in front (visitor log, sign-in lockout,
@@ -254,7 +255,8 @@ def serve_visitors(
     ``computer`` is named: :mod:`desktop.share.signin`), monitoring off, only the app's own error
     words, an upload limit, nothing served outside Gradio's cache, files in the visitors' folder.
     ``api``: who may use its Local API (None: nobody); ``health``: answered at ``/healthz`` (public
-    servers, :mod:`desktop.server.health`). Returns the running
+    servers, :mod:`desktop.server.health`); ``root_path``: the path a reverse proxy serves it under
+    (``/pipedesk``), so the page's links and calls go through the proxy. Returns the running
     :class:`desktop.server.Server`; runs on the caller's thread."""
     from starlette.middleware import Middleware
 
@@ -277,6 +279,7 @@ def serve_visitors(
         # Gradio serves its own cache anyway; a non-empty list keeps GRADIO_ALLOWED_PATHS from
         # the environment from widening it (a folder here would even be served inline).
         "allowed_paths": [str(assets.path("icon.png"))],
+        **({"root_path": root_path} if root_path else {}),
         "blocked_paths": [str(p) for p in private if not _is_inside(cache, p)],
         "app_kwargs": {
             "middleware": [Middleware(gate.asgi)]
