@@ -27,6 +27,14 @@ def new_page(browser, width: int = 1280, height: int = 900, **options):
     return context, page
 
 
+def open_app(browser, url: str):
+    """A fresh page on the app at ``url``, once its tabs are there: (context, page)."""
+    context, page = new_page(browser)
+    page.goto(url)
+    page.get_by_role("tab", name="Sentiment", exact=True).wait_for(timeout=60_000)
+    return context, page
+
+
 def choose(page, opener, option: str | re.Pattern[str]) -> None:
     """Open a dropdown by clicking ``opener`` and click one of its options, as a person does."""
     opener.click()
