@@ -146,3 +146,16 @@ def test_import_hints_name_what_each_task_takes(tiny_models: dict[str, Path]):
         run_hint("sentiment", "office", tiny_models[SST2]) == "pipedesk run sentiment TEXT --model 'office'"
     )
     assert run_hint("classify", "office", tiny_models[SST2]) == "pipedesk run classify TEXT --model 'office'"
+
+
+def test_a_refused_password_stays_in_words_in_the_sharing_tab(page, tmp_path):
+    page.get_by_role("tab", name="Sharing", exact=True).click()
+    page.get_by_role("button", name=re.compile("^Choose your own password")).click()
+    page.get_by_label("New password").fill("abc")
+    page.get_by_role("button", name="Use this password").click()
+    state = page.locator("#lan-state")
+    state.filter(has_text="at least").first.wait_for(timeout=20_000)
+    page.wait_for_timeout(10_500)  # a pop-up would have gone by now
+    assert "at least" in state.inner_text() and page.locator(TOASTS).count() == 0
+    assert page.get_by_label("New password").input_value() == "abc"  # kept, to be corrected
+    page.screenshot(path=str(tmp_path / "sharing-password.png"))
