@@ -56,6 +56,7 @@ def test_a_models_tab_error_stays_in_its_box_in_place_of_the_last_words(page, tm
     )  # no success beside it
     page.wait_for_timeout(10_500)  # a pop-up would have gone by now: the box keeps the words
     assert page.locator("#models-result").inner_text().strip() == words
+    assert page.locator("#models-choice input").input_value() == SST2  # the person's pick stays
     assert page.locator(TOASTS).count() == 0
     page.screenshot(path=str(tmp_path / "models-error.png"))
 
@@ -70,6 +71,11 @@ def test_a_batch_error_stays_in_its_box_until_the_next_action(page, tmp_path):
     assert "Upload a file first" in _alert(page, "#batch-message", "Upload a file first")
     assert "is never closed" not in page.locator("#batch-message").inner_text()
     page.screenshot(path=str(tmp_path / "batch-error.png"), full_page=True)
+
+    pdf = tmp_path / "report.pdf"
+    pdf.write_bytes(b"%PDF-1.4\n%%EOF\n")
+    page.locator("#batch-file input[type=file]").set_input_files(str(pdf))  # not Gradio's MIME list:
+    assert _alert(page, "#batch-message", "report.pdf").startswith("report.pdf is none of these: hand in")
 
     good = tmp_path / "reviews.csv"
     good.write_text('text\nI love it\n"Awful, broken on arrival"\n', encoding="utf-8")

@@ -37,7 +37,7 @@ from desktop.files.images import IMAGE_EXTENSIONS
 from desktop.files.reader import FOLDER_FILES, read_folder
 from desktop.files.table import Table
 from desktop.tasks import TASKS
-from desktop.ui import model_lists
+from desktop.ui import model_lists, uploads
 from desktop.ui.batch_view import (
     EXPORTS,
     Session,
@@ -48,11 +48,12 @@ from desktop.ui.batch_view import (
     current_session,
     export,
     file_tasks,
+    not_handed_in,
     read_any_folder,
     read_handed_in,
     results_frame,
     shows_column,
-    table_types,
+    taken_extensions,
     task_options,
 )
 from desktop.ui.handlers import error_text, message_box, output_folder, progress_reporter, status_text
@@ -99,7 +100,6 @@ def build(runtime: Runtime, context: Any) -> None:
     local = getattr(context, "local", True)
     folder = output_folder(local)
     first = model_update(runtime, "sentiment", None, local)
-    tables = table_types(local)
     with gr.Tab("Batch", id="batch") as tab:
         gr.Markdown(
             "Analyse a whole file (CSV, TSV, XLSX, JSONL, or TXT with one text per line"
@@ -115,10 +115,13 @@ def build(runtime: Runtime, context: Any) -> None:
                 upload = gr.File(
                     label="File, photos or recordings",
                     file_count="multiple",
-                    file_types=[*tables, *sorted(IMAGE_EXTENSIONS), *sorted(AUDIO_EXTENSIONS)],
+                    file_types=taken_extensions(local),
                     type="filepath",
                     elem_id="batch-file",
+                    elem_classes=uploads.watched("batch" if local else "batch-lan"),
                 )
+                refused = gr.Textbox(label="Refused file", elem_classes="pd-hidden")
+                refuse = gr.Button("Refuse", elem_id="refuse-batch", elem_classes="pd-hidden")
                 with gr.Row(visible=local):
                     folder_box = gr.Textbox(
                         label="Or a folder on this computer",
@@ -303,6 +306,14 @@ def build(runtime: Runtime, context: Any) -> None:
             )
 
         private: dict[str, Any] = {"api_visibility": "private"}
+        refuse.click(
+            lambda name: (*no_file(not_handed_in(name or "This file")), None),
+            inputs=refused,
+            outputs=[*shown_file, upload],
+            js=uploads.REFUSED_JS,
+            queue=False,
+            **private,
+        )
         # Not .change: emptying the box after a refusal must not wipe the refusal's words.
         for handed in (upload.upload, upload.delete, upload.clear):
             handed(on_upload, inputs=upload, outputs=[*shown_file, upload], **private)

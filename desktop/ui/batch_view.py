@@ -212,11 +212,22 @@ def read_handed_in(paths: list[str], runtime: Runtime, local: bool, sheet: str |
         return read_table(paths[0], limits=runtime.limits, sheet=sheet)
     kind = kind_of_files(paths)
     if kind is None:
-        raise UserError(
-            "Hand in one table file (CSV, TSV, XLSX, JSONL or TXT), or photos, or recordings: not a mix, "
-            "and not several tables at once."
-        )
+        raise not_handed_in()
     return files_table(paths, kind)
+
+
+def not_handed_in(name: str | None = None) -> UserError:
+    """The tab's refusal of what it does not read (``name``: a file refused by its name alone)."""
+    what = "Hand in one table file (CSV, TSV, XLSX, JSONL or TXT), or photos, or recordings"
+    if name:
+        return UserError(f"{Path(name).name} is none of these: {what[0].lower()}{what[1:]}.")
+    return UserError(f"{what}: not a mix, and not several tables at once.")
+
+
+def taken_extensions(local: bool) -> list[str]:
+    """Every file name ending the tab takes: tables (Parquet in the owner's app only), photos,
+    recordings."""
+    return [*table_types(local), *sorted(IMAGE_EXTENSIONS), *sorted(AUDIO_EXTENSIONS)]
 
 
 def read_any_folder(text: str) -> tuple[Table, Path]:

@@ -89,10 +89,12 @@ def summary(runtime: Any) -> str:
 
 
 def _refresh(runtime: Any, choice: str | None = None) -> tuple[Any, ...]:
+    """The table, the summary and the Model list; ``choice`` (while listed) is picked in it, or with
+    no ``choice`` the person's pick stays: nothing is ever picked for them."""
     rows = table_rows(runtime)
     ids = [row[0] for row in rows]
-    keep = choice if choice in ids else None  # nothing preselected: a button acts on what was chosen
-    return gr.update(value=rows), summary(runtime), gr.update(choices=ids, value=keep)
+    picked = {} if choice is None else {"value": choice if choice in ids else None}
+    return gr.update(value=rows), summary(runtime), gr.update(choices=ids, **picked)
 
 
 def _ref(runtime: Any, name: str | None) -> ModelRef | None:
@@ -111,7 +113,7 @@ def _run(runtime: Any, choice: str | None, action: Any) -> tuple[Any, ...]:
         message, failed = str(exc), False
     except Exception as exc:
         message, failed = error_text(exc), True
-    return (message_box(message, failed), *_refresh(runtime, choice))
+    return (message_box(message, failed), *_refresh(runtime, None if failed else choice))
 
 
 def _download(runtime: Any, name: str | None, progress: Any) -> str:
