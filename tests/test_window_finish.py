@@ -92,6 +92,17 @@ def test_a_text_file_in_transcribe_is_refused_in_the_cli_words(page, tmp_path):
     tab.locator("input[type=file]").first.set_input_files(str(notes))
     assert _alert(page, "#message-transcribe", "notes.txt") == str(not_audio("notes.txt"))
     assert "audio/aac" not in page.locator("body").inner_text()  # not Gradio's list of MIME types
+    run_and_wait(page, "transcribe")  # the message box empties, then says what is missing
+    # Dropped on the box rather than picked: the same words.
+    tab.locator(".pd-upload").first.evaluate(
+        """(box) => {
+          const files = new DataTransfer();
+          files.items.add(new File(["not a recording"], "dropped.txt", {type: "text/plain"}));
+          box.querySelector("button, div").dispatchEvent(
+            new DragEvent("drop", {dataTransfer: files, bubbles: true, cancelable: true}));
+        }"""
+    )
+    assert _alert(page, "#message-transcribe", "dropped.txt") == str(not_audio("dropped.txt"))
     assert page.locator(TOASTS).count() == 0
     page.screenshot(path=str(tmp_path / "transcribe-refused.png"))
 
