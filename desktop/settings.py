@@ -25,7 +25,8 @@ class Settings:
     models_dir: Path | None = None
     offline: bool = False
     lan_password: str = ""
-    device: str = "auto"
+    device: str = "auto"  # auto, cpu, cuda:N, mps: used from the next start (desktop.engine.device)
+    theme: str = "system"  # system, light, dark
     fast_cpu: bool = False
     window: dict[str, int] | None = None
     last_models: dict[str, str] | None = None  # the model last used in each task tab, by task id

@@ -156,3 +156,36 @@ def _xvfb(size: str) -> Iterator[str]:
     yield f":{number}"
     xvfb.terminate()
     xvfb.wait(timeout=10)
+
+
+# --- a second host, in a network namespace ------------------------------------------------
+
+
+def _ip(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["ip", *args], capture_output=True, text=True, timeout=20)
+
+
+@pytest.fixture
+def lan_namespace():
+    """A namespace joined to this one by a veth pair: 10.77.N.1 here, 10.77.N.2 over there."""
+    need(shutil.which("ip") is not None, "iproute2 (ip) is not installed")
+    n = os.getpid() % 200 + 20
+    name, here, there = f"pdlan{os.getpid()}", f"pdh{os.getpid()}"[:15], f"pdt{os.getpid()}"[:15]
+    made = _ip("netns", "add", name)
+    need(made.returncode == 0, f"cannot create a network namespace here: {made.stderr.strip()}")
+    try:
+        for step in (
+            ("link", "add", here, "type", "veth", "peer", "name", there),
+            ("link", "set", there, "netns", name),
+            ("addr", "add", f"10.77.{n}.1/24", "dev", here),
+            ("link", "set", here, "up"),
+            ("netns", "exec", name, "ip", "addr", "add", f"10.77.{n}.2/24", "dev", there),
+            ("netns", "exec", name, "ip", "link", "set", there, "up"),
+            ("netns", "exec", name, "ip", "link", "set", "lo", "up"),
+        ):
+            done = _ip(*step)
+            need(done.returncode == 0, f"ip {' '.join(step)}: {done.stderr.strip()}")
+        yield name, f"10.77.{n}.1", f"10.77.{n}.2"
+    finally:
+        _ip("link", "del", here)
+        _ip("netns", "del", name)

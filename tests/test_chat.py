@@ -128,12 +128,41 @@ def test_history_that_does_not_fit_is_dropped_from_the_oldest_turns_keeping_syst
 # --- limits: the same in the page, the API and the CLI ------------------------------------------------
 
 
-@pytest.mark.parametrize("task", ["chat", "prompt"])
-def test_every_slider_spans_exactly_the_limits_the_task_accepts(task):
-    for option in TASKS[task].options:
-        if option.widget[0] == "slider":
-            _kind, _label, low, high, value, _step, _info = option.widget
-            assert (low, high, value) == (option.minimum, option.maximum, option.default), option.name
+SLIDERS = [
+    (spec.id, option) for spec in TASKS.values() for option in spec.options if option.widget[0] == "slider"
+]
+
+
+@pytest.mark.parametrize(
+    ("task", "option"), SLIDERS, ids=[f"{task}-{option.name}" for task, option in SLIDERS]
+)
+def test_every_slider_spans_exactly_the_range_the_cli_accepts(task, option):
+    """The tab's slider (as the tab builds it) goes from the lowest value ``pipedesk run`` accepts to
+    the highest, its steps reach both ends, and one step beyond either end is refused in words."""
+    from desktop.cli import build_parser
+    from desktop.ui.widgets import option_widget
+
+    shown = option_widget(option)
+    assert (shown.minimum, shown.maximum, shown.value) == (option.minimum, option.maximum, option.default)
+    steps = (shown.maximum - shown.minimum) / shown.step
+    assert steps == pytest.approx(round(steps))
+    parser = build_parser()
+    for end in (option.minimum, option.maximum):
+        args = parser.parse_args(["run", task, "x", option.flag, f"{end:g}"])
+        assert option.check(getattr(args, option.name), option.flag) == pytest.approx(end)
+    for beyond in (option.minimum - shown.step, option.maximum + shown.step):
+        args = parser.parse_args(["run", task, "x", option.flag, f"{beyond:g}"])
+        with pytest.raises(UserError, match=f"^{option.flag} must be at"):
+            option.check(getattr(args, option.name), option.flag)
+
+
+def test_a_slider_that_would_not_reach_the_options_range_is_refused_where_it_is_defined():
+    from desktop.tasks.spec import Option, slider
+
+    with pytest.raises(ValueError, match="minimum and maximum"):
+        Option("n", 1, "", int, slider("N"))
+    with pytest.raises(ValueError, match="reach both ends"):
+        Option("p", 0.95, "", float, slider("P", 0.05), 0.01, 1.0)
 
 
 def test_out_of_range_values_are_refused_in_words_never_clamped():

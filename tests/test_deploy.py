@@ -82,10 +82,15 @@ def _config(port: int, http: httpx.Client | None = None) -> dict:
 def _owner_only(config: dict) -> tuple[set[str], set[str]]:
     """Elem ids and tab labels of the owner's own panels found in a served ``config``."""
     ids = {c.get("props", {}).get("elem_id") or "" for c in config["components"]}
-    owner_ids = {i for i in ids if i.startswith("models-") or (i.startswith("lan-") and i != "lan-banner")}
+    owner_ids = {
+        i
+        for i in ids
+        if i.startswith(("models-", "settings-")) or (i.startswith("lan-") and i != "lan-banner")
+    }
     tabs = {c.get("props", {}).get("label") for c in config["components"] if c.get("type") == "tabitem"} & {
         "Models",
         "Sharing",
+        "Settings",
     }
     return owner_ids, tabs
 
@@ -181,9 +186,8 @@ def test_serve_on_every_interface_has_none_of_the_owners_controls(hub, pipedesk_
         # (A number the visitors' app uses too runs that app's own handler, named above.)
         served_ids = {d["id"] for d in config["dependencies"]}
         attacks = [d for d in owner_only if d["id"] not in served_ids]
-        assert {"add_handler", "import_handler", "change_handler", "switch", "change_password"} <= {
-            d["api_name"] for d in attacks
-        }
+        owners_handlers = {"add_handler", "import_handler", "change_handler", "switch", "change_password"}
+        assert owners_handlers | {"set_device", "set_offline", "set_fast"} <= {d["api_name"] for d in attacks}
         for dependency in attacks:
             body = {"data": [], "fn_index": dependency["id"], "session_hash": "attacker"}
             answer = httpx.post(f"http://127.0.0.1:{port}/gradio_api/queue/join", json=body, timeout=30)

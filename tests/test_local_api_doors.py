@@ -11,6 +11,8 @@ from __future__ import annotations
 import base64
 import select
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -238,3 +240,35 @@ def test_sharing_without_the_switch_serves_no_api_to_visitors(runtime, app_serve
     finally:
         share.disable()
     assert not Path(sharing.visitors_upload_folder()).exists()
+
+
+# --- a device on another host, in a network namespace -------------------------------------------
+
+FROM_ANOTHER_HOST = """
+import sys, openai
+from openai import OpenAI
+url, key, wrong, message = sys.argv[1:5]
+try:
+    OpenAI(base_url=url, api_key=wrong, max_retries=0).models.list()
+    print("wrong key: answered")
+except openai.AuthenticationError:
+    print("wrong key: refused")
+api = OpenAI(base_url=url, api_key=key, max_retries=0)
+print(api.chat.completions.create(
+    model=sys.argv[5], messages=[{"role": "user", "content": message}], temperature=0
+).choices[0].message.content)
+"""
+
+
+def test_a_device_on_another_host_uses_the_api_with_the_sharing_password(lan_namespace, lan):
+    """The real ``openai`` client on a second host (a network namespace joined by a veth pair): the
+    sharing password is its key, a wrong one is refused, and the app's own port is not reachable."""
+    ns, here, _there = lan_namespace
+    assert f"http://{here}:{lan.port}/" in lan.urls()
+    done = subprocess.run(
+        ["ip", "netns", "exec", ns, sys.executable, "-I", "-c", FROM_ANOTHER_HOST,
+         f"http://{here}:{lan.port}/v1", lan.password, "not-the-password", HELLO, QWEN],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["wrong key: refused", HELLO_ANSWER]

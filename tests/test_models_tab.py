@@ -202,9 +202,11 @@ def test_storage_moves_the_models_folder_and_offline_mode_refuses_downloads(page
     page.locator("#models-change-dir").click()  # the same folder again: said, not "moved"
     _wait_text(page, "#models-result", "already kept in")
 
-    page.locator("#models-offline input").check()
-    _wait_text(page, "#models-result", "Offline mode is on")
+    page.get_by_role("tab", name="Settings", exact=True).click()  # Offline mode lives in Settings
+    page.get_by_label("Offline mode: never use the network").check()
+    _wait_text(page, "#settings-message", "Offline mode is on")
     assert settings.load().offline
+    _open_models_tab(page)
     _choose(page, STARS)
     page.locator("#models-download").click()
     page.get_by_text(f"{STARS_LABEL} is not downloaded yet and this computer is offline").first.wait_for(
@@ -236,10 +238,9 @@ def test_sizes_show_before_download_one_progress_bar_and_no_folder_in_the_words(
 
 def test_offline_mode_hides_what_would_need_a_download_in_every_list(page, tmp_path):
     ModelStore().ensure(TASKS["sentiment"].default_model)
-    _open_models_tab(page)
-    page.get_by_role("button", name=re.compile("^Storage")).click()
-    page.locator("#models-offline input").check()
-    _wait_text(page, "#models-result", "Offline mode is on")
+    page.get_by_role("tab", name="Settings", exact=True).click()
+    page.get_by_label("Offline mode: never use the network").check()
+    _wait_text(page, "#settings-message", "Offline mode is on")
     page.get_by_role("tab", name="Sentiment", exact=True).click()
     tab = page.locator("#run-sentiment").locator("xpath=ancestor::div[contains(@class,'tabitem')]").first
     tab.get_by_label("Model").first.click()

@@ -38,6 +38,40 @@ def test_auto_picks_the_gpu_there_is_and_bad_devices_are_refused(monkeypatch):
         choose_device("tpu")
 
 
+def test_the_device_saved_in_settings_is_used_after_the_flag_and_the_environment(monkeypatch):
+    """Settings → Device: used from the next start (a new Runtime); a saved device this computer does
+    not have (or a name from another version) falls back to auto instead of stopping the app, while
+    the same device asked for by --device is refused in words."""
+    import torch
+
+    from desktop import settings
+    from desktop.engine.device import detected
+
+    auto = choose_device("auto")
+    settings.update(device="cpu")
+    assert Runtime().device == "cpu" and Runtime("auto").device == auto
+    has_mps = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
+    if not has_mps:
+        settings.update(device="mps")
+        assert Runtime().device == auto
+        with pytest.raises(UserError, match="Metal GPU is not available"):
+            Runtime("mps").device  # noqa: B018
+    settings.update(device="tpu")
+    assert Runtime().device == auto
+    monkeypatch.setenv("PIPEDESK_DEVICE", "cpu")
+    settings.update(device="auto")
+    assert Runtime().device == "cpu"
+    choices, found = detected()
+    assert choices[:2] == [("Auto (a GPU when there is one)", "auto"), ("CPU", "cpu")]
+    assert found.startswith("Found: ") and "a CPU with" in found
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    assert [value for _label, value in choices if value.startswith("cuda")] == [
+        f"cuda:{i}" for i in range(gpus)
+    ]
+    if not gpus:
+        assert "no NVIDIA GPU" in found
+
+
 def test_model_names_resolve_to_pinned_refs_folders_or_errors(runtime, tiny_models, tmp_path):
     spec = TASKS["sentiment"]
     assert runtime.resolve(spec, None) == spec.default_model

@@ -175,3 +175,22 @@ def test_stop_ends_a_generation_and_the_app_answers_at_once(page, tiny_models, t
     assert "POSITIVE" in sentiment.locator("[data-testid='label-output-value']").first.text_content()
     tab = panel(page, "generate")
     assert len(output_text(tab, "Generated text")) == stopped_at
+
+
+def test_a_slider_takes_the_highest_value_the_cli_accepts(page, tmp_path):
+    """Generate's Max new tokens goes to 1024 as ``pipedesk run generate --max-new-tokens`` does (the
+    slider stopped at 512 before), and the typed value is the one the slider holds."""
+    tab = panel(page, "generate")
+    tab.get_by_role("button", name="Options").click()
+    tokens = tab.get_by_role("spinbutton", name="number input for Max new tokens")
+    tokens.fill("1024")
+    tokens.press("Enter")
+    bar = tab.get_by_role("slider", name="range slider for Max new tokens")
+    assert (bar.get_attribute("min"), bar.get_attribute("max")) == ("1", "1024")
+    page.wait_for_function(
+        "() => document.querySelector(\"input[aria-label='range slider for Max new tokens']\").value === '1024'",
+        timeout=10_000,
+    )
+    page.screenshot(path=str(tmp_path / "generate-options.png"))
+    assert tokens.input_value() == "1024"
+    assert page.console_errors == []

@@ -38,6 +38,7 @@ from tests.support.window_driver import (
     screenshot_after,
     screenshot_drawn,
     window_geometry,
+    window_page,
     xdotool,
 )
 
@@ -309,17 +310,9 @@ def test_the_main_flows_work_inside_the_window_as_in_chromium(
         assert wid, f"no window appeared:\n{app.output}"
         errors: list[str] = []
         with nullcontext(playwright_session) as p:
-            # no_defaults: leave the window's own settings alone (its downloads keep going through its
-            # Save dialog); QtWebEngine also refuses Playwright's default download override
-            # ("Browser context management is not supported").
-            window_browser = p.chromium.connect_over_cdp(
-                f"http://127.0.0.1:{devtools_port}", no_defaults=True, timeout=60_000
-            )
-            page = window_browser.contexts[0].pages[0]
+            page = window_page(p, devtools_port)
             page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.get_by_role("tab", name="Sentiment", exact=True).wait_for(timeout=90_000)
             assert page.url.startswith(url)
-            assert "QtWebEngine" in page.evaluate("navigator.userAgent"), "not the window's web view"
 
             # Sentiment: type, Run, read the label; an error's words stay next to the output.
             tab = panel(page, "sentiment")

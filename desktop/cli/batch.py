@@ -48,6 +48,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                 "names relative to the list's folder)"
                 if spec.file_input == "audio"
                 else "CSV, TSV, XLSX, JSONL, Parquet or TXT (one text per line)"
+                + (
+                    ", or a folder of photos (one row each, subfolders too)"
+                    if spec.folder_kind == "image"
+                    else ""
+                )
             )
             + "; with --engine ray also a folder of Parquet/CSV/JSONL files or a URI such as "
             "s3://bucket/reviews/",

@@ -77,6 +77,7 @@ class Runtime:
         batch_requests: bool = True,
     ) -> None:
         self.requested_device = check_device_name(device)  # a typo is refused now; the rest needs torch
+        self._asked = device  # None: the environment's or the saved choice (which falls back to auto)
         self._device: str | None = None
         self._budget_bytes = budget_bytes
         self._choosing = threading.Lock()
@@ -97,10 +98,15 @@ class Runtime:
         if self._device is None:
             with self._choosing:
                 if self._device is None:
-                    device = choose_device(self.requested_device)
+                    device = choose_device(self._asked)
                     self.budget_bytes = self._budget_bytes or default_budget_bytes(device)
                     self.status.device, self.status.dtype = device, dtype_name(device)
                     self._device = device
+        return self._device
+
+    @property
+    def chosen_device(self) -> str | None:
+        """The device once chosen, else None (never chooses: the Settings tab asks without waiting)."""
         return self._device
 
     def warm_up(self) -> None:

@@ -196,6 +196,10 @@ def _start_server(args: argparse.Namespace, state: AppState, claimed: instance.I
     from desktop.ui.app import build_app
 
     _step(state, "Building the interface…")
+    if state.window is not None:  # the interface gets "Choose…" buttons that open the system's dialogs
+        from desktop.ui import native
+
+        native.provide(lambda kind, start: _choose_path(state.window, kind, start))
     blocks = build_app(state.runtime)
     if state.closed.is_set():
         return
@@ -219,6 +223,16 @@ def _start_server(args: argparse.Namespace, state: AppState, claimed: instance.I
         fallback = threading.Timer(WARM_UP_AT_LATEST_S, _warm_up, args=(state,))
         fallback.daemon = True
         fallback.start()
+
+
+def _choose_path(window: Any, kind: str, start: str) -> str | None:
+    """A folder ("folder") or file ("file") chosen in the system's dialog over ``window``, or None
+    (any thread: pywebview runs the dialog on the GUI thread and this waits for the answer)."""
+    import webview
+
+    dialog = webview.FileDialog.FOLDER if kind == "folder" else webview.FileDialog.OPEN
+    chosen = window.create_file_dialog(dialog, directory=start if Path(start).is_dir() else "")
+    return str(chosen[0]) if chosen else None
 
 
 def _warm_up(state: AppState) -> None:

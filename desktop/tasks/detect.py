@@ -21,7 +21,7 @@ OPTIONS = (
         0.5,
         "Only objects found with at least this confidence.",
         float,
-        slider("Threshold", 0.05, 1.0, 0.5, 0.05, "Lower finds more, with more mistakes"),
+        slider("Threshold", 0.05, "Lower finds more, with more mistakes"),
         0.0,
         1.0,
     ),

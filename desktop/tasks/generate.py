@@ -19,19 +19,17 @@ from desktop.tasks.text import TextLimits, check_text
 LIMITS = TextLimits(min_chars=3, max_chars=10_000)
 
 OPTIONS = (
-    Option(
-        "max_new_tokens", 50, "How many tokens to add.", int, slider("Max new tokens", 1, 512, 50, 1), 1, 1024
-    ),
+    Option("max_new_tokens", 50, "How many tokens to add.", int, slider("Max new tokens"), 1, 1024),
     Option(
         "temperature",
         0.7,
         "0 = always the most likely word.",
         float,
-        slider("Temperature", 0.0, 2.0, 0.7, 0.05, "0 = always the most likely word"),
+        slider("Temperature", 0.05, "0 = always the most likely word"),
         0.0,
         5.0,
     ),
-    Option("top_p", 0.95, "Nucleus sampling.", float, slider("Top-p", 0.05, 1.0, 0.95, 0.05), 0.01, 1.0),
+    Option("top_p", 0.95, "Nucleus sampling.", float, slider("Top-p", 0.01), 0.01, 1.0),
     Option(
         "seed",
         -1,

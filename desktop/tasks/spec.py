@@ -104,9 +104,9 @@ class Result:
 class Option:
     """A task parameter after the model (API order), e.g. ``max_new_tokens``.
 
-    ``widget`` describes the control the UI shows (``("slider", label, min, max, value, step,
-    info)``, ``("number", label, info)``, ``("dropdown", label, info)`` with ``choices`` as the
-    entries, ``("checkbox", label, info)`` for a ``bool``, or ``("textbox", label, info, placeholder,
+    ``widget`` describes the control the UI shows (``("slider", label, step, info)`` spanning
+    ``minimum`` to ``maximum`` from ``default``: :func:`slider`), ``("number", label, info)``,
+    ``("dropdown", label, info)`` with ``choices`` as the entries, ``("checkbox", label, info)`` for a ``bool``, or ``("textbox", label, info, placeholder,
     lines)`` for a ``str`` (:func:`textbox`)); the UI builds it, so tasks stay free of gradio.
     ``main`` options are shown with the inputs (what a person must fill in, such as Labels'
     labels), the others folded under Options.
@@ -121,6 +121,14 @@ class Option:
     maximum: float | None = None
     choices: tuple[tuple[str, str], ...] = ()  # (label, value) pairs: the only values accepted
     main: bool = False
+
+    def __post_init__(self) -> None:
+        if self.widget[0] == "slider":  # the page must accept exactly what the CLI and the API accept
+            if self.minimum is None or self.maximum is None:
+                raise ValueError(f"{self.name}: a slider needs the option's minimum and maximum")
+            steps = (self.maximum - self.minimum) / self.widget[2]
+            if abs(steps - round(steps)) > 1e-6 or not self.minimum <= self.default <= self.maximum:
+                raise ValueError(f"{self.name}: the slider's steps must reach both ends and the default")
 
     @property
     def flag(self) -> str:
@@ -169,11 +177,10 @@ def _as_bool(value: Any, name: str) -> bool:
     raise UserError(f"{name} must be true or false, not {value!r}.")
 
 
-def slider(
-    label: str, minimum: float, maximum: float, value: float, step: float = 1, info: str = ""
-) -> tuple:
-    """The ``widget`` of an :class:`Option` shown as a slider."""
-    return ("slider", label, minimum, maximum, value, step, info)
+def slider(label: str, step: float = 1, info: str = "") -> tuple:
+    """The ``widget`` of an :class:`Option` shown as a slider: it spans the option's ``minimum`` to
+    ``maximum`` and starts at its ``default`` (one definition: the page accepts what the CLI does)."""
+    return ("slider", label, step, info)
 
 
 def textbox(label: str, info: str = "", placeholder: str = "", lines: int = 1) -> tuple:

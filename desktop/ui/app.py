@@ -37,6 +37,7 @@ class AppContext:
     header: Any = None  # the header row above the tabs: ``with context.header:`` adds a banner there
     tabs: tuple[TaskTab, ...] = ()  # the task tabs, in order
     runtime: Any = None
+    strip: Any = None  # the gr.Tabs of the whole app: ``gr.Tabs(selected=id)`` opens a tab
 
     def after_models_change(self, event: Any) -> Any:
         """Chain onto ``event`` (a download, an import, a delete...) a refresh of every task's Model
@@ -55,9 +56,9 @@ def _panels() -> list[Callable[[Runtime, AppContext], None]]:
 
     ``context.local`` is False in the app LAN visitors see: management tabs then build nothing.
     """
-    from desktop.ui import batch_tab, models_tab, sharing_tab
+    from desktop.ui import batch_tab, models_tab, settings_tab, sharing_tab
 
-    return [batch_tab.build, models_tab.build, sharing_tab.build]
+    return [batch_tab.build, models_tab.build, sharing_tab.build, settings_tab.build]
 
 
 def build_app(runtime: Runtime, local: bool = True) -> gr.Blocks:
@@ -70,13 +71,16 @@ def build_app(runtime: Runtime, local: bool = True) -> gr.Blocks:
         with gr.Row(elem_id="header") as header:
             gr.Markdown("# Pipedesk\nHugging Face models on your own computer — offline once downloaded.")
         status = gr.Markdown(status_text(runtime), elem_id="status-line")
-        with gr.Tabs(elem_id="tabs"):
+        # Tabs that do not fit a narrow window wrap onto a second row: all in view, none behind "...".
+        with gr.Tabs(elem_id="tabs", overflow_behavior="wrap") as strip:
             tabs = tuple(
                 TAB_BUILDERS[spec.ui](spec, runtime, status, local)
                 for spec in TASKS.values()
                 if spec.ui in TAB_BUILDERS
             )
-            context = AppContext(local=local, status=status, header=header, tabs=tabs, runtime=runtime)
+            context = AppContext(
+                local=local, status=status, header=header, tabs=tabs, runtime=runtime, strip=strip
+            )
             for build in _panels():
                 build(runtime, context)
         for spec in TASKS.values():

@@ -37,7 +37,7 @@ from desktop.files.images import IMAGE_EXTENSIONS
 from desktop.files.reader import FOLDER_FILES, read_folder
 from desktop.files.table import Table
 from desktop.tasks import TASKS
-from desktop.ui import model_lists, uploads
+from desktop.ui import model_lists, native, uploads
 from desktop.ui.batch_view import (
     EXPORTS,
     Session,
@@ -130,6 +130,7 @@ def build(runtime: Runtime, context: Any) -> None:
                         elem_id="batch-folder",
                     )
                     read_folder_button = gr.Button("Read folder", scale=1, elem_id="batch-folder-read")
+                    chose_folder = native.choose_button(folder_box, "folder", local)
                 sheet = gr.Dropdown(label="Sheet", choices=[], visible=False, elem_id="batch-sheet")
                 column = gr.Dropdown(
                     label="Text column", choices=[], interactive=True, elem_id="batch-column"
@@ -321,13 +322,14 @@ def build(runtime: Runtime, context: Any) -> None:
         if local:  # visitors' app: no handler that reads a folder of this computer, even by number
             read_folder_button.click(on_folder, inputs=folder_box, outputs=shown_file, **private)
             folder_box.submit(on_folder, inputs=folder_box, outputs=shown_file, **private)
+            native.then_read(chose_folder, on_folder, folder_box, shown_file)  # read at once when chosen
         task.change(
             on_task, inputs=[task, state], outputs=[model, column, *option_groups.values()], **private
         )
         tab.select(
             lambda task_id, current: (
                 model_update(runtime, task_id, current, local),
-                gr.update(visible=runtime.device == "cpu"),
+                gr.update(visible=runtime.device == "cpu", value=settings.load().fast_cpu),
             ),
             inputs=[task, model],
             outputs=[model, fast],

@@ -1,5 +1,5 @@
 """The Models tab: every model with its status, downloads with progress, verify/repair/delete,
-import from a folder, custom Hub ids, and the Storage settings (models folder, offline mode).
+import from a folder, custom Hub ids, and the models folder (Storage). Offline mode is in Settings.
 
 Built on the main thread inside ``build_app``, only in the app on this computer
 (``context.local``): LAN visitors get no tab, and none of these events is part
@@ -15,7 +15,6 @@ from typing import Any
 
 import gradio as gr
 
-from desktop import settings
 from desktop.engine import inventory
 from desktop.errors import UserError
 from desktop.fmt import human_size
@@ -23,6 +22,7 @@ from desktop.models import catalog, offline_mode, storage
 from desktop.models.transfers import DownloadCancelled, free_bytes
 from desktop.tasks import TASKS, known_models
 from desktop.tasks.spec import ModelRef
+from desktop.ui import native
 from desktop.ui.handlers import error_text, message_box, progress_reporter
 
 HEADERS = ["Model", "Name", "Status", "Size", "Task", "Last use", "Source"]
@@ -206,13 +206,6 @@ def _change_folder(runtime: Any, folder: str, how: str, progress: Any) -> str:
     return change.sentence()
 
 
-def _set_offline(runtime: Any, offline: bool) -> str:
-    settings.update(offline=bool(offline))
-    if offline:
-        return "Offline mode is on: Pipedesk uses only the models on this computer and never the network."
-    return "Offline mode is off: models missing from this computer are downloaded when first used."
-
-
 def build(runtime: Any, context: Any) -> None:
     """Add the Models tab (the app on this computer only)."""
     if not getattr(context, "local", True):
@@ -248,14 +241,15 @@ def build(runtime: Any, context: Any) -> None:
             folder = gr.Textbox(
                 label="Model folder", placeholder="/media/usb/my-model", elem_id="models-import-path"
             )
+            native.choose_button(folder)
             import_task = gr.Dropdown(task_choices, label="For the task", elem_id="models-import-task")
             import_name = gr.Textbox(label="Name (optional)", elem_id="models-import-name")
             do_import = gr.Button("Import", elem_id="models-import")
         with gr.Accordion("Storage", open=False):
             models_dir = gr.Textbox(label="Models folder", elem_id="models-dir")
+            native.choose_button(models_dir)
             how = gr.Radio([MOVE, LEAVE], value=MOVE, label="The models already downloaded")
             change = gr.Button("Change folder", elem_id="models-change-dir")
-            offline = gr.Checkbox(label="Offline mode: never use the network", elem_id="models-offline")
 
     outputs = [result, table, info, choice]
     private: dict[str, Any] = {"api_visibility": "private"}
@@ -275,14 +269,9 @@ def build(runtime: Any, context: Any) -> None:
         return handler
 
     def load() -> tuple[Any, ...]:
-        current = settings.load()
-        return (
-            *_refresh(runtime),
-            str(runtime.store.root),
-            gr.update(value=offline_mode(), interactive=not (offline_mode() and not current.offline)),
-        )
+        return (*_refresh(runtime), str(runtime.store.root))
 
-    tab.select(load, outputs=[table, info, choice, models_dir, offline], **private)
+    tab.select(load, outputs=[table, info, choice, models_dir], **private)
 
     def pick(evt: gr.SelectData) -> str | None:
         return evt.row_value[0] if evt.row_value else None
@@ -319,9 +308,6 @@ def build(runtime: Any, context: Any) -> None:
     def change_handler(path: str, choice_how: str, progress: Any = gr.Progress()) -> tuple[Any, ...]:
         return _run(runtime, None, lambda: _change_folder(runtime, path, choice_how, progress))
 
-    def offline_handler(value: bool) -> tuple[Any, ...]:
-        return _run(runtime, None, lambda: _set_offline(runtime, value))
-
     # The task tabs' Model lists follow every change here (no page reload needed).
     refresh(act(add.click, add_handler, [hub_id, hub_task]))
     refresh(act(do_import.click, import_handler, [folder, import_task, import_name]))
@@ -330,6 +316,3 @@ def build(runtime: Any, context: Any) -> None:
             lambda: str(runtime.store.root), None, models_dir, **private
         )
     )
-    refresh(
-        act(offline.input, offline_handler, offline)
-    )  # "download" entries leave (or return to) every list

@@ -39,8 +39,16 @@ def option_widget(option: Option) -> gr.Component:
     """The control for a task option, from its ``widget`` description."""
     kind, label, *rest = option.widget
     if kind == "slider":
-        minimum, maximum, value, step, info = rest
-        return gr.Slider(minimum, maximum, value=value, step=step, label=label, info=info, render=False)
+        step, info = rest
+        return gr.Slider(
+            option.minimum,
+            option.maximum,
+            value=option.default,
+            step=step,
+            label=label,
+            info=info,
+            render=False,
+        )
     if kind == "textbox":
         info, placeholder, lines = rest
         return gr.Textbox(

@@ -27,9 +27,9 @@ def new_page(browser, width: int = 1280, height: int = 900, **options):
     return context, page
 
 
-def open_app(browser, url: str):
-    """A fresh page on the app at ``url``, once its tabs are there: (context, page)."""
-    context, page = new_page(browser)
+def open_app(browser, url: str, width: int = 1280, height: int = 900):
+    """:func:`new_page` on the app at ``url``, once its tabs are there. Returns (context, page)."""
+    context, page = new_page(browser, width, height)
     page.goto(url)
     page.get_by_role("tab", name="Sentiment", exact=True).wait_for(timeout=60_000)
     return context, page

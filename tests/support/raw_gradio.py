@@ -86,7 +86,7 @@ def call_with_file(http: httpx.Client, base: str, task: str, path: Path) -> tupl
     (stored,) = upload(http, base, path)
     given = file_data(stored)
     data = {
-        "transcribe": [given, "", "auto", False],
+        "transcribe": [given, "", "auto", False, False],
         "classify": ["Image", "", given, "auto"],
         "detect": [given, "", 0.5],
     }[task]

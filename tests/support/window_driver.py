@@ -134,14 +134,20 @@ def screenshot_after(
     return screenshot(disp, path)
 
 
-def save_download(disp: str, target: Path, timeout: float = 20) -> str:
-    """Answer the window's Save dialog (Qt's own) with ``target`` as a person types it; the saved text."""
-    dialog = find_window(disp, "^Save file$", timeout=timeout)
-    assert dialog, "no Save dialog for a download"
+def answer_dialog(disp: str, title: str, path: Path, timeout: float = 20) -> None:
+    """Type ``path`` into the window's file dialog titled ``title`` (Qt's own: "Save file", "Open
+    folder") as a person does, and press Return."""
+    dialog = find_window(disp, f"^{title}$", timeout=timeout)
+    assert dialog, f"no {title!r} dialog"
     xdotool(disp, "windowfocus", "--sync", str(dialog))
     xdotool(disp, "key", "--window", str(dialog), "ctrl+a")
-    xdotool(disp, "type", "--window", str(dialog), "--delay", "10", str(target))
+    xdotool(disp, "type", "--window", str(dialog), "--delay", "10", str(path))
     xdotool(disp, "key", "--window", str(dialog), "Return")
+
+
+def save_download(disp: str, target: Path, timeout: float = 20) -> str:
+    """Answer the window's Save dialog (Qt's own) with ``target`` as a person types it; the saved text."""
+    answer_dialog(disp, "Save file", target, timeout)
     deadline = time.monotonic() + timeout
     while not (target.exists() and target.stat().st_size) and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -185,6 +191,19 @@ def close_window(disp: str, wid: int) -> None:
     assert x11.XSendEvent(dpy, wid, 0, 0, ctypes.byref(event))
     x11.XFlush(dpy)
     x11.XCloseDisplay(dpy)
+
+
+def window_page(playwright, devtools_port: int):
+    """Playwright attached to the window's own QtWebEngine page (its DevTools port), once the app's
+    tabs are there. ``no_defaults``: the window keeps its own settings (downloads through its Save
+    dialog; QtWebEngine refuses Playwright's download override)."""
+    window_browser = playwright.chromium.connect_over_cdp(
+        f"http://127.0.0.1:{devtools_port}", no_defaults=True, timeout=60_000
+    )
+    page = window_browser.contexts[0].pages[0]
+    page.get_by_role("tab", name="Sentiment", exact=True).wait_for(timeout=90_000)
+    assert "QtWebEngine" in page.evaluate("navigator.userAgent"), "not the window's web view"
+    return page
 
 
 class DevTools:

@@ -1,0 +1,97 @@
+"""The system's file dialogs in the real window (Qt under Xvfb): "Choose…" beside the boxes that take a
+folder of this computer opens the dialog, a path typed there (xdotool) and Return fill the box (the
+Batch tab reads the folder at once); a browser on the same kind of app has no such button."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.support import ARTIFACTS, cli_env, free_port
+from tests.support.pages import open_app
+from tests.support.window_driver import (
+    TITLE,
+    App,
+    answer_dialog,
+    close_window,
+    find_window,
+    screenshot,
+    window_page,
+)
+
+
+@pytest.mark.window
+def test_choose_opens_the_systems_folder_dialog_in_the_window(
+    display, pipedesk_home, tmp_path, playwright_session
+):
+    from tests.test_one_pipeline import photo_folder
+
+    holiday = photo_folder(tmp_path / "holiday")
+    usb = tmp_path / "usb stick" / "my-model"
+    usb.mkdir(parents=True)
+    devtools_port = free_port()
+    env = cli_env(
+        pipedesk_home,
+        DISPLAY=display,
+        HF_HUB_OFFLINE="1",
+        QTWEBENGINE_REMOTE_DEBUGGING=f"127.0.0.1:{devtools_port}",
+    )
+    env.pop("WAYLAND_DISPLAY", None)
+    app = App(env)
+    try:
+        app.wait_for(r"running at (http://127\.0\.0\.1:(\d+)/)")
+        wid = find_window(display, TITLE, timeout=30)
+        assert wid, f"no window appeared:\n{app.output}"
+        page = window_page(playwright_session, devtools_port)
+
+        # Batch: the folder chosen in the dialog is in the box and read at once.
+        page.get_by_role("tab", name="Batch", exact=True).click()
+        page.locator("#batch-folder-choose").click()
+        answer_dialog(display, "Open folder", holiday)
+        page.locator("#batch-info").get_by_text("5 photos").wait_for(timeout=30_000)
+        assert page.get_by_label("Or a folder on this computer").input_value() == str(holiday)
+        page.wait_for_timeout(1_000)  # the preview of the photos draws
+        shot = ARTIFACTS / "window-batch-folder-chosen.png"  # kept to be looked at
+        shot.parent.mkdir(exist_ok=True)
+        screenshot(display, shot)
+
+        # Models: the folder to import, and the models folder, each from the dialog.
+        page.get_by_role("tab", name="Models", exact=True).click()
+        page.get_by_role("button", name=re.compile("^Import from folder")).click()
+        page.locator("#models-import-path-choose").click()
+        answer_dialog(display, "Open folder", usb)
+        page.wait_for_function(
+            "(want) => document.querySelector('#models-import-path textarea, #models-import-path input')"
+            "?.value === want",
+            arg=str(usb),
+            timeout=20_000,
+        )
+        page.get_by_role("button", name=re.compile("^Storage")).click()
+        # As a person does: the tab fills the box with the current folder when it opens; choose after.
+        page.wait_for_function(
+            "() => !!document.querySelector('#models-dir textarea, #models-dir input')?.value", timeout=20_000
+        )
+        page.locator("#models-dir-choose").click()
+        answer_dialog(display, "Open folder", tmp_path / "usb stick")
+        page.wait_for_function(
+            "(want) => document.querySelector('#models-dir textarea, #models-dir input')?.value === want",
+            arg=str(tmp_path / "usb stick"),
+            timeout=20_000,
+        )
+        close_window(display, wid)
+        assert app.proc.wait(timeout=30) == 0, app.output
+    finally:
+        app.stop()
+
+
+@pytest.mark.browser
+def test_a_browser_keeps_the_typed_path_with_no_choose_button(browser, app_server):
+    context, page = open_app(browser, app_server.url)
+    try:
+        page.get_by_role("tab", name="Batch", exact=True).click()
+        page.get_by_label("Or a folder on this computer").wait_for(timeout=20_000)
+        assert page.get_by_role("button", name="Read folder", exact=True).is_visible()
+        assert page.get_by_role("button", name="Choose…").count() == 0
+    finally:
+        context.close()
