@@ -88,7 +88,7 @@ def test_cli_messages_speak_of_the_command_line_not_of_the_window(hub, pipedesk_
         env=env,
     )
     assert imported.returncode == 0, imported.stderr
-    assert "pipedesk run classify IMAGE --model 'holiday-photos'" in imported.stdout
+    assert "pipedesk run classify --image PHOTO --model 'holiday-photos'" in imported.stdout
     doctor = run_cli("doctor", env=env)
     assert "holiday-photos (imported)" in doctor.stdout and "Models installed: 0" not in doctor.stdout
 

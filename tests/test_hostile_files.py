@@ -219,7 +219,7 @@ def test_a_visitor_can_neither_read_a_folder_of_this_computer_nor_hand_in_parque
 
     from desktop.engine.runtime import Runtime
     from desktop.errors import UserError
-    from desktop.ui.batch_tab import read_handed_in
+    from desktop.ui.batch_view import read_handed_in
 
     owner = raw_gradio.event_index(app.owner, app.owner_url, "batch-folder-read", "click")
     assert owner is not None

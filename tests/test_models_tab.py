@@ -213,3 +213,38 @@ def test_storage_moves_the_models_folder_and_offline_mode_refuses_downloads(page
         timeout=20_000
     )
     assert page.page_errors == []
+
+
+def test_sizes_show_before_download_one_progress_bar_and_no_folder_in_the_words(page, tmp_path):
+    _open_models_tab(page)
+    assert page.locator("#models-choice input").input_value() == ""  # nothing preselected
+    assert re.search(r"not downloaded\s+about 669 MB", _row(page, STARS).text_content())
+    _choose(page, STARS)
+    page.locator("#models-verify").click()  # words that must not stay under the next bar
+    _wait_text(page, "#models-result", "download it first")
+    page.locator("#models-download").click()
+    page.get_by_text(re.compile(r"Downloading BERT multilingual .* KB of \d+ KB")).first.wait_for(
+        timeout=20_000
+    )
+    tab = page.locator("#models-result").locator("xpath=ancestor::div[contains(@class,'tabitem')]").first
+    assert tab.locator(".progress-text, .progress-level").filter(has_text=re.compile("KB")).count() <= 1
+    assert "download it first" not in page.locator("#models-result").inner_text()
+    page.screenshot(path=str(tmp_path / "models-download.png"))
+    words = _wait_text(page, "#models-result", "is ready").strip()
+    assert words.startswith(f"{STARS_LABEL} is ready (201 KB)")
+    assert str(ModelStore().root) not in words and "snapshots" not in words
+    assert page.locator("#models-choice input").input_value() == STARS  # still what was chosen
+
+
+def test_offline_mode_hides_what_would_need_a_download_in_every_list(page, tmp_path):
+    ModelStore().ensure(TASKS["sentiment"].default_model)
+    page.get_by_role("tab", name="Settings", exact=True).click()
+    page.get_by_label("Offline mode: never use the network").check()
+    _wait_text(page, "#settings-message", "Offline mode is on")
+    page.get_by_role("tab", name="Sentiment", exact=True).click()
+    tab = page.locator("#run-sentiment").locator("xpath=ancestor::div[contains(@class,'tabitem')]").first
+    tab.get_by_label("Model").first.click()
+    page.get_by_role("option", name=re.compile("DistilBERT .* ready")).wait_for(timeout=10_000)
+    shown = page.get_by_role("option").all_text_contents()
+    page.screenshot(path=str(tmp_path / "offline-list.png"))
+    assert not [name for name in shown if "download" in name], shown

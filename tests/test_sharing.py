@@ -319,7 +319,7 @@ def test_a_visitor_can_use_only_the_files_it_uploaded_itself(share, app_server, 
     with visitor_http() as visitor, visitor_http() as other:
         for http in (visitor, other):
             assert sign_in_with(http, share.port, share.password).status_code == 200
-        batch_upload = raw_gradio.event_index(visitor, base, "batch-file", "change")
+        batch_upload = raw_gradio.event_index(visitor, base, "batch-file", "upload")
         # The owner's file, sent by its path to the Batch tab's upload handler, is not read.
         status, said = raw_gradio.queue_call(visitor, base, batch_upload, [[raw_gradio.file_data(owners)]])
         assert status == 403 and "Only files you uploaded yourself" in said and "Ada" not in said

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from tests.support.pages import choose_model, message, new_page, output_text, panel, run_and_wait
+from tests.support.pages import choose_model, message, open_app, output_text, panel, run_and_wait
 
 pytestmark = pytest.mark.browser
 
@@ -19,9 +19,7 @@ ARTICLE = (
 
 @pytest.fixture
 def page(browser, app_server):
-    context, page = new_page(browser)
-    page.goto(app_server.url)
-    page.get_by_role("tab", name="Sentiment", exact=True).wait_for(timeout=60_000)
+    context, page = open_app(browser, app_server.url)
     yield page
     context.close()
 

@@ -103,11 +103,21 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     task = get(args.task).id
     name, folder = inventory.import_folder(Path(args.path), task, args.name, progress=_progress())
-    what = "IMAGE" if _is_image_model(folder) else "TEXT"
-    print(
-        f"Imported {name} for {task} into {folder}. Use it with: pipedesk run {task} {what} --model {name!r}"
-    )
+    print(f"Imported {name} for {task} into {folder}. Use it with: {run_hint(task, name, folder)}")
     return 0
+
+
+def run_hint(task: str, name: str, folder: Path) -> str:
+    """The ``pipedesk run`` line that uses the model ``name`` (of ``folder``) for ``task``: a text, a
+    file (a recording, a photo) or, for an image classifier in a text-or-image task, ``--image``."""
+    from desktop.tasks import TASKS
+
+    spec = TASKS[task]
+    if {"text", "image"} <= set(spec.inputs):
+        what = "--image PHOTO" if _is_image_model(folder) else "TEXT"
+    else:
+        what = "FILE" if spec.folder_kind else "TEXT"
+    return f"pipedesk run {task} {what} --model {name!r}"
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
@@ -231,7 +241,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _is_image_model(folder: Path) -> bool:
-    """True for an image classifier (its hint then says IMAGE, not TEXT)."""
+    """True for an image classifier (its hint then says --image PHOTO, not TEXT)."""
     from desktop.errors import ModelError
     from desktop.models.compat import check_fits
 

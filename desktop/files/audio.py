@@ -74,8 +74,10 @@ def load_audio(source: Any, limits: Limits = OWNER) -> Audio:
     return Audio(samples, file.name, notes)
 
 
-def _not_audio(file: Path) -> UserError:
-    return UserError(f"{file.name} is not an audio file Pipedesk can read ({READABLE}).")
+def not_audio(name: str) -> UserError:
+    """The refusal of a file named ``name`` that is no recording Pipedesk reads (the CLI's, the tab's
+    and the API's sentence)."""
+    return UserError(f"{name} is not an audio file Pipedesk can read ({READABLE}).")
 
 
 def _too_long(file: Path, max_seconds: float) -> UserError:
@@ -92,10 +94,10 @@ def _decode(file: Path, max_seconds: float) -> tuple[Any, float | None]:
     try:
         container = av.open(str(file), options=dict(_OPEN_OPTIONS))
     except (av.error.FFmpegError, ValueError, OSError):
-        raise _not_audio(file) from None
+        raise not_audio(file.name) from None
     with container:
         if container.format.name.split(",")[0] not in DEMUXERS:  # what the allow-list let through
-            raise _not_audio(file)
+            raise not_audio(file.name)
         streams = container.streams.audio
         if not streams:
             raise UserError(f"{file.name} has no sound in it (no audio stream).")

@@ -68,6 +68,12 @@ def open_photo(source: Any, max_side: int = WORKING_SIDE) -> Photo:
         raise UserError("The image file is damaged or incomplete and could not be decoded.") from None
 
 
+def not_an_image(name: str) -> UserError:
+    """The refusal of a file named ``name`` that is no photo Pipedesk reads (the CLI's, the tab's
+    and the API's sentence)."""
+    return UserError(f"{name} is not an image Pipedesk can read ({READABLE}).")
+
+
 def check_image(source: Any) -> Any:
     """The photo ``source`` opened (its header read) and checked, not decoded yet: a PIL image.
     UserError when it is missing, too large a file, not of an allowed format or too many pixels."""
@@ -85,7 +91,7 @@ def check_image(source: Any) -> Any:
                 "megapixels). Resize it first."
             ) from None
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-            raise UserError(f"{file.name} is not an image Pipedesk can read ({READABLE}).") from None
+            raise not_an_image(file.name) from None
     width, height = image.size
     if width * height > MAX_IMAGE_PIXELS or max(width, height) > MAX_IMAGE_SIDE:
         raise UserError(

@@ -19,6 +19,7 @@ from desktop.api import LocalApi
 from desktop.engine.runtime import Runtime
 from desktop.server import API, LOOK
 from desktop.tasks import TASKS
+from desktop.ui import uploads
 from desktop.ui.chat_tab import build_chat_tab
 from desktop.ui.handlers import status_text
 from desktop.ui.task_tab import PRIVATE, TaskTab, build_api_only, build_task_tab, preselect, refresh_lists
@@ -119,7 +120,7 @@ def launch_options() -> dict[str, Any]:
         "theme": gr.themes.Soft(),
         "css": assets.read_text("app.css"),
         "favicon_path": str(assets.path("icon.png")),
-        "js": SHORTCUTS_JS,
+        "js": f"() => {{ ({SHORTCUTS_JS})(); ({uploads.GUARD_JS})(); }}",
         # The API page helps scripts; Gradio's Settings panel speaks to developers (PWA, recording).
         "footer_links": ["api"],
     }

@@ -34,10 +34,10 @@ from desktop.engine.runtime import Runtime
 from desktop.errors import UserError
 from desktop.files.audio import AUDIO_EXTENSIONS
 from desktop.files.images import IMAGE_EXTENSIONS
-from desktop.files.reader import FOLDER_FILES, files_table, kind_of_files, read_folder, read_table
+from desktop.files.reader import FOLDER_FILES, read_folder
 from desktop.files.table import Table
 from desktop.tasks import TASKS
-from desktop.ui import model_lists, native
+from desktop.ui import model_lists, native, uploads
 from desktop.ui.batch_view import (
     EXPORTS,
     Session,
@@ -48,14 +48,17 @@ from desktop.ui.batch_view import (
     current_session,
     export,
     file_tasks,
+    not_handed_in,
+    read_any_folder,
+    read_handed_in,
     results_frame,
     shows_column,
+    taken_extensions,
     task_options,
 )
-from desktop.ui.handlers import output_folder, progress_reporter, status_text, user_error
+from desktop.ui.handlers import error_text, message_box, output_folder, progress_reporter, status_text
 from desktop.ui.widgets import option_controls
 
-TABLE_TYPES = [".csv", ".tsv", ".xlsx", ".jsonl", ".txt"]
 UPDATE_EVERY_S = 0.5
 BATCH_QUEUE = "batch"
 EMPTY = "Upload a file (or photos, or recordings) to see its first rows."
@@ -64,46 +67,6 @@ EMPTY = "Upload a file (or photos, or recordings) to see its first rows."
 def model_update(runtime: Runtime, task: str, current: str | None, local: bool) -> dict[str, Any]:
     """The Model list for ``task`` on files: the task's models with their states, imported ones too."""
     return model_lists.update(task_spec(task), runtime.store, current, local=local, task=task)
-
-
-def table_types(local: bool) -> list[str]:
-    """The table files the tab reads: Parquet only in the owner's own app (visitors hand in the
-    formats whose readers check every size the file declares)."""
-    return [*TABLE_TYPES, *([".parquet"] if local else [])]
-
-
-def read_handed_in(paths: list[str], runtime: Runtime, local: bool, sheet: str | None = None) -> Table:
-    """What was uploaded, as rows: one table file (of a workbook, ``sheet``), or photos, or
-    recordings (one row each). UserError for a mix, or a file of no kind the tab reads."""
-    suffixes = {Path(p).suffix.lower() for p in paths}
-    if len(paths) == 1 and suffixes <= {*TABLE_TYPES, ".parquet"}:
-        if not suffixes <= set(table_types(local)):
-            raise UserError(
-                "Parquet files are read in the app on the computer it runs on, not over the network."
-            )
-        return read_table(paths[0], limits=runtime.limits, sheet=sheet)
-    kind = kind_of_files(paths)
-    if kind is None:
-        raise UserError(
-            "Hand in one table file (CSV, TSV, XLSX, JSONL or TXT), or photos, or recordings: not a mix, "
-            "and not several tables at once."
-        )
-    return files_table(paths, kind)
-
-
-def read_any_folder(text: str) -> tuple[Table, Path]:
-    """A folder on this computer (the owner's): its photos, else its recordings, one row each."""
-    folder = Path((text or "").strip()).expanduser()
-    if not str(text or "").strip():
-        raise UserError("Type the folder's path (or choose it) first.")
-    if not folder.is_dir():
-        raise UserError(f"{folder} is not a folder on this computer.")
-    for kind, extensions in (("image", IMAGE_EXTENSIONS), ("audio", AUDIO_EXTENSIONS)):
-        if any(p.is_file() and p.suffix.lower() in extensions for p in folder.rglob("*")):
-            table = read_folder(folder, extensions, FOLDER_FILES[kind])
-            table.holds = kind
-            return table, folder
-    raise UserError(f"{folder} holds no photos and no recordings.")
 
 
 def described(table: Table, source: Path | None = None) -> tuple[str, Any, Any, Any]:
@@ -137,7 +100,6 @@ def build(runtime: Runtime, context: Any) -> None:
     local = getattr(context, "local", True)
     folder = output_folder(local)
     first = model_update(runtime, "sentiment", None, local)
-    tables = table_types(local)
     with gr.Tab("Batch", id="batch") as tab:
         gr.Markdown(
             "Analyse a whole file (CSV, TSV, XLSX, JSONL, or TXT with one text per line"
@@ -153,10 +115,13 @@ def build(runtime: Runtime, context: Any) -> None:
                 upload = gr.File(
                     label="File, photos or recordings",
                     file_count="multiple",
-                    file_types=[*tables, *sorted(IMAGE_EXTENSIONS), *sorted(AUDIO_EXTENSIONS)],
+                    file_types=taken_extensions(local),
                     type="filepath",
                     elem_id="batch-file",
+                    elem_classes=uploads.watched("batch" if local else "batch-lan"),
                 )
+                refused = gr.Textbox(label="Refused file", elem_classes="pd-hidden")
+                refuse = gr.Button("Refuse", elem_id="refuse-batch", elem_classes="pd-hidden")
                 with gr.Row(visible=local):
                     folder_box = gr.Textbox(
                         label="Or a folder on this computer",
@@ -201,6 +166,8 @@ def build(runtime: Runtime, context: Any) -> None:
                     label="First rows", interactive=False, wrap=True, elem_id="batch-preview"
                 )
         progress = gr.Markdown("", elem_id="batch-progress")
+        # The tab's message box: the last error (or the run's notes) in words, until the next action.
+        message = gr.HTML("", elem_id="batch-message")
         with gr.Row(equal_height=False):
             with gr.Column(scale=3):
                 results = gr.Dataframe(
@@ -212,21 +179,25 @@ def build(runtime: Runtime, context: Any) -> None:
             fmt = gr.Radio(list(EXPORTS), value="CSV", label="Export as", elem_id="batch-format")
             download = gr.DownloadButton("Download results", visible=False, elem_id="batch-download")
 
-        shown_file = [state, info, preview, column, sheet, download]
+        shown_file = [state, info, preview, column, sheet, download, message]
+
+        def no_file(error: Exception | None = None) -> tuple[Any, ...]:
+            """Nothing handed in (or what was could not be read: ``error``, in the message box)."""
+            empty = gr.update(choices=[], value=None)
+            words = message_box(error_text(error), failed=True) if error else ""
+            return None, EMPTY, None, empty, gr.update(visible=False), gr.update(visible=False), words
 
         def on_upload(paths: list[str] | str | None) -> tuple[Any, ...]:
             paths = [paths] if isinstance(paths, str) else list(paths or [])
             if not paths:
-                empty = gr.update(choices=[], value=None)
-                return None, EMPTY, None, empty, gr.update(visible=False), gr.update(visible=False)
+                return *no_file(), gr.update()
             try:
                 table = read_handed_in(paths, runtime, local)
             except Exception as exc:
-                raise user_error(exc) from None
-            for warning in table.warnings:
-                gr.Warning(warning)
-            upload_path = paths[0] if table.holds == "text" else None
-            return Session(table=table, upload=upload_path), *described(table), gr.update(visible=False)
+                return *no_file(exc), None  # the box is emptied: the next file starts afresh
+            upload_path = paths[0] if table.holds == "text" else None  # its warnings: in the info line
+            session = Session(table=table, upload=upload_path)
+            return session, *described(table), gr.update(visible=False), "", gr.update()
 
         def on_sheet(chosen: str | None, current: Session | None) -> tuple[Any, ...]:
             if (
@@ -238,15 +209,17 @@ def build(runtime: Runtime, context: Any) -> None:
             try:
                 table = read_handed_in([current.upload], runtime, local, sheet=chosen)
             except Exception as exc:
-                raise user_error(exc) from None
-            return Session(table=table, upload=current.upload), *described(table), gr.update(visible=False)
+                return (*(gr.update(),) * (len(shown_file) - 1), message_box(error_text(exc), failed=True))
+            session = Session(table=table, upload=current.upload)
+            return session, *described(table), gr.update(visible=False), ""
 
         def on_folder(text: str) -> tuple[Any, ...]:
             try:
                 table, source = read_any_folder(text)
             except Exception as exc:
-                raise user_error(exc) from None
-            return Session(table=table, source=source), *described(table, source), gr.update(visible=False)
+                return no_file(exc)
+            session = Session(table=table, source=source)
+            return session, *described(table, source), gr.update(visible=False), ""
 
         def on_run(
             current: Session | None,
@@ -278,7 +251,7 @@ def build(runtime: Runtime, context: Any) -> None:
                 session.task, session.results, session.cancel = task_id, {}, threading.Event()
                 session.running = mine = True
                 texts = file_values(table, spec, session.column)
-                yield "Loading the model…", gr.update(), gr.update(), gr.update(visible=False)
+                yield "Loading the model…", gr.update(), gr.update(), gr.update(visible=False), ""
                 session.run = BatchRun(
                     runtime,
                     task_id,
@@ -291,26 +264,22 @@ def build(runtime: Runtime, context: Any) -> None:
                     file_columns=table.columns,
                     holds=table.holds,
                 )
-                last = 0.0
+                last, notes = 0.0, []
                 for event in session.run:
                     session.results.update(event.results)
-                    for note in event.notes:
-                        gr.Warning(note)
+                    notes += event.notes
+                    words = message_box("\n".join(f"ℹ️ {note}" for note in notes))
                     if event.state is RunState.RUNNING and time.monotonic() - last < UPDATE_EVERY_S:
                         continue
                     last = time.monotonic()
                     if event.state is RunState.RUNNING:
-                        yield _view(session, event), _results(session), _chart(session), gr.update()
+                        yield _view(session, event), _results(session), _chart(session), gr.update(), words
                     else:
                         path = export(session, fmt_value, folder)
-                        yield (
-                            _view(session, event),
-                            _results(session),
-                            _chart(session),
-                            gr.update(value=str(path), visible=True),
-                        )
-            except Exception as exc:
-                raise user_error(exc) from None
+                        shown = gr.update(value=str(path), visible=True)
+                        yield _view(session, event), _results(session), _chart(session), shown, words
+            except Exception as exc:  # in words, in place of the progress line of an earlier run
+                yield "", gr.update(), gr.update(), gr.update(), message_box(error_text(exc), failed=True)
             finally:
                 if mine and session is not None:
                     session.running = False
@@ -321,13 +290,13 @@ def build(runtime: Runtime, context: Any) -> None:
             current.cancel.set()
             return "Cancelling after the batch in flight; the rows done so far are kept…"
 
-        def on_format(fmt_value: str, current: Session | None) -> Any:
+        def on_format(fmt_value: str, current: Session | None) -> tuple[Any, Any]:
             if not isinstance(current, Session) or current.run is None or not current.results:
-                return gr.update()
+                return gr.update(), gr.update()
             try:
-                return gr.update(value=str(export(current, fmt_value, folder)), visible=True)
+                return gr.update(value=str(export(current, fmt_value, folder)), visible=True), ""
             except Exception as exc:
-                raise user_error(exc) from None
+                return gr.update(), message_box(error_text(exc), failed=True)
 
         def on_task(task_id: str, current: Session | None) -> tuple[Any, ...]:
             texts = not isinstance(current, Session) or current.table.holds == "text"
@@ -338,7 +307,17 @@ def build(runtime: Runtime, context: Any) -> None:
             )
 
         private: dict[str, Any] = {"api_visibility": "private"}
-        upload.change(on_upload, inputs=upload, outputs=shown_file, **private)
+        refuse.click(
+            lambda name: (*no_file(not_handed_in(name or "This file")), None),
+            inputs=refused,
+            outputs=[*shown_file, upload],
+            js=uploads.REFUSED_JS,
+            queue=False,
+            **private,
+        )
+        # Not .change: emptying the box after a refusal must not wipe the refusal's words.
+        for handed in (upload.upload, upload.delete, upload.clear):
+            handed(on_upload, inputs=upload, outputs=[*shown_file, upload], **private)
         sheet.input(on_sheet, inputs=[sheet, state], outputs=shown_file, **private)
         if local:  # visitors' app: no handler that reads a folder of this computer, even by number
             read_folder_button.click(on_folder, inputs=folder_box, outputs=shown_file, **private)
@@ -359,7 +338,8 @@ def build(runtime: Runtime, context: Any) -> None:
         running = run.click(
             on_run,
             inputs=[state, column, task, model, fast, fmt, *option_boxes],
-            outputs=[progress, results, chart, download],
+            outputs=[progress, results, chart, download, message],
+            show_progress_on=[results],  # one progress area (loading the model): over the results
             concurrency_id=BATCH_QUEUE,
             concurrency_limit=1,
             **private,
@@ -373,7 +353,7 @@ def build(runtime: Runtime, context: Any) -> None:
                 **private,
             )
         cancel.click(on_cancel, inputs=state, outputs=progress, queue=False, **private)
-        fmt.change(on_format, inputs=[fmt, state], outputs=download, **private)
+        fmt.change(on_format, inputs=[fmt, state], outputs=[download, message], **private)
 
 
 def _fit_folder(session: Session, task_id: str) -> None:

@@ -16,12 +16,17 @@ import pandas as pd
 
 from desktop.batch.run import BatchRun, count_chart, task_spec
 from desktop.batch.writer import write_results
+from desktop.engine.runtime import Runtime
 from desktop.errors import UserError
+from desktop.files.audio import AUDIO_EXTENSIONS
+from desktop.files.images import IMAGE_EXTENSIONS
+from desktop.files.reader import FOLDER_FILES, files_table, kind_of_files, read_folder, read_table
 from desktop.files.table import Table
 from desktop.tasks import TASKS
 
 EXPORTS = {"CSV": ".csv", "XLSX": ".xlsx", "JSONL": ".jsonl"}
 SHOWN_ROWS = 200  # the results table shows the first rows; the export has them all
+TABLE_TYPES = [".csv", ".tsv", ".xlsx", ".jsonl", ".txt"]
 CHART_BARS = 20  # the most frequent values get a bar each; the rest are counted as "other"
 
 
@@ -187,3 +192,54 @@ def _cell(value: Any) -> Any:
 def _short(value: Any, limit: int = 300) -> str:
     text = "" if value is None else str(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def table_types(local: bool) -> list[str]:
+    """The table files the tab reads: Parquet only in the owner's own app (visitors hand in the
+    formats whose readers check every size the file declares)."""
+    return [*TABLE_TYPES, *([".parquet"] if local else [])]
+
+
+def read_handed_in(paths: list[str], runtime: Runtime, local: bool, sheet: str | None = None) -> Table:
+    """What was uploaded, as rows: one table file (of a workbook, ``sheet``), or photos, or
+    recordings (one row each). UserError for a mix, or a file of no kind the tab reads."""
+    suffixes = {Path(p).suffix.lower() for p in paths}
+    if len(paths) == 1 and suffixes <= {*TABLE_TYPES, ".parquet"}:
+        if not suffixes <= set(table_types(local)):
+            raise UserError(
+                "Parquet files are read in the app on the computer it runs on, not over the network."
+            )
+        return read_table(paths[0], limits=runtime.limits, sheet=sheet)
+    kind = kind_of_files(paths)
+    if kind is None:
+        raise not_handed_in()
+    return files_table(paths, kind)
+
+
+def not_handed_in(name: str | None = None) -> UserError:
+    """The tab's refusal of what it does not read (``name``: a file refused by its name alone)."""
+    what = "Hand in one table file (CSV, TSV, XLSX, JSONL or TXT), or photos, or recordings"
+    if name:
+        return UserError(f"{Path(name).name} is none of these: {what[0].lower()}{what[1:]}.")
+    return UserError(f"{what}: not a mix, and not several tables at once.")
+
+
+def taken_extensions(local: bool) -> list[str]:
+    """Every file name ending the tab takes: tables (Parquet in the owner's app only), photos,
+    recordings."""
+    return [*table_types(local), *sorted(IMAGE_EXTENSIONS), *sorted(AUDIO_EXTENSIONS)]
+
+
+def read_any_folder(text: str) -> tuple[Table, Path]:
+    """A folder on this computer (the owner's): its photos, else its recordings, one row each."""
+    folder = Path((text or "").strip()).expanduser()
+    if not str(text or "").strip():
+        raise UserError("Type the folder's path (or choose it) first.")
+    if not folder.is_dir():
+        raise UserError(f"{folder} is not a folder on this computer.")
+    for kind, extensions in (("image", IMAGE_EXTENSIONS), ("audio", AUDIO_EXTENSIONS)):
+        if any(p.is_file() and p.suffix.lower() in extensions for p in folder.rglob("*")):
+            table = read_folder(folder, extensions, FOLDER_FILES[kind])
+            table.holds = kind
+            return table, folder
+    raise UserError(f"{folder} holds no photos and no recordings.")

@@ -11,6 +11,7 @@ between steps and end early, so the device is free again at once.
 from __future__ import annotations
 
 import dataclasses
+import html
 import inspect
 import logging
 import threading
@@ -77,6 +78,19 @@ def status_text(runtime: Runtime, model: str = "", latency_ms: float | None = No
     if getattr(getattr(runtime, "policy", None), "value", "local") != "guest":
         return runtime.status.line()
     return dataclasses.replace(runtime.status, model=model, latency_ms=latency_ms).line()
+
+
+def message_box(text: str = "", failed: bool = False, runs: int | None = None) -> str:
+    """The HTML of a tab's message box, the one place a tab's words stay until its next action: the
+    last error (``failed``), or notes and results in words; empty text, an empty box. ``runs`` (how
+    many runs have finished) is a mark for scripts and tests that drive the page (``data-runs``)."""
+    done = "" if runs is None else f'<span hidden data-runs="{runs}"></span>'
+    if not text:
+        return done
+    kind = "pd-error" if failed else "pd-note"
+    role = "alert" if failed else "status"
+    words = html.escape(text).replace("\n", "<br>")
+    return f'{done}<div class="pd-message {kind}" role="{role}">{words}</div>'
 
 
 def output_folder(local: bool) -> Path:

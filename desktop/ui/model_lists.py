@@ -18,7 +18,7 @@ from typing import Any
 
 from desktop import settings
 from desktop.fmt import human_size
-from desktop.models import DAMAGED, DOWNLOADING, INCOMPLETE, READY, catalog
+from desktop.models import DAMAGED, DOWNLOADING, INCOMPLETE, READY, catalog, offline_mode
 from desktop.tasks.spec import ModelRef, TaskSpec
 
 READY_WORD = "ready"
@@ -68,7 +68,8 @@ def _entries(spec: TaskSpec, store: Any, task: str | None = None) -> list[tuple[
 def choices(
     spec: TaskSpec, store: Any, task: str | None = None, installed_only: bool = False
 ) -> list[tuple[str, str]]:
-    """(label, value) pairs for the task's Model list (``installed_only``: what a LAN visitor may use)."""
+    """(label, value) pairs for the task's Model list (``installed_only``: what a LAN visitor may use,
+    and in Offline mode what the owner may: nothing that would need a download)."""
     return [
         (label, value)
         for label, value, ready in _entries(spec, store, task)
@@ -114,6 +115,10 @@ def pick(
     return ready[0]
 
 
+def _values(spec: TaskSpec, store: Any, task: str | None) -> set[str]:
+    return {value for _label, value, _ready in _entries(spec, store, task)}
+
+
 def _is_pseudo(value: str) -> bool:
     """True for a choice that is not a model (classify's automatic pick): Hub ids have a slash."""
     return "/" not in value
@@ -127,9 +132,13 @@ def update(
     task: str | None = None,
 ) -> dict[str, Any]:
     """A ``gr.update``-shaped dict: fresh choices and the pick. ``local`` False is a LAN visitor's
-    list: installed models only, and the owner's last choice is not used."""
-    listed = choices(spec, store, task, installed_only=not local)
+    list: installed models only, and the owner's last choice is not used. In Offline mode the owner's
+    lists hold the installed models only too (a name the owner typed stays as typed)."""
+    offline = local and offline_mode()
+    listed = choices(spec, store, task, installed_only=not local or offline)
     value: str | None = pick(spec, store, current, remember_last=local, task=task)
-    if not local and value not in {v for _label, v in listed}:
+    # What the owner typed (a folder, a Hub id of no list) stays; a "download" entry does not.
+    typed = local and bool(current and current.strip()) and current not in _values(spec, store, task)
+    if (not local or offline) and not typed and value not in {v for _label, v in listed}:
         value = listed[0][1] if listed else None  # a visitor picks among what is installed
     return {"__type__": "update", "choices": listed, "value": value}

@@ -20,10 +20,10 @@ from desktop.errors import UserError
 from desktop.fmt import human_size
 from desktop.models import catalog, offline_mode, storage
 from desktop.models.transfers import DownloadCancelled, free_bytes
-from desktop.tasks import TASKS
+from desktop.tasks import TASKS, known_models
 from desktop.tasks.spec import ModelRef
 from desktop.ui import native
-from desktop.ui.handlers import progress_reporter, user_error
+from desktop.ui.handlers import error_text, message_box, progress_reporter
 
 HEADERS = ["Model", "Name", "Status", "Size", "Task", "Last use", "Source"]
 WIDTHS = ["29%", "17%", "11%", "8%", "14%", "9%", "12%"]
@@ -51,14 +51,24 @@ def _task_titles(tasks: tuple[str, ...]) -> str:
     return ", ".join(TASKS[t].title if t in TASKS else (t or "—") for t in tasks)
 
 
+def _size(entry: inventory.ModelEntry, known: dict[str, ModelRef]) -> str:
+    """What the model uses on disk; before it is downloaded, what it will take (as the task tabs'
+    lists say it: "about 669 MB"); "—" when nobody knows yet."""
+    if entry.size:
+        return human_size(entry.size)
+    ref = known.get(entry.id)
+    return f"about {human_size(ref.size_mb * 1_000_000)}" if ref is not None and ref.size_mb else "—"
+
+
 def table_rows(runtime: Any) -> list[list[str]]:
     """The rows of the model table, as the disk stands now."""
+    known = known_models()
     return [
         [
             e.id,
             e.label if e.label != e.id else "",
             e.status,
-            human_size(e.size) if e.size else "—",
+            _size(e, known),
             _task_titles(e.tasks),
             _ago(e.last_used),
             e.source,
@@ -79,10 +89,12 @@ def summary(runtime: Any) -> str:
 
 
 def _refresh(runtime: Any, choice: str | None = None) -> tuple[Any, ...]:
+    """The table, the summary and the Model list; ``choice`` (while listed) is picked in it, or with
+    no ``choice`` the person's pick stays: nothing is ever picked for them."""
     rows = table_rows(runtime)
     ids = [row[0] for row in rows]
-    keep = choice if choice in ids else (ids[0] if ids else None)
-    return gr.update(value=rows), summary(runtime), gr.update(choices=ids, value=keep)
+    picked = {} if choice is None else {"value": choice if choice in ids else None}
+    return gr.update(value=rows), summary(runtime), gr.update(choices=ids, **picked)
 
 
 def _ref(runtime: Any, name: str | None) -> ModelRef | None:
@@ -93,14 +105,15 @@ def _ref(runtime: Any, name: str | None) -> ModelRef | None:
 
 
 def _run(runtime: Any, choice: str | None, action: Any) -> tuple[Any, ...]:
-    """Call ``action`` and return (message, table, summary, dropdown); user errors become gr.Error."""
+    """Call ``action`` and return (message box, table, summary, dropdown): its words, or the error's
+    in the tab's message box, where they stay until the next action."""
     try:
-        message = action()
+        message, failed = action(), False
     except DownloadCancelled as exc:
-        message = str(exc)
+        message, failed = str(exc), False
     except Exception as exc:
-        raise user_error(exc) from None
-    return (message, *_refresh(runtime, choice))
+        message, failed = error_text(exc), True
+    return (message_box(message, failed), *_refresh(runtime, None if failed else choice))
 
 
 def _download(runtime: Any, name: str | None, progress: Any) -> str:
@@ -108,8 +121,10 @@ def _download(runtime: Any, name: str | None, progress: Any) -> str:
     if ref is None:
         return f"{name} was imported from a folder: it is already on this computer."
     report = progress_reporter(progress)
-    folder = runtime.store.ensure(ref, report)
-    return f"**{ref.display}** is ready ({human_size(runtime.store.size_on_disk(ref))}) in `{folder}`."
+    runtime.store.ensure(ref, report)
+    return (
+        f"{ref.display} is ready ({human_size(runtime.store.size_on_disk(ref))}): use it in its task's tab."
+    )
 
 
 def _verify(runtime: Any, name: str | None) -> str:
@@ -122,10 +137,10 @@ def _verify(runtime: Any, name: str | None) -> str:
             return f"{ref.display} is {runtime.store.status(ref)}: download it first."
         problems = runtime.store.verify(ref)
     if not problems:
-        return f"**{name}**: every file is intact."
-    fix = "import it again from its folder" if ref is None else "click **Repair** to download them again"
-    lines = "\n".join(f"- `{p.file}`: {p.issue}" for p in problems)
-    return f"**{name}** is damaged ({len(problems)} file(s)); {fix}:\n{lines}"
+        return f"{name}: every file is intact."
+    fix = "import it again from its folder" if ref is None else "click Repair to download them again"
+    lines = "\n".join(f"- {p.file}: {p.issue}" for p in problems)
+    return f"{name} is damaged ({len(problems)} file(s)); {fix}:\n{lines}"
 
 
 def _repair(runtime: Any, name: str | None, progress: Any) -> str:
@@ -134,8 +149,8 @@ def _repair(runtime: Any, name: str | None, progress: Any) -> str:
         raise UserError(f"{name} was imported from a folder: import it again to repair it.")
     repaired = runtime.store.repair(ref, progress_reporter(progress))
     if not repaired:
-        return f"**{ref.display}**: nothing to repair, every file is intact."
-    return f"**{ref.display}** is repaired: {len(repaired)} file(s) downloaded again."
+        return f"{ref.display}: nothing to repair, every file is intact."
+    return f"{ref.display} is repaired: {len(repaired)} file(s) downloaded again."
 
 
 def _delete(runtime: Any, name: str | None) -> str:
@@ -149,7 +164,7 @@ def _delete(runtime: Any, name: str | None) -> str:
         assert ref is not None
         freed = runtime.store.remove(ref)
         catalog.forget(ref.repo, root)
-    return f"Deleted **{name}** (freed {human_size(freed)})."
+    return f"Deleted {name} (freed {human_size(freed)})."
 
 
 def _add_hub_model(runtime: Any, repo: str, task: str | None, progress: Any) -> str:
@@ -163,7 +178,7 @@ def _add_hub_model(runtime: Any, repo: str, task: str | None, progress: Any) -> 
         raise UserError("Choose the task the model is for.")
     ref = known_models().get(repo) or ModelRef(repo, "main")
     inventory.install(runtime.store, ref, task, progress_reporter(progress))
-    return f"**{repo}** is ready for {TASKS[task].title}: type `{repo}` in that task's Model box."
+    return f"{repo} is ready for {TASKS[task].title}: pick {repo} in that task's Model list."
 
 
 def _import(runtime: Any, folder: str, task: str | None, name: str, progress: Any) -> str:
@@ -177,8 +192,8 @@ def _import(runtime: Any, folder: str, task: str | None, name: str, progress: An
     )
     size = sum(catalog.imported(root)[imported].get("files", {}).values())
     return (
-        f"Imported **{imported}** for {TASKS[task].title} ({human_size(size)}). "
-        f"Type `{imported}` in that task's Model box to use it."
+        f"Imported {imported} for {TASKS[task].title} ({human_size(size)}). "
+        f"Pick {imported} in that task's Model list to use it."
     )
 
 
@@ -188,7 +203,7 @@ def _change_folder(runtime: Any, folder: str, how: str, progress: Any) -> str:
     change = storage.change_models_dir(
         Path(folder.strip()), move=how != LEAVE, store=runtime.store, progress=progress_reporter(progress)
     )
-    return change.sentence(lambda path: f"`{path}`")
+    return change.sentence()
 
 
 def build(runtime: Any, context: Any) -> None:
@@ -213,7 +228,8 @@ def build(runtime: Any, context: Any) -> None:
             repair = gr.Button("Repair", elem_id="models-repair")
             delete = gr.Button("Delete", variant="stop", elem_id="models-delete")
             cancel = gr.Button("Cancel download", elem_id="models-cancel")
-        result = gr.Markdown(elem_id="models-result")
+        # The one message box (and progress area): the last action's words, or its error's, until the next.
+        result = gr.HTML("", elem_id="models-result", min_height=60)
         with gr.Accordion("Add a Hub model", open=False):
             hub_id = gr.Textbox(label="Hub model id", placeholder="owner/name", elem_id="models-hub-id")
             hub_task = gr.Dropdown(task_choices, label="For the task", elem_id="models-hub-task")
@@ -262,12 +278,19 @@ def build(runtime: Any, context: Any) -> None:
 
     table.select(pick, None, choice, **private)
     refresh = getattr(context, "after_models_change", lambda event: event)
-    refresh(download.click(action(_download, True), choice, outputs, **shown))
-    verify.click(action(_verify), choice, outputs, **shown)
-    refresh(repair.click(action(_repair, True), choice, outputs, **shown))
-    refresh(delete.click(action(_delete), choice, outputs, js=CONFIRM_DELETE, **shown))
+
+    def act(trigger: Any, handler: Any, inputs: Any, js: str | None = None) -> Any:
+        """``handler`` on ``trigger``, after the message box is emptied: its progress bar and then its
+        words are the only ones there."""
+        cleared = trigger(lambda: "", None, result, queue=False, **private)
+        return cleared.then(handler, inputs, outputs, js=js, **shown)
+
+    refresh(act(download.click, action(_download, True), choice))
+    act(verify.click, action(_verify), choice)
+    refresh(act(repair.click, action(_repair, True), choice))
+    refresh(act(delete.click, action(_delete), choice, js=CONFIRM_DELETE))
     cancel.click(
-        lambda: "Cancelling…" if runtime.store.cancel() else "No download is running.",
+        lambda: message_box("Cancelling…" if runtime.store.cancel() else "No download is running."),
         None,
         result,
         queue=False,
@@ -286,10 +309,10 @@ def build(runtime: Any, context: Any) -> None:
         return _run(runtime, None, lambda: _change_folder(runtime, path, choice_how, progress))
 
     # The task tabs' Model lists follow every change here (no page reload needed).
-    refresh(add.click(add_handler, [hub_id, hub_task], outputs, **shown))
-    refresh(do_import.click(import_handler, [folder, import_task, import_name], outputs, **shown))
+    refresh(act(add.click, add_handler, [hub_id, hub_task]))
+    refresh(act(do_import.click, import_handler, [folder, import_task, import_name]))
     refresh(
-        change.click(change_handler, [models_dir, how], outputs, **shown).then(
+        act(change.click, change_handler, [models_dir, how]).then(
             lambda: str(runtime.store.root), None, models_dir, **private
         )
     )

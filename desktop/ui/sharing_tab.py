@@ -169,11 +169,13 @@ def build(runtime: Any, context: Any) -> None:
         return _snapshot(share)
 
     def change_password(typed: str | None = None) -> tuple[Any, ...]:
+        """Every output, then the "New password" box: emptied once the password is used; a refusal's
+        words stay above the state (no pop-up) and what was typed stays to be corrected."""
         try:
             share.set_password(typed)
         except UserError as exc:
-            raise gr.Error(str(exc), print_exception=False) from None
-        return _snapshot(share)
+            return (*_snapshot(share, str(exc)), gr.update())
+        return (*_snapshot(share), "")
 
     private = {"api_visibility": "private", "queue": False}
     # Queued (unlike the quick handlers below): starting a server takes a few seconds, and the
@@ -181,11 +183,9 @@ def build(runtime: Any, context: Any) -> None:
     toggle.input(
         switch, inputs=toggle, outputs=outputs, api_visibility="private", concurrency_id="sharing-switch"
     )
-    regenerate.click(lambda: change_password(None), outputs=outputs, **private)
-    use_own.click(change_password, inputs=own, outputs=outputs, **private).success(
-        lambda: "", outputs=own, **private
-    )
-    own.submit(change_password, inputs=own, outputs=outputs, **private)
+    regenerate.click(lambda: change_password(None), outputs=[*outputs, own], **private)
+    use_own.click(change_password, inputs=own, outputs=[*outputs, own], **private)
+    own.submit(change_password, inputs=own, outputs=[*outputs, own], **private)
     qr_for.input(lambda url: sharing.qr_image(url) if url else None, inputs=qr_for, outputs=qr, **private)
     timer.tick(
         lambda: (gr.update(visible=share.active), visitors_html(share)),

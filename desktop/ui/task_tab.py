@@ -9,15 +9,14 @@ the status line), which runs whether the task succeeded or failed.
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
 
 from desktop.tasks.spec import TaskSpec
-from desktop.ui import model_lists
-from desktop.ui.handlers import RunControl, make_handler, output_folder, status_text
+from desktop.ui import model_lists, uploads
+from desktop.ui.handlers import RunControl, make_handler, message_box, output_folder, status_text
 from desktop.ui.widgets import WIDGETS, option_widget
 
 INFERENCE_QUEUE = "inference"
@@ -43,13 +42,7 @@ class TaskTab:
 def message_html(control: RunControl) -> str:
     """The line under the output: the last error in words, or the notes of the last run (and, for
     scripts and tests that drive the page, how many runs have finished: ``data-runs``)."""
-    done = f'<span hidden data-runs="{control.runs}"></span>'
-    if not control.message:
-        return done
-    kind = "pd-error" if control.failed else "pd-note"
-    role = "alert" if control.failed else "status"
-    text = html.escape(control.message).replace("\n", "<br>")
-    return f'{done}<div class="pd-message {kind}" role="{role}">{text}</div>'
+    return message_box(control.message, control.failed, control.runs)
 
 
 def _takes_raw_files(components: list[Any]) -> bool:
@@ -111,7 +104,7 @@ def build_task_tab(spec: TaskSpec, runtime: Any, status: gr.Markdown, local: boo
         control = gr.State(RunControl())
         with gr.Row(equal_height=False):
             with gr.Column(scale=1):
-                inputs = [component.render() for component in widgets.inputs()]
+                inputs = [_watched(component).render() for component in widgets.inputs()]
                 # What a person must fill in (Labels' labels) comes with the inputs; the rest folds away.
                 shown = {o.name: option_widget(o).render() for o in spec.options if o.main}
                 model = model_dropdown(spec, runtime, local)
@@ -130,6 +123,10 @@ def build_task_tab(spec: TaskSpec, runtime: Any, status: gr.Markdown, local: boo
             with gr.Column(scale=1):
                 outputs = [component.render() for component in widgets.outputs()]
                 message = gr.HTML("", elem_id=f"message-{spec.id}", show_progress="hidden")
+                guarded = any(uploads.kind_of(component) for component in inputs)
+                if guarded:  # pressed by the page's upload guard (desktop.ui.uploads)
+                    refused = gr.Textbox(label="Refused file", elem_classes="pd-hidden")
+                    refuse = gr.Button("Refuse", elem_id=f"refuse-{spec.id}", elem_classes="pd-hidden")
         if spec.examples:
             filled = [*inputs, *(shown[option.name] for option in spec.options if option.main)]
             gr.Examples(
@@ -138,7 +135,7 @@ def build_task_tab(spec: TaskSpec, runtime: Any, status: gr.Markdown, local: boo
                 label="Examples",
             )
         if widgets.wire:
-            widgets.wire(inputs, model)
+            widgets.wire(inputs, model, [*outputs, message])
 
     remember = (lambda name: model_lists.remember(spec.id, name)) if local else None
     folder = output_folder(local)
@@ -165,6 +162,7 @@ def build_task_tab(spec: TaskSpec, runtime: Any, status: gr.Markdown, local: boo
         concurrency_id=INFERENCE_QUEUE,
         concurrency_limit=CONCURRENT_REQUESTS,
         preprocess=not _takes_raw_files(inputs),
+        show_progress_on=outputs[:1],  # one progress bar (and one error mark) per run, not one per output
     )
     # Gradio's frontend skips ``.then`` after a failure: ``end`` is chained to both outcomes.
     ended: dict[str, Any] = {"inputs": [control, model], "outputs": [message, run, stop, status, model]}
@@ -173,7 +171,38 @@ def build_task_tab(spec: TaskSpec, runtime: Any, status: gr.Markdown, local: boo
     stop.click(
         lambda current: current.request_stop(), inputs=control, cancels=[running], queue=False, **PRIVATE
     )
+    if guarded:
+        _guard_files(inputs, outputs, message, control, refused, refuse)
     return task_tab(spec, runtime, model, tab, local)
+
+
+def _watched(component: Any) -> Any:
+    uploads.watch(component)
+    return component
+
+
+def _guard_files(
+    inputs: list[Any], outputs: list[Any], message: Any, control: Any, refused: Any, refuse: Any
+) -> None:
+    """A photo or recording box: a file Pipedesk does not read is refused in the message box (the
+    CLI's sentence) and the box emptied; a new file (or none) clears the results of the last one."""
+    box = next(component for component in inputs if uploads.kind_of(component))
+    cleared = [None] * len(outputs)
+
+    def refusal(name: str, current: RunControl) -> tuple[Any, ...]:
+        current.message, current.failed = str(uploads.refusal(uploads.kind_of(box), name)), True
+        return None, *cleared, message_html(current)
+
+    refuse.click(
+        refusal,
+        inputs=[refused, control],
+        outputs=[box, *outputs, message],
+        js=uploads.REFUSED_JS,
+        queue=False,
+        **PRIVATE,
+    )
+    box.upload(lambda: (*cleared, ""), outputs=[*outputs, message], queue=False, **PRIVATE)
+    box.clear(lambda: (*cleared, ""), outputs=[*outputs, message], queue=False, **PRIVATE)
 
 
 def task_tab(spec: TaskSpec, runtime: Any, model: gr.Dropdown, tab: gr.Tab, local: bool) -> TaskTab:

@@ -28,7 +28,9 @@ class Widgets:
 
     inputs: Callable[[], list[gr.Component]]
     outputs: Callable[[], list[gr.Component]]
-    wire: Callable[[list[Any], Any], None] | None = None  # extra events (e.g. show/hide inputs)
+    #: ``wire(inputs, model, shown)``: extra events (show/hide inputs); ``shown`` is the outputs then
+    #: the message box, to clear when what they show no longer matches the input.
+    wire: Callable[[list[Any], Any, list[Any]], None] | None = None
     #: ``present(result, folder)``: files it offers for download are written under ``folder``.
     present: Callable[[Result, Path], tuple[Any, ...]] = lambda result, folder: result.outputs
 
@@ -121,13 +123,19 @@ def _text_or_image(image_label: str, placeholder: str) -> Callable[[], list[gr.C
     return inputs
 
 
-def _text_or_image_wire(inputs: list[Any], model: Any) -> None:
-    """Show the text box or the image box, whichever the input type asks for."""
+def _text_or_image_wire(inputs: list[Any], model: Any, shown: list[Any]) -> None:
+    """Show the text box or the image box, whichever the input type asks for; the result of the
+    other kind of input (and its message) goes."""
     kind, text, image, *_options = inputs
     kind.change(
-        lambda value: (gr.update(visible=value != "Image"), gr.update(visible=value == "Image")),
+        lambda value: (
+            gr.update(visible=value != "Image"),
+            gr.update(visible=value == "Image"),
+            *[None] * (len(shown) - 1),
+            "",
+        ),
         inputs=kind,
-        outputs=[text, image],
+        outputs=[text, image, *shown],
         api_visibility="private",
         queue=False,
     )

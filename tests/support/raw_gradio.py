@@ -7,7 +7,9 @@ gradio_client refuses or hides what is sent. Runs on the calling thread.
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import uuid
 from pathlib import Path
 from typing import Any
@@ -94,11 +96,19 @@ def call_with_file(http: httpx.Client, base: str, task: str, path: Path) -> tupl
 def batch_upload(http: httpx.Client, base: str, path: Path, session: str | None = None) -> tuple[bool, str]:
     """The Batch tab's upload of ``path``: (True, what the tab shows) or (False, the refusal)."""
     (stored,) = upload(http, base, path)
-    event = event_index(http, base, "batch-file", "change")
+    event = event_index(http, base, "batch-file", "upload")
     status, said = queue_call(http, base, event, [[file_data(stored)]], session)  # the box takes several
-    if status != 200 or isinstance(said, str):
-        return False, str(said)
+    if status != 200 or isinstance(said, str) or refusal(said):
+        return False, refusal(said) or str(said)
     return True, json.dumps(said)
+
+
+def refusal(outputs: Any) -> str:
+    """The words of the error a tab's message box shows among ``outputs`` ("" when none does)."""
+    for value in outputs if isinstance(outputs, list) else []:
+        if isinstance(value, str) and 'role="alert"' in value:
+            return html.unescape(re.sub(r"<[^>]+>", " ", value)).strip()
+    return ""
 
 
 def batch_run(http: httpx.Client, base: str, path: Path, task: str) -> tuple[bool, str]:
@@ -115,8 +125,8 @@ def batch_run(http: httpx.Client, base: str, path: Path, task: str) -> tuple[boo
     data = [values.get(component) for component in dependency["inputs"]]
     data[2], data[3] = task, None  # state, column, task, model (its default), fast CPU, format, options
     status, out = queue_call(http, base, run, data, session)
-    if status != 200 or isinstance(out, str) or not out:
-        return False, str(out)
+    if status != 200 or isinstance(out, str) or not out or refusal(out):
+        return False, refusal(out) or str(out)
     table = out[1] if isinstance(out[1], dict) else (out[1] or {}).get("value", {})
     table = table.get("value", table) if isinstance(table, dict) else {}
     headers, rows = table.get("headers") or [], table.get("data") or []
