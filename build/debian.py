@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from xml.sax.saxutils import escape
@@ -192,12 +193,14 @@ def build_deb(
         raise ValueError(f"compression {compression!r}: one of {', '.join(COMPRESSIONS)}")
     if not shutil.which("dpkg-deb"):
         raise FileNotFoundError("dpkg-deb is not installed (Debian/Ubuntu: apt-get install dpkg-dev)")
-    root = stage(app, work / "deb-root", version, icon)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    target = out_dir / deb_name(version)
-    command = ["dpkg-deb", "--root-owner-group", f"-Z{compression}", "--build", str(root), str(target)]
-    if compression == "xz":
-        command[3:3] = ["-z6", "--threads-max=0"]  # every core
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-    shutil.rmtree(root, ignore_errors=True)
+    work.mkdir(parents=True, exist_ok=True)
+    root = Path(tempfile.mkdtemp(prefix="deb-root-", dir=work))  # one per run: runs never collide
+    try:
+        stage(app, root, version, icon)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        target = out_dir / deb_name(version)
+        command = ["dpkg-deb", "--root-owner-group", f"-Z{compression}", "--build", str(root), str(target)]
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
     return target
