@@ -15,6 +15,7 @@ Runs in the build process, on the thread that calls it.
 
 from __future__ import annotations
 
+import gzip
 import os
 import shutil
 import subprocess
@@ -26,6 +27,7 @@ from xml.sax.saxutils import escape
 PACKAGE = "pipedesk"
 APP_ID = "org.pipedesk.Pipedesk"  # the macOS bundle id too
 PREFIX = Path("opt") / PACKAGE
+EXECUTABLE = "Pipedesk"  # the onedir's executable (build.py's APP_NAME)
 ICON_SIZES = (48, 64, 128, 256, 512)
 SUMMARY = "Hugging Face models on your own computer, offline"
 DESCRIPTION = (
@@ -45,6 +47,28 @@ DEPENDS = (
 )  # fmt: skip
 #: dpkg-deb's compressors: xz for the download (smallest), none for a quick local check.
 COMPRESSIONS = ("xz", "zstd", "gzip", "none")
+
+
+COPYRIGHT = f"""Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
+Upstream-Name: Pipedesk
+Source: {HOMEPAGE}
+
+Files: *
+Copyright: The Pipedesk developers
+License: Apache-2.0
+ On Debian systems, the full text of the Apache License 2.0 is in
+ /usr/share/common-licenses/Apache-2.0. The app bundles Python, PyTorch, Qt and
+ other libraries under their own licenses (their notices are inside /opt/pipedesk).
+"""
+
+
+def changelog(version: str, when: str) -> str:
+    """A one-entry Debian changelog (``when`` in RFC 2822 form), as Debian policy asks of a package."""
+    return (
+        f"{PACKAGE} ({version}) unstable; urgency=medium\n\n"
+        f"  * Pipedesk {version}; see {HOMEPAGE}/releases.\n\n"
+        f" -- The Pipedesk developers <pipedesk@users.noreply.github.com>  {when}\n"
+    )
 
 
 def deb_name(version: str, arch: str = "amd64") -> str:
@@ -166,22 +190,24 @@ def stage(app: Path, root: Path, version: str, icon: Path) -> Path:
     """Lay the package's tree out under ``root`` (emptied first); return ``root``."""
     shutil.rmtree(root, ignore_errors=True)
     shutil.copytree(app, root / PREFIX, symlinks=True, copy_function=_link_or_copy)
-    for parent, dirs, _files in os.walk(root):
-        for name in dirs:
-            os.chmod(os.path.join(parent, name), 0o755)
     (root / "usr" / "bin").mkdir(parents=True)
-    executable = next(p for p in (root / PREFIX).iterdir() if p.is_file() and os.access(p, os.X_OK))
-    (root / "usr" / "bin" / PACKAGE).symlink_to(f"/{PREFIX}/{executable.name}")
+    (root / "usr" / "bin" / PACKAGE).symlink_to(f"/{PREFIX}/{EXECUTABLE}")
     share = root / "usr" / "share"
     _write(share / "applications" / f"{APP_ID}.desktop", desktop_entry())
     _write(share / "metainfo" / f"{APP_ID}.metainfo.xml", metainfo(version, time.strftime("%Y-%m-%d")))
     icons(icon, share)
+    doc = share / "doc" / PACKAGE
+    _write(doc / "copyright", COPYRIGHT)
+    when = time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime())
+    (doc / "changelog.gz").write_bytes(gzip.compress(changelog(version, when).encode(), mtime=0))
+    (doc / "changelog.gz").chmod(0o644)
     installed = sum(
         os.lstat(os.path.join(parent, name)).st_size for parent, _, names in os.walk(root) for name in names
     )
     _write(root / "DEBIAN" / "control", control(version, -(-installed // 1024)))
-    for parent in (root, root / "usr", share, root / "DEBIAN"):
-        parent.chmod(0o755)
+    for parent, dirs, _names in os.walk(root):  # every folder 0755, whatever the umask was
+        for name in ("", *dirs):
+            os.chmod(os.path.join(parent, name), 0o755)
     return root
 
 

@@ -31,7 +31,8 @@ ENTRY = Path("usr/share/applications/org.pipedesk.Pipedesk.desktop")
 METAINFO = Path("usr/share/metainfo/org.pipedesk.Pipedesk.metainfo.xml")
 ICONS = [Path(f"usr/share/icons/hicolor/{n}x{n}/apps/pipedesk.png") for n in (48, 64, 128, 256, 512)]
 #: Every path the package installs outside /opt/pipedesk.
-INSTALLED = [Path("usr/bin/pipedesk"), ENTRY, METAINFO, *ICONS]
+DOCS = [Path("usr/share/doc/pipedesk/copyright"), Path("usr/share/doc/pipedesk/changelog.gz")]
+INSTALLED = [Path("usr/bin/pipedesk"), ENTRY, METAINFO, *ICONS, *DOCS]
 
 
 def _run(*command: str | Path, **kwargs) -> subprocess.CompletedProcess:
