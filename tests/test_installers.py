@@ -109,8 +109,17 @@ def test_windows_installer_script_compiles_against_a_stand_in_folder(tmp_path):
     app = _stand_in_app(tmp_path / "Pipedesk")
     (app / "Pipedesk").rename(app / "Pipedesk.exe")
     target = tmp_path / f"Pipedesk-{VERSION}-windows-x86_64-setup.exe"
-    done = _run(*build.nsis_command(VERSION, app, target))
+    command = [("-V4" if part == "-V2" else part) for part in build.nsis_command(VERSION, app, target)]
+    done = _run(*command)
     assert done.returncode == 0, done.stdout + done.stderr
+    log = done.stdout  # what the compiler put in: the stand-in's files, the per-user places, the entry
+    for line in (
+        'File: "Pipedesk.exe"', 'File: "app.css"', 'InstallDir: "$LOCALAPPDATA\\Programs\\Pipedesk"',
+        f"HKCU\\Software\\Microsoft\\Windows\\CurrentVersion\\Uninstall\\Pipedesk\\DisplayVersion={VERSION}",
+        '"$SMPROGRAMS\\Pipedesk.lnk"', 'Section: "un.Also remove my models and settings"',
+        'RMDir: /r "$LOCALAPPDATA\\Pipedesk"',
+    ):  # fmt: skip
+        assert line in log, line
     setup = target.read_bytes()
     assert setup[:2] == b"MZ" and VERSION.encode("utf-16-le") in setup  # the file's version resource
     no_version = [part for part in build.nsis_command(VERSION, app, target) if "VERSION=" not in part]
