@@ -42,7 +42,9 @@ STAGE = WORK / "bundle" / "models"
 LOG = WORK / "pyinstaller.log"
 REPORT = WORK / "build-report.json"
 APP_NAME = "Pipedesk"
-sys.path.insert(0, str(ROOT / "build"))  # build/version.py, build/debian.py
+sys.path.insert(0, str(ROOT / "build"))
+import debian  # noqa: E402 - build/debian.py: the .deb
+from version import project_version  # noqa: E402 - build/version.py: pyproject.toml's version
 
 
 class BuildError(Exception):
@@ -286,14 +288,10 @@ def nsis_command(version: str, source: Path, outfile: Path, makensis: str = "mak
 
 def package(compression: str = "xz") -> Path:
     """The installer of ``dist/Pipedesk`` for this system, in ``dist/``; its path."""
-    from version import project_version
-
     version = project_version()
     if not executable().is_file():
         raise BuildError(f"--package: there is no app to package in {app_dir()}; build it first.")
     if sys.platform.startswith("linux"):
-        import debian
-
         if not shutil.which("dpkg-deb"):
             raise BuildError("--package needs dpkg-deb (Debian/Ubuntu: apt-get install dpkg).")
         return debian.build_deb(app_dir(), DIST, WORK, version, ROOT / "assets" / "icon.png", compression)
@@ -334,7 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--package-only", action="store_true", help="package the app already in dist/ without building it"
     )
     parser.add_argument(
-        "--deb-compression", default="xz", choices=("xz", "zstd", "gzip", "none"),
+        "--deb-compression", default="xz", choices=debian.COMPRESSIONS,
         help="the .deb's compression (default xz, the smallest download; none for a quick local check)",
     )  # fmt: skip
     return parser
