@@ -1,6 +1,6 @@
 """The one build command: a onedir app in ``dist/Pipedesk`` that needs no Python and no network.
 
-    .venv/bin/python build/build.py [--bundle-model MODEL ...] [--measure]
+    .venv/bin/python build/build.py [--bundle-model MODEL ...] [--measure] [--package]
 
 ``MODEL`` is a Hub id (``owner/name``: taken from Pipedesk's models folder,
 downloaded first if it is not there), ``owner/name=PATH`` (a model folder put in
@@ -11,6 +11,11 @@ PyInstaller works in ``.work/pyinstaller`` (never in ``build/``, which holds
 these sources) and writes ``dist/Pipedesk``. The build ends with its size and
 the ten largest parts; ``--measure`` adds the time from start to the UI being
 served, for the built app and for ``python -m desktop`` (build/measure.py).
+``--package`` then makes the installer next to it in ``dist/``, named with the version of
+pyproject.toml: ``pipedesk_<version>_amd64.deb`` on Linux (build/debian.py),
+``Pipedesk-<version>-windows-x86_64-setup.exe`` on Windows (NSIS: build/windows/pipedesk.nsi)
+and ``Pipedesk-<version>-macos-<arch>.dmg`` on macOS; ``--package-only`` packages the app
+already in ``dist/`` without building it again.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import argparse
 import fnmatch
 import json
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -36,6 +42,9 @@ STAGE = WORK / "bundle" / "models"
 LOG = WORK / "pyinstaller.log"
 REPORT = WORK / "build-report.json"
 APP_NAME = "Pipedesk"
+sys.path.insert(0, str(ROOT / "build"))
+import debian  # noqa: E402 - build/debian.py: the .deb
+from version import project_version  # noqa: E402 - build/version.py: pyproject.toml's version
 
 
 class BuildError(Exception):
@@ -252,6 +261,53 @@ def smoke_test(folder: Path, models: Path, timeout: float = 900) -> int:
             target.rmdir()
 
 
+def _arch() -> str:
+    machine = platform.machine().lower()
+    return {"amd64": "x86_64", "x64": "x86_64", "aarch64": "arm64"}.get(machine, machine)
+
+
+def _makensis() -> str:
+    found = shutil.which("makensis")
+    for folder in (os.environ.get("PROGRAMFILES(X86)"), os.environ.get("PROGRAMFILES")):
+        if not found and folder and (Path(folder) / "NSIS" / "makensis.exe").is_file():
+            found = str(Path(folder) / "NSIS" / "makensis.exe")
+    if not found:
+        raise BuildError(
+            "--package needs NSIS's makensis (https://nsis.sourceforge.io, or choco install nsis)."
+        )
+    return found
+
+
+def nsis_command(version: str, source: Path, outfile: Path, makensis: str = "makensis") -> list[str]:
+    """The makensis command line that compiles build/windows/pipedesk.nsi (warnings are errors)."""
+    script = ROOT / "build" / "windows" / "pipedesk.nsi"
+    defines = {"VERSION": version, "SOURCE": source, "OUTFILE": outfile, "ICON": ROOT / "assets" / "icon.ico"}
+    flag = "/" if sys.platform == "win32" else "-"
+    return [makensis, f"{flag}WX", f"{flag}V2", *(f"{flag}D{k}={v}" for k, v in defines.items()), str(script)]
+
+
+def package(compression: str = "xz") -> Path:
+    """The installer of ``dist/Pipedesk`` for this system, in ``dist/``; its path."""
+    version = project_version()
+    if not executable().is_file():
+        raise BuildError(f"--package: there is no app to package in {app_dir()}; build it first.")
+    if sys.platform.startswith("linux"):
+        if not shutil.which("dpkg-deb"):
+            raise BuildError("--package needs dpkg-deb (Debian/Ubuntu: apt-get install dpkg).")
+        return debian.build_deb(app_dir(), DIST, WORK, version, ROOT / "assets" / "icon.png", compression)
+    if sys.platform == "win32":
+        target = DIST / f"{APP_NAME}-{version}-windows-{_arch()}-setup.exe"
+        command = nsis_command(version, app_dir(), target, _makensis())
+    else:
+        target = DIST / f"{APP_NAME}-{version}-macos-{_arch()}.dmg"
+        source = DIST / f"{APP_NAME}.app"
+        command = ["hdiutil", "create", "-volname", f"{APP_NAME} {version}", "-srcfolder", str(source)]
+        command += ["-ov", "-format", "UDZO", str(target)]
+    if subprocess.run(command).returncode != 0:
+        raise BuildError(f"--package: {Path(command[0]).name} failed (its output is above).")
+    return target
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="build.py", description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -268,11 +324,36 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--no-strip", action="store_true", help="keep the symbol table of libtorch_cpu (Linux)"
     )
+    parser.add_argument(
+        "--package", action="store_true",
+        help="then make the installer: a .deb on Linux, a setup .exe (NSIS) on Windows, a .dmg on macOS",
+    )  # fmt: skip
+    parser.add_argument(
+        "--package-only", action="store_true", help="package the app already in dist/ without building it"
+    )
+    parser.add_argument(
+        "--deb-compression", default="xz", choices=debian.COMPRESSIONS,
+        help="the .deb's compression (default xz, the smallest download; none for a quick local check)",
+    )  # fmt: skip
     return parser
+
+
+def _package(compression: str) -> int:
+    started = time.perf_counter()
+    try:
+        target = package(compression)
+    except BuildError as exc:
+        print(f"build: error: {exc}", file=sys.stderr)
+        return 2
+    seconds = time.perf_counter() - started
+    print(f"Packaged {target.relative_to(ROOT)}: {target.stat().st_size / 1e6:,.0f} MB in {seconds:.0f} s")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.package_only:
+        return _package(args.deb_compression)
     started = time.perf_counter()
     try:
         if args.smoke_test is not None and not args.smoke_test.is_dir():
@@ -296,6 +377,8 @@ def main(argv: list[str] | None = None) -> int:
         if code != 0:
             print(f"build: error: the smoke test failed (exit code {code})", file=sys.stderr)
             return 1
+    if args.package and (code := _package(args.deb_compression)) != 0:
+        return code
     if args.measure:
         sys.path.insert(0, str(Path(__file__).parent))
         import measure

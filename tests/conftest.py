@@ -10,9 +10,11 @@ helpers (paths, ``need``, ``cli_env``, ``run_cli``, page and window drivers) liv
 from __future__ import annotations
 
 import ctypes
+import importlib.util
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -27,7 +29,8 @@ for _var in ("HF_HUB_OFFLINE", "HF_TOKEN", "PIPEDESK_DEVICE", "PIPEDESK_MEMORY_B
     os.environ.pop(_var, None)
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from tests.support import CHROMIUM, CHROMIUM_ARGS, need  # noqa: E402
+from tests.support import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, IN_CI, ROOT, need  # noqa: E402
+from tests.support.build_script import BUILD_TIMEOUT, build_module  # noqa: E402
 from tests.support.hub_server import HubServer  # noqa: E402
 from tests.support.tiny_models import cached_models  # noqa: E402
 
@@ -156,6 +159,33 @@ def _xvfb(size: str) -> Iterator[str]:
     yield f":{number}"
     xvfb.terminate()
     xvfb.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def packaged_app(tiny_models) -> Path:
+    """``dist/Pipedesk/Pipedesk``, built once with every tiny model bundled under its Hub id.
+
+    The build tests and the installers' tests (which package this same app) share it.
+
+    ``PIPEDESK_REUSE_BUILD=1`` reuses an existing build (while working on these tests).
+    """
+    need(
+        importlib.util.find_spec("PyInstaller") is not None,
+        "PyInstaller is not installed (pip install -e '.[dev]')",
+    )
+    build = build_module()
+    exe = build.executable()
+    if os.environ.get("PIPEDESK_REUSE_BUILD") == "1" and exe.is_file() and not IN_CI:
+        return exe
+    command = [sys.executable, str(ROOT / "build" / "build.py")]
+    for repo, folder in tiny_models.items():
+        command += ["--bundle-model", f"{repo}={folder}"]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=BUILD_TIMEOUT)
+    assert done.returncode == 0, done.stdout + done.stderr
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "build-output.txt").write_text(done.stdout, encoding="utf-8")
+    assert exe.is_file()
+    return exe
 
 
 # --- a second host, in a network namespace ------------------------------------------------

@@ -10,7 +10,6 @@ run the same code from source.
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import os
 import re
@@ -23,21 +22,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import ARTIFACTS, IN_CI, ROOT, free_port, need
+from tests.support import ARTIFACTS, ROOT, free_port, need
+from tests.support.build_script import BUILD_TIMEOUT, build_module
 
 SST2 = "distilbert/distilbert-base-uncased-finetuned-sst-2-english"
-BUILD_TIMEOUT = 1200  # seconds; about 4 minutes on an idle 2-core machine, far more on a busy one
 
-
-def _build_module():
-    spec = importlib.util.spec_from_file_location("pipedesk_build", ROOT / "build" / "build.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-build = _build_module()
+build = build_module()
 
 
 # --- build.py, quickly --------------------------------------------------------------------
@@ -180,30 +170,6 @@ def test_smoke_calls_match_every_tasks_public_api():
 # --- the real build ----------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def packaged_app(tiny_models) -> Path:
-    """``dist/Pipedesk/Pipedesk``, built once with every tiny model bundled under its Hub id.
-
-    ``PIPEDESK_REUSE_BUILD=1`` reuses an existing build (while working on these tests).
-    """
-    need(
-        importlib.util.find_spec("PyInstaller") is not None,
-        "PyInstaller is not installed (pip install -e '.[dev]')",
-    )
-    exe = build.executable()
-    if os.environ.get("PIPEDESK_REUSE_BUILD") == "1" and exe.is_file() and not IN_CI:
-        return exe
-    command = [sys.executable, str(ROOT / "build" / "build.py")]
-    for repo, folder in tiny_models.items():
-        command += ["--bundle-model", f"{repo}={folder}"]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=BUILD_TIMEOUT)
-    assert done.returncode == 0, done.stdout + done.stderr
-    ARTIFACTS.mkdir(exist_ok=True)
-    (ARTIFACTS / "build-output.txt").write_text(done.stdout, encoding="utf-8")
-    assert exe.is_file()
-    return exe
-
-
 def _can_isolate_network() -> bool:
     if not (shutil.which("unshare") and shutil.which("ip")):
         return False
@@ -257,9 +223,9 @@ def test_packaged_app_answers_every_task_with_the_network_off(packaged_app, tiny
     after = _snapshot(packaged_app.parent)
     changed = sorted(set(after.items()) ^ set(before.items()))
     assert not changed, f"the app wrote into its own folder: {changed[:10]}"
-    # The Ray engine's libraries stay out of the desktop app (they are pipedesk[cluster]'s).
+    # The Ray engine stays out of the desktop app (it is pipedesk[cluster]'s); pyarrow is in (Parquet).
     bundled = {path.name for path in (packaged_app.parent / "_internal").iterdir()}
-    assert not bundled & {"ray", "pyarrow"}, sorted(bundled & {"ray", "pyarrow"})
+    assert "ray" not in bundled and "pyarrow" in bundled
 
 
 @pytest.mark.build

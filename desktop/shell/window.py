@@ -29,13 +29,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from desktop import assets, logs, paths
+from desktop import __version__, assets, logs, paths
 from desktop.shell import geometry as placement
 from desktop.shell import instance, splash
 
 log = logging.getLogger(__name__)
 
-TITLE = "Pipedesk"
+TITLE = f"Pipedesk {__version__}"  # the version, where a person looks for it
 ROOT_QT_FLAGS = "--no-sandbox --disable-gpu --disable-gpu-compositing"
 #: Signals that close the window and stop the app cleanly, as closing it does.
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)

@@ -25,8 +25,8 @@ import httpx
 
 from . import ROOT
 
-#: The window's title, as xdotool searches for it.
-TITLE = "^Pipedesk$"
+#: The window's title ("Pipedesk 0.1.0"), as xdotool searches for it.
+TITLE = "^Pipedesk [0-9]"
 
 
 class App:
