@@ -5,7 +5,8 @@
 Writes assets/screenshot.png (Sentiment), assets/screenshot-labels.png (a ticket sorted into labels
 you choose), assets/screenshot-batch.png (a file analysed), assets/screenshot-models.png (the model
 manager), assets/screenshot-chat.png (a conversation in the Chat tab) and assets/screenshot-prompt.png
-(a prompt over every row of a file, in the Batch tab). Everything stays on 127.0.0.1: the models are
+(a prompt over every row of a file, in the Batch tab), and assets/tabs/<tab>.png for every other tab
+(Generate, Entities, Classify, Translate, Summarize, Transcribe, Objects, Sharing, Settings). Everything stays on 127.0.0.1: the models are
 built by tests/support/tiny_models.py (cached as for the test suite) and served by
 tests/support/hub_server.py.
 """
@@ -94,6 +95,7 @@ def main() -> None:
             page.screenshot(path=str(ROOT / "assets" / "screenshot-models.png"))
             chat_shot(page)
             prompt_shot(page)
+            tab_shots(page)
             browser.close()
         running.stop()
     print("Screenshots written to", ROOT / "assets")
@@ -138,6 +140,51 @@ def prompt_shot(page) -> None:
     )
     page.wait_for_timeout(500)
     page.screenshot(path=str(ROOT / "assets" / "screenshot-prompt.png"), full_page=True)
+
+
+#: The other tabs, each with what a person types (or hands in) first: assets/tabs/<tab>.png.
+TYPED = {
+    "generate": "Once upon a time, in a quiet village,",
+    "ner": "My name is Clara and I live in Berkeley, California. I work at Hugging Face.",
+    "classify": "What a wonderful, sunny day!",
+    "translate": "Hello, how are you today? The weather is lovely.",
+    "summarize": (
+        "Heavy rain flooded the city centre on Monday. Shops closed early and buses were diverted. "
+        "The council said the drains would be cleared by the end of the week."
+    ),
+}
+
+
+def tab_shots(page) -> None:
+    """Every tab the README has no larger picture of, after a first run where it has one."""
+    from tests.support.pages import panel, run_and_wait
+    from tests.support.tiny_media import square, tone, write_wav
+
+    folder = ROOT / "assets" / "tabs"
+    folder.mkdir(exist_ok=True)
+    page.goto(page.url)
+    for task, text in TYPED.items():
+        tab = panel(page, task)
+        tab.get_by_role("textbox").first.fill(text)
+        run_and_wait(page, task)
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(folder / f"{task}.png"))
+    files = {
+        "transcribe": write_wav(HOME / "memo.wav", tone(2.0)),
+        "detect": HOME / "shelf.png",
+    }
+    square((300, 300), (75, 75, 225, 225)).save(files["detect"])
+    for task, path in files.items():
+        tab = panel(page, task)
+        tab.locator("input[type=file]").first.set_input_files(str(path))
+        page.wait_for_timeout(1500)
+        run_and_wait(page, task)
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(folder / f"{task}.png"))
+    for name in ("Sharing", "Settings"):
+        page.get_by_role("tab", name=name, exact=True).click()
+        page.wait_for_timeout(800)
+        page.screenshot(path=str(folder / f"{name.lower()}.png"))
 
 
 if __name__ == "__main__":
