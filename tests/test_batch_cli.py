@@ -187,20 +187,9 @@ def test_a_file_with_no_column_of_text_is_refused_with_its_columns(hub, pipedesk
 
 
 def test_a_workbook_is_read_from_its_sheet_with_text_and_says_which(hub, pipedesk_home, tmp_path, capsys):
-    from openpyxl import Workbook
+    from tests.support.workbooks import shop_workbook
 
-    book = Workbook()
-    book.active.title = "Summary"
-    book.active.append(["month", "orders"])
-    book.active.append([1, 120])
-    reviews = book.create_sheet("Reviews")
-    for row in (["id", "review"], [1, "I love this product!"], [2, "This is terrible, I hate it."]):
-        reviews.append(row)
-    notes = book.create_sheet("Notes")
-    for row in (["note"], ["Call the supplier about the broken boxes."]):
-        notes.append(row)
-    source = tmp_path / "shop.xlsx"
-    book.save(source)
+    source = shop_workbook(tmp_path / "shop.xlsx")
     out = tmp_path / "out.csv"
     assert main(["batch", "sentiment", "-i", str(source), "-o", str(out)]) == 0
     err = capsys.readouterr().err

@@ -244,20 +244,9 @@ def test_a_folder_on_this_computer_is_read_with_its_subfolders(page, tmp_path):
 
 
 def test_a_workbook_is_read_from_its_sheet_with_text_and_another_can_be_chosen(page, tmp_path):
-    from openpyxl import Workbook
+    from tests.support.workbooks import shop_workbook
 
-    book = Workbook()
-    book.active.title = "Summary"
-    book.active.append(["month", "orders"])
-    book.active.append([1, 120])
-    reviews = book.create_sheet("Reviews")
-    for row in (["id", "review"], [1, "I love this product!"], [2, "This is terrible, I hate it."]):
-        reviews.append(row)
-    notes = book.create_sheet("Notes")
-    for row in (["note"], ["Call the supplier about the broken boxes."]):
-        notes.append(row)
-    source = tmp_path / "shop.xlsx"
-    book.save(source)
+    source = shop_workbook(tmp_path / "shop.xlsx")
     _upload(page, source)
     _info_says(page, "the rows come from 'Reviews'")
     assert page.locator("#batch-sheet input").input_value() == "Reviews"
