@@ -23,7 +23,7 @@ Every method sees the same texts, after a short warm-up, in one process:
 
 1. one pipeline call per text (the tutorial's loop);
 2. ``pipeline(texts, batch_size=32)`` unsorted (the documented way);
-3. Pipedesk's engine (``desktop.batch.run.BatchRun``);
+3. Pipedesk's engine (``desktop.engine.filerun.BatchRun``);
 4. the floor: texts sorted by length, then plain tokenizer + forward calls;
 5. Pipedesk's engine in Fast CPU mode (dynamic int8), with its agreement with 1.
 
@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
-    from desktop.batch.run import BatchRun
+    from desktop.engine.filerun import BatchRun
     from desktop.engine.runtime import Runtime
     from desktop.tasks import sentiment
 

@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from desktop import server
     from desktop.engine.runtime import Runtime
+    from desktop.engine.start import local_door
     from desktop.server.api_door import ApiAccess
     from desktop.tasks import TASKS
     from desktop.ui.app import build_app
@@ -64,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     reference = SentenceTransformer(str(folder), device="cpu")
     runtime = Runtime(device="cpu")
     spec = TASKS["embed"]
-    running = server.start(build_app(runtime), api_access=ApiAccess())
+    running = server.start(build_app(local_door(runtime)), api_access=ApiAccess())
     url = f"{running.url}v1/embeddings"
     http = httpx.Client(timeout=300)
     pool = ThreadPoolExecutor(args.clients)

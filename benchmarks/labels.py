@@ -17,7 +17,7 @@ the shared 2-core machine one run of the same batch took anything from 0.5 s to 
    (the documented call; it runs one forward per pair);
 3. **transformers' zero-shot pipeline, batch_size=32**: ``pipe(texts, ..., batch_size=32)`` (pairs
    batched in file order, unsorted);
-4. **Pipedesk engine**: ``desktop.batch.run.BatchRun`` on the ``labels`` task (what ``pipedesk
+4. **Pipedesk engine**: ``desktop.engine.filerun.BatchRun`` on the ``labels`` task (what ``pipedesk
    batch labels`` and the Batch tab run): every pair of the file, length-sorted, token-budget
    batches, regrouped per text.
 
@@ -201,7 +201,7 @@ def interleaved(
 
 
 def engine_run(runtime: Any, folder: Path, texts: list[str], labels: list[str]) -> list[dict[str, float]]:
-    from desktop.batch.run import BatchRun
+    from desktop.engine.filerun import BatchRun
 
     options = {"labels": ", ".join(labels), "template": TEMPLATE}
     results: dict[int, Any] = {}

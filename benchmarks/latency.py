@@ -5,7 +5,7 @@ Run by hand (not a test)::
     .venv/bin/python benchmarks/latency.py            # DistilBERT-size model, 30 rounds
     .venv/bin/python benchmarks/latency.py --tiny     # the tests' tiny SST-2 model: a quick run
 
-Three servers, each in its own process, serve the same model (the random-weight DistilBERT-size
+Four servers, each in its own process, serve the same model (the random-weight DistilBERT-size
 classifier and real tokenizer of ``batch.py``, or ``--tiny``) on ``/sentiment``:
 
 1. **plain Blocks**: a ``gr.Blocks`` with a Textbox, a Label and one click event whose handler
@@ -14,8 +14,10 @@ classifier and real tokenizer of ``batch.py``, or ``--tiny``) on ``/sentiment``:
 2. **tutorial app**: the one-box app of the Hugging Face / Gradio tutorials, ``gr.Interface`` over
    a transformers ``pipeline("text-classification")`` loaded from the model folder;
 3. **Pipedesk**: ``desktop.ui.app.build_app`` + ``desktop.server.start``, as ``pipedesk serve``
-   runs it (logging set up, gate in front, no token), the model given by its Hub id, installed
-   in Pipedesk's store, as the Sentiment tab sends it.
+   runs it (logging set up, gate in front, no token, the engine in a process of its own), the
+   model given by its Hub id, installed in Pipedesk's store, as the Sentiment tab sends it;
+4. **Pipedesk in-process**: the same with the engine in the server's own process (the cost of the
+   process boundary is 3 against 4).
 
 A request is what a script does: ``POST /gradio_api/call/sentiment``, then read the event stream
 until ``complete`` (plain httpx, one keep-alive connection per server, not gradio_client, whose
@@ -88,14 +90,26 @@ def tutorial(setup: Setup) -> Callable[[str], Any]:
 
 
 def pipedesk(setup: Setup) -> Callable[[str], Any]:
-    """3. Pipedesk as ``pipedesk serve`` runs it (``build_app`` + ``server.start``)."""
+    """3. Pipedesk as ``pipedesk serve`` runs it (``build_app`` + ``server.start``, the engine in a
+    process of its own)."""
+    return serving.pipedesk_server(setup, own_process=True)
+
+
+def pipedesk_in_process(setup: Setup) -> Callable[[str], Any]:
+    """4. Pipedesk with the engine in the server's own process (as before the engine process)."""
     return serving.pipedesk_server(setup)
 
 
 APPS = (
     App("plain Blocks", plain_blocks, about="gr.Blocks + the same task function"),
     App("tutorial app", tutorial, about="gr.Interface over a pipeline"),
-    App("Pipedesk", pipedesk, sends_model=True, about="build_app + server.start"),
+    App("Pipedesk", pipedesk, sends_model=True, about="build_app + server.start, engine process"),
+    App(
+        "Pipedesk in-process",
+        pipedesk_in_process,
+        sends_model=True,
+        about="the engine in the server's process",
+    ),
 )
 
 

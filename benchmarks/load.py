@@ -155,7 +155,14 @@ def queue_poll(seconds: float) -> Callable[[Setup], None]:
 
 APPS = (
     App("pipedesk-single", pipedesk_single, True, "Runtime(batch_requests=False)", shares=True),
-    App("pipedesk", pipedesk, True, "as pipedesk serve runs it: requests batched", shares=True),
+    App("pipedesk", pipedesk, True, "requests batched, the engine in the server's process", shares=True),
+    App(
+        "pipedesk-process",
+        lambda setup: serving.pipedesk_server(setup, own_process=True),
+        True,
+        "as pipedesk serve runs it: requests batched, the engine in a process of its own",
+        shares=True,
+    ),
     *(
         App(
             f"pipedesk-guest{tokens}",

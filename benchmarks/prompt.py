@@ -115,7 +115,7 @@ def one_at_a_time(model: Any, tokenizer: Any, rows: list[dict[str, str]], new: i
 
 
 def engine(runtime: Any, folder: Path, rows: list[dict[str, str]], new: int) -> list[str]:
-    from desktop.batch.run import BatchRun
+    from desktop.engine.filerun import BatchRun
 
     options = {"prompt": TEMPLATE, "max_new_tokens": new, "temperature": 0.0}
     results: dict[int, dict[str, Any]] = {}

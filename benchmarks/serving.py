@@ -188,7 +188,7 @@ class EngineLog:
     ``forward``, which a request enters to wait for and run its batch, and ``_execute``, one batch on
     the device). Counts since the last :meth:`take`; appended from Gradio's worker threads."""
 
-    def __init__(self, batcher: Any) -> None:
+    def __init__(self, batcher: Any, scheduler: Any = None) -> None:
         self.batches: list[tuple[float, int, bool, bool]] = []  # (s, requests, the owner's, beside visitors')
         self.engine: dict[str, list[float]] = {"owner": [], "visitors": []}  # seconds in forward
         forward, execute = batcher.forward, batcher._execute
@@ -205,11 +205,13 @@ class EngineLog:
             loaded: Any, spec: Any, options: Any, batch: list[Any], *rest: Any, **kw: Any
         ) -> Any:
             started = time.perf_counter()
+            # Beside someone else's work: anyone's but an owner's request holds the device now.
+            beside = scheduler is not None and scheduler.holder not in (None, 0)
             try:
                 return execute(loaded, spec, options, batch, *rest, **kw)
             finally:
                 owner = any(request.priority == 0 for request in batch)
-                beside = bool(rest[0] if rest else kw.get("overtake", False))
+                beside = owner and beside
                 self.batches.append((time.perf_counter() - started, len(batch), owner, beside))
 
         batcher.forward, batcher._execute = timed_forward, timed_execute
@@ -221,22 +223,32 @@ class EngineLog:
         return {"batches": batches, "engine": engine}
 
 
-def pipedesk_server(setup: Setup, batch_requests: bool = True) -> Callable[[str], Any]:
+def pipedesk_server(
+    setup: Setup, batch_requests: bool = True, own_process: bool = False
+) -> Callable[[str], Any]:
     """Pipedesk as ``pipedesk serve`` runs it (``desktop.cli.serve._serve`` without the wait loop:
     logging set up, ``build_app`` + ``server.start``, the gate in front, no token, the Local API on
     with no key); with ``setup.lan_port`` also LAN sharing, as ``pipedesk serve --lan`` with a known
     password."""
     from desktop import logs, server
+    from desktop.engine.start import local_door
     from desktop.server.api_door import ApiAccess
     from desktop.ui.app import build_app
 
     logs.setup(console=True)
-    runtime = pipedesk_runtime(setup.device, batch_requests)
-    server.start(build_app(runtime), port=setup.port, api_access=ApiAccess())
+    if own_process:  # as `pipedesk serve` and the window run it: the engine in a child process
+        from desktop.engine.start import open_door
+
+        door = open_door(setup.device, own_process=True)
+        door.device  # noqa: B018  (the engine has warmed up: the device is chosen)
+    else:
+        runtime = pipedesk_runtime(setup.device, batch_requests)
+        door = local_door(runtime)
+        setup.stats = EngineLog(runtime.batcher, runtime.scheduler).take
+    server.start(build_app(door), port=setup.port, api_access=ApiAccess())
     if setup.lan_port:
-        setup.info["visitor_port"] = share_on_lan(runtime, setup.lan_port, setup.lan_password)
-    setup.stats = EngineLog(runtime.batcher).take
-    return pipedesk_predict(runtime, setup.model_id)
+        setup.info["visitor_port"] = share_on_lan(door, setup.lan_port, setup.lan_password)
+    return pipedesk_predict(door, setup.model_id)
 
 
 def pipedesk_predict(runtime: Any, model_id: str) -> Callable[[str], Any]:

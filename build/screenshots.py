@@ -19,6 +19,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from desktop.engine.start import open_door
+
 ROOT = Path(__file__).resolve().parent.parent
 HOME = Path(tempfile.mkdtemp(prefix="pipedesk-shots-"))
 os.environ["PIPEDESK_HOME"] = str(HOME)
@@ -44,10 +46,9 @@ def main() -> None:
     with HubServer(models) as hub:
         os.environ["HF_ENDPOINT"] = hub.url
         from desktop import server
-        from desktop.engine.runtime import Runtime
         from desktop.ui.app import build_app
 
-        running = server.start(build_app(Runtime(device="cpu")))
+        running = server.start(build_app(open_door("cpu")))
         source = HOME / "reviews.csv"
         with source.open("w", newline="", encoding="utf-8") as out:
             writer = csv.writer(out)

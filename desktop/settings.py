@@ -34,6 +34,7 @@ class Settings:
     local_api: bool = False  # the Local API switch: other programs may use /v1 and /mcp with the key
     api_key: str = ""  # the Local API's key (this file is readable by its owner only)
     api_port: int | None = None  # the window's port when the Local API was switched on: kept if free
+    unload_after_min: int = 30  # models leave memory after this many idle minutes (0: never)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

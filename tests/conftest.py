@@ -77,9 +77,10 @@ def runtime(hub: HubServer, shared_models_dir: Path):
 def app_server(runtime):
     """The real Gradio app on 127.0.0.1, for gradio_client and the browser."""
     from desktop import server
+    from desktop.engine.start import local_door
     from desktop.ui.app import build_app
 
-    running = server.start(build_app(runtime))
+    running = server.start(build_app(local_door(runtime)))
     yield running
     running.stop()
 

@@ -135,6 +135,31 @@ def test_lower_layers_never_import_higher_ones():
     assert wrong == []
 
 
+#: What code above the engine may use of it: the front door (client, who asks), file runs' progress
+#: data, the model list, the devices found. Never the runtime, its scheduler, batcher or models.
+ENGINE_FRONT = {
+    "desktop.engine.client",
+    "desktop.engine.start",
+    "desktop.engine.who",
+    "desktop.engine.filerun",
+    "desktop.engine.inventory",
+    "desktop.engine.device",
+}
+ABOVE_THE_ENGINE = ("server", "share", "api", "ui", "shell", "cli")
+
+
+def test_everything_above_the_engine_goes_through_its_front_door():
+    above = {label for label, _ in LAYERS if label in ABOVE_THE_ENGINE}
+    wrong = [
+        f"{name} imports {target}"
+        for name, targets in graph().items()
+        if LAYERS[layer_of(name)][0] in above
+        for target in sorted(targets)
+        if target.startswith("desktop.engine") and target != "desktop.engine" and target not in ENGINE_FRONT
+    ]
+    assert wrong == []
+
+
 def test_the_checker_sees_cycles_and_imports_inside_functions(tmp_path):
     """The checks above could not fail if the graph missed imports: prove they are seen."""
     module = tmp_path / "m.py"

@@ -8,10 +8,10 @@ import threading
 
 import pytest
 
-from desktop.batch import run as engine
 from desktop.batch.journal import Journal
-from desktop.batch.run import BatchRun
 from desktop.batch.writer import NOT_DONE, write_results
+from desktop.engine import filerun as engine
+from desktop.engine.filerun import BatchRun
 from desktop.errors import UserError
 from desktop.files.reader import read_table
 from desktop.tasks import TASKS

@@ -13,6 +13,8 @@ import pytest
 
 from desktop.engine import lane
 from desktop.engine.batcher import GUEST, OWNER
+from desktop.engine.scheduler import Work
+from desktop.engine.start import local_door
 from desktop.errors import UserError
 from desktop.tasks import TASKS
 
@@ -34,6 +36,11 @@ def wait_until(condition, timeout: float = 20.0) -> None:
         time.sleep(0.01)
 
 
+def busy(runtime, work: Work = Work.OWNER_REQUEST):
+    """Hold the device as ``work`` would (an owner's request: nothing runs beside it)."""
+    return runtime.scheduler.device(work, cpu=True)
+
+
 def waiting(runtime) -> int:
     with runtime.batcher._changed:
         return sum(len(q.waiting) for q in runtime.batcher._queues.values())
@@ -44,7 +51,7 @@ def test_requests_that_wait_together_run_as_one_batch_and_get_their_own_answers(
     expected = {text: spec.predict(runtime, text, SST2).data for text in TEXTS}
     batches_before = runtime.batcher.batches
     results: dict[str, dict] = {}
-    with runtime._device_lock:  # the device is busy: everyone arriving now waits together
+    with busy(runtime):  # the device is busy: everyone arriving now waits together
         threads = [
             threading.Thread(target=lambda t=t: results.__setitem__(t, spec.predict(runtime, t, SST2).data))
             for t in TEXTS
@@ -69,7 +76,7 @@ def test_as_many_people_as_one_batch_holds_reach_the_engine_together_through_the
     texts = [f"{TEXTS[n % len(TEXTS)]} ({n})" for n in range(people)]
     expected = TASKS["sentiment"].predict(runtime, texts[0], SST2).data
     batches_before = runtime.batcher.batches
-    with runtime._device_lock:  # the device is busy: everyone arriving now waits together
+    with busy(runtime):  # the device is busy: everyone arriving now waits together
         jobs = [client.submit(text, SST2, api_name="/sentiment") for text in texts]
         wait_until(lambda: waiting(runtime) == people - 1)  # one of them holds the next batch
     answers = [job.result(timeout=60) for job in jobs]
@@ -82,7 +89,7 @@ class Crowd:
     """People asking the sentiment model at once, each on a thread; who finished, in order."""
 
     def __init__(self, runtime) -> None:
-        self.runtime, self.guest = runtime, runtime.guest()
+        self.runtime, self.guest = runtime, local_door(runtime).visitors()
         self.finished: list[str] = []
         self.answers: dict[str, dict] = {}
         self.threads: list[threading.Thread] = []
@@ -104,14 +111,14 @@ class Crowd:
         return thread
 
     @contextlib.contextmanager
-    def busy_device(self, first: str) -> Iterator[None]:
-        """Hold the device while ``first``'s batch has started and twelve visitors wait behind it
-        (as a long batch would); the device is free again after the ``with``."""
+    def busy_device(self, first: str, holder: Work) -> Iterator[None]:
+        """Hold the device as ``holder``'s work while ``first``'s batch has started and twelve visitors
+        wait behind it (as a long batch would); the device is free again after the ``with``."""
         runtime = self.runtime
-        with runtime._device_lock:
+        with busy(runtime, holder):
             self.ask(first)
             wait_until(
-                lambda: runtime.batcher._queues and any(q.busy for q in runtime.batcher._queues.values())
+                lambda: runtime.batcher._queues and any(q.running for q in runtime.batcher._queues.values())
             )
             for number in range(1, 13):
                 self.ask(f"guest-{number}")
@@ -127,7 +134,7 @@ def test_the_owners_request_runs_beside_a_visitors_batch_not_after_the_queue(run
     """LAN visitors keep the model busy; the person at the computer does not wait for them."""
     expected = TASKS["sentiment"].predict(runtime, "owner: I love this product!", SST2).data
     crowd = Crowd(runtime)
-    with crowd.busy_device(first="guest-0"):  # a visitors' batch holds the device
+    with crowd.busy_device(first="guest-0", holder=Work.VISITOR_REQUEST):  # a visitors' batch holds it
         crowd.ask("owner").join(30)
         # Answered while the visitors' batch still holds the device and twelve visitors wait.
         assert crowd.finished == ["owner"]
@@ -143,7 +150,7 @@ def test_the_owners_requests_go_before_visitors_waiting_longer(runtime):
     """When the owner's batch holds the device, the owner's next request still goes first."""
     TASKS["sentiment"].predict(runtime, "warm up", SST2)
     crowd = Crowd(runtime)
-    with crowd.busy_device(first="owner-0"):
+    with crowd.busy_device(first="owner-0", holder=Work.OWNER_REQUEST):
         crowd.ask("owner")
         wait_until(lambda: waiting(runtime) == 13)  # an owner's batch runs: this one waits, first in line
     crowd.join()
@@ -174,7 +181,7 @@ def test_visitors_work_runs_at_a_lower_cpu_priority_than_the_owners(runtime, mon
     monkeypatch.setattr(spec, "forward", recording)
     mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
     owner = spec.predict(runtime, "I love this product!", SST2).data
-    guest = spec.predict(runtime.guest(), "I love this product!", SST2).data
+    guest = spec.predict(local_door(runtime).visitors(), "I love this product!", SST2).data
     assert seen == [mine, min(19, mine + lane.NICE_STEP)]
     # The same answer either way, and the app's own threads keep their priority.
     assert guest["label"] == owner["label"] and guest["score"] == pytest.approx(owner["score"], abs=1e-4)
@@ -188,7 +195,9 @@ def test_a_visitors_pass_pauses_between_layers_while_the_owners_runs(runtime):
     text = "The film was long, but the ending made it worth it."
     expected = spec.predict(runtime, text, SST2).data
     answers: list[dict] = []
-    visitor = threading.Thread(target=lambda: answers.append(spec.predict(runtime.guest(), text, SST2).data))
+    visitor = threading.Thread(
+        target=lambda: answers.append(spec.predict(local_door(runtime).visitors(), text, SST2).data)
+    )
     with lane.owner_first():  # as Runtime.infer does around the owner's pass beside visitors' work
         visitor.start()
         wait_until(lambda: lane.paused() == 1)

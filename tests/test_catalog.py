@@ -7,6 +7,7 @@ import json
 import pytest
 
 from desktop import paths
+from desktop.engine.start import local_door
 from desktop.models import catalog
 from tests.support import cli_env, run_cli
 
@@ -52,7 +53,7 @@ def test_the_models_tab_says_the_list_was_damaged(browser, runtime, tmp_path):
     root.mkdir()
     (root / "catalog.json").write_bytes(DAMAGED)
     own = type(runtime)(device="cpu", store=ModelStore(root))
-    running = server.start(build_app(own))
+    running = server.start(build_app(local_door(own)))
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     try:
         page.goto(running.url)

@@ -24,6 +24,7 @@ from packaging.requirements import Requirement
 
 from desktop.cli import public
 from desktop.cli import serve as serve_command
+from desktop.engine.start import open_door
 from desktop.errors import UserError
 from desktop.share import controller as sharing
 from tests.support import ROOT, cli_env, free_port, run_cli
@@ -97,10 +98,9 @@ def _owner_only(config: dict) -> tuple[set[str], set[str]]:
 
 def _owners_app_config() -> dict:
     """The config of the owner's full app, built here (not served) on a throw-away models folder."""
-    from desktop.engine.runtime import Runtime
     from desktop.ui.app import build_app
 
-    return build_app(Runtime(device="cpu")).get_config_file()
+    return build_app(open_door("cpu")).get_config_file()
 
 
 # --- python app.py (a Space) ---------------------------------------------------------------

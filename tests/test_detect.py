@@ -10,6 +10,7 @@ import json
 
 import pytest
 
+from desktop.engine.start import local_door
 from desktop.errors import ModelError, UserError
 from desktop.tasks import TASKS
 from tests.support import ARTIFACTS, cli_env, run_cli
@@ -88,7 +89,7 @@ def test_visitors_use_installed_detection_models_only(hub, photos, tmp_path):
     from desktop.models import ModelStore
 
     owner = Runtime(device="cpu", store=ModelStore(tmp_path / "models"))
-    visitor = owner.guest()
+    visitor = local_door(owner).visitors()
     with pytest.raises(ModelError, match="YOLOS tiny .* is not installed here"):
         SPEC.predict(visitor, str(photos / "square.jpg"), "", 0.5)
     SPEC.predict(owner, str(photos / "square.jpg"), "", 0.5)  # the owner downloads the default

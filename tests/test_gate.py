@@ -24,6 +24,7 @@ import httpx
 import pytest
 
 from desktop import server
+from desktop.engine.start import local_door
 from desktop.server import gate
 from desktop.share import controller as sharing
 from tests.support import ROOT, cli_env, free_port
@@ -104,7 +105,7 @@ def multipart(files: int) -> tuple[bytes, str]:
 @pytest.fixture
 def lan(runtime, app_server):
     """LAN sharing switched on, on a free port (per test: each test has its own settings and password)."""
-    share = sharing.controller(runtime)
+    share = sharing.controller(local_door(runtime))
     share.requested_port = free_port()
     share.enable()
     yield share
@@ -127,7 +128,7 @@ def window_server(runtime):
     """The app served as the window serves it: on 127.0.0.1 with a per-launch token."""
     from desktop.ui.app import build_app
 
-    running = server.start(build_app(runtime), token=server.new_token())
+    running = server.start(build_app(local_door(runtime)), token=server.new_token())
     yield running
     running.stop()
 
@@ -161,7 +162,7 @@ def test_requests_from_other_web_pages_are_refused(app_server):
 
 
 def test_the_lan_server_answers_only_this_computers_names(runtime, app_server):
-    share = sharing.controller(runtime)
+    share = sharing.controller(local_door(runtime))
     share.requested_port = free_port()
     share.enable()
     try:

@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import ARTIFACTS, ROOT, cli_env, free_port, need, raw_gradio, run_cli
+from tests.support import ARTIFACTS, ROOT, cli_env, engine_pid, free_port, need, raw_gradio, run_cli
 from tests.support import hostile as corpus_files
 from tests.support.tiny_media import SQUARE_LABEL, square, tone, write_wav
 
@@ -37,6 +37,7 @@ UNEXPLAINED = ("Something went wrong", "Traceback", "Errno", "Exception", "Error
 SERVER = """
 import json, os, sys
 from pathlib import Path
+from desktop.engine.start import local_door
 from desktop import server
 from desktop.engine.runtime import Runtime
 from desktop.models import ModelStore
@@ -44,8 +45,8 @@ from desktop.share import controller as sharing
 from desktop.ui.app import build_app
 
 runtime = Runtime(device="cpu", store=ModelStore(Path(sys.argv[1])))
-running = server.start(build_app(runtime))
-share = sharing.controller(runtime)
+running = server.start(build_app(local_door(runtime)))
+share = sharing.controller(local_door(runtime))
 share.requested_port = int(sys.argv[2])
 share.enable()
 print(json.dumps({"owner": running.url, "lan": share.port, "password": share.password}), flush=True)
@@ -218,6 +219,7 @@ def test_a_visitor_can_neither_read_a_folder_of_this_computer_nor_hand_in_parque
     import pyarrow.parquet as pq
 
     from desktop.engine.runtime import Runtime
+    from desktop.engine.start import local_door
     from desktop.errors import UserError
     from desktop.ui.batch_view import read_handed_in
 
@@ -232,7 +234,7 @@ def test_a_visitor_can_neither_read_a_folder_of_this_computer_nor_hand_in_parque
     ok, said = raw_gradio.batch_upload(app.visitor, app.lan_url, source)
     assert not ok and "I love this product!" not in said  # refused by the box's types (Gradio's words)
     with pytest.raises(UserError, match="Parquet files are read in the app on the computer it runs on"):
-        read_handed_in([str(source)], Runtime(), local=False)  # and by the tab's reader behind it
+        read_handed_in([str(source)], local_door(Runtime()), local=False)  # and by the tab's reader behind it
     ok, said = raw_gradio.batch_upload(app.owner, app.owner_url, source)
     assert ok and "I love this product!" in said
 
@@ -340,21 +342,15 @@ def test_the_owners_window_survives_a_visitor_sending_every_hostile_file(
     import re
 
     from tests.support.pages import panel, run_and_wait
-    from tests.support.window_driver import TITLE, find_window, screenshot_drawn
-    from tests.support.window_driver import App as WindowApp
+    from tests.support.window_driver import TITLE, find_window, open_window, screenshot_drawn
 
     files, _secret = corpus
     env = cli_env(pipedesk_home, hub, MALLOC_ARENA_MAX="2", DISPLAY=display)
     for repo in (SST2, "openai/whisper-base", "google/vit-base-patch16-224", "hustvl/yolos-tiny"):
         assert run_cli("models", "download", repo, env=env).returncode == 0  # visitors use installed ones
     devtools = free_port()
-    env["QTWEBENGINE_REMOTE_DEBUGGING"] = f"127.0.0.1:{devtools}"
-    env.pop("WAYLAND_DISPLAY", None)
-    window = WindowApp(env)
+    window, wid = open_window(env, display, devtools)
     try:
-        window.wait_for(r"running at (http://127\.0\.0\.1:\d+/)")
-        wid = find_window(display, TITLE, timeout=60)
-        assert wid, window.output
         viewer = playwright_session.chromium.connect_over_cdp(
             f"http://127.0.0.1:{devtools}", no_defaults=True, timeout=60_000
         )
@@ -376,6 +372,10 @@ def test_the_owners_window_survives_a_visitor_sending_every_hostile_file(
             assert raw_gradio.call_with_file(visitor, base, task, good[kind])[0]
         cap = _vm(window.proc.pid)["VmSize"] + 2 * GIB
         resource.prlimit(window.proc.pid, resource.RLIMIT_AS, (cap, cap))
+        engine = engine_pid(window.proc.pid)  # the models (and the files' decoding) run there
+        if engine is not None:
+            engine_cap = _vm(engine)["VmSize"] + 2 * GIB
+            resource.prlimit(engine, resource.RLIMIT_AS, (engine_cap, engine_cap))
         answered = {}
         for hostile in files:
             for entry in ENTRY_POINTS:

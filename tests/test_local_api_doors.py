@@ -21,6 +21,7 @@ import pytest
 
 from desktop import server
 from desktop.api import keys
+from desktop.engine.start import local_door
 from desktop.share import controller as sharing
 from desktop.share import gate as visitors_gate
 from desktop.tasks import TASKS
@@ -52,7 +53,7 @@ def window_server(runtime):
     """The app served as the window serves it: on 127.0.0.1 with a per-launch token."""
     from desktop.ui.app import build_app
 
-    running = server.start(build_app(runtime), token=server.new_token())
+    running = server.start(build_app(local_door(runtime)), token=server.new_token())
     yield running
     running.stop()
 
@@ -134,7 +135,7 @@ def lan(runtime, app_server, hub):
     keys.turn_on(None)
     for task in ("chat", "transcribe"):  # installed by the owner: visitors can use nothing else
         runtime.store.ensure(TASKS[task].default_model)
-    share = sharing.controller(runtime)
+    share = sharing.controller(local_door(runtime))
     share.requested_port = free_port()
     share.enable()
     yield share
@@ -231,7 +232,7 @@ def test_a_huge_api_body_without_the_key_is_refused_before_it_is_read(lan):
 
 
 def test_sharing_without_the_switch_serves_no_api_to_visitors(runtime, app_server):
-    share = sharing.controller(runtime)
+    share = sharing.controller(local_door(runtime))
     share.requested_port = free_port()
     share.enable()
     try:

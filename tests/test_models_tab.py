@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from desktop import settings
+from desktop.engine.start import open_door
 from desktop.models import ModelStore
 from desktop.tasks import TASKS
 from tests.support.hub_server import HubServer
@@ -36,10 +37,9 @@ def slow_hub(tiny_models: dict[str, Path]) -> Iterator[HubServer]:
 @pytest.fixture(scope="module")
 def models_app(slow_hub: HubServer):
     from desktop import server
-    from desktop.engine.runtime import Runtime
     from desktop.ui.app import build_app
 
-    running = server.start(build_app(Runtime(device="cpu")))
+    running = server.start(build_app(open_door("cpu")))
     yield running
     running.stop()
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from desktop.batch.run import BatchRun
+from desktop.engine.filerun import BatchRun
 from desktop.errors import UserError
 from desktop.tasks import TASKS
 from tests.support import tiny_chat

@@ -25,8 +25,8 @@ import pytest
 
 from desktop.batch.ray_cluster import plan_workers
 from desktop.batch.ray_worker import FileWorker
-from desktop.batch.run import BatchRun
 from desktop.cli import main
+from desktop.engine.filerun import BatchRun
 from desktop.errors import UserError
 from desktop.tasks import TASKS
 from tests.support import ROOT, cli_env, need, run_cli

@@ -9,6 +9,7 @@ import pytest
 
 from desktop.engine.device import choose_device
 from desktop.engine.runtime import Runtime
+from desktop.engine.start import local_door
 from desktop.errors import ModelError, UserError
 from desktop.models import ModelStore
 from desktop.models.compat import check_fits
@@ -168,7 +169,10 @@ def test_greedy_generation_is_repeatable_and_a_seed_fixes_sampling(runtime):
 def test_generation_streams_growing_text_to_the_owner_and_to_visitors(runtime):
     """A visitor's generation runs on the visitors' lane (desktop/engine/lane.py): the same stream."""
     streams = []
-    for who in (runtime, runtime.guest()):  # the owner's first: it downloads the model visitors use
+    for who in (
+        runtime,
+        local_door(runtime).visitors(),
+    ):  # the owner's first: it downloads the model visitors use
         stream = TASKS["generate"].stream(who, "The weather today", None, 8, 0.0, 1.0, -1)
         streams.append([r.data["text"] for r in stream])
     for pieces in streams:

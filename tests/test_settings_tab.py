@@ -6,6 +6,8 @@ from __future__ import annotations
 import pytest
 
 from desktop import settings
+from desktop.engine.start import local_door
+from tests.support import ARTIFACTS
 from tests.support.pages import open_app
 
 pytestmark = pytest.mark.browser
@@ -92,7 +94,7 @@ def test_lan_visitors_have_no_settings_tab_and_no_handler_of_it(browser, runtime
     from desktop.ui import settings_tab
     from desktop.ui.app import build_app
 
-    blocks = build_app(runtime.guest(), local=False)
+    blocks = build_app(local_door(runtime).visitors(), local=False)
     handlers = [fn.fn for fn in blocks.fns.values() if fn.fn is not None]
     assert not any(getattr(fn, "__module__", "") == settings_tab.__name__ for fn in handlers)
     running = server.start(blocks)
@@ -103,3 +105,26 @@ def test_lan_visitors_have_no_settings_tab_and_no_handler_of_it(browser, runtime
     finally:
         context.close()
         running.stop()
+
+
+def test_memory_is_freed_when_asked_and_the_idle_time_is_a_setting(page, runtime, tmp_path):
+    from desktop.tasks import TASKS
+
+    sst2 = "distilbert/distilbert-base-uncased-finetuned-sst-2-english"
+    TASKS["sentiment"].predict(runtime, "I love this product!", sst2)  # a model in memory
+    tab = _settings(page)
+    tab.get_by_label("Free memory when idle").click()
+    page.get_by_role("option", name="After 5 minutes").click()
+    page.locator("#settings-message").get_by_text("leave memory after 5 minutes unused").wait_for(
+        timeout=10_000
+    )
+    assert settings.load().unload_after_min == 5
+    page.get_by_role("tab", name="Models", exact=True).click()
+    page.get_by_role("button", name="Free memory").click()
+    page.locator("#models-result").get_by_text("unloaded: their memory is back").wait_for(timeout=20_000)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "models-free-memory.png"))  # kept to be looked at
+    assert runtime.loaded_models() == []
+    page.get_by_role("button", name="Free memory").click()
+    page.locator("#models-result").get_by_text("No model is in memory.").wait_for(timeout=20_000)
+    assert page.console_errors == []

@@ -25,6 +25,7 @@ import httpx
 import pytest
 
 from desktop import paths
+from desktop.engine.start import local_door
 from desktop.errors import UserError
 from desktop.share import controller as sharing
 from desktop.tasks import TASKS
@@ -60,7 +61,7 @@ def sign_in_with(http: httpx.Client, port: int, password: str) -> httpx.Response
 @pytest.fixture
 def share(runtime, app_server):
     """The app's Sharing controller on a free port; switched off again afterwards."""
-    controller = sharing.controller(runtime)
+    controller = sharing.controller(local_door(runtime))
     controller.requested_port = free_port()
     yield controller
     controller.disable()
@@ -133,9 +134,7 @@ def test_sharing_on_asks_for_the_password_and_off_closes_the_port(share, app_ser
             remote.predict(api_name=name)
 
     # Only models already installed here; nothing is downloaded for a visitor, no folder is opened.
-    hub.add_repo(
-        "pipedesk-test/not-installed", share.runtime.store.local_path(TASKS["sentiment"].default_model)
-    )
+    hub.add_repo("pipedesk-test/not-installed", share.door.store.local_path(TASKS["sentiment"].default_model))
     try:
         before = len(hub.requests)
         for typed in ("pipedesk-test/not-installed", "/etc", str(paths.config_dir()), "./no/such/folder"):
@@ -366,7 +365,7 @@ def test_visitors_transcripts_go_with_their_files_and_their_status_line_shows_on
         c["props"]["value"] for c in config["components"] if c["props"].get("elem_id") == "status-line"
     ]
     assert runtime.status.model not in line and "last run" not in line
-    mine = status_text(runtime.guest(), "Whisper (visitor)", 1234)
+    mine = status_text(local_door(runtime).visitors(), "Whisper (visitor)", 1234)
     assert "Whisper (visitor)" in mine and "1,234 ms" in mine and runtime.status.model not in mine
     share.disable()
     left = [p for p in transcripts.rglob("*") if p.is_file()] if transcripts.exists() else []
@@ -426,7 +425,7 @@ def test_files_holding_secrets_are_readable_by_their_owner_only(runtime):
 
 def test_off_and_on_again_keeps_the_address_a_phone_saved(runtime, app_server):
     """The port sharing closed is in TIME_WAIT (a visitor was connected): it is reused anyway."""
-    share = sharing.controller(runtime)
+    share = sharing.controller(local_door(runtime))
     share.requested_port = None
     try:
         share.enable()

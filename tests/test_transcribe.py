@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from desktop.engine.start import local_door
 from desktop.errors import UserError
 from desktop.files import Limits, audio
 from desktop.tasks import TASKS
@@ -177,7 +178,7 @@ def test_visitors_use_installed_whisper_models_only(hub, recordings, tmp_path):
     from desktop.models import ModelStore
 
     owner = Runtime(device="cpu", store=ModelStore(tmp_path / "models"))
-    visitor = owner.guest()
+    visitor = local_door(owner).visitors()
     with pytest.raises(UserError, match="Whisper base .* is not installed here"):
         transcribe(visitor, recordings["tone.wav"], model="")
     with pytest.raises(UserError, match="Only the models already installed"):

@@ -12,11 +12,9 @@ import pytest
 from tests.support import ARTIFACTS, cli_env, free_port
 from tests.support.pages import open_app
 from tests.support.window_driver import (
-    TITLE,
-    App,
     answer_dialog,
     close_window,
-    find_window,
+    open_window,
     screenshot,
     window_page,
 )
@@ -53,18 +51,8 @@ def test_choose_opens_the_systems_folder_dialog_in_the_window(
     usb = tmp_path / "usb stick" / "my-model"
     usb.mkdir(parents=True)
     devtools_port = free_port()
-    env = cli_env(
-        pipedesk_home,
-        DISPLAY=display,
-        HF_HUB_OFFLINE="1",
-        QTWEBENGINE_REMOTE_DEBUGGING=f"127.0.0.1:{devtools_port}",
-    )
-    env.pop("WAYLAND_DISPLAY", None)
-    app = App(env)
+    app, wid = open_window(cli_env(pipedesk_home, HF_HUB_OFFLINE="1"), display, devtools_port)
     try:
-        app.wait_for(r"running at (http://127\.0\.0\.1:(\d+)/)")
-        wid = find_window(display, TITLE, timeout=30)
-        assert wid, f"no window appeared:\n{app.output}"
         page = window_page(playwright_session, devtools_port)
 
         # Batch: the folder chosen in the dialog is in the box and read at once.

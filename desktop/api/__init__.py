@@ -4,8 +4,8 @@ Served by the same server as the app (the window's, ``pipedesk serve``, the LAN 
 ``/v1/...`` and ``/mcp``, behind the same gate (:mod:`desktop.server.api_door`: a bearer key, Host
 and Origin checks, body limits). :class:`LocalApi` is what a Blocks carries to be served with it
 (``blocks.pipedesk_api``, set by :func:`desktop.ui.app.build_app`); every request runs on that
-Blocks' runtime, so the same engine, scheduler and limits apply as in the tabs: the owner's
-runtime first; visitors' (the GUEST policy) with installed models only, visitors' file limits and
+Blocks' door, so the same engine, scheduler and limits apply as in the tabs: the owner's
+door first; visitors' (the GUEST policy) with installed models only, visitors' file limits and
 their lane. Its modules:
 
 * :mod:`~desktop.api.routes`: the Starlette app, ``/v1/models`` and ``/v1/embeddings``;
@@ -27,13 +27,13 @@ CLOSED = ApiAccess(enabled=lambda: False, off="This server has no API.")
 
 
 class LocalApi:
-    """The API of one runtime, as :class:`desktop.server.api_door.ApiMount` describes it."""
+    """The API of one door, as :class:`desktop.server.api_door.ApiMount` describes it."""
 
-    def __init__(self, runtime: Any) -> None:
+    def __init__(self, door: Any) -> None:
         from desktop.api import keys
 
-        self.runtime = runtime
-        self.visitors = getattr(getattr(runtime, "policy", None), "value", "local") == "guest"
+        self.door = door
+        self.visitors = door.visitor
         self.access = CLOSED if self.visitors else keys.owner_access()
 
     def preferred_port(self, host: str) -> int | None:
@@ -47,5 +47,5 @@ class LocalApi:
         from desktop.api.work import Worker
 
         worker = Worker(self.visitors)
-        mcp, lifespan = Tools(self.runtime, worker).asgi()
-        return build(self.runtime, worker, mcp), lifespan
+        mcp, lifespan = Tools(self.door, worker).asgi()
+        return build(self.door, worker, mcp), lifespan

@@ -150,10 +150,10 @@ def _words(segments: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 class Transcriptions:
-    """The endpoint for one server's runtime (the owner's, or visitors' with their limits)."""
+    """The endpoint for one server's door (the owner's, or visitors' with their limits)."""
 
-    def __init__(self, runtime: Any, worker: Worker) -> None:
-        self.runtime, self.worker = runtime, worker
+    def __init__(self, door: Any, worker: Worker) -> None:
+        self.door, self.worker = door, worker
 
     @endpoint
     async def transcriptions(self, request: Any) -> Any:
@@ -166,7 +166,7 @@ class Transcriptions:
             timestamps = shape in ("srt", "vtt", "verbose_json")
             spec = TASKS["transcribe"]
             result = await self.worker.run(
-                self.runtime.predict, spec, str(files[0]), one(fields, "model"), language, timestamps, words
+                self.door.predict, spec, str(files[0]), one(fields, "model"), language, timestamps, words
             )
             return answer(shape, result.data)
         finally:

@@ -114,10 +114,10 @@ def usage(prompt: int, completion: int) -> dict[str, int]:
 
 
 class Completions:
-    """The two endpoints for one server's runtime (the owner's, or visitors' with their limits)."""
+    """The two endpoints for one server's door (the owner's, or visitors' with their limits)."""
 
-    def __init__(self, runtime: Any, worker: Worker) -> None:
-        self.runtime, self.worker = runtime, worker
+    def __init__(self, door: Any, worker: Worker) -> None:
+        self.door, self.worker = door, worker
 
     # --- /v1/chat/completions ------------------------------------------------------------------
 
@@ -131,7 +131,7 @@ class Completions:
         head = {"id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "created": int(time.time()), "model": model}
         streamed = flag(body, "stream")
         if not streamed or options["json"]:  # a JSON answer is checked whole before it is sent
-            result = await self.worker.run(self.runtime.predict, spec, *args)
+            result = await self.worker.run(self.door.predict, spec, *args)
             if not streamed:
                 return json_response(chat_body(head, result))
             return _sse(_one_piece_chat(head, result, _include_usage(body)))
@@ -152,7 +152,7 @@ class Completions:
         head = {"id": f"cmpl-{uuid.uuid4().hex[:24]}", "created": int(time.time())}
         head["model"] = model_name(spec, body.get("model"))
         if not flag(body, "stream"):
-            result = await self.worker.run(self.runtime.predict, spec, *args)
+            result = await self.worker.run(self.door.predict, spec, *args)
             return json_response(text_body(head, result))
         if isinstance(prompts, list) and len(prompts) != 1:
             raise UserError(
@@ -165,7 +165,7 @@ class Completions:
     async def _started(self, spec: TaskSpec, args: list[Any]) -> tuple[Result, Any]:
         """The engine's stream, with its first result already there: a refusal (a bad message, a
         model that does not fit) is then an HTTP error, not an event in a stream."""
-        rest = self.worker.stream(lambda stopped: self.runtime.stream(spec, *args, stop=stopped))
+        rest = self.worker.stream(lambda stopped: self.door.stream(spec, *args, stop=stopped))
         try:
             first = await anext(rest)
         except StopAsyncIteration:

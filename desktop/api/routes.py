@@ -33,12 +33,12 @@ ENDPOINTS = {
 }
 
 
-def installed(runtime: Any) -> list[dict[str, Any]]:
+def installed(door: Any) -> list[dict[str, Any]]:
     """The models installed here (for visitors too: they can use nothing else), each with its tasks."""
     from desktop.engine import inventory
     from desktop.models import READY
 
-    rows = [row for row in inventory.entries(runtime.store) if row.status == READY]
+    rows = [row for row in inventory.entries(door.store) if row.status == READY]
     return [
         {
             "id": row.id,
@@ -62,19 +62,19 @@ def vector(values: list[float], shape: str) -> Any:
 
 
 class Models:
-    """``/v1/models`` and ``/v1/embeddings`` for one server's runtime."""
+    """``/v1/models`` and ``/v1/embeddings`` for one server's door."""
 
-    def __init__(self, runtime: Any, worker: Worker) -> None:
-        self.runtime, self.worker = runtime, worker
+    def __init__(self, door: Any, worker: Worker) -> None:
+        self.door, self.worker = door, worker
 
     @endpoint
     async def listed(self, request: Any) -> Any:
-        return json_response({"object": "list", "data": await self.worker.run(installed, self.runtime)})
+        return json_response({"object": "list", "data": await self.worker.run(installed, self.door)})
 
     @endpoint
     async def one(self, request: Any) -> Any:
         name = request.path_params["name"]
-        for row in await self.worker.run(installed, self.runtime):
+        for row in await self.worker.run(installed, self.door):
             if name in (row["id"], row["label"]):
                 return json_response(row)
         raise ApiError(
@@ -91,7 +91,7 @@ class Models:
         if isinstance(texts, list) and any(not isinstance(text, str) for text in texts):
             raise UserError("input must be a text or a list of texts: Pipedesk does not take token ids.")
         spec = TASKS["embed"]
-        result = await self.worker.run(self.runtime.predict, spec, texts, body.get("model"))
+        result = await self.worker.run(self.door.predict, spec, texts, body.get("model"))
         size = result.data["dimensions"]
         if body.get("dimensions") not in (None, size):
             raise UserError(
@@ -112,13 +112,13 @@ class Models:
         )
 
 
-def build(runtime: Any, worker: Worker, mcp: Any) -> Any:
-    """The Starlette app of the API paths for ``runtime`` (``mcp``: the MCP tools' ASGI app)."""
+def build(door: Any, worker: Worker, mcp: Any) -> Any:
+    """The Starlette app of the API paths for ``door`` (``mcp``: the MCP tools' ASGI app)."""
     from starlette.applications import Starlette
     from starlette.routing import Route
 
-    models, chat = Models(runtime, worker), Completions(runtime, worker)
-    audio = Transcriptions(runtime, worker)
+    models, chat = Models(door, worker), Completions(door, worker)
+    audio = Transcriptions(door, worker)
     routes = [
         Route("/v1/models", models.listed, methods=["GET"]),
         Route("/v1/models/{name:path}", models.one, methods=["GET"]),

@@ -103,12 +103,12 @@ def result_text(result: Result) -> str:
 
 
 class Tools:
-    """The MCP server of one server's runtime (the owner's, or visitors' with their limits)."""
+    """The MCP server of one server's door (the owner's, or visitors' with their limits)."""
 
-    def __init__(self, runtime: Any, worker: Worker) -> None:
+    def __init__(self, door: Any, worker: Worker) -> None:
         from mcp.server.lowlevel import Server
 
-        self.runtime, self.worker = runtime, worker
+        self.door, self.worker = door, worker
         self.specs = {spec.id: spec for spec in tool_specs()}
         self.server = Server(
             "pipedesk",
@@ -166,7 +166,7 @@ class Tools:
             for name in MEDIA.keys() & given.keys():
                 given[name] = handed.decoded(given[name], name)
             args = [given.get(name) for name in spec.parameters]
-            result = await self.worker.run(self.runtime.predict, spec, *args)
+            result = await self.worker.run(self.door.predict, spec, *args)
         except Exception as exc:  # a refusal in the app's words; anything else named by nothing here
             words = str(exc) if isinstance(exc, UserError) else FAILED
             if not isinstance(exc, UserError):

@@ -1,7 +1,7 @@
 """What every Local API endpoint shares: JSON in and out, errors in OpenAI's shape with the app's own
 sentences, the engine's blocking calls on worker threads within a limit, and server-sent events.
 
-The engine (``Runtime.predict``/``stream``) blocks; endpoints run on the server's event loop, so
+The engine (``Door.predict``/``stream``, :mod:`desktop.engine.client`) blocks; endpoints run on the server's event loop, so
 each call goes to a worker thread, at most :data:`CONCURRENT` at once per server (as many as the
 tabs hand the engine at once), the rest waiting; on a server for other people, a request that
 finds :data:`VISITORS_WAITING` others waiting is told the app is busy (as Gradio's queue does).

@@ -30,8 +30,8 @@ from desktop.batch import ray_io
 from desktop.batch.ray_cluster import Cluster, connect, first_line, plan_workers, require
 from desktop.batch.ray_io import FLAT, FOLDER, PARQUET, Source
 from desktop.batch.ray_worker import NOTES, ROW, TEXT, VALUES, FileWorker, ShippedModel, pack_model
-from desktop.batch.run import WINDOW_ROWS, task_spec
 from desktop.batch.writer import result_names, write_results
+from desktop.engine.filerun import WINDOW_ROWS, task_spec
 from desktop.errors import UserError
 from desktop.files.table import Table
 from desktop.models.ref import ModelRef

@@ -2,7 +2,7 @@
 
 :class:`FileWorker` is the callable class Ray Data's ``map_batches`` starts once per actor (on a
 Ray worker process, one thread at a time). It loads the model once, then runs each batch of rows
-through :class:`desktop.batch.run.BatchRun`, exactly as ``pipedesk batch`` does on one machine:
+through :class:`desktop.engine.filerun.BatchRun`, exactly as ``pipedesk batch`` does on one machine:
 the same validation, length sorting, token budget, OOM split and notes, so a row's answer does
 not depend on the engine. Batches arrive as Arrow tables and leave with the results appended,
 either as one JSON text per row (exact values, for the driver to write) or as typed columns (for
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from desktop.batch.run import BatchRun, task_spec
+from desktop.engine.filerun import BatchRun, task_spec
 from desktop.errors import UserError
 from desktop.files.table import Table
 

@@ -144,10 +144,10 @@ def cmd_batch(args: argparse.Namespace) -> int:
     from desktop import logs
     from desktop.batch.journal import Journal, file_fingerprint, journal_path
     from desktop.batch.rows import file_values
-    from desktop.batch.run import BatchRun, task_spec
     from desktop.batch.writer import export_format, write_results
     from desktop.cli.common import terminal_progress
-    from desktop.engine.runtime import Runtime
+    from desktop.engine.filerun import task_spec
+    from desktop.engine.start import open_door
     from desktop.files.reader import read_rows
 
     logs.setup()
@@ -198,9 +198,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     elif args.resume:
         print("note: there was nothing to resume; starting from the first row.", file=sys.stderr)
 
-    runtime = Runtime(device=args.device)
-    run = BatchRun(
-        runtime,
+    run = open_door(args.device).run_file(
         args.task,
         texts,
         args.model,
@@ -279,8 +277,8 @@ def _batch_on_ray(args: argparse.Namespace) -> int:
     from desktop.batch.ray_cluster import Cluster, require
     from desktop.batch.ray_engine import RayRun
     from desktop.batch.ray_io import FOLDER, is_uri
-    from desktop.batch.run import task_spec
     from desktop.cli.common import terminal_progress
+    from desktop.engine.filerun import task_spec
     from desktop.fmt import duration
 
     require()
@@ -349,7 +347,7 @@ def _batch_on_ray(args: argparse.Namespace) -> int:
 def _summary(
     results: dict[int, dict[str, Any]], total: int, output: Path | str, elapsed: float, run: Any
 ) -> str:
-    from desktop.batch.run import count_chart
+    from desktop.engine.filerun import count_chart
     from desktop.fmt import duration
 
     notes: Counter[str] = Counter()

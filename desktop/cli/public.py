@@ -3,7 +3,7 @@
 The owner's full app (the Models and Sharing tabs: downloads, deletions, folder imports, the
 models folder, the LAN password) only ever listens on loopback; :func:`is_loopback` is that rule,
 and ``pipedesk serve`` asks it. On any other address (or with ``--public``) Pipedesk serves the
-visitors' app instead: ``build_app(runtime.guest(), local=False)``, the task tabs on the models
+visitors' app instead: ``build_app(door.visitors(), local=False)``, the task tabs on the models
 installed here (the GUEST policy: nothing is downloaded for a visitor, no folder path is opened),
 served exactly as LAN sharing serves its visitors (:func:`desktop.share.controller.serve_visitors`: the
 visitor gate with its sign-in lockout and upload quota, monitoring off, only the app's own error
@@ -210,26 +210,26 @@ def serve(
     credentials = parse_auth(auth) if auth else None  # refused before anything is downloaded
 
     from desktop import server
-    from desktop.engine.runtime import Runtime
+    from desktop.engine.start import open_door
     from desktop.server import health as healthz
     from desktop.server.api_door import ApiAccess
     from desktop.share import controller as sharing
     from desktop.share.gate import VisitorGate
     from desktop.ui.app import build_app
 
-    runtime = Runtime(device=device)
-    prepare_models(runtime.store, models or [], progress)
-    for line in ready_report(runtime.store):
+    door = open_door(device, own_process=True)
+    prepare_models(door.store, models or [], progress)
+    for line in ready_report(door.store):
         _say(line)
     sharing.remove_leftover_uploads()
     gate = VisitorGate()
-    blocks = build_app(runtime.guest(), local=False)  # no Models or Sharing tab, installed models only
+    blocks = build_app(door.visitors(), local=False)  # no Models or Sharing tab, installed models only
     blocks.delete_cache = (WINDOW_S, WINDOW_S)
     port = port or server.free_port()
     running = None
     health = healthz.Health(
         busy=healthz.queue_busy(blocks),
-        details=lambda: {"models": len(runtime.store.installed()), "device": runtime.device},
+        details=lambda: {"models": len(door.store.installed()), "device": door.chosen_device or "starting"},
     )
     stopping = threading.Event()
     # Containers, Spaces and balancers' replicas stop with SIGTERM: drain first.
@@ -237,7 +237,7 @@ def serve(
     try:
         running = sharing.serve_visitors(
             blocks,
-            runtime,
+            door,
             gate,
             host=host,
             port=port,
@@ -260,7 +260,7 @@ def serve(
             _say(f"No sign-in: anyone who reaches the port can use it (--auth USER:PASSWORD or {AUTH_ENV}).")
         key = "; programs send the --auth password as their key" if credentials else ""
         _say(f"Local API: /v1 (OpenAI's shape) and /mcp (MCP tools) on the same addresses{key}.")
-        _say(f"(device: {runtime.device}; Ctrl+C to stop)")
+        _say(f"(device: {door.device}; Ctrl+C to stop)")
         log.info("Public server on %s:%s, sign-in %s", host, port, "on" if credentials else "off")
         next_window = time.monotonic() + WINDOW_S
         while not stopping.wait(0.5):

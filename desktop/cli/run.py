@@ -46,16 +46,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     """One prediction: the result on stdout (plain text, or JSON with --json)."""
     from desktop import logs
-    from desktop.engine.runtime import Runtime
+    from desktop.engine.start import open_door
     from desktop.tasks import get
 
     logs.setup()
     spec = get(args.task)
     inputs = _inputs(spec, args)
     options = [option.check(getattr(args, option.name), option.flag) for option in spec.options]
-    runtime = Runtime(device=args.device)
+    door = open_door(args.device)
     call = [*(inputs.get(name) for name in spec.inputs), args.model, *options]
-    result = runtime.predict(spec, *call, progress=terminal_progress())
+    result = door.predict(spec, *call, progress=terminal_progress())
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
     if getattr(args, "format", None):

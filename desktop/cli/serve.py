@@ -138,19 +138,19 @@ def _serve(
     public.check_owner_host(host)  # the full app listens on loopback only
     logs.setup(console=True)
     from desktop import server
-    from desktop.engine.runtime import Runtime
+    from desktop.engine.start import open_door
     from desktop.server.api_door import ApiAccess
     from desktop.ui.app import build_app
 
-    runtime = Runtime(device=device)
+    door = open_door(device, own_process=True)
     running = None
     try:  # Ctrl+C during start-up stops as cleanly as Ctrl+C later
         secret = (os.environ.get("PIPEDESK_TOKEN") or server.new_token()) if token else None
         # The Local API is on: with --token, programs send the token as their key; without, none.
         api = ApiAccess(accepted=lambda: (secret,) if secret else ())
-        running = server.start(build_app(runtime), host=host, port=port, token=secret, api_access=api)
+        running = server.start(build_app(door), host=host, port=port, token=secret, api_access=api)
         print(f"Pipedesk is running at {running.url}  (Ctrl+C to stop)", flush=True)
-        runtime.warm_up_in_background()  # torch and transformers load while the page is already usable
+        door.warm_up_in_background()  # torch and transformers load while the page is already usable
         if secret:
             print(f"Every request needs the token: header X-Pipedesk-Token: {secret}", flush=True)
             print(f"  in a browser: {running.open_url}", flush=True)
@@ -158,8 +158,8 @@ def _serve(
         if lan:
             from desktop.share import controller as sharing
 
-            sharing.controller(runtime).api_enabled = lambda: True  # the API is on here: on the LAN too
-            print(sharing.start_lan(runtime), flush=True)
+            sharing.controller(door).api_enabled = lambda: True  # the API is on here: on the LAN too
+            print(sharing.start_lan(door), flush=True)
         if open_browser:
             import webbrowser
 
@@ -172,7 +172,7 @@ def _serve(
         if lan:
             from desktop.share import controller as sharing
 
-            sharing.controller(runtime).disable()
+            sharing.controller(door).disable()
         if running is not None:
             running.stop()
     return 0

@@ -3,17 +3,15 @@
 Single requests (a tab, an API call, a visitor) for the same model, task and options queue here.
 When nothing of theirs is on the device, the first waiting request (the owner's before any
 visitor's, then the oldest) runs a batch made of itself and whoever else of its kind is waiting
-(the owner's requests, or visitors'), within the task's own batch limits; everyone in it gets their own outputs back. Requests that arrive while a
-batch runs wait for the next one, so under load batches fill up by themselves and an idle app
-answers at once (no timer on the fast path). A visitor's batch is kept small, and the owner's
-requests do not wait for one: while a batch of visitors' requests runs, the owner's run beside it
-(``overtake``: on the CPU the runtime runs it at once while the visitors' batch pauses at its
-next layer, :mod:`desktop.engine.lane`; on a GPU the owner's batch goes next), so LAN visitors
-never make the person at the computer wait. Visitors' batches run on the visitors' lane, a
-thread of lower CPU priority.
+(the owner's requests, or visitors'), within the task's own batch limits; everyone in it gets
+their own outputs back. Requests that arrive while a batch runs wait for the next one, so under
+load batches fill up by themselves and an idle app answers at once (no timer on the fast path).
+A visitor's batch is kept small, and the owner's requests do not wait for one: the owner's batch
+may start while a visitors' batch runs, and the scheduler (:mod:`desktop.engine.scheduler`)
+runs it beside that one on the CPU, or next on a GPU.
 
 Threads: any (Gradio's workers). One condition variable guards the queues; the batch itself runs
-outside it, under the runtime's device lock.
+outside it, on the device when the scheduler says so.
 """
 
 from __future__ import annotations
@@ -24,9 +22,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from desktop.engine.scheduler import Work
 from desktop.tasks.spec import Piece, Stop, TaskSpec
 
-OWNER, GUEST = 0, 1
+OWNER, GUEST = Work.OWNER_REQUEST, Work.VISITOR_REQUEST
 #: A batch that holds a visitor's request carries at most this share of the task's token budget.
 GUEST_BUDGET_SHARE = 0.25
 
@@ -34,7 +33,7 @@ GUEST_BUDGET_SHARE = 0.25
 @dataclass(eq=False)
 class _Request:
     pieces: list[Piece]
-    priority: int
+    priority: Work
     order: int
     stop: Stop
     outputs: list[Any] | None = None
@@ -51,10 +50,6 @@ class _Queue:
     waiting: list[_Request] = field(default_factory=list)
     running: list[bool] = field(default_factory=list)  # one per batch on the device: visitors' only?
 
-    @property
-    def busy(self) -> bool:
-        return bool(self.running)
-
     def may_start(self, request: _Request) -> bool:
         """Whether ``request`` (the best waiting) may start a batch now: when nothing runs, or, for
         the owner's, beside a batch of visitors' requests only."""
@@ -67,7 +62,7 @@ class Batcher:
     """Merges concurrent requests for one (model, task, options) into batches; see the module doc."""
 
     def __init__(self, run: Callable[..., Any], merge: bool = True) -> None:
-        self._run = run  # ``Runtime.infer(loaded, call, overtake, visitors)``: the device lock
+        self._run = run  # ``Runtime.infer(loaded, call, work)``: the device, via the scheduler
         self.merge = merge  # False: one request per batch (benchmarks compare the two)
         self._changed = threading.Condition()
         self._queues: dict[tuple[Any, ...], _Queue] = {}
@@ -82,7 +77,7 @@ class Batcher:
         pieces: list[Piece],
         options: dict[str, Any],
         stop: Stop = None,
-        priority: int = OWNER,
+        priority: Work = OWNER,
     ) -> list[Any]:
         """``spec.forward`` for ``pieces``, batched with whatever else waits for the same thing."""
         key = (loaded, spec.id, _options_key(options))
@@ -98,7 +93,6 @@ class Batcher:
                     and queue.may_start(request)
                     and min(queue.waiting, key=_rank) is request
                 ):
-                    overtake = queue.busy  # beside a visitors' batch
                     # The owner's batch carries the owner's requests only: no visitor makes it longer.
                     owners_only = request.priority == OWNER
                     batch = self._take(queue, loaded, spec, options, owners_only=owners_only)
@@ -107,7 +101,7 @@ class Batcher:
                     break
                 self._changed.wait()
         try:
-            self._execute(loaded, spec, options, batch, overtake, visitors=guests_only)
+            self._execute(loaded, spec, options, batch, GUEST if guests_only else OWNER)
         finally:
             with self._changed:
                 queue.running.remove(guests_only)
@@ -149,20 +143,14 @@ class Batcher:
         spec: TaskSpec,
         options: dict[str, Any],
         batch: list[_Request],
-        overtake: bool = False,
-        visitors: bool = False,
+        work: Work = OWNER,
     ) -> None:
         pieces = [piece for request in batch for piece in request.pieces]
         stops = [request.stop for request in batch]
         # A merged batch stops early only when every request in it asked to stop.
         stop: Stop = None if any(s is None for s in stops) else (lambda: all(s() for s in stops))  # type: ignore[misc]
         try:
-            outputs = self._run(
-                loaded,
-                lambda: spec.forward(loaded, pieces, options, stop),
-                overtake=overtake,
-                visitors=visitors,
-            )
+            outputs = self._run(loaded, lambda: spec.forward(loaded, pieces, options, stop), work)
         except BaseException as exc:  # each request re-raises it on its own thread
             outputs, error = None, exc
         else:

@@ -43,6 +43,8 @@ _lock = threading.Lock()
 _owner = threading.Condition()
 _owners_beside = 0
 _paused = 0
+#: Whether the calling thread's pass may pause for the owner's (set while it holds the device).
+_mark = threading.local()
 
 
 def lower_this_thread() -> bool:
@@ -60,6 +62,11 @@ def lower_this_thread() -> bool:
     except OSError as exc:  # a sandbox may refuse: the lane still works, at normal priority
         log.warning("The visitors' lane keeps normal priority: %s", exc)
     return False
+
+
+def on_lane() -> bool:
+    """Whether the calling thread is the visitors' lane."""
+    return _lane is not None and threading.current_thread() is _lane
 
 
 def run_in_lane(call: Callable[[], T]) -> T:
@@ -106,6 +113,19 @@ def owner_first() -> Iterator[None]:
             _owner.notify_all()
 
 
+@contextlib.contextmanager
+def pausable(yes: bool = True) -> Iterator[None]:
+    """Around a pass that holds the device for someone other than the owner's request (a visitor's
+    request, a file run): on the calling thread, the model's pause points wait while an owner's pass
+    runs beside it (:func:`owner_first`)."""
+    before = getattr(_mark, "on", False)
+    _mark.on = yes
+    try:
+        yield
+    finally:
+        _mark.on = before
+
+
 def make_pausable(model: Any) -> None:
     """Let the visitors' passes through ``model`` pause at each of its layers (the modules of its
     ``ModuleList``s: a transformer's blocks). Once per model; any thread. A model that is no torch
@@ -138,9 +158,10 @@ def paused() -> int:
 
 
 def _pause_point(_module: Any, _inputs: Any) -> None:
-    """A layer's forward pre-hook: on the visitors' lane, wait while an owner's pass runs."""
+    """A layer's forward pre-hook: in a pausable pass (:func:`pausable`), wait while an owner's pass
+    runs beside it."""
     global _paused
-    if not _owners_beside or threading.current_thread() is not _lane:
+    if not _owners_beside or not getattr(_mark, "on", False):
         return
     with _owner:
         _paused += 1

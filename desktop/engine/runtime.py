@@ -6,9 +6,15 @@ kinds of lock, always taken in this order and never the other way round:
 * a load lock per model: two requests for the same model load (and download) it once, and a
   download never blocks other models or inference;
 * the cache lock: a few dict operations (the LRU bounded by a memory budget);
-* the device lock: held only while a task's ``forward`` runs (:meth:`Runtime.infer`), so the
-  device sees one job at a time however many tabs, files or visitors ask; single requests that
-  wait for it together run as one batch (:mod:`desktop.engine.batcher`), the owner's first.
+* the device: held only while a task's ``forward`` runs (:meth:`Runtime.infer`), handed out by
+  the one scheduler (:mod:`desktop.engine.scheduler`: the owner's request, a visitor's request,
+  the owner's file run, a visitor's file run, in that order), so the device sees one job at a time
+  however many tabs, files or visitors ask; single requests that wait together run as one batch
+  (:mod:`desktop.engine.batcher`).
+
+Who asks (the owner or a visitor, :class:`~desktop.engine.scheduler.Who`) is an argument of each
+call: it picks the name policy (visitors: installed models only), the file limits and the place
+in the queue. Above the engine, code reaches this through :mod:`desktop.engine.client`.
 
 Tokenizers follow the rule in :mod:`desktop.engine.loaded`.
 """
@@ -20,17 +26,17 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 from desktop.engine import lane, whisper
-from desktop.engine.batcher import GUEST, OWNER, Batcher
+from desktop.engine.batcher import Batcher
+from desktop.engine.client import Status
 from desktop.engine.device import check_device_name, choose_device, default_budget_bytes, dtype_name
 from desktop.engine.loaded import Loaded, load_model, text_api
-from desktop.engine.resolve import Policy, resolve
-from desktop.files import OWNER as OWNER_LIMITS
-from desktop.files import VISITOR, Limits
+from desktop.engine.resolve import resolve
+from desktop.engine.scheduler import Scheduler, Work
+from desktop.engine.who import Who, limits, policy
 from desktop.hf import transformers_api
 from desktop.models import catalog
 from desktop.models.compat import check_fits
@@ -41,29 +47,6 @@ from desktop.tasks.spec import Result, Stop, TaskSpec
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 STOPPED_NOTE = "Stopped: the text so far is kept."
-
-
-@dataclass
-class Status:
-    """What the status line shows."""
-
-    device: str
-    dtype: str
-    model: str = ""
-    latency_ms: float | None = None
-    loaded: int = 0
-
-    def line(self) -> str:
-        if not self.dtype:  # torch is still loading in the background: nothing has run yet
-            parts = ["Device: chosen when the first model runs (CUDA, Apple MPS or the CPU)"]
-        else:
-            parts = [f"Device: **{self.device.upper()}** ({self.dtype})"]
-        if self.model:
-            parts.append(f"model: **{self.model}**")
-        if self.latency_ms is not None:
-            parts.append(f"last run: **{self.latency_ms:,.0f} ms**")
-        parts.append(f"models in memory: {self.loaded}")
-        return " · ".join(parts)
 
 
 class Runtime:
@@ -82,13 +65,12 @@ class Runtime:
         self._budget_bytes = budget_bytes
         self._choosing = threading.Lock()
         self.store = store or ModelStore()
-        self.policy = Policy.LOCAL
         self.status = Status(device=self.requested_device, dtype="")
         self.load_count = 0  # models loaded from disk so far (tests and the status line)
         self._cache: OrderedDict[tuple[str, str], Loaded] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._load_locks: dict[tuple[str, str], threading.Lock] = {}
-        self._device_lock = threading.RLock()
+        self.scheduler = Scheduler()
         self.batcher = Batcher(self.infer, merge=batch_requests)  # concurrent requests share batches
 
     @property
@@ -131,23 +113,13 @@ class Runtime:
         thread.start()
         return thread
 
-    @property
-    def limits(self) -> Limits:
-        """What a file handed in may cost: the owner's, or the visitors' (the GUEST policy)."""
-        return VISITOR if self.policy is Policy.GUEST else OWNER_LIMITS
-
-    def guest(self) -> Runtime:
-        """This runtime as visitors use it: the same models, cache and device, the GUEST policy."""
-        view = object.__new__(Runtime)
-        view.__dict__.update(self.__dict__)
-        view.policy = Policy.GUEST
-        return view
-
     # --- which model -------------------------------------------------------------------
 
-    def resolve(self, spec: TaskSpec, name: str | None, kind: str | None = None) -> ModelRef | Path:
-        """What ``name`` means for ``spec`` under this runtime's policy (see desktop.engine.resolve)."""
-        return resolve(spec, name, kind or spec.kind, self.store, self.policy)
+    def resolve(
+        self, spec: TaskSpec, name: str | None, kind: str | None = None, who: Who = Who.OWNER
+    ) -> ModelRef | Path:
+        """What ``name`` means for ``spec`` when ``who`` asks (see desktop.engine.resolve)."""
+        return resolve(spec, name, kind or spec.kind, self.store, policy(who))
 
     # --- loading -----------------------------------------------------------------------
 
@@ -157,10 +129,11 @@ class Runtime:
         name: str | None,
         kind: str | None = None,
         progress: ProgressCallback | None = None,
+        who: Who = Who.OWNER,
     ) -> Loaded:
         """The model ``name`` for ``spec`` (inputs of ``kind``), from memory if it is there."""
         kind = kind or spec.kind
-        target = self.resolve(spec, name, kind)
+        target = self.resolve(spec, name, kind, who)
         if isinstance(target, ModelRef):
             display, key = target.display, (kind, f"{target.repo}@{target.revision}")
         else:
@@ -215,6 +188,19 @@ class Runtime:
 
             torch.cuda.empty_cache()
 
+    def unload_all(self) -> None:
+        """Drop every model from memory (what this process's allocator keeps, it keeps)."""
+        with self._cache_lock:
+            self._cache.clear()
+            self.status.loaded = 0
+        import gc
+
+        gc.collect()
+        if self._device is not None and self._device.startswith("cuda"):
+            import torch
+
+            torch.cuda.empty_cache()
+
     def memory_in_use(self) -> int:
         return sum(item.nbytes for item in self._cache.values())
 
@@ -225,56 +211,50 @@ class Runtime:
 
     # --- running -----------------------------------------------------------------------
 
-    def infer(
-        self, loaded: Loaded, call: Callable[[], T], overtake: bool = False, visitors: bool | None = None
-    ) -> T:
-        """Run ``call()`` (a task's forward) on the device, one job at a time, and time it.
+    def infer(self, loaded: Loaded, call: Callable[[], T], work: Work = Work.OWNER_REQUEST) -> T:
+        """Run ``call()`` (a task's forward) on the device when the scheduler says so, and time it.
 
-        ``overtake`` (the owner's request while a batch of LAN visitors' runs, see
-        :mod:`desktop.engine.batcher`): on the CPU it runs at once, beside the job in flight, which
-        pauses at its next module until this one is done (a forward pass changes nothing in the
-        model); on a GPU it goes next.
-        ``visitors`` (default: this runtime is the visitors'): the work is LAN visitors' only, and
-        runs on the visitors' lane, at a lower CPU priority (:mod:`desktop.engine.lane`).
+        Visitors' work runs on the visitors' lane (:mod:`desktop.engine.lane`); anyone's but the
+        owner's requests may pause between layers while an owner's request runs beside it on the CPU
+        (:mod:`desktop.engine.scheduler`).
         """
-        if visitors is None:
-            visitors = self.policy is Policy.GUEST
-        if visitors:
-            return lane.run_in_lane(lambda: self._pausable(loaded, call))
+        if work.visitors and not lane.on_lane():
+            return lane.run_in_lane(lambda: self.infer(loaded, call, work))
         import torch
 
-        beside = overtake and str(loaded.device) == "cpu"
-        with lane.owner_first() if beside else self._device_lock, torch.inference_mode():
+        if work is not Work.OWNER_REQUEST:
+            lane.make_pausable(loaded.model)
+        with self.scheduler.device(work, cpu=str(loaded.device) == "cpu"), torch.inference_mode():
             started = time.perf_counter()
             result = call()
             self.status.latency_ms = (time.perf_counter() - started) * 1000
             self.status.model = loaded.display
         return result
 
-    def _pausable(self, loaded: Loaded, call: Callable[[], T]) -> T:
-        """The visitors' work, on their lane: it pauses between layers for an owner's pass."""
-        lane.make_pausable(loaded.model)
-        return self.infer(loaded, call, visitors=False)
-
     def prepare(
-        self, spec: TaskSpec, args: tuple[Any, ...], progress: ProgressCallback | None
+        self, spec: TaskSpec, args: tuple[Any, ...], progress: ProgressCallback | None, who: Who = Who.OWNER
     ) -> tuple[Loaded, Any, dict[str, Any]]:
         """Validate the API arguments, load the model, preprocess: (model, prepared, options)."""
         inputs, name, options = spec.split_arguments(args)
-        inputs = spec.validate(inputs, self.limits)  # refusals come before any download
+        inputs = spec.validate(inputs, limits(who))  # refusals come before any download
         options = spec.check_options(options)
-        loaded = self.load(spec, name, spec.kind_for(inputs), progress)
+        loaded = self.load(spec, name, spec.kind_for(inputs), progress, who)
         notes = spec.fit_options(loaded, options)
         prepared = spec.preprocess(loaded, inputs, options)
         prepared.notes[:0] = notes
         return loaded, prepared, options
 
     def predict(
-        self, spec: TaskSpec, *args: Any, progress: ProgressCallback | None = None, stop: Stop = None
+        self,
+        spec: TaskSpec,
+        *args: Any,
+        progress: ProgressCallback | None = None,
+        stop: Stop = None,
+        who: Who = Who.OWNER,
     ) -> Result:
-        """Run ``spec`` once with the API's positional arguments."""
-        loaded, prepared, options = self.prepare(spec, args, progress)
-        priority = GUEST if self.policy is Policy.GUEST else OWNER
+        """Run ``spec`` once with the API's positional arguments, for ``who``."""
+        loaded, prepared, options = self.prepare(spec, args, progress, who)
+        work = Work.of(who)
         pieces = prepared.pieces
         _budget, most = spec.batch_limits(loaded.device, loaded)
         outputs: list[Any] = []
@@ -283,13 +263,18 @@ class Runtime:
             if progress and len(pieces) > 1:
                 progress(start, len(pieces), said, unit="parts")
             chunk = pieces[start : start + max(1, most)]
-            outputs += self.batcher.forward(loaded, spec, chunk, options, stop, priority)
+            outputs += self.batcher.forward(loaded, spec, chunk, options, stop, work)
         if progress and len(pieces) > 1:
             progress(len(pieces), len(pieces), said, unit="parts")
         return finish(spec, loaded, prepared, outputs, options)
 
     def stream(
-        self, spec: TaskSpec, *args: Any, progress: ProgressCallback | None = None, stop: Stop = None
+        self,
+        spec: TaskSpec,
+        *args: Any,
+        progress: ProgressCallback | None = None,
+        stop: Stop = None,
+        who: Who = Who.OWNER,
     ) -> Iterator[Result]:
         """Partial results as the model produces them (generation), then the finished one.
 
@@ -297,9 +282,9 @@ class Runtime:
         when ``stop()`` turns true or the caller stops iterating (an abandoned stream).
         """
         if not spec.streams:
-            yield self.predict(spec, *args, progress=progress, stop=stop)
+            yield self.predict(spec, *args, progress=progress, stop=stop, who=who)
             return
-        loaded, prepared, options = self.prepare(spec, args, progress)
+        loaded, prepared, options = self.prepare(spec, args, progress, who)
         streamer = transformers_api("TextIteratorStreamer").TextIteratorStreamer(
             loaded.stream_tokenizer(), skip_prompt=True, skip_special_tokens=True
         )
@@ -315,7 +300,9 @@ class Runtime:
             try:
                 outputs.extend(
                     self.infer(
-                        loaded, lambda: spec.forward(loaded, prepared.pieces, options, halted, streamer)
+                        loaded,
+                        lambda: spec.forward(loaded, prepared.pieces, options, halted, streamer),
+                        Work.of(who),
                     )
                 )
             except BaseException as exc:  # handed to the caller below

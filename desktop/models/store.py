@@ -73,6 +73,12 @@ class ModelStore:
 
         return settings.models_dir()
 
+    @property
+    def fixed_root(self) -> Path | None:
+        """The folder this store was made with, or None when it follows the settings' models folder
+        (an engine process opens its store the same way)."""
+        return self._root
+
     def follow(self, root: Path) -> None:
         """After the models folder moved: a store made with an explicit folder uses ``root`` from now on."""
         if self._root is not None:

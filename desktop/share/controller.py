@@ -7,7 +7,7 @@ outside Gradio's cache. Its Blocks come from the ``visitors_app`` function the
 app hands to :func:`controller` (``build_app(..., local=False)``: the task tabs
 only, no Models or Sharing tab, so visitors cannot manage models, change
 settings or switch sharing); this module never imports the UI. It shares this
-process's Runtime, so models load once for everybody. Turning sharing off
+process's engine, so models load once for everybody. Turning sharing off
 closes that listener: connections are refused again, and the local app never
 notices.
 
@@ -103,16 +103,16 @@ def _port_is_free(port: int) -> bool:
 
 
 class Sharing:
-    """Turns the LAN server on and off for one Runtime; see the module docstring."""
+    """Turns the LAN server on and off for one app (its Door to the engine); see the module docstring."""
 
     def __init__(
         self,
-        runtime: Any,
+        door: Any,
         port: int | None = None,
         host: str = "0.0.0.0",
         visitors_app: VisitorsApp | None = None,
     ) -> None:
-        self.runtime = runtime
+        self.door = door
         self.host = host
         self.requested_port = port
         self.visitors_app = visitors_app
@@ -210,11 +210,11 @@ class Sharing:
 
         def launch() -> Any:
             # Built anew each time: its model lists show what is installed now.
-            blocks = self.visitors_app(self.runtime.guest())  # installed models only (the GUEST policy)
+            blocks = self.visitors_app(self.door.visitors())  # installed models only, visitors' limits
             blocks.title = signin.title(computer)
             return serve_visitors(
                 blocks,
-                self.runtime,
+                self.door,
                 self.gate,
                 host=self.host,
                 port=port,
@@ -235,7 +235,7 @@ class Sharing:
 
 def serve_visitors(
     blocks: Any,
-    runtime: Any,
+    door: Any,
     gate: VisitorGate,
     *,
     host: str,
@@ -264,7 +264,7 @@ def serve_visitors(
 
     cache = paths.gradio_temp_dir()
     private = [paths.config_dir(), paths.data_dir(), paths.log_dir(), paths.cache_dir() / "models"]
-    models_root = getattr(getattr(runtime, "store", None), "root", None)
+    models_root = getattr(getattr(door, "store", None), "root", None)
     if isinstance(models_root, Path):
         private.append(models_root)
     _keep_files_in(blocks, visitors_upload_folder())
@@ -371,28 +371,28 @@ def _is_inside(path: Path, folder: Path) -> bool:
         return False
 
 
-#: One controller per runtime, held only as long as the runtime lives (no ids as keys).
+#: One controller per app (its Door), held only as long as the Door lives (no ids as keys).
 _controllers: weakref.WeakKeyDictionary[Any, Sharing] = weakref.WeakKeyDictionary()
 _controllers_lock = threading.Lock()
 
 
-def controller(runtime: Any, visitors_app: VisitorsApp | None = None) -> Sharing:
-    """The one Sharing for ``runtime`` (the Sharing tab and ``serve --lan`` use the same).
+def controller(door: Any, visitors_app: VisitorsApp | None = None) -> Sharing:
+    """The one Sharing for ``door`` (the Sharing tab and ``serve --lan`` use the same).
 
     ``visitors_app`` (given where the app is assembled) builds the visitors' Blocks.
     """
     with _controllers_lock:
-        found = _controllers.get(runtime)
+        found = _controllers.get(door)
         if found is None:
-            found = _controllers[runtime] = Sharing(runtime)
+            found = _controllers[door] = Sharing(door)
         if visitors_app is not None:
             found.visitors_app = visitors_app
         return found
 
 
-def start_lan(runtime: Any) -> str:
-    """Switch sharing on for ``runtime`` and say where to connect (``pipedesk serve --lan``)."""
-    share = controller(runtime)
+def start_lan(door: Any) -> str:
+    """Switch sharing on for ``door`` and say where to connect (``pipedesk serve --lan``)."""
+    share = controller(door)
     share.enable()
     urls = share.urls()
     lines = ["Shared on your network (visitors sign in with this password):"]

@@ -276,15 +276,16 @@ def run(device: str | None = None, out: TextIO | None = None) -> int:
         log.info("%s", line)  # a windowed build has no console: the log file has the report too
 
     from desktop import server
-    from desktop.engine.runtime import Runtime
+    from desktop.engine.start import open_door
     from desktop.tasks import TASKS
     from desktop.ui.app import build_app
 
-    runtime = Runtime(device=device)
-    running = server.start(build_app(runtime), host=server.LOCAL_HOST)
+    door = open_door(device, own_process=True)
+    running = server.start(build_app(door), host=server.LOCAL_HOST)
     where = "packaged build" if getattr(sys, "frozen", False) else "from source"
+    engine = f"engine process {getattr(door.engine, 'pid', None) or 'none (in-process)'}"
     say(
-        f"Pipedesk smoke test ({where}; device {runtime.device}; {len(bundled.bundled_repos())} bundled models)"
+        f"Pipedesk smoke test ({where}; device {door.device}; {engine}; {len(bundled.bundled_repos())} bundled models)"
     )
     say(f"UI served at {running.url} {time.perf_counter() - started:.2f}s after the smoke test began")
     try:

@@ -49,7 +49,7 @@ class AppState:
     """What the main thread, the loader thread and the control channel share."""
 
     window: Any = None
-    runtime: Any = None
+    door: Any = None  # the owner's door to the engine (desktop.engine.client)
     server: Any = None
     url: str | None = None
     closed: threading.Event = field(default_factory=threading.Event)
@@ -93,10 +93,10 @@ class AppState:
     def stop(self) -> None:
         """Stop sharing and the server (main thread, after the window closed or Ctrl+C)."""
         self.closed.set()
-        if self.runtime is not None:
+        if self.door is not None:
             from desktop.share import controller as sharing
 
-            sharing.controller(self.runtime).disable()
+            sharing.controller(self.door).disable()
         if self.server is not None:
             self.server.stop()
             log.info("Server on %s stopped", self.server.url)
@@ -188,10 +188,10 @@ def _interrupt(_signum: int, _frame: Any) -> None:
 
 def _start_server(args: argparse.Namespace, state: AppState, claimed: instance.Instance) -> None:
     """Import the heavy parts, build the UI and serve it on 127.0.0.1 (loader or main thread)."""
-    from desktop.engine.runtime import Runtime
+    from desktop.engine.start import open_door
 
     started = time.perf_counter()
-    state.runtime = Runtime(device=getattr(args, "device", None))
+    state.door = open_door(getattr(args, "device", None), own_process=True, warm=False)
     from desktop import server
     from desktop.ui.app import build_app
 
@@ -200,7 +200,7 @@ def _start_server(args: argparse.Namespace, state: AppState, claimed: instance.I
         from desktop.ui import native
 
         native.provide(lambda kind, start: _choose_path(state.window, kind, start))
-    blocks = build_app(state.runtime)
+    blocks = build_app(state.door)
     if state.closed.is_set():
         return
     options: dict[str, Any] = {}
@@ -237,8 +237,8 @@ def _choose_path(window: Any, kind: str, start: str) -> str | None:
 
 def _warm_up(state: AppState) -> None:
     """Import torch and transformers and choose the device in the background, once (any thread)."""
-    if state.runtime is not None and state.warm_up.acquire(blocking=False):
-        state.runtime.warm_up_in_background()
+    if state.door is not None and state.warm_up.acquire(blocking=False):
+        state.door.warm_up_in_background()
 
 
 # --- the window ---------------------------------------------------------------------------

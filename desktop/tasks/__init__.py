@@ -51,6 +51,17 @@ def get(task_id: str) -> TaskSpec:
         raise UserError(f"Unknown task {task_id!r}: choose one of {', '.join(TASKS)}.") from None
 
 
+def spec_of(spec_id: str) -> TaskSpec:
+    """Any spec by id: the tasks above, and the Local API's own (``chat-completion``, ``completion``),
+    which have no tab; an engine's requests name their spec this way."""
+    from desktop.tasks import completions
+
+    for spec in (completions.CHAT, completions.TEXT):
+        if spec.id == spec_id:
+            return spec
+    return get(spec_id)
+
+
 def known_models() -> dict[str, ModelRef]:
     """Every model a task names, by Hub id (for pinned revisions and labels)."""
     refs: dict[str, ModelRef] = {}
@@ -61,4 +72,4 @@ def known_models() -> dict[str, ModelRef]:
     return refs
 
 
-__all__ = ["TASKS", "ModelRef", "Option", "Result", "TaskSpec", "get", "known_models"]
+__all__ = ["TASKS", "ModelRef", "Option", "Result", "TaskSpec", "get", "known_models", "spec_of"]

@@ -16,7 +16,7 @@ import gradio as gr
 
 from desktop import assets
 from desktop.api import LocalApi
-from desktop.engine.runtime import Runtime
+from desktop.engine.client import Door
 from desktop.server import API, LOOK
 from desktop.tasks import TASKS
 from desktop.ui import uploads
@@ -36,7 +36,7 @@ class AppContext:
     status: Any = None  # the status-line gr.Markdown
     header: Any = None  # the header row above the tabs: ``with context.header:`` adds a banner there
     tabs: tuple[TaskTab, ...] = ()  # the task tabs, in order
-    runtime: Any = None
+    door: Any = None
     strip: Any = None  # the gr.Tabs of the whole app: ``gr.Tabs(selected=id)`` opens a tab
 
     def after_models_change(self, event: Any) -> Any:
@@ -44,15 +44,15 @@ class AppContext:
         list, keeping what each list shows selected when it is still there."""
         if not self.tabs:
             return event
-        runtime = self.runtime
+        door = self.door
         lists = [tab.model for tab in self.tabs]
         return event.then(
-            refresh_lists(list(self.tabs), runtime, self.local), inputs=lists, outputs=lists, **PRIVATE
+            refresh_lists(list(self.tabs), door, self.local), inputs=lists, outputs=lists, **PRIVATE
         )
 
 
-def _panels() -> list[Callable[[Runtime, AppContext], None]]:
-    """Tabs after the task tabs: each module's ``build(runtime, context)`` runs inside the Tabs.
+def _panels() -> list[Callable[[Door, AppContext], None]]:
+    """Tabs after the task tabs: each module's ``build(door, context)`` runs inside the Tabs.
 
     ``context.local`` is False in the app LAN visitors see: management tabs then build nothing.
     """
@@ -61,38 +61,36 @@ def _panels() -> list[Callable[[Runtime, AppContext], None]]:
     return [batch_tab.build, models_tab.build, sharing_tab.build, settings_tab.build]
 
 
-def build_app(runtime: Runtime, local: bool = True) -> gr.Blocks:
-    """The whole interface for ``runtime``; ``local=False`` builds the LAN visitors' version."""
+def build_app(door: Door, local: bool = True) -> gr.Blocks:
+    """The whole interface for ``door``; ``local=False`` builds the LAN visitors' version."""
     if local:  # sharing builds the visitors' version itself (on its own thread) when switched on
         from desktop.share import controller as sharing
 
-        sharing.controller(runtime, visitors_app=lambda guest: build_app(guest, local=False))
+        sharing.controller(door, visitors_app=lambda guest: build_app(guest, local=False))
     with gr.Blocks(title="Pipedesk", analytics_enabled=False) as blocks:
         with gr.Row(elem_id="header") as header:
             gr.Markdown("# Pipedesk\nHugging Face models on your own computer — offline once downloaded.")
-        status = gr.Markdown(status_text(runtime), elem_id="status-line")
+        status = gr.Markdown(status_text(door), elem_id="status-line")
         # Tabs that do not fit a narrow window wrap onto a second row: all in view, none behind "...".
         with gr.Tabs(elem_id="tabs", overflow_behavior="wrap") as strip:
             tabs = tuple(
-                TAB_BUILDERS[spec.ui](spec, runtime, status, local)
+                TAB_BUILDERS[spec.ui](spec, door, status, local)
                 for spec in TASKS.values()
                 if spec.ui in TAB_BUILDERS
             )
-            context = AppContext(
-                local=local, status=status, header=header, tabs=tabs, runtime=runtime, strip=strip
-            )
+            context = AppContext(local=local, status=status, header=header, tabs=tabs, door=door, strip=strip)
             for build in _panels():
-                build(runtime, context)
+                build(door, context)
         for spec in TASKS.values():
             if spec.ui == "files":  # no tab of its own: the Batch tab runs it; its API is here
-                build_api_only(spec, runtime)
-        blocks.load(lambda: status_text(runtime), outputs=status, **PRIVATE, queue=False)
+                build_api_only(spec, door)
+        blocks.load(lambda: status_text(door), outputs=status, **PRIVATE, queue=False)
         # Every Model list with its states, and the model last used (or a ready one) picked.
         blocks.load(
-            preselect(list(tabs), runtime, local), outputs=[tab.model for tab in tabs], **PRIVATE, queue=False
+            preselect(list(tabs), door, local), outputs=[tab.model for tab in tabs], **PRIVATE, queue=False
         ).then(None, js=READY_JS, **PRIVATE, queue=False)
     setattr(blocks, LOOK, launch_options())  # gradio 6 takes these at launch(): server.start reads them
-    setattr(blocks, API, LocalApi(runtime))  # /v1 and /mcp on the same server, for this runtime
+    setattr(blocks, API, LocalApi(door))  # /v1 and /mcp on the same server, for this door
     return blocks
 
 

@@ -10,10 +10,10 @@ generator: every half second it yields the progress line, the results table
 (first rows, input order, filling in: the text beside its result columns, the note last),
 the chart and, at the end, the export to download. Cancel stops after the batch in flight and keeps
 what is done. Runs share one queue (``concurrency_id="batch"``); the model
-calls inside go through ``Runtime.infer`` batch by batch, so the other tabs
+calls inside go through the engine's scheduler batch by batch, so the other tabs
 still answer while a file is analysed.
 
-Files are read by :mod:`desktop.files` within the runtime's limits (a visitor's are smaller); only
+Files are read by :mod:`desktop.files` within the door's limits (a visitor's are smaller); only
 the owner's app offers a folder on this computer and Parquet files.
 """
 
@@ -29,8 +29,8 @@ import gradio as gr
 import pandas as pd
 
 from desktop.batch.rows import file_values
-from desktop.batch.run import BatchProgress, BatchRun, RunState, task_spec
-from desktop.engine.runtime import Runtime
+from desktop.engine.client import Door
+from desktop.engine.filerun import BatchProgress, RunState, task_spec
 from desktop.errors import UserError
 from desktop.files.audio import AUDIO_EXTENSIONS
 from desktop.files.images import IMAGE_EXTENSIONS
@@ -64,9 +64,9 @@ BATCH_QUEUE = "batch"
 EMPTY = "Upload a file (or photos, or recordings) to see its first rows."
 
 
-def model_update(runtime: Runtime, task: str, current: str | None, local: bool) -> dict[str, Any]:
+def model_update(door: Door, task: str, current: str | None, local: bool) -> dict[str, Any]:
     """The Model list for ``task`` on files: the task's models with their states, imported ones too."""
-    return model_lists.update(task_spec(task), runtime.store, current, local=local, task=task)
+    return model_lists.update(task_spec(task), door.store, current, local=local, task=task)
 
 
 def described(table: Table, source: Path | None = None) -> tuple[str, Any, Any, Any]:
@@ -93,13 +93,13 @@ def described(table: Table, source: Path | None = None) -> tuple[str, Any, Any, 
 # --- the tab -----------------------------------------------------------------------------
 
 
-def build(runtime: Runtime, context: Any) -> None:
+def build(door: Door, context: Any) -> None:
     """Add the Batch tab (inside the app's gr.Tabs)."""
     from desktop import settings
 
     local = getattr(context, "local", True)
     folder = output_folder(local)
-    first = model_update(runtime, "sentiment", None, local)
+    first = model_update(door, "sentiment", None, local)
     with gr.Tab("Batch", id="batch") as tab:
         gr.Markdown(
             "Analyse a whole file (CSV, TSV, XLSX, JSONL, or TXT with one text per line"
@@ -192,7 +192,7 @@ def build(runtime: Runtime, context: Any) -> None:
             if not paths:
                 return *no_file(), gr.update()
             try:
-                table = read_handed_in(paths, runtime, local)
+                table = read_handed_in(paths, door, local)
             except Exception as exc:
                 return *no_file(exc), None  # the box is emptied: the next file starts afresh
             upload_path = paths[0] if table.holds == "text" else None  # its warnings: in the info line
@@ -207,7 +207,7 @@ def build(runtime: Runtime, context: Any) -> None:
             ):
                 return (gr.update(),) * len(shown_file)
             try:
-                table = read_handed_in([current.upload], runtime, local, sheet=chosen)
+                table = read_handed_in([current.upload], door, local, sheet=chosen)
             except Exception as exc:
                 return (*(gr.update(),) * (len(shown_file) - 1), message_box(error_text(exc), failed=True))
             session = Session(table=table, upload=current.upload)
@@ -252,8 +252,7 @@ def build(runtime: Runtime, context: Any) -> None:
                 session.running = mine = True
                 texts = file_values(table, spec, session.column)
                 yield "Loading the model…", gr.update(), gr.update(), gr.update(visible=False), ""
-                session.run = BatchRun(
-                    runtime,
+                session.run = door.run_file(
                     task_id,
                     texts,
                     model_value,
@@ -301,7 +300,7 @@ def build(runtime: Runtime, context: Any) -> None:
         def on_task(task_id: str, current: Session | None) -> tuple[Any, ...]:
             texts = not isinstance(current, Session) or current.table.holds == "text"
             return (
-                model_update(runtime, task_id, None, local),
+                model_update(door, task_id, None, local),
                 gr.update(visible=shows_column(task_id) and texts),
                 *(gr.update(visible=owner == task_id) for owner in option_groups),
             )
@@ -328,8 +327,8 @@ def build(runtime: Runtime, context: Any) -> None:
         )
         tab.select(
             lambda task_id, current: (
-                model_update(runtime, task_id, current, local),
-                gr.update(visible=runtime.device == "cpu", value=settings.load().fast_cpu),
+                model_update(door, task_id, current, local),
+                gr.update(visible=door.device == "cpu", value=settings.load().fast_cpu),
             ),
             inputs=[task, model],
             outputs=[model, fast],
@@ -346,7 +345,7 @@ def build(runtime: Runtime, context: Any) -> None:
         )
         if getattr(context, "status", None) is not None:
             running.then(
-                lambda current: status_text(runtime, current.run.model if _ran(current) else ""),
+                lambda current: status_text(door, current.run.model if _ran(current) else ""),
                 inputs=state,
                 outputs=context.status,
                 queue=False,

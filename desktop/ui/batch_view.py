@@ -14,9 +14,9 @@ from typing import Any
 
 import pandas as pd
 
-from desktop.batch.run import BatchRun, count_chart, task_spec
 from desktop.batch.writer import write_results
-from desktop.engine.runtime import Runtime
+from desktop.engine.client import Door
+from desktop.engine.filerun import BatchRun, count_chart, task_spec
 from desktop.errors import UserError
 from desktop.files.audio import AUDIO_EXTENSIONS
 from desktop.files.images import IMAGE_EXTENSIONS
@@ -200,7 +200,7 @@ def table_types(local: bool) -> list[str]:
     return [*TABLE_TYPES, *([".parquet"] if local else [])]
 
 
-def read_handed_in(paths: list[str], runtime: Runtime, local: bool, sheet: str | None = None) -> Table:
+def read_handed_in(paths: list[str], door: Door, local: bool, sheet: str | None = None) -> Table:
     """What was uploaded, as rows: one table file (of a workbook, ``sheet``), or photos, or
     recordings (one row each). UserError for a mix, or a file of no kind the tab reads."""
     suffixes = {Path(p).suffix.lower() for p in paths}
@@ -209,7 +209,7 @@ def read_handed_in(paths: list[str], runtime: Runtime, local: bool, sheet: str |
             raise UserError(
                 "Parquet files are read in the app on the computer it runs on, not over the network."
             )
-        return read_table(paths[0], limits=runtime.limits, sheet=sheet)
+        return read_table(paths[0], limits=door.limits, sheet=sheet)
     kind = kind_of_files(paths)
     if kind is None:
         raise not_handed_in()

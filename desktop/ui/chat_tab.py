@@ -44,7 +44,7 @@ def shown(history: Any) -> list[dict[str, str]]:
         return []
 
 
-def build_chat_tab(spec: TaskSpec, runtime: Any, status: gr.Markdown, local: bool) -> TaskTab:
+def build_chat_tab(spec: TaskSpec, door: Any, status: gr.Markdown, local: bool) -> TaskTab:
     """Add the Chat tab (inside the app's gr.Tabs) and wire its events and ``/chat``."""
     with gr.Tab(spec.title, id=spec.id) as tab:
         gr.Markdown(spec.description, elem_classes="task-description")
@@ -75,7 +75,7 @@ def build_chat_tab(spec: TaskSpec, runtime: Any, status: gr.Markdown, local: boo
                     clear = gr.Button("Clear", elem_id=f"clear-{spec.id}", scale=1)
                 message = gr.HTML("", elem_id=f"message-{spec.id}", show_progress="hidden")
             with gr.Column(scale=2):
-                model = model_dropdown(spec, runtime, local)
+                model = model_dropdown(spec, door, local)
                 system, *generation = spec.options
                 options = [option_widget(system).render()]
                 with gr.Accordion("Options", open=False):
@@ -86,10 +86,10 @@ def build_chat_tab(spec: TaskSpec, runtime: Any, status: gr.Markdown, local: boo
                     elem_classes="pd-hint",
                 )
         gr.Examples(examples=[[example[0]] for example in spec.examples], inputs=[box], label="Examples")
-        api_endpoint(spec, runtime, model, options)
+        api_endpoint(spec, door, model, options)
 
     remember = (lambda name: model_lists.remember(spec.id, name)) if local else None
-    answer = make_handler(spec, runtime, remember, lambda result: (result.data["history"],))
+    answer = make_handler(spec, door, remember, lambda result: (result.data["history"],))
     running_outputs = [message, send, stop, again]  # while an answer runs: Stop, no Send or Regenerate
     busy = (gr.update(visible=False), gr.update(visible=True), gr.update(interactive=False))
     idle = (gr.update(visible=True), gr.update(visible=False), gr.update(interactive=True))
@@ -115,8 +115,8 @@ def build_chat_tab(spec: TaskSpec, runtime: Any, status: gr.Markdown, local: boo
         return (
             message_html(current),
             *idle,
-            runtime.status.line(),
-            model_lists.update(spec, runtime.store, chosen, local=local),
+            door.status.line(),
+            model_lists.update(spec, door.store, chosen, local=local),
             shown(earlier) if refused else gr.update(),
             (question or "") if refused else gr.update(),
         )
@@ -170,4 +170,4 @@ def build_chat_tab(spec: TaskSpec, runtime: Any, status: gr.Markdown, local: boo
             queue=False,
             **PRIVATE,
         )
-    return task_tab(spec, runtime, model, tab, local)
+    return task_tab(spec, door, model, tab, local)

@@ -22,7 +22,7 @@ from typing import Any
 
 import gradio as gr
 
-from desktop.engine.runtime import Runtime
+from desktop.engine.client import Door
 from desktop.errors import Stopped, UserError
 from desktop.tasks.spec import Result, TaskSpec
 
@@ -72,12 +72,12 @@ class RunControl:
             self.message, self.failed = "\n".join(f"ℹ️ {note}" for note in notes or []), False
 
 
-def status_text(runtime: Runtime, model: str = "", latency_ms: float | None = None) -> str:
-    """The status line: the device and what ran last. A visitor (the GUEST policy) sees only their
-    own runs (``model`` and ``latency_ms``), never what the owner or other visitors ran."""
-    if getattr(getattr(runtime, "policy", None), "value", "local") != "guest":
-        return runtime.status.line()
-    return dataclasses.replace(runtime.status, model=model, latency_ms=latency_ms).line()
+def status_text(door: Door, model: str = "", latency_ms: float | None = None) -> str:
+    """The status line: the device and what ran last. A visitor sees only their own runs (``model``
+    and ``latency_ms``), never what the owner or other visitors ran."""
+    if not door.visitor:
+        return door.status.line()
+    return dataclasses.replace(door.status, model=model, latency_ms=latency_ms).line()
 
 
 def message_box(text: str = "", failed: bool = False, runs: int | None = None) -> str:
@@ -147,7 +147,7 @@ def _outputs(values: tuple[Any, ...]) -> Any:
 
 def make_handler(
     spec: TaskSpec,
-    runtime: Runtime,
+    door: Door,
     on_success: Callable[[str | None], None] | None = None,
     present: Callable[[Result], tuple[Any, ...]] | None = None,
 ) -> Callable[..., Any]:
@@ -156,7 +156,7 @@ def make_handler(
     ``present(result)`` gives the output components' values (default: ``result.outputs``)."""
     present = present or (lambda result: result.outputs)
     params = public_parameters(spec)
-    guest = getattr(getattr(runtime, "policy", None), "value", "local") == "guest"
+    guest = door.visitor
     model_index = [p.name for p in params].index("model")
     extra = [
         inspect.Parameter("control", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None),
@@ -191,7 +191,7 @@ def make_handler(
             values, control, kwargs = begin(args)
             result = None
             try:
-                for result in runtime.stream(spec, *values, **kwargs):
+                for result in door.stream(spec, *values, **kwargs):
                     yield _outputs(present(result))
             except Exception as exc:
                 raise failed(control, exc) from None
@@ -202,7 +202,7 @@ def make_handler(
         def handler(*args: Any) -> Any:  # type: ignore[misc]
             values, control, kwargs = begin(args)
             try:
-                result = runtime.predict(spec, *values, **kwargs)
+                result = door.predict(spec, *values, **kwargs)
             except Exception as exc:
                 raise failed(control, exc) from None
             succeeded(control, values, result)

@@ -3,7 +3,7 @@
 A task's list holds the task's own models, then the models imported or added
 for it, each labelled with what a person needs to know before running it
 ("ready", "download, about 268 MB"). The value of an entry is always the name
-the runtime resolves (a Hub id or an imported name), so labels can change
+the door resolves (a Hub id or an imported name), so labels can change
 freely. The pick is the model last used in that task (remembered in the
 settings) while it is still listed, else the default when it is on disk, else
 the first ready model, else the default (it downloads on first use).

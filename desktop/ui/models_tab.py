@@ -3,7 +3,7 @@ import from a folder, custom Hub ids, and the models folder (Storage). Offline m
 
 Built on the main thread inside ``build_app``, only in the app on this computer
 (``context.local``): LAN visitors get no tab, and none of these events is part
-of the HTTP API. Handlers run on Gradio's workers and call the runtime's
+of the HTTP API. Handlers run on Gradio's workers and call the door's
 ModelStore; downloads report to ``gr.Progress`` from the handler's own thread.
 """
 
@@ -60,7 +60,7 @@ def _size(entry: inventory.ModelEntry, known: dict[str, ModelRef]) -> str:
     return f"about {human_size(ref.size_mb * 1_000_000)}" if ref is not None and ref.size_mb else "—"
 
 
-def table_rows(runtime: Any) -> list[list[str]]:
+def table_rows(door: Any) -> list[list[str]]:
     """The rows of the model table, as the disk stands now."""
     known = known_models()
     return [
@@ -73,13 +73,13 @@ def table_rows(runtime: Any) -> list[list[str]]:
             _ago(e.last_used),
             e.source,
         ]
-        for e in inventory.entries(runtime.store)
+        for e in inventory.entries(door.store)
     ]
 
 
-def summary(runtime: Any) -> str:
+def summary(door: Any) -> str:
     """Where the models are, how much they use, how much is free, online or not."""
-    store = runtime.store
+    store = door.store
     offline = "**on**: nothing is downloaded" if offline_mode() else "off"
     note = catalog.check(store.root)  # a damaged model list, kept aside
     return (
@@ -88,23 +88,23 @@ def summary(runtime: Any) -> str:
     ) + (f"\n\n⚠️ {note}" if note else "")
 
 
-def _refresh(runtime: Any, choice: str | None = None) -> tuple[Any, ...]:
+def _refresh(door: Any, choice: str | None = None) -> tuple[Any, ...]:
     """The table, the summary and the Model list; ``choice`` (while listed) is picked in it, or with
     no ``choice`` the person's pick stays: nothing is ever picked for them."""
-    rows = table_rows(runtime)
+    rows = table_rows(door)
     ids = [row[0] for row in rows]
     picked = {} if choice is None else {"value": choice if choice in ids else None}
-    return gr.update(value=rows), summary(runtime), gr.update(choices=ids, **picked)
+    return gr.update(value=rows), summary(door), gr.update(choices=ids, **picked)
 
 
-def _ref(runtime: Any, name: str | None) -> ModelRef | None:
+def _ref(door: Any, name: str | None) -> ModelRef | None:
     """The Hub reference for a row id, None for an imported model; UserError when nothing is chosen."""
     if not name:
         raise UserError("Choose a model in the list first.")
-    return inventory.ref_for(name, runtime.store.root)
+    return inventory.ref_for(name, door.store.root)
 
 
-def _run(runtime: Any, choice: str | None, action: Any) -> tuple[Any, ...]:
+def _run(door: Any, choice: str | None, action: Any) -> tuple[Any, ...]:
     """Call ``action`` and return (message box, table, summary, dropdown): its words, or the error's
     in the tab's message box, where they stay until the next action."""
     try:
@@ -113,29 +113,27 @@ def _run(runtime: Any, choice: str | None, action: Any) -> tuple[Any, ...]:
         message, failed = str(exc), False
     except Exception as exc:
         message, failed = error_text(exc), True
-    return (message_box(message, failed), *_refresh(runtime, None if failed else choice))
+    return (message_box(message, failed), *_refresh(door, None if failed else choice))
 
 
-def _download(runtime: Any, name: str | None, progress: Any) -> str:
-    ref = _ref(runtime, name)
+def _download(door: Any, name: str | None, progress: Any) -> str:
+    ref = _ref(door, name)
     if ref is None:
         return f"{name} was imported from a folder: it is already on this computer."
     report = progress_reporter(progress)
-    runtime.store.ensure(ref, report)
-    return (
-        f"{ref.display} is ready ({human_size(runtime.store.size_on_disk(ref))}): use it in its task's tab."
-    )
+    door.store.ensure(ref, report)
+    return f"{ref.display} is ready ({human_size(door.store.size_on_disk(ref))}): use it in its task's tab."
 
 
-def _verify(runtime: Any, name: str | None) -> str:
-    ref = _ref(runtime, name)
-    root = runtime.store.root
+def _verify(door: Any, name: str | None) -> str:
+    ref = _ref(door, name)
+    root = door.store.root
     if ref is None:
         problems = catalog.verify_imported(name or "", root)
     else:
-        if runtime.store.manifest(ref) is None:
-            return f"{ref.display} is {runtime.store.status(ref)}: download it first."
-        problems = runtime.store.verify(ref)
+        if door.store.manifest(ref) is None:
+            return f"{ref.display} is {door.store.status(ref)}: download it first."
+        problems = door.store.verify(ref)
     if not problems:
         return f"{name}: every file is intact."
     fix = "import it again from its folder" if ref is None else "click Repair to download them again"
@@ -143,31 +141,31 @@ def _verify(runtime: Any, name: str | None) -> str:
     return f"{name} is damaged ({len(problems)} file(s)); {fix}:\n{lines}"
 
 
-def _repair(runtime: Any, name: str | None, progress: Any) -> str:
-    ref = _ref(runtime, name)
+def _repair(door: Any, name: str | None, progress: Any) -> str:
+    ref = _ref(door, name)
     if ref is None:
         raise UserError(f"{name} was imported from a folder: import it again to repair it.")
-    repaired = runtime.store.repair(ref, progress_reporter(progress))
+    repaired = door.store.repair(ref, progress_reporter(progress))
     if not repaired:
         return f"{ref.display}: nothing to repair, every file is intact."
     return f"{ref.display} is repaired: {len(repaired)} file(s) downloaded again."
 
 
-def _delete(runtime: Any, name: str | None) -> str:
+def _delete(door: Any, name: str | None) -> str:
     if name is None:  # the confirmation was declined
         return "Nothing was deleted."
-    root = runtime.store.root
+    root = door.store.root
     if name in catalog.imported(root):
         freed = catalog.remove_imported(name, root)
     else:
-        ref = _ref(runtime, name)
+        ref = _ref(door, name)
         assert ref is not None
-        freed = runtime.store.remove(ref)
+        freed = door.store.remove(ref)
         catalog.forget(ref.repo, root)
     return f"Deleted {name} (freed {human_size(freed)})."
 
 
-def _add_hub_model(runtime: Any, repo: str, task: str | None, progress: Any) -> str:
+def _add_hub_model(door: Any, repo: str, task: str | None, progress: Any) -> str:
     from desktop.models import looks_like_hub_id
     from desktop.tasks import known_models
 
@@ -177,16 +175,16 @@ def _add_hub_model(runtime: Any, repo: str, task: str | None, progress: Any) -> 
     if not task:
         raise UserError("Choose the task the model is for.")
     ref = known_models().get(repo) or ModelRef(repo, "main")
-    inventory.install(runtime.store, ref, task, progress_reporter(progress))
+    inventory.install(door.store, ref, task, progress_reporter(progress))
     return f"{repo} is ready for {TASKS[task].title}: pick {repo} in that task's Model list."
 
 
-def _import(runtime: Any, folder: str, task: str | None, name: str, progress: Any) -> str:
+def _import(door: Any, folder: str, task: str | None, name: str, progress: Any) -> str:
     if not (folder or "").strip():
         raise UserError("Type the path of the model folder to import.")
     if not task:
         raise UserError("Choose the task the model is for.")
-    root = runtime.store.root
+    root = door.store.root
     imported, _target = inventory.import_folder(
         Path(folder.strip()), task, (name or "").strip() or None, root, progress_reporter(progress)
     )
@@ -197,16 +195,29 @@ def _import(runtime: Any, folder: str, task: str | None, name: str, progress: An
     )
 
 
-def _change_folder(runtime: Any, folder: str, how: str, progress: Any) -> str:
+def _change_folder(door: Any, folder: str, how: str, progress: Any) -> str:
     if not (folder or "").strip():
         raise UserError("Type the path of the folder to keep models in.")
     change = storage.change_models_dir(
-        Path(folder.strip()), move=how != LEAVE, store=runtime.store, progress=progress_reporter(progress)
+        Path(folder.strip()), move=how != LEAVE, store=door.store, progress=progress_reporter(progress)
     )
     return change.sentence()
 
 
-def build(runtime: Any, context: Any) -> None:
+def _unload(door: Any) -> str:
+    """Free memory: every model leaves memory (the engine process starts afresh: its memory goes back
+    to the system); each loads again the next time a task needs it."""
+    held = door.status.loaded
+    door.unload()
+    if not held:
+        return "No model is in memory."
+    return (
+        f"{held} model{'s' if held != 1 else ''} unloaded: their memory is back with the system. "
+        "Each loads again the next time a task needs it."
+    )
+
+
+def build(door: Any, context: Any) -> None:
     """Add the Models tab (the app on this computer only)."""
     if not getattr(context, "local", True):
         return
@@ -228,6 +239,7 @@ def build(runtime: Any, context: Any) -> None:
             repair = gr.Button("Repair", elem_id="models-repair")
             delete = gr.Button("Delete", variant="stop", elem_id="models-delete")
             cancel = gr.Button("Cancel download", elem_id="models-cancel")
+            unload = gr.Button("Free memory", elem_id="models-unload")
         # The one message box (and progress area): the last action's words, or its error's, until the next.
         result = gr.HTML("", elem_id="models-result", min_height=60)
         with gr.Accordion("Add a Hub model", open=False):
@@ -259,17 +271,17 @@ def build(runtime: Any, context: Any) -> None:
         if with_progress:
 
             def handler(name: str | None, progress: Any = gr.Progress()) -> tuple[Any, ...]:
-                return _run(runtime, name, lambda: fn(runtime, name, progress))
+                return _run(door, name, lambda: fn(door, name, progress))
 
         else:
 
             def handler(name: str | None) -> tuple[Any, ...]:  # type: ignore[misc]
-                return _run(runtime, name, lambda: fn(runtime, name))
+                return _run(door, name, lambda: fn(door, name))
 
         return handler
 
     def load() -> tuple[Any, ...]:
-        return (*_refresh(runtime), str(runtime.store.root))
+        return (*_refresh(door), str(door.store.root))
 
     tab.select(load, outputs=[table, info, choice, models_dir], **private)
 
@@ -290,29 +302,33 @@ def build(runtime: Any, context: Any) -> None:
     refresh(act(repair.click, action(_repair, True), choice))
     refresh(act(delete.click, action(_delete), choice, js=CONFIRM_DELETE))
     cancel.click(
-        lambda: message_box("Cancelling…" if runtime.store.cancel() else "No download is running."),
+        lambda: message_box("Cancelling…" if door.store.cancel() else "No download is running."),
         None,
         result,
         queue=False,
         **private,
     )
 
+    unload.click(lambda: message_box(_unload(door)), None, result, **private)
+
     def add_handler(repo: str, task: str | None, progress: Any = gr.Progress()) -> tuple[Any, ...]:
-        return _run(runtime, repo, lambda: _add_hub_model(runtime, repo, task, progress))
+        return _run(door, repo, lambda: _add_hub_model(door, repo, task, progress))
 
     def import_handler(
         path: str, task: str | None, name: str, progress: Any = gr.Progress()
     ) -> tuple[Any, ...]:
-        return _run(runtime, name, lambda: _import(runtime, path, task, name, progress))
+        return _run(door, name, lambda: _import(door, path, task, name, progress))
 
     def change_handler(path: str, choice_how: str, progress: Any = gr.Progress()) -> tuple[Any, ...]:
-        return _run(runtime, None, lambda: _change_folder(runtime, path, choice_how, progress))
+        done = _run(door, None, lambda: _change_folder(door, path, choice_how, progress))
+        door.unload()  # models load again from the folder where they are now
+        return done
 
     # The task tabs' Model lists follow every change here (no page reload needed).
     refresh(act(add.click, add_handler, [hub_id, hub_task]))
     refresh(act(do_import.click, import_handler, [folder, import_task, import_name]))
     refresh(
         act(change.click, change_handler, [models_dir, how]).then(
-            lambda: str(runtime.store.root), None, models_dir, **private
+            lambda: str(door.store.root), None, models_dir, **private
         )
     )

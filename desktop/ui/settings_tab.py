@@ -35,9 +35,9 @@ APPLY_THEME_JS = """
 """
 
 
-def device_words(runtime: Any, saved: str, found: str) -> str:
+def device_words(door: Any, saved: str, found: str) -> str:
     """What the device setting means now: what was found, what runs the models, what the next start uses."""
-    chosen = runtime.chosen_device
+    chosen = door.chosen_device
     now = f"**{chosen.upper()}**" if chosen else "chosen when the first model runs"
     words = f"{found}\n\nModels run on: {now}."
     if chosen and saved not in ("auto", chosen):
@@ -56,7 +56,21 @@ def _api_words() -> str:
     return f"The Local API (other programs using Pipedesk's models) is {state}: it is switched in Sharing."
 
 
-def build(runtime: Any, context: Any) -> None:
+#: When models leave memory by themselves (minutes without use; 0: never).
+UNLOAD_CHOICES = [
+    ("After 5 minutes", 5),
+    ("After 15 minutes", 15),
+    ("After 30 minutes", 30),
+    ("After an hour", 60),
+    ("Never", 0),
+]
+
+
+def _minutes(minutes: int) -> str:
+    return "an hour" if minutes == 60 else f"{minutes} minutes"
+
+
+def build(door: Any, context: Any) -> None:
     """Add the Settings tab (the app on this computer only; nothing at all for visitors)."""
     if not getattr(context, "local", True):
         return
@@ -78,6 +92,14 @@ def build(runtime: Any, context: Any) -> None:
             label="Fast CPU mode (int8 weights where this processor runs them faster)",
             info="What the Batch tab's Fast CPU box starts with; applies to the next run.",
             elem_id="settings-fast-cpu",
+        )
+        unload = gr.Dropdown(
+            UNLOAD_CHOICES,
+            value=30,
+            label="Free memory when idle",
+            info="Models leave memory after this long unused (their memory goes back to the system); "
+            "each loads again when a task needs it. Applies at once.",
+            elem_id="settings-unload",
         )
         offline = gr.Checkbox(
             label="Offline mode: never use the network",
@@ -104,18 +126,17 @@ def build(runtime: Any, context: Any) -> None:
             gr.update(value=saved.fast_cpu),
             gr.update(value=offline_mode(), interactive=not (offline_mode() and not saved.offline)),
             _offline_words(),
-            str(runtime.store.root),
+            str(door.store.root),
             _api_words(),
+            saved.unload_after_min,
         )
 
     def devices() -> tuple[Any, ...]:
-        from desktop.engine.device import detected
-
-        choices, found = detected()
+        choices, found = door.devices()
         saved = settings.load().device or "auto"
         if saved not in [value for _label, value in choices]:
             choices.append((f"{saved} (not found on this computer: Auto is used)", saved))
-        return gr.update(choices=choices, value=saved), device_words(runtime, saved, found)
+        return gr.update(choices=choices, value=saved), device_words(door, saved, found)
 
     def set_device(value: str) -> tuple[Any, ...]:
         settings.update(device=value or "auto")
@@ -134,13 +155,22 @@ def build(runtime: Any, context: Any) -> None:
         settings.update(fast_cpu=bool(value))
         return f"Fast CPU mode is {'on' if value else 'off'} for the next Batch run."
 
-    values = [theme, fast, offline, offline_info, folder, api]
+    def set_unload(value: Any) -> str:
+        minutes = settings.update(unload_after_min=int(value or 0)).unload_after_min
+        return (
+            f"Models now leave memory after {_minutes(minutes)} unused."
+            if minutes
+            else "Models now stay in memory until Pipedesk quits (or Models → Free memory)."
+        )
+
+    values = [theme, fast, offline, offline_info, folder, api, unload]
     tab.select(shown, outputs=values, **private).then(
         devices, outputs=[device, device_info], api_visibility="private"
     )
     theme.input(lambda mode: settings.update(theme=mode) and None, theme, None, js=APPLY_THEME_JS, **private)
     device.input(set_device, device, [device_info, message], api_visibility="private")
     fast.input(set_fast, fast, message, **private)
+    unload.input(set_unload, unload, message, **private)
     refresh = getattr(context, "after_models_change", lambda event: event)  # the Model lists' entries
     refresh(offline.input(set_offline, offline, [offline_info, message], **private))
     if getattr(context, "strip", None) is not None:

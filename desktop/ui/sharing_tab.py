@@ -98,7 +98,7 @@ def switch_problem(on: bool, exc: BaseException) -> str:
     )
 
 
-def build(runtime: Any, context: Any) -> None:
+def build(door: Any, context: Any) -> None:
     """Add the Sharing tab (local app) or the visitors' banner (LAN app)."""
     if not context.local:
         if context.header is not None:
@@ -110,7 +110,7 @@ def build(runtime: Any, context: Any) -> None:
                 )
         return
 
-    share = sharing.controller(runtime)
+    share = sharing.controller(door)
     banner = None
     if context.header is not None:
         with context.header:

@@ -51,9 +51,9 @@ def _takes_raw_files(components: list[Any]) -> bool:
     return any(isinstance(component, (gr.Image, gr.Audio)) for component in components)
 
 
-def model_dropdown(spec: TaskSpec, runtime: Any, local: bool) -> gr.Dropdown:
+def model_dropdown(spec: TaskSpec, door: Any, local: bool) -> gr.Dropdown:
     """A task's Model list: its models with their states, the sensible one picked."""
-    first = model_lists.update(spec, runtime.store, None, local=local)
+    first = model_lists.update(spec, door.store, None, local=local)
     return gr.Dropdown(
         choices=first["choices"],
         value=first["value"],
@@ -61,24 +61,24 @@ def model_dropdown(spec: TaskSpec, runtime: Any, local: bool) -> gr.Dropdown:
         info="Pick one, or type a Hub id (owner/name), an imported name or a model folder path."
         if local
         else "The models installed on the computer you are visiting.",
-        allow_custom_value=True,  # a name typed (or sent by the API) is checked by the runtime
+        allow_custom_value=True,  # a name typed (or sent by the API) is checked by the door
         filterable=True,
         elem_id=f"model-{spec.id}",
     )
 
 
-def api_endpoint(spec: TaskSpec, runtime: Any, model: Any, options: list[Any]) -> None:
+def api_endpoint(spec: TaskSpec, door: Any, model: Any, options: list[Any]) -> None:
     """The public API ``/<task id>`` on hidden components, for a task whose page runs other events
     (the Chat tab) or that has no tab (prompts over files): the same handler, parameters and order as
     every task's API; values reach the task unprocessed, so its own checks word every refusal."""
     widgets = WIDGETS[spec.id]
-    folder = output_folder(getattr(getattr(runtime, "policy", None), "value", "local") != "guest")
+    folder = output_folder(not door.visitor)
     with gr.Column(visible=False):
         inputs = [component.render() for component in widgets.inputs()]
         outputs = [component.render() for component in widgets.outputs()]
         trigger = gr.Button(f"{spec.id} API", visible=False)
     trigger.click(
-        make_handler(spec, runtime, None, lambda result: widgets.present(result, folder)),
+        make_handler(spec, door, None, lambda result: widgets.present(result, folder)),
         inputs=[*inputs, model, *options, gr.State(RunControl())],
         outputs=outputs,
         api_name=spec.id,
@@ -88,15 +88,15 @@ def api_endpoint(spec: TaskSpec, runtime: Any, model: Any, options: list[Any]) -
     )
 
 
-def build_api_only(spec: TaskSpec, runtime: Any) -> None:
+def build_api_only(spec: TaskSpec, door: Any) -> None:
     """A task with no tab of its own (``ui == "files"``): its API endpoint only."""
     with gr.Column(visible=False):
         model = gr.Textbox(label="Model")
         options = [option_widget(option).render() for option in spec.options]
-    api_endpoint(spec, runtime, model, options)
+    api_endpoint(spec, door, model, options)
 
 
-def build_task_tab(spec: TaskSpec, runtime: Any, status: gr.Markdown, local: bool) -> TaskTab:
+def build_task_tab(spec: TaskSpec, door: Any, status: gr.Markdown, local: bool) -> TaskTab:
     """Add ``spec``'s tab (inside the app's gr.Tabs) and wire its events."""
     widgets = WIDGETS[spec.id]
     with gr.Tab(spec.title, id=spec.id) as tab:
@@ -107,7 +107,7 @@ def build_task_tab(spec: TaskSpec, runtime: Any, status: gr.Markdown, local: boo
                 inputs = [_watched(component).render() for component in widgets.inputs()]
                 # What a person must fill in (Labels' labels) comes with the inputs; the rest folds away.
                 shown = {o.name: option_widget(o).render() for o in spec.options if o.main}
-                model = model_dropdown(spec, runtime, local)
+                model = model_dropdown(spec, door, local)
                 if len(shown) < len(spec.options):
                     with gr.Accordion("Options", open=False):
                         for option in spec.options:
@@ -149,13 +149,13 @@ def build_task_tab(spec: TaskSpec, runtime: Any, status: gr.Markdown, local: boo
             message_html(current),
             gr.update(visible=True),
             gr.update(visible=False),
-            status_text(runtime, current.model, current.latency_ms),
-            model_lists.update(spec, runtime.store, chosen, local=local),
+            status_text(door, current.model, current.latency_ms),
+            model_lists.update(spec, door.store, chosen, local=local),
         )
 
     started = run.click(begin, inputs=control, outputs=[message, run, stop], queue=False, **PRIVATE)
     running = started.then(
-        make_handler(spec, runtime, remember, lambda result: widgets.present(result, folder)),
+        make_handler(spec, door, remember, lambda result: widgets.present(result, folder)),
         inputs=[*inputs, model, *options, control],
         outputs=outputs,
         api_name=spec.id,
@@ -173,7 +173,7 @@ def build_task_tab(spec: TaskSpec, runtime: Any, status: gr.Markdown, local: boo
     )
     if guarded:
         _guard_files(inputs, outputs, message, control, refused, refuse)
-    return task_tab(spec, runtime, model, tab, local)
+    return task_tab(spec, door, model, tab, local)
 
 
 def _watched(component: Any) -> Any:
@@ -205,11 +205,11 @@ def _guard_files(
     box.clear(lambda: (*cleared, ""), outputs=[*outputs, message], queue=False, **PRIVATE)
 
 
-def task_tab(spec: TaskSpec, runtime: Any, model: gr.Dropdown, tab: gr.Tab, local: bool) -> TaskTab:
+def task_tab(spec: TaskSpec, door: Any, model: gr.Dropdown, tab: gr.Tab, local: bool) -> TaskTab:
     """The built tab, its Model list refreshed whenever the tab is shown (a model downloaded elsewhere
     now says "ready")."""
     tab.select(
-        lambda current: model_lists.update(spec, runtime.store, current, local=local),
+        lambda current: model_lists.update(spec, door.store, current, local=local),
         inputs=model,
         outputs=model,
         queue=False,
@@ -218,22 +218,22 @@ def task_tab(spec: TaskSpec, runtime: Any, model: gr.Dropdown, tab: gr.Tab, loca
     return TaskTab(spec=spec, model=model, tab=tab)
 
 
-def refresh_lists(tabs: list[TaskTab], runtime: Any, local: bool) -> Any:
+def refresh_lists(tabs: list[TaskTab], door: Any, local: bool) -> Any:
     """A handler (current values in, updates out) that refreshes every tab's Model list."""
 
     def refresh(*current: str | None) -> list[Any]:
         return [
-            model_lists.update(tab.spec, runtime.store, value, local=local)
+            model_lists.update(tab.spec, door.store, value, local=local)
             for tab, value in zip(tabs, current, strict=True)
         ]
 
     return refresh
 
 
-def preselect(tabs: list[TaskTab], runtime: Any, local: bool) -> Any:
+def preselect(tabs: list[TaskTab], door: Any, local: bool) -> Any:
     """A page-load handler: every Model list with its states and the sensible pick."""
 
     def load() -> list[Any]:
-        return [model_lists.update(tab.spec, runtime.store, None, local=local) for tab in tabs]
+        return [model_lists.update(tab.spec, door.store, None, local=local) for tab in tabs]
 
     return load

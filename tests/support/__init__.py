@@ -88,3 +88,17 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+
+
+def engine_pid(parent: int) -> int | None:
+    """The engine process of the app ``parent`` (its child started by multiprocessing's spawn, not
+    multiprocessing's resource tracker), or None."""
+    for task in Path(f"/proc/{parent}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            try:
+                command = Path(f"/proc/{child}/cmdline").read_bytes()
+            except OSError:  # ended meanwhile
+                continue
+            if b"spawn_main" in command:
+                return int(child)
+    return None

@@ -69,6 +69,22 @@ class App:
             self.proc.wait(timeout=10)
 
 
+def open_window(env: dict[str, str], display: str, devtools_port: int) -> tuple[App, int]:
+    """The window app on ``display`` with its page reachable through DevTools on ``devtools_port``:
+    started, serving and on screen; returns the app and its window id (the caller stops the app)."""
+    env = {**env, "DISPLAY": display, "QTWEBENGINE_REMOTE_DEBUGGING": f"127.0.0.1:{devtools_port}"}
+    env.pop("WAYLAND_DISPLAY", None)
+    app = App(env)
+    try:
+        app.wait_for(r"running at (http://127\.0\.0\.1:\d+/)")
+        wid = find_window(display, TITLE, timeout=60)
+        assert wid, f"no window appeared:\n{app.output}"
+    except BaseException:
+        app.stop()
+        raise
+    return app, wid
+
+
 def xdotool(disp: str, *args: str) -> str:
     done = subprocess.run(
         ["xdotool", *args], env={**os.environ, "DISPLAY": disp}, capture_output=True, text=True, timeout=30

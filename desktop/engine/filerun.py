@@ -4,8 +4,9 @@ Each row goes through the task's ``validate`` and ``preprocess`` exactly as a si
 does (a row a single run refuses gets that refusal as its note, not a label). Rows are taken a
 window at a time; the window's pieces are sorted by length and cut into batches by a token budget
 (few pad tokens: big batches of short texts, small batches of long ones), each batch goes through
-the task's ``forward`` inside ``Runtime.infer`` (the device lock, so single requests from the UI
-slip in between batches), and each row's outputs go through ``postprocess``; results come back in
+the task's ``forward`` inside ``Runtime.infer`` (the scheduler hands the device out a batch at a
+time: single requests go before the run's next batch, and on the CPU the owner's run beside the
+batch in flight, which pauses for them; :mod:`desktop.engine.scheduler`), and each row's outputs go through ``postprocess``; results come back in
 input order. On a GPU the next window is prepared on a helper thread while the device works; a
 batch that runs out of GPU memory is split and retried, and a GPU that keeps failing hands the
 rest of the run to the CPU with a note saying so.
@@ -32,6 +33,8 @@ from desktop.engine.copies import device_failure, free_device_memory, on_cpu, ou
 from desktop.engine.fastcpu import fast_cpu
 from desktop.engine.loaded import Loaded
 from desktop.engine.runtime import Runtime, finish
+from desktop.engine.scheduler import Work
+from desktop.engine.who import Who, limits
 from desktop.errors import UserError
 from desktop.fmt import duration
 from desktop.tasks import TASKS, get
@@ -152,10 +155,12 @@ class BatchRun:
         load_progress: Callable[[int, int, str], None] | None = None,
         file_columns: Sequence[str] | None = None,
         holds: str = "text",
+        who: Who = Who.OWNER,
     ) -> None:
         if batch_size is not None and batch_size < 1:
             raise UserError(f"The batch size must be at least 1, not {batch_size}.")
         self.runtime = runtime
+        self.who = who  # the owner's run or a visitor's: the models allowed, the limits, the queue
         self.task = task
         self.spec = task_spec(task)
         self.options = self.spec.check_options(options or {})
@@ -168,7 +173,7 @@ class BatchRun:
         self.notes: list[str] = []
         self.holds = holds  # what a row's value is: a text, or the path of a photo or a recording
         kind = self.spec.kind_for(self.spec.file_inputs("", holds))
-        self.loaded: Loaded = runtime.load(self.spec, model, kind, progress=load_progress)
+        self.loaded: Loaded = runtime.load(self.spec, model, kind, progress=load_progress, who=who)
         self.notes.extend(self.spec.fit_options(self.loaded, self.options))
         if fast_cpu:
             self._use_int8()
@@ -259,7 +264,7 @@ class BatchRun:
                     (
                         number,
                         self.spec.validate(
-                            self.spec.file_inputs(self.texts[number], self.holds), self.runtime.limits
+                            self.spec.file_inputs(self.texts[number], self.holds), limits(self.who)
                         ),
                     )
                 )
@@ -310,7 +315,11 @@ class BatchRun:
         """Run ``batch``: split on GPU out-of-memory, move to the CPU if the GPU keeps failing."""
         loaded = self.loaded
         try:
-            return self.runtime.infer(loaded, lambda: self.spec.forward(loaded, batch, self.options, None))
+            return self.runtime.infer(
+                loaded,
+                lambda: self.spec.forward(loaded, batch, self.options, None),
+                Work.of(self.who, file=True),
+            )
         except Exception as exc:
             if loaded.device != "cpu" and device_failure(exc):
                 return self._device_failed(batch, exc)

