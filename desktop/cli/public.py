@@ -69,6 +69,23 @@ def check_root_path(value: str | None) -> str | None:
     return value.rstrip("/")
 
 
+def check_public_names(values: list[str] | None) -> frozenset[str]:
+    """``--public-name`` (repeatable, or names joined by commas): host names or IP addresses, each
+    with an optional ``:PORT``, lower case; UserError for anything else (a URL, a path, a wildcard)."""
+    names = [part.strip().lower() for value in values or [] for part in value.split(",") if part.strip()]
+    for name in names:
+        host, _, port = name.rpartition(":") if name.count(":") == 1 else (name, "", "")
+        ok_port = not port or (port.isdigit() and 0 < int(port) < 65536)
+        if not (
+            ok_port and re.fullmatch(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*", host)
+        ):
+            raise UserError(
+                f"--public-name takes the name people open, such as pipedesk.example.org or "
+                f"pipedesk.example.org:8443 (no scheme, path or wildcard), not {name!r}."
+            )
+    return frozenset(names)
+
+
 def _say(text: str) -> None:
     print(text, flush=True)
 
@@ -194,6 +211,8 @@ def serve(
     progress: Any = None,
     drain_seconds: float | None = None,
     root_path: str | None = None,
+    public_names: frozenset[str] = frozenset(),
+    replica_id: str | None = None,
 ) -> int:
     """Serve the visitors' app on ``host:port`` until Ctrl+C or SIGTERM (``pipedesk serve`` off loopback).
 
@@ -201,7 +220,10 @@ def serve(
     None (then ``$PIPEDESK_AUTH``; neither: no sign-in). ``/healthz`` tells a load balancer whether
     it can answer; SIGTERM drains: new work is refused, running requests finish (at most
     ``drain_seconds``), then it exits (:mod:`desktop.server.health`). ``root_path``: the path a reverse
-    proxy serves it under (:func:`check_root_path`). Returns the exit code.
+    proxy serves it under (:func:`check_root_path`). ``public_names``: the only Host names answered
+    besides its own loopback address (:func:`check_public_names`; none: any name, as behind a
+    platform's proxy); ``replica_id``: its sticky-session cookie (:mod:`desktop.server.replica`; by
+    default this computer's name and the port). Returns the exit code.
     """
     from desktop import logs
 
@@ -212,6 +234,7 @@ def serve(
     from desktop import server
     from desktop.engine.runtime import Runtime
     from desktop.server import health as healthz
+    from desktop.server import replica
     from desktop.server.api_door import ApiAccess
     from desktop.share import controller as sharing
     from desktop.share.gate import VisitorGate
@@ -226,6 +249,7 @@ def serve(
     blocks = build_app(runtime.guest(), local=False)  # no Models or Sharing tab, installed models only
     blocks.delete_cache = (WINDOW_S, WINDOW_S)
     port = port or server.free_port()
+    replica_id = replica_id or replica.default_id(port)
     running = None
     health = healthz.Health(
         busy=healthz.queue_busy(blocks),
@@ -248,12 +272,17 @@ def serve(
             api=ApiAccess(accepted=lambda: (credentials[1],) if credentials else (), attempts=gate),
             health=health,
             root_path=root_path,
+            public_names=public_names,
+            replica=replica_id,
         )
         gate.open = True
         health.ready()
         _say("Pipedesk serves the visitors' app: the tasks on the models above, no model management.")
         for line in listen_report(host, port):
             _say(line)
+        if public_names:
+            _say(f"Answers only at {', '.join(sorted(public_names))} (and its own address on this computer).")
+        _say(f"Replica id {replica_id}: its sticky-session cookie is {replica.COOKIE}={replica_id}.")
         if credentials:
             _say(f"Sign-in required: name {credentials[0]!r} and the password given with --auth/{AUTH_ENV}.")
         else:

@@ -68,6 +68,22 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="public server behind a reverse proxy under a path, e.g. /pipedesk (or $PIPEDESK_ROOT_PATH)",
     )
     serve.add_argument(
+        "--public-name",
+        dest="public_names",
+        metavar="NAME",
+        action="append",
+        default=None,
+        help="public server: a name people open it by, e.g. pipedesk.example.org (repeatable, or "
+        "names joined by commas); then only those names and its own loopback address are answered",
+    )
+    serve.add_argument(
+        "--replica-id",
+        default=None,
+        metavar="ID",
+        help="public server behind a load balancer: this replica's sticky-session cookie value "
+        "(pipedesk_replica=ID; default: this computer's name and the port)",
+    )
+    serve.add_argument(
         "--lan",
         action="store_true",
         help="also share on the local network, password-protected (address and password are printed)",
@@ -88,6 +104,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     app (:mod:`desktop.cli.public`), with optional sign-in and the models to serve downloaded first.
     """
     from desktop.cli import public
+    from desktop.server import replica
 
     if args.public or not public.is_loopback(args.host):
         for flag, given in (("--lan", args.lan), ("--token", args.token)):
@@ -99,6 +116,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if args.drain_seconds is not None and not 0 <= args.drain_seconds <= 3600:
             raise UserError("--drain-seconds must be between 0 and 3600.")
         root_path = public.check_root_path(args.root_path)
+        names = public.check_public_names(args.public_names)
+        replica_id = replica.check_id(args.replica_id) if args.replica_id is not None else None
         models = public.named_models(args.models)
         return public.serve(
             args.host,
@@ -109,12 +128,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
             terminal_progress(),
             args.drain_seconds,
             root_path,
+            public_names=names,
+            replica_id=replica_id,
         )
     for flag, given in (
         ("--model", args.models),
         ("--auth", args.auth),
         ("--drain-seconds", args.drain_seconds),
         ("--root-path", args.root_path),
+        ("--public-name", args.public_names),
+        ("--replica-id", args.replica_id),
     ):
         if given:
             raise UserError(

@@ -248,6 +248,8 @@ def serve_visitors(
     api: ApiAccess | None = None,
     health: Any = None,
     root_path: str | None = None,
+    public_names: frozenset[str] = frozenset(),
+    replica: str | None = None,
 ) -> Any:
     """Serve the visitors' ``blocks`` as every server for other people is served (LAN sharing and
     public deployments, :mod:`desktop.cli.public`): ``gate`` in front (visitor log, sign-in lockout,
@@ -297,6 +299,8 @@ def serve_visitors(
         queue_size=VISITORS_QUEUE,
         api_access=api or closed,
         health=health,
+        public_names=public_names,  # public servers: the Host names answered, the sticky cookie
+        replica=replica,
         **options,
     )
 
