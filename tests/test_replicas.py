@@ -113,3 +113,94 @@ def test_a_public_server_answers_its_public_names_only(hub, pipedesk_home):
             assert http.get(f"{url}/healthz", headers={"Host": "10.1.2.3:8080"}).status_code == 200
     finally:
         served.stop()
+
+
+# --- a shared, read-only models folder -------------------------------------------------------------
+
+
+def _tree(folder) -> dict[str, tuple[int, int]]:
+    """Every file under ``folder``: its size and modification time."""
+    return {
+        str(path.relative_to(folder)): (path.stat().st_size, path.stat().st_mtime_ns)
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+def test_a_read_only_store_refuses_every_write_in_words(tmp_path, pipedesk_home):
+    from desktop.errors import ModelError
+    from desktop.models import ModelRef, catalog
+    from desktop.models.store import ModelStore
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "catalog.json").write_text("{ damaged")
+    store = ModelStore(shared, read_only=True)
+    ref = ModelRef(SST2, "main")
+    sentence = "is not installed in the shared models folder"
+    with pytest.raises(ModelError, match=sentence):
+        store.ensure(ref)
+    with pytest.raises(ModelError, match=sentence):
+        store.download(ref)
+    for write in (
+        lambda: store.remove(ref),
+        lambda: store.repair(ref),
+        lambda: catalog.add_custom(SST2, "sentiment", root=shared),
+    ):
+        with pytest.raises(ModelError, match="is shared read-only"):
+            write()
+    catalog.touch(SST2, shared)
+    assert catalog.imported(shared) == {}  # a damaged catalog reads as empty, and is not moved aside
+    assert sorted(p.name for p in shared.iterdir()) == ["catalog.json"]
+    # A converted copy (Whisper's) is made in this process's own cache, not in the shared folder.
+    assert not store.converted_copy(shared, "ct2").is_relative_to(shared)
+    # Another store on another folder still writes.
+    ModelStore(tmp_path / "own")
+    catalog.add_custom(SST2, "sentiment", root=tmp_path / "own")
+    assert SST2 in catalog.custom(tmp_path / "own")
+
+
+def test_models_dir_must_be_a_folder(pipedesk_home, tmp_path):
+    done = run_cli("serve", "--public", "--models-dir", str(tmp_path / "nowhere"), env=cli_env(pipedesk_home))
+    assert done.returncode == 2 and "is not a folder: give the shared models folder's path" in done.stderr
+    done = run_cli("serve", "--models-dir", str(tmp_path), env=cli_env(pipedesk_home))
+    assert done.returncode == 2 and "--models-dir is for a public server" in done.stderr
+
+
+@pytest.fixture
+def shared_models(hub, tmp_path):
+    """A models folder with the sentiment model installed (by another Pipedesk, which may write)."""
+    installer = tmp_path / "installer"
+    done = run_cli("models", "download", SST2, env=cli_env(installer, hub))
+    assert done.returncode == 0, done.stderr
+    return installer / "cache" / "models"
+
+
+@pytest.mark.slow
+def test_a_replica_serves_a_shared_models_folder_without_writing_to_it(hub, tmp_path, shared_models):
+    (shared_models / "usage.json").write_text("{}")  # every model unused: a use would be written
+    before = _tree(shared_models)
+    assert any("manifests" in name for name in before)
+    env = cli_env(tmp_path / "replica", hub)
+    # A model the folder lacks is refused in words, not downloaded into it.
+    done = run_cli(
+        "serve", "--public", "--models-dir", str(shared_models), "--model", "openai-community/gpt2", env=env
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "is not installed in the shared models folder" in done.stderr
+    port = free_port()
+    served = Served(_serve(port, "--models-dir", str(shared_models), "--model", SST2), env)
+    try:
+        served.wait_ready()
+        assert "read-only: nothing is downloaded into it" in served.text
+        from gradio_client import Client
+
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        for text in ("I love this!", "This is awful."):
+            assert client.predict(text, SST2, api_name="/sentiment")["label"] in {"POSITIVE", "NEGATIVE"}
+        ready = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=30).json()
+        assert ready["models"] == 1
+    finally:
+        served.stop()
+    assert _tree(shared_models) == before
+    assert not (tmp_path / "replica" / "cache" / "models" / "manifests").exists()

@@ -30,6 +30,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from desktop.errors import UserError
@@ -84,6 +85,16 @@ def check_public_names(values: list[str] | None) -> frozenset[str]:
                 f"pipedesk.example.org:8443 (no scheme, path or wildcard), not {name!r}."
             )
     return frozenset(names)
+
+
+def check_models_dir(value: str | None) -> Path | None:
+    """``--models-dir``: an existing folder (a shared disk), absolute; UserError otherwise."""
+    if value is None or not value.strip():
+        return None
+    folder = Path(value.strip()).expanduser().absolute()
+    if not folder.is_dir():
+        raise UserError(f"--models-dir {value!r} is not a folder: give the shared models folder's path.")
+    return folder
 
 
 def _say(text: str) -> None:
@@ -213,6 +224,7 @@ def serve(
     root_path: str | None = None,
     public_names: frozenset[str] = frozenset(),
     replica_id: str | None = None,
+    models_dir: Path | None = None,
 ) -> int:
     """Serve the visitors' app on ``host:port`` until Ctrl+C or SIGTERM (``pipedesk serve`` off loopback).
 
@@ -223,7 +235,8 @@ def serve(
     proxy serves it under (:func:`check_root_path`). ``public_names``: the only Host names answered
     besides its own loopback address (:func:`check_public_names`; none: any name, as behind a
     platform's proxy); ``replica_id``: its sticky-session cookie (:mod:`desktop.server.replica`; by
-    default this computer's name and the port). Returns the exit code.
+    default this computer's name and the port); ``models_dir``: a models folder shared by replicas,
+    served read-only (models it lacks are refused, never downloaded into it). Returns the exit code.
     """
     from desktop import logs
 
@@ -233,6 +246,7 @@ def serve(
 
     from desktop import server
     from desktop.engine.runtime import Runtime
+    from desktop.models.store import ModelStore
     from desktop.server import health as healthz
     from desktop.server import replica
     from desktop.server.api_door import ApiAccess
@@ -240,7 +254,8 @@ def serve(
     from desktop.share.gate import VisitorGate
     from desktop.ui.app import build_app
 
-    runtime = Runtime(device=device)
+    store = ModelStore(models_dir, read_only=True) if models_dir is not None else None
+    runtime = Runtime(device=device, store=store)
     prepare_models(runtime.store, models or [], progress)
     for line in ready_report(runtime.store):
         _say(line)
@@ -282,6 +297,8 @@ def serve(
             _say(line)
         if public_names:
             _say(f"Answers only at {', '.join(sorted(public_names))} (and its own address on this computer).")
+        if models_dir is not None:
+            _say(f"Models from {models_dir}, read-only: nothing is downloaded into it or changed.")
         _say(f"Replica id {replica_id}: its sticky-session cookie is {replica.COOKIE}={replica_id}.")
         if credentials:
             _say(f"Sign-in required: name {credentials[0]!r} and the password given with --auth/{AUTH_ENV}.")

@@ -84,6 +84,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(pipedesk_replica=ID; default: this computer's name and the port)",
     )
     serve.add_argument(
+        "--models-dir",
+        default=os.environ.get("PIPEDESK_MODELS_DIR"),
+        metavar="DIR",
+        help="public server: serve the models installed in DIR, a folder shared by replicas (or "
+        "$PIPEDESK_MODELS_DIR); it is only read: models it lacks are refused, never downloaded",
+    )
+    serve.add_argument(
         "--lan",
         action="store_true",
         help="also share on the local network, password-protected (address and password are printed)",
@@ -117,6 +124,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             raise UserError("--drain-seconds must be between 0 and 3600.")
         root_path = public.check_root_path(args.root_path)
         names = public.check_public_names(args.public_names)
+        models_dir = public.check_models_dir(args.models_dir)
         replica_id = replica.check_id(args.replica_id) if args.replica_id is not None else None
         models = public.named_models(args.models)
         return public.serve(
@@ -130,6 +138,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             root_path,
             public_names=names,
             replica_id=replica_id,
+            models_dir=models_dir,
         )
     for flag, given in (
         ("--model", args.models),
@@ -138,6 +147,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         ("--root-path", args.root_path),
         ("--public-name", args.public_names),
         ("--replica-id", args.replica_id),
+        ("--models-dir", args.models_dir),
     ):
         if given:
             raise UserError(
