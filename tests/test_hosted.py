@@ -8,7 +8,6 @@ the requests already running finish and their answers still arrive; then a clean
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 import time
@@ -124,25 +123,14 @@ def test_root_path_is_a_path_or_an_address():
 
 # --- behind nginx, under a path prefix ------------------------------------------------------------
 
-NGINX_CONF = """
-worker_processes 1;
-daemon off;
-pid {root}/nginx.pid;
-error_log {root}/error.log;
-events {{ worker_connections 64; }}
-http {{
+NGINX_HTTP = """
     access_log {root}/access.log;
-    client_body_temp_path {root}/body;
-    proxy_temp_path {root}/proxy;
-    fastcgi_temp_path {root}/fastcgi;
-    uwsgi_temp_path {root}/uwsgi;
-    scgi_temp_path {root}/scgi;
     client_max_body_size 200m;
-    server {{
-        listen 127.0.0.1:{port};
-        location = /favicon.ico {{ return 204; }}  # the site's own, outside Pipedesk's path
-        location /pipedesk/ {{
-            proxy_pass http://127.0.0.1:{upstream}/;
+    server {
+        listen 127.0.0.1:PORT;
+        location = /favicon.ico { return 204; }  # the site's own, outside Pipedesk's path
+        location /pipedesk/ {
+            proxy_pass http://127.0.0.1:UPSTREAM/;
             proxy_http_version 1.1;
             proxy_set_header Host $http_host;
             proxy_set_header X-Forwarded-Host $http_host;
@@ -151,42 +139,27 @@ http {{
             proxy_set_header Connection "upgrade";
             proxy_buffering off;
             proxy_read_timeout 600s;
-        }}
-    }}
-}}
+        }
+    }
 """
 
 
 @pytest.fixture
 def nginx(tmp_path):
     """Debian's nginx in front of a port the test names: ``start(upstream)`` returns its URL."""
-    import shutil
-    import subprocess
+    from tests.support.nginx import start_nginx, stop_nginx
 
-    from tests.support import need
-
-    binary = shutil.which("nginx") or "/usr/sbin/nginx"
-    need(os.path.exists(binary), "nginx is not installed (apt-get install nginx-light)")
     started = []
 
     def start(upstream: int) -> str:
-        root, port = tmp_path / "nginx", free_port()
-        root.mkdir(exist_ok=True)
-        (root / "nginx.conf").write_text(NGINX_CONF.format(root=root, port=port, upstream=upstream))
-        started.append(subprocess.Popen([binary, "-c", str(root / "nginx.conf"), "-p", str(root)]))
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/", timeout=2)
-                return f"http://127.0.0.1:{port}/pipedesk/"
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, (root / "error.log").read_text()
-                time.sleep(0.1)
+        port = free_port()
+        http = NGINX_HTTP.replace("PORT", str(port)).replace("UPSTREAM", str(upstream))
+        started.append(start_nginx(tmp_path / "nginx", http, port))
+        return f"http://127.0.0.1:{port}/pipedesk/"
 
     yield start
     for process in started:
-        process.terminate()
-        process.wait(timeout=20)
+        stop_nginx(process)
 
 
 @pytest.fixture

@@ -16,7 +16,9 @@ from desktop.cli import public
 from desktop.errors import UserError
 from desktop.server import gate, replica
 from tests.support import cli_env, free_port, run_cli
-from tests.test_deploy import SST2, Served
+from tests.test_deploy import SST2, STARS, Served
+
+GPT2 = "openai-community/gpt2"
 
 
 def _serve(port: int, *extra: str) -> list[str]:
@@ -171,8 +173,9 @@ def test_models_dir_must_be_a_folder(pipedesk_home, tmp_path):
 def shared_models(hub, tmp_path):
     """A models folder with the sentiment model installed (by another Pipedesk, which may write)."""
     installer = tmp_path / "installer"
-    done = run_cli("models", "download", SST2, env=cli_env(installer, hub))
-    assert done.returncode == 0, done.stderr
+    for model in (SST2, GPT2):
+        done = run_cli("models", "download", model, env=cli_env(installer, hub))
+        assert done.returncode == 0, done.stderr
     return installer / "cache" / "models"
 
 
@@ -183,9 +186,7 @@ def test_a_replica_serves_a_shared_models_folder_without_writing_to_it(hub, tmp_
     assert any("manifests" in name for name in before)
     env = cli_env(tmp_path / "replica", hub)
     # A model the folder lacks is refused in words, not downloaded into it.
-    done = run_cli(
-        "serve", "--public", "--models-dir", str(shared_models), "--model", "openai-community/gpt2", env=env
-    )
+    done = run_cli("serve", "--public", "--models-dir", str(shared_models), "--model", STARS, env=env)
     assert done.returncode == 2, done.stdout + done.stderr
     assert "is not installed in the shared models folder" in done.stderr
     port = free_port()
@@ -199,8 +200,197 @@ def test_a_replica_serves_a_shared_models_folder_without_writing_to_it(hub, tmp_
         for text in ("I love this!", "This is awful."):
             assert client.predict(text, SST2, api_name="/sentiment")["label"] in {"POSITIVE", "NEGATIVE"}
         ready = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=30).json()
-        assert ready["models"] == 1
+        assert ready["models"] == 2  # what the shared folder holds
     finally:
         served.stop()
     assert _tree(shared_models) == before
     assert not (tmp_path / "replica" / "cache" / "models" / "manifests").exists()
+
+
+# --- sticky sessions behind nginx ----------------------------------------------------------------
+
+#: The README's recipe, on loopback ports: a cookie names the replica that started the session;
+#: no cookie (a new session) goes to the pool; a cookie whose replica is gone or stopping goes to
+#: one other replica, the same one every time for that cookie (so a session moves once, whole).
+STICKY_HTTP = """
+    log_format replicas '$http_x_test_client $cookie_pipedesk_replica $upstream_addr $status "$request"';
+    access_log {root}/access.log replicas;
+    client_max_body_size 60m;
+    upstream pipedesk_pool {
+SERVERS
+    }
+    upstream pipedesk_moved {
+        hash $cookie_pipedesk_replica consistent;
+SERVERS
+    }
+    map $cookie_pipedesk_replica $pipedesk_backend {
+        default pipedesk_pool;
+IDS
+    }
+    server {
+        listen 127.0.0.1:PORT;
+        proxy_http_version 1.1;
+        proxy_set_header Host $http_host;
+        proxy_set_header X-Forwarded-Host $http_host;
+        proxy_set_header X-Forwarded-Proto $scheme;
+        proxy_set_header Upgrade $http_upgrade;
+        proxy_set_header Connection "upgrade";
+        proxy_buffering off;
+        proxy_read_timeout 600s;
+        proxy_next_upstream error timeout http_502 http_503 non_idempotent;
+        location / {
+            proxy_pass http://$pipedesk_backend;
+            proxy_intercept_errors on;
+            error_page 502 503 504 = @moved;
+        }
+        location @moved {
+            proxy_pass http://pipedesk_moved;
+        }
+    }
+"""
+
+
+class Farm:
+    """Three replicas (``r1``..``r3``) sharing one models folder, behind nginx at ``url``."""
+
+    def __init__(self, root, hub, shared_models) -> None:
+        self.root, self.front = root, free_port()
+        self.ports = {rid: free_port() for rid in ("r1", "r2", "r3")}
+        self.replicas: dict[str, Served] = {}
+        self.proxy = None
+        for rid, port in self.ports.items():
+            command = _serve(port, "--models-dir", str(shared_models), "--replica-id", rid)
+            command += ["--public-name", f"127.0.0.1:{self.front}", "--drain-seconds", "120"]
+            self.replicas[rid] = Served(command, cli_env(root / rid, hub))
+        self.url = f"http://127.0.0.1:{self.front}/"
+
+    def start(self) -> None:
+        from tests.support.nginx import start_nginx
+
+        for served in self.replicas.values():
+            served.wait_ready()
+        servers = "\n".join(
+            f"        server 127.0.0.1:{p} max_fails=1 fail_timeout=60s;" for p in self.ports.values()
+        )
+        ids = "\n".join(f"        {rid} 127.0.0.1:{p};" for rid, p in self.ports.items())
+        http = STICKY_HTTP.replace("SERVERS", servers).replace("IDS", ids).replace("PORT", str(self.front))
+        self.proxy = start_nginx(self.root / "nginx", http, self.front)
+
+    def log(self) -> list[tuple[str, str, str, str]]:
+        """(client, cookie, replica address, status) of every request nginx passed on."""
+        lines = (self.root / "nginx" / "access.log").read_text().splitlines()
+        return [tuple(line.split(" ", 4)[:4]) for line in lines]  # type: ignore[misc]
+
+    def stop(self) -> None:
+        from tests.support.nginx import stop_nginx
+
+        if self.proxy is not None:
+            stop_nginx(self.proxy)
+        for served in self.replicas.values():
+            served.stop()
+
+
+@pytest.fixture
+def farm(hub, tmp_path, shared_models):
+    """:class:`Farm`, started; stopped after the test."""
+    started = Farm(tmp_path, hub, shared_models)
+    try:
+        started.start()
+        yield started
+    finally:
+        started.stop()
+
+
+@pytest.mark.slow
+def test_replicas_behind_nginx_keep_sessions_drain_and_survive_a_kill(farm):
+    import signal
+    import time
+
+    from gradio_client import Client
+
+    ports, replicas = farm.ports, farm.replicas
+
+    def client(name: str) -> Client:
+        return Client(farm.url, verbose=False, headers={"X-Test-Client": name})
+
+    def positive(c: Client) -> bool:
+        return c.predict("I love this!", SST2, api_name="/sentiment")["label"] in {"POSITIVE", "NEGATIVE"}
+
+    # Every replica answers over a run; every session stays on the replica that started it.
+    clients = {f"c{n}": client(f"c{n}") for n in range(6)}
+    for _ in range(3):
+        assert all(positive(c) for c in clients.values())
+    home = {name: c.cookies[replica.COOKIE] for name, c in clients.items()}
+    assert set(home.values()) == set(ports), home
+    sticky = [row for row in farm.log() if row[0] in home and row[1] != "-"]
+    for name, cookie, address, _status in sticky:
+        assert (cookie, address) == (home[name], f"127.0.0.1:{ports[cookie]}"), name
+    assert all(sum(row[0] == name for row in sticky) >= 6 for name in home), sticky  # joins, streams
+
+    # A draining replica finishes the request it accepted; new sessions go to the others.
+    drained = home["c0"]
+    job = clients["c0"].submit("Story: once upon a time", GPT2, 1000, 0.0, 1.0, -1, api_name="/generate")
+    deadline = time.monotonic() + 60
+    health = f"http://127.0.0.1:{ports[drained]}/healthz"
+    while httpx.get(health, timeout=10).json()["requests"] == 0:
+        assert time.monotonic() < deadline, "the generation never started"
+        time.sleep(0.05)
+    replicas[drained].proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while httpx.get(health, timeout=10).status_code == 200:
+        assert time.monotonic() < deadline, "still healthy after SIGTERM"
+        time.sleep(0.05)
+    newcomer = client("new1")
+    assert positive(newcomer) and newcomer.cookies[replica.COOKIE] != drained
+    assert job.result(timeout=180).startswith("Story")
+    assert replicas[drained].proc.wait(timeout=60) == 0
+    assert "Every running request finished." in replicas[drained].text
+
+    # A killed replica drops out; the one left answers everybody, its sessions included.
+    killed, left = sorted(set(ports) - {drained})
+    replicas[killed].proc.kill()
+    replicas[killed].proc.wait(timeout=30)
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"http://127.0.0.1:{ports[killed]}/healthz", timeout=10)
+    for n in range(3):
+        late = client(f"late{n}")
+        assert positive(late) and late.cookies[replica.COOKIE] == left
+    orphan = client("orphan")
+    orphan.cookies[replica.COOKIE] = killed  # a session the killed replica had started moves, whole
+    assert positive(orphan) and positive(orphan)
+    assert httpx.get(f"http://127.0.0.1:{ports[left]}/healthz", timeout=10).status_code == 200
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_people_in_browsers_stay_on_their_replica(farm, browser):
+    """Each person's page, its scripts, its calls and its event stream all reach one replica."""
+    from tests.support import ARTIFACTS
+    from tests.support.pages import new_page, panel
+
+    people = {}
+    try:
+        for n in range(3):
+            context, page = new_page(browser, extra_http_headers={"X-Test-Client": f"person{n}"})
+            people[f"person{n}"] = (context, page)
+            page.goto(farm.url)
+            tab = panel(page, "sentiment")
+            tab.get_by_label("Text").first.fill(f"I love this product, says person {n}!")
+            page.locator("#run-sentiment").click()
+            page.wait_for_function(
+                "() => document.querySelector(\"[data-testid='label-output-value']\")?.textContent.trim()",
+                timeout=60_000,
+            )
+            assert page.console_errors == []
+        ARTIFACTS.mkdir(exist_ok=True)
+        people["person2"][1].screenshot(path=str(ARTIFACTS / "replicas-behind-nginx.png"))
+        homes = {}
+        for name, (context, _page) in people.items():
+            cookie = {c["name"]: c["value"] for c in context.cookies()}[replica.COOKIE]
+            rows = [row for row in farm.log() if row[0] == name]
+            assert len(rows) > 10 and {row[2] for row in rows} == {f"127.0.0.1:{farm.ports[cookie]}"}, rows
+            homes[name] = cookie
+        assert len(set(homes.values())) > 1, homes  # the pool spread the people
+    finally:
+        for context, _page in people.values():
+            context.close()
