@@ -131,14 +131,7 @@ NGINX_HTTP = """
         location = /favicon.ico { return 204; }  # the site's own, outside Pipedesk's path
         location /pipedesk/ {
             proxy_pass http://127.0.0.1:UPSTREAM/;
-            proxy_http_version 1.1;
-            proxy_set_header Host $http_host;
-            proxy_set_header X-Forwarded-Host $http_host;
-            proxy_set_header X-Forwarded-Proto $scheme;
-            proxy_set_header Upgrade $http_upgrade;
-            proxy_set_header Connection "upgrade";
-            proxy_buffering off;
-            proxy_read_timeout 600s;
+            PASS_ON
         }
     }
 """

@@ -229,14 +229,7 @@ IDS
     }
     server {
         listen 127.0.0.1:PORT;
-        proxy_http_version 1.1;
-        proxy_set_header Host $http_host;
-        proxy_set_header X-Forwarded-Host $http_host;
-        proxy_set_header X-Forwarded-Proto $scheme;
-        proxy_set_header Upgrade $http_upgrade;
-        proxy_set_header Connection "upgrade";
-        proxy_buffering off;
-        proxy_read_timeout 600s;
+        PASS_ON
         proxy_next_upstream error timeout http_502 http_503 non_idempotent;
         location / {
             proxy_pass http://$pipedesk_backend;

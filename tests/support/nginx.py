@@ -30,14 +30,30 @@ http {{
 }}
 """
 
+#: How the README's recipes pass requests on (``PASS_ON`` in a test's config): the Host as the
+#: visitor sent it (the gate compares it with the page's Origin), the event streams unbuffered, time
+#: for long generations.
+PASS_ON = """
+        proxy_http_version 1.1;
+        proxy_set_header Host $http_host;
+        proxy_set_header X-Forwarded-Host $http_host;
+        proxy_set_header X-Forwarded-Proto $scheme;
+        proxy_set_header Upgrade $http_upgrade;
+        proxy_set_header Connection "upgrade";
+        proxy_buffering off;
+        proxy_read_timeout 600s;
+"""
+
 
 def start_nginx(root: Path, http: str, port: int) -> subprocess.Popen:
-    """nginx with ``http`` as its ``http {}`` block (``{root}`` in it is ``root``), answering on
+    """nginx with ``http`` as its ``http {}`` block (``{root}`` in it is ``root``, ``PASS_ON`` is
+    :data:`PASS_ON`), answering on
     ``127.0.0.1:port`` (the block's ``listen``); returns once it answers."""
     binary = shutil.which("nginx") or "/usr/sbin/nginx"
     need(os.path.exists(binary), "nginx is not installed (apt-get install nginx-light)")
     root.mkdir(parents=True, exist_ok=True)
-    (root / "nginx.conf").write_text(MAIN.format(root=root, http=http.replace("{root}", str(root))))
+    http = http.replace("{root}", str(root)).replace("PASS_ON", PASS_ON)
+    (root / "nginx.conf").write_text(MAIN.format(root=root, http=http))
     process = subprocess.Popen([binary, "-c", str(root / "nginx.conf"), "-p", str(root)])
     deadline = time.monotonic() + 20
     while True:
