@@ -213,6 +213,16 @@ def listen_report(host: str, port: int) -> list[str]:
     return lines
 
 
+def _oidc_middleware(oidc: Any, root_path: str | None) -> Any:
+    if oidc is None:
+        return None
+    from starlette.middleware import Middleware
+
+    from desktop.share.oidc import OidcSignIn
+
+    return Middleware(OidcSignIn, settings=oidc, root_path=root_path)
+
+
 def serve(
     host: str,
     port: int | None,
@@ -225,6 +235,7 @@ def serve(
     public_names: frozenset[str] = frozenset(),
     replica_id: str | None = None,
     models_dir: Path | None = None,
+    oidc: Any = None,
 ) -> int:
     """Serve the visitors' app on ``host:port`` until Ctrl+C or SIGTERM (``pipedesk serve`` off loopback).
 
@@ -236,13 +247,19 @@ def serve(
     besides its own loopback address (:func:`check_public_names`; none: any name, as behind a
     platform's proxy); ``replica_id``: its sticky-session cookie (:mod:`desktop.server.replica`; by
     default this computer's name and the port); ``models_dir``: a models folder shared by replicas,
-    served read-only (models it lacks are refused, never downloaded into it). Returns the exit code.
+    served read-only (models it lacks are refused, never downloaded into it); ``oidc``: sign-in
+    through an identity provider (:class:`desktop.share.oidc.OidcSettings`) in place of ``auth``.
+    Returns the exit code.
     """
     from desktop import logs
 
     logs.setup(console=True)
     auth = auth or os.environ.get(AUTH_ENV) or None
     credentials = parse_auth(auth) if auth else None  # refused before anything is downloaded
+    if oidc is not None:
+        from desktop.share import oidc as provider
+
+        provider.check_provider(oidc)  # a wrong issuer stops the start-up, in words
 
     from desktop import server
     from desktop.engine.runtime import Runtime
@@ -289,6 +306,7 @@ def serve(
             root_path=root_path,
             public_names=public_names,
             replica=replica_id,
+            signin=_oidc_middleware(oidc, root_path),
         )
         gate.open = True
         health.ready()
@@ -300,14 +318,18 @@ def serve(
         if models_dir is not None:
             _say(f"Models from {models_dir}, read-only: nothing is downloaded into it or changed.")
         _say(f"Replica id {replica_id}: its sticky-session cookie is {replica.COOKIE}={replica_id}.")
-        if credentials:
+        if oidc is not None:
+            domain = f"; only addresses at {oidc.allowed_domain}" if oidc.allowed_domain else ""
+            _say(f"Sign-in through {oidc.issuer} (OpenID Connect){domain}; sign out at /oidc/signout.")
+        elif credentials:
             _say(f"Sign-in required: name {credentials[0]!r} and the password given with --auth/{AUTH_ENV}.")
         else:
             _say(f"No sign-in: anyone who reaches the port can use it (--auth USER:PASSWORD or {AUTH_ENV}).")
         key = "; programs send the --auth password as their key" if credentials else ""
         _say(f"Local API: /v1 (OpenAI's shape) and /mcp (MCP tools) on the same addresses{key}.")
         _say(f"(device: {runtime.device}; Ctrl+C to stop)")
-        log.info("Public server on %s:%s, sign-in %s", host, port, "on" if credentials else "off")
+        signin = "OpenID Connect" if oidc is not None else "password" if credentials else "off"
+        log.info("Public server on %s:%s, sign-in %s", host, port, signin)
         next_window = time.monotonic() + WINDOW_S
         while not stopping.wait(0.5):
             if time.monotonic() >= next_window:

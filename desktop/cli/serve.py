@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 import time
+from typing import Any
 
 from desktop.cli.common import add_device, terminal_progress
 from desktop.errors import UserError
@@ -90,6 +91,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="public server: serve the models installed in DIR, a folder shared by replicas (or "
         "$PIPEDESK_MODELS_DIR); it is only read: models it lacks are refused, never downloaded",
     )
+    oidc = serve.add_argument_group("sign-in through an identity provider (public server, OpenID Connect)")
+    oidc.add_argument("--oidc-issuer", metavar="URL", help="the provider's issuer address (https://...)")
+    oidc.add_argument("--oidc-client-id", metavar="ID", help="this Pipedesk's client id at the provider")
+    oidc.add_argument(
+        "--oidc-client-secret-file", metavar="FILE", help="a file holding the client secret (kept out of ps)"
+    )
+    oidc.add_argument(
+        "--oidc-allowed-domain", metavar="DOMAIN", help="only e-mail addresses at DOMAIN may use it"
+    )
+    oidc.add_argument(
+        "--oidc-session-minutes", type=float, metavar="M", help="a sign-in lasts M minutes (default 480)"
+    )
     serve.add_argument(
         "--lan",
         action="store_true",
@@ -125,6 +138,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         root_path = public.check_root_path(args.root_path)
         names = public.check_public_names(args.public_names)
         models_dir = public.check_models_dir(args.models_dir)
+        oidc = _oidc_settings(args)
         replica_id = replica.check_id(args.replica_id) if args.replica_id is not None else None
         models = public.named_models(args.models)
         return public.serve(
@@ -139,6 +153,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             public_names=names,
             replica_id=replica_id,
             models_dir=models_dir,
+            oidc=oidc,
         )
     for flag, given in (
         ("--model", args.models),
@@ -148,6 +163,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         ("--public-name", args.public_names),
         ("--replica-id", args.replica_id),
         ("--models-dir", args.models_dir),
+        ("--oidc-issuer", args.oidc_issuer),
     ):
         if given:
             raise UserError(
@@ -155,6 +171,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 "computer the app downloads a model the first time a task uses it."
             )
     return _serve(args.host, args.port, args.device, open_browser=False, lan=args.lan, token=args.token)
+
+
+def _oidc_settings(args: argparse.Namespace) -> Any:
+    """``--oidc-*``: :class:`desktop.share.oidc.OidcSettings`, or None; never with a password."""
+    from desktop.share import oidc
+
+    settings = oidc.settings_from(
+        args.oidc_issuer,
+        args.oidc_client_id,
+        args.oidc_client_secret_file,
+        args.oidc_allowed_domain,
+        args.oidc_session_minutes,
+    )
+    if settings is not None and (args.auth or os.environ.get("PIPEDESK_AUTH")):
+        raise UserError("--auth (or PIPEDESK_AUTH) and --oidc-issuer are two ways to sign in: choose one.")
+    return settings
 
 
 def _serve(

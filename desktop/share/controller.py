@@ -250,6 +250,7 @@ def serve_visitors(
     root_path: str | None = None,
     public_names: frozenset[str] = frozenset(),
     replica: str | None = None,
+    signin: Any = None,
 ) -> Any:
     """Serve the visitors' ``blocks`` as every server for other people is served (LAN sharing and
     public deployments, :mod:`desktop.cli.public`): ``gate`` in front (visitor log, sign-in lockout,
@@ -284,7 +285,8 @@ def serve_visitors(
         **({"root_path": root_path} if root_path else {}),
         "blocked_paths": [str(p) for p in private if not _is_inside(cache, p)],
         "app_kwargs": {
-            "middleware": [Middleware(gate.asgi)]
+            "middleware": ([signin] if signin else [])  # an identity provider's (desktop.share.oidc)
+            + [Middleware(gate.asgi)]
             + ([Middleware(signin.SignInPage, computer=computer)] if auth and computer else []),
             "lifespan": _uploads_to_visitors_folder,
         },

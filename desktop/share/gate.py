@@ -279,8 +279,11 @@ class VisitorGate:
 
 
 def _whose(scope: dict[str, Any], headers: dict, visitor: Visitor) -> str:
-    """Who a request comes from, for whose files are whose: the visitor's sign-in (each browser
-    signed in has its own), or its address where nobody signs in (a public deployment)."""
+    """Who a request comes from, for whose files are whose: the person signed in through an identity
+    provider (:mod:`desktop.share.oidc`), the visitor's sign-in (each browser signed in has its own),
+    or its address where nobody signs in (a public deployment)."""
+    if scope.get("pipedesk.person"):
+        return f"person:{scope['pipedesk.person']}"
     cookies = server_gate.cookies_of(headers.get(b"cookie", b"").decode("latin-1"))
     token = server_gate.session_token(scope, cookies)
     return f"session:{token}" if token else f"address:{visitor.address}"
