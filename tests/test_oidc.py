@@ -189,3 +189,42 @@ def test_an_expired_session_is_sent_back_to_sign_in(hub, pipedesk_home, issuer, 
             assert again.url.path == "/oauth2/authorize"  # back at the provider's sign-in
     finally:
         served.stop()
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_a_person_signs_in_at_the_provider_runs_a_task_and_signs_out(
+    hub, pipedesk_home, issuer, secret_file, browser
+):
+    from tests.support import ARTIFACTS
+    from tests.support.pages import new_page, panel
+
+    served, url = _serve_signed(
+        issuer, secret_file, hub, pipedesk_home, "--oidc-allowed-domain", "example.org"
+    )
+    context, page = new_page(browser)
+    try:
+        page.goto(url)
+        page.get_by_placeholder("sub").fill("alice@example.org")  # the provider's own sign-in form
+        page.get_by_role("button", name="Authorize").click()
+        page.get_by_role("tab", name="Sentiment", exact=True).wait_for(timeout=60_000)
+        page.console_errors.clear()  # the provider's page asks for a stylesheet on the internet
+        page.reload()
+        tab = panel(page, "sentiment")
+        tab.get_by_label("Text").first.fill("I love this product!")
+        page.locator("#run-sentiment").click()
+        page.wait_for_function(
+            "() => document.querySelector(\"[data-testid='label-output-value']\")?.textContent.trim()",
+            timeout=60_000,
+        )
+        assert page.url == url and page.locator("#pd-signed-in").inner_text().startswith("alice@example.org")
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "oidc-signed-in.png"))
+        assert page.console_errors == []
+        page.get_by_role("link", name="Sign out").click()
+        page.get_by_role("heading", name="Signed out").wait_for()
+        page.goto(url)
+        page.get_by_placeholder("sub").wait_for()  # back at the provider
+    finally:
+        context.close()
+        served.stop()

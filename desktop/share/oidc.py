@@ -36,6 +36,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from desktop.errors import UserError
+from desktop.server.pages import InsertIntoPage
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +153,15 @@ def person_allowed(claims: dict[str, Any], domain: str | None) -> str:
     return email
 
 
+def signed_in_as(email: str) -> str:
+    """The corner of the app's page that says who is signed in, with the way to sign out."""
+    return (
+        '<div id="pd-signed-in" style="position:fixed;bottom:8px;right:12px;z-index:1000;'
+        'font:13px/1.4 system-ui,sans-serif;color:#4b5563">'
+        f'{html.escape(email)} · <a href="oidc/signout">Sign out</a></div>'
+    )
+
+
 def _page(title: str, text: str, link: str, link_text: str) -> bytes:
     return (
         f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
@@ -226,7 +236,7 @@ class OidcSignIn:
             scope["pipedesk.person"] = email
             if scope["type"] == "http" and scope.get("method") == "POST":
                 receive = await self._log_run(scope, receive, email)
-            await self.app(scope, receive, send)
+            await InsertIntoPage(self.app, signed_in_as(email))(scope, receive, send)  # the app's page only
             return
         session.clear()  # an expired session is forgotten, not refreshed
         request = Request(scope, receive)
