@@ -306,7 +306,7 @@ def serve(
             root_path=root_path,
             public_names=public_names,
             replica=replica_id,
-            signin=_oidc_middleware(oidc, root_path),
+            provider_signin=_oidc_middleware(oidc, root_path),
         )
         gate.open = True
         health.ready()
