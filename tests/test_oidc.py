@@ -61,6 +61,12 @@ def test_the_options_are_checked_in_words(secret_file, tmp_path):
     assert settings == oidc.OidcSettings(
         "https://id.example.org", "pipedesk", "a client secret the provider gave", "example.org", 480 * 60
     )
+    # Every replica given the same secret signs sessions with the same key; another secret, another key.
+    again = oidc.settings_from("https://id.example.org", "pipedesk", str(secret_file))
+    (tmp_path / "other").write_text("another secret")
+    other = oidc.settings_from("https://id.example.org", "pipedesk", str(tmp_path / "other"))
+    assert settings.cookie_key == again.cookie_key != other.cookie_key
+    assert settings.client_secret not in settings.cookie_key
 
 
 def test_whose_address_may_sign_in():
