@@ -181,18 +181,12 @@ def test_a_replica_behind_nginx_under_a_path_answers_scripts_and_its_health(prox
 def test_a_person_uses_the_app_through_nginx_under_a_path(proxied, browser):
     """The page, its scripts, its event stream and its answer all come through the proxy's path."""
     from tests.support import ARTIFACTS
-    from tests.support.pages import new_page, panel
+    from tests.support.pages import new_page, run_sentiment
 
     context, page = new_page(browser)
     try:
         page.goto(proxied)
-        tab = panel(page, "sentiment")
-        tab.get_by_label("Text").first.fill("I love this product!")
-        page.locator("#run-sentiment").click()
-        page.wait_for_function(
-            "() => document.querySelector(\"[data-testid='label-output-value']\")?.textContent.trim()",
-            timeout=60_000,
-        )
+        run_sentiment(page, "I love this product!")
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "behind-nginx.png"))
         assert page.url.startswith(proxied) and page.console_errors == []

@@ -209,7 +209,7 @@ def test_a_person_signs_in_at_the_provider_runs_a_task_and_signs_out(
     hub, pipedesk_home, issuer, secret_file, browser
 ):
     from tests.support import ARTIFACTS
-    from tests.support.pages import new_page, panel
+    from tests.support.pages import new_page, run_sentiment
 
     served, url = _serve_signed(
         issuer, secret_file, hub, pipedesk_home, "--oidc-allowed-domain", "example.org"
@@ -222,13 +222,7 @@ def test_a_person_signs_in_at_the_provider_runs_a_task_and_signs_out(
         page.get_by_role("tab", name="Sentiment", exact=True).wait_for(timeout=60_000)
         page.console_errors.clear()  # the provider's page asks for a stylesheet on the internet
         page.reload()
-        tab = panel(page, "sentiment")
-        tab.get_by_label("Text").first.fill("I love this product!")
-        page.locator("#run-sentiment").click()
-        page.wait_for_function(
-            "() => document.querySelector(\"[data-testid='label-output-value']\")?.textContent.trim()",
-            timeout=60_000,
-        )
+        run_sentiment(page, "I love this product!")
         assert page.url == url and page.locator("#pd-signed-in").inner_text().startswith("alice@example.org")
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "oidc-signed-in.png"))

@@ -359,7 +359,7 @@ def test_replicas_behind_nginx_keep_sessions_drain_and_survive_a_kill(farm):
 def test_people_in_browsers_stay_on_their_replica(farm, browser):
     """Each person's page, its scripts, its calls and its event stream all reach one replica."""
     from tests.support import ARTIFACTS
-    from tests.support.pages import new_page, panel
+    from tests.support.pages import new_page, run_sentiment
 
     people = {}
     try:
@@ -367,13 +367,7 @@ def test_people_in_browsers_stay_on_their_replica(farm, browser):
             context, page = new_page(browser, extra_http_headers={"X-Test-Client": f"person{n}"})
             people[f"person{n}"] = (context, page)
             page.goto(farm.url)
-            tab = panel(page, "sentiment")
-            tab.get_by_label("Text").first.fill(f"I love this product, says person {n}!")
-            page.locator("#run-sentiment").click()
-            page.wait_for_function(
-                "() => document.querySelector(\"[data-testid='label-output-value']\")?.textContent.trim()",
-                timeout=60_000,
-            )
+            run_sentiment(page, f"I love this product, says person {n}!")
             assert page.console_errors == []
         ARTIFACTS.mkdir(exist_ok=True)
         people["person2"][1].screenshot(path=str(ARTIFACTS / "replicas-behind-nginx.png"))
