@@ -234,3 +234,24 @@ def test_a_person_signs_in_at_the_provider_runs_a_task_and_signs_out(
     finally:
         context.close()
         served.stop()
+
+
+@pytest.mark.slow
+def test_a_session_moves_to_another_replica_signed_in(hub, pipedesk_home, issuer, secret_file, tmp_path):
+    """Replicas given the same client secret accept each other's sessions (a session whose replica
+    stopped moves to another one), and a replica with another secret does not."""
+    first, url = _serve_signed(issuer, secret_file, hub, pipedesk_home)
+    second, other_url = _serve_signed(issuer, secret_file, hub, tmp_path / "second")
+    try:
+        with httpx.Client(timeout=60, follow_redirects=True) as alice:
+            assert _sign_in(alice, url, "alice@example.org").status_code == 200
+            assert _sentiment(alice, other_url).status_code == 200
+        (tmp_path / "other-secret").write_text("another secret")
+        second.stop()
+        second, other_url = _serve_signed(issuer, tmp_path / "other-secret", hub, tmp_path / "second")
+        with httpx.Client(timeout=60, follow_redirects=True) as alice:
+            assert _sign_in(alice, url, "alice@example.org").status_code == 200
+            assert _sentiment(alice, other_url).status_code == 401
+    finally:
+        first.stop()
+        second.stop()
