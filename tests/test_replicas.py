@@ -8,6 +8,7 @@ nginx (nginx-light); traffic to 127.0.0.1 only.
 from __future__ import annotations
 
 import sys
+import time
 
 import httpx
 import pytest
@@ -243,8 +244,30 @@ IDS
 """
 
 
+#: The README's HAProxy recipe on loopback ports: HAProxy routes on the replicas' own cookie.
+HAPROXY = """
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 600s
+    timeout server 600s
+    retries 3
+    option redispatch
+frontend pipedesk_front
+    bind 127.0.0.1:PORT
+    default_backend pipedesk
+backend pipedesk
+    balance roundrobin
+    cookie pipedesk_replica
+    option httpchk GET /healthz
+    http-check expect status 200
+    retry-on conn-failure 503
+SERVERS
+"""
+
+
 class Farm:
-    """Three replicas (``r1``..``r3``) sharing one models folder, behind nginx at ``url``."""
+    """Three replicas (``r1``..``r3``) sharing one models folder, behind nginx (or HAProxy) at ``url``."""
 
     def __init__(self, root, hub, shared_models) -> None:
         self.root, self.front = root, free_port()
@@ -257,11 +280,19 @@ class Farm:
             self.replicas[rid] = Served(command, cli_env(root / rid, hub))
         self.url = f"http://127.0.0.1:{self.front}/"
 
-    def start(self) -> None:
-        from tests.support.nginx import start_nginx
+    def start(self, balancer: str = "nginx") -> None:
+        from tests.support.nginx import start_haproxy, start_nginx
 
         for served in self.replicas.values():
             served.wait_ready()
+        if balancer == "haproxy":
+            servers = "\n".join(
+                f"    server {rid} 127.0.0.1:{p} check inter 1s fall 1 rise 2 cookie {rid}"
+                for rid, p in self.ports.items()
+            )
+            config = HAPROXY.replace("SERVERS", servers).replace("PORT", str(self.front))
+            self.proxy = start_haproxy(self.root / "haproxy", config, self.front)
+            return
         servers = "\n".join(
             f"        server 127.0.0.1:{p} max_fails=1 fail_timeout=60s;" for p in self.ports.values()
         )
@@ -275,23 +306,54 @@ class Farm:
         return [tuple(line.split(" ", 4)[:4]) for line in lines]  # type: ignore[misc]
 
     def stop(self) -> None:
-        from tests.support.nginx import stop_nginx
-
         if self.proxy is not None:
-            stop_nginx(self.proxy)
+            self.proxy.terminate()
+            self.proxy.wait(timeout=20)
         for served in self.replicas.values():
             served.stop()
 
 
 @pytest.fixture
 def farm(hub, tmp_path, shared_models):
-    """:class:`Farm`, started; stopped after the test."""
+    """:class:`Farm`, started behind nginx; stopped after the test."""
     started = Farm(tmp_path, hub, shared_models)
     try:
         started.start()
         yield started
     finally:
         started.stop()
+
+
+@pytest.mark.slow
+def test_replicas_behind_haproxy_keep_sessions_and_survive_a_kill(hub, tmp_path, shared_models):
+    """Each client (a cookie jar, as a browser) sends a REST call and reads its answer from the
+    replica that took it; a replica killed drops out of HAProxy's checks and its clients move."""
+    farm = Farm(tmp_path, hub, shared_models)
+    try:
+        farm.start("haproxy")
+        clients = [httpx.Client(timeout=60) for _ in range(6)]
+
+        def answered(http: httpx.Client) -> str:
+            call = http.post(f"{farm.url}gradio_api/call/sentiment", json={"data": ["I love it!", SST2]})
+            assert call.status_code == 200, call.text
+            result = http.get(f"{farm.url}gradio_api/call/sentiment/{call.json()['event_id']}")
+            assert "event: complete" in result.text, result.text  # the replica that took it answered
+            assert result.headers["x-pipedesk-replica"] == call.headers["x-pipedesk-replica"]
+            return call.headers["x-pipedesk-replica"]
+
+        homes = [{answered(http) for _ in range(3)} for http in clients]
+        assert all(len(home) == 1 for home in homes), homes
+        assert {home.pop() for home in homes} == set(farm.ports)
+        assert all(http.cookies[replica.COOKIE] for http in clients)
+
+        killed = "r1"
+        farm.replicas[killed].proc.kill()
+        farm.replicas[killed].proc.wait(timeout=30)
+        time.sleep(3)  # HAProxy's check (every second) marks it down
+        for http in clients:
+            assert answered(http) != killed and answered(http) != killed
+    finally:
+        farm.stop()
 
 
 @pytest.mark.slow

@@ -1,6 +1,6 @@
-"""Debian's nginx (nginx-light) started by a test: its own prefix folder, loopback only, in front of
-the servers the test names. ``.ci/run`` installs it; the tests that need it skip without it (fail
-under CI)."""
+"""Debian's nginx (nginx-light) and HAProxy started by a test: their own folder, loopback only, in
+front of the servers the test names. ``.ci/run`` installs both; the tests that need them skip
+without them (fail under CI)."""
 
 from __future__ import annotations
 
@@ -55,13 +55,30 @@ def start_nginx(root: Path, http: str, port: int) -> subprocess.Popen:
     http = http.replace("{root}", str(root)).replace("PASS_ON", PASS_ON)
     (root / "nginx.conf").write_text(MAIN.format(root=root, http=http))
     process = subprocess.Popen([binary, "-c", str(root / "nginx.conf"), "-p", str(root)])
+    _wait_answering(process, port, root / "error.log")
+    return process
+
+
+def start_haproxy(root: Path, config: str, port: int) -> subprocess.Popen:
+    """HAProxy with ``config`` (its ``defaults``, ``frontend`` and ``backend`` sections), in the
+    foreground, answering on ``127.0.0.1:port``; returns once it answers."""
+    binary = shutil.which("haproxy") or "/usr/sbin/haproxy"
+    need(os.path.exists(binary), "HAProxy is not installed (apt-get install haproxy)")
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "haproxy.cfg").write_text(config)
+    process = subprocess.Popen([binary, "-db", "-f", str(root / "haproxy.cfg")])
+    _wait_answering(process, port, root / "haproxy.cfg")
+    return process
+
+
+def _wait_answering(process: subprocess.Popen, port: int, said: Path) -> None:
     deadline = time.monotonic() + 20
     while True:
         try:
-            httpx.get(f"http://127.0.0.1:{port}/nginx-started", timeout=2)
-            return process
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+            return
         except httpx.TransportError:
-            assert process.poll() is None and time.monotonic() < deadline, (root / "error.log").read_text()
+            assert process.poll() is None and time.monotonic() < deadline, said.read_text()
             time.sleep(0.1)
 
 
