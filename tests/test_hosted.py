@@ -8,7 +8,6 @@ the requests already running finish and their answers still arrive; then a clean
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 import time
@@ -124,69 +123,36 @@ def test_root_path_is_a_path_or_an_address():
 
 # --- behind nginx, under a path prefix ------------------------------------------------------------
 
-NGINX_CONF = """
-worker_processes 1;
-daemon off;
-pid {root}/nginx.pid;
-error_log {root}/error.log;
-events {{ worker_connections 64; }}
-http {{
+NGINX_HTTP = """
     access_log {root}/access.log;
-    client_body_temp_path {root}/body;
-    proxy_temp_path {root}/proxy;
-    fastcgi_temp_path {root}/fastcgi;
-    uwsgi_temp_path {root}/uwsgi;
-    scgi_temp_path {root}/scgi;
     client_max_body_size 200m;
-    server {{
-        listen 127.0.0.1:{port};
-        location = /favicon.ico {{ return 204; }}  # the site's own, outside Pipedesk's path
-        location /pipedesk/ {{
-            proxy_pass http://127.0.0.1:{upstream}/;
-            proxy_http_version 1.1;
-            proxy_set_header Host $http_host;
-            proxy_set_header X-Forwarded-Host $http_host;
-            proxy_set_header X-Forwarded-Proto $scheme;
-            proxy_set_header Upgrade $http_upgrade;
-            proxy_set_header Connection "upgrade";
-            proxy_buffering off;
-            proxy_read_timeout 600s;
-        }}
-    }}
-}}
+    server {
+        listen 127.0.0.1:PORT;
+        location = /favicon.ico { return 204; }  # the site's own, outside Pipedesk's path
+        location /pipedesk/ {
+            proxy_pass http://127.0.0.1:UPSTREAM/;
+            PASS_ON
+        }
+    }
 """
 
 
 @pytest.fixture
 def nginx(tmp_path):
     """Debian's nginx in front of a port the test names: ``start(upstream)`` returns its URL."""
-    import shutil
-    import subprocess
+    from tests.support.nginx import start_nginx, stop_nginx
 
-    from tests.support import need
-
-    binary = shutil.which("nginx") or "/usr/sbin/nginx"
-    need(os.path.exists(binary), "nginx is not installed (apt-get install nginx-light)")
     started = []
 
     def start(upstream: int) -> str:
-        root, port = tmp_path / "nginx", free_port()
-        root.mkdir(exist_ok=True)
-        (root / "nginx.conf").write_text(NGINX_CONF.format(root=root, port=port, upstream=upstream))
-        started.append(subprocess.Popen([binary, "-c", str(root / "nginx.conf"), "-p", str(root)]))
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/", timeout=2)
-                return f"http://127.0.0.1:{port}/pipedesk/"
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, (root / "error.log").read_text()
-                time.sleep(0.1)
+        port = free_port()
+        http = NGINX_HTTP.replace("PORT", str(port)).replace("UPSTREAM", str(upstream))
+        started.append(start_nginx(tmp_path / "nginx", http, port))
+        return f"http://127.0.0.1:{port}/pipedesk/"
 
     yield start
     for process in started:
-        process.terminate()
-        process.wait(timeout=20)
+        stop_nginx(process)
 
 
 @pytest.fixture
@@ -215,18 +181,12 @@ def test_a_replica_behind_nginx_under_a_path_answers_scripts_and_its_health(prox
 def test_a_person_uses_the_app_through_nginx_under_a_path(proxied, browser):
     """The page, its scripts, its event stream and its answer all come through the proxy's path."""
     from tests.support import ARTIFACTS
-    from tests.support.pages import new_page, panel
+    from tests.support.pages import new_page, run_sentiment
 
     context, page = new_page(browser)
     try:
         page.goto(proxied)
-        tab = panel(page, "sentiment")
-        tab.get_by_label("Text").first.fill("I love this product!")
-        page.locator("#run-sentiment").click()
-        page.wait_for_function(
-            "() => document.querySelector(\"[data-testid='label-output-value']\")?.textContent.trim()",
-            timeout=60_000,
-        )
+        run_sentiment(page, "I love this product!")
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "behind-nginx.png"))
         assert page.url.startswith(proxied) and page.console_errors == []

@@ -30,6 +30,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from desktop.errors import UserError
@@ -67,6 +68,33 @@ def check_root_path(value: str | None) -> str | None:
             f"https:// address, not {value!r}."
         )
     return value.rstrip("/")
+
+
+def check_public_names(values: list[str] | None) -> frozenset[str]:
+    """``--public-name`` (repeatable, or names joined by commas): host names or IP addresses, each
+    with an optional ``:PORT``, lower case; UserError for anything else (a URL, a path, a wildcard)."""
+    names = [part.strip().lower() for value in values or [] for part in value.split(",") if part.strip()]
+    for name in names:
+        host, _, port = name.rpartition(":") if name.count(":") == 1 else (name, "", "")
+        ok_port = not port or (port.isdigit() and 0 < int(port) < 65536)
+        if not (
+            ok_port and re.fullmatch(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*", host)
+        ):
+            raise UserError(
+                f"--public-name takes the name people open, such as pipedesk.example.org or "
+                f"pipedesk.example.org:8443 (no scheme, path or wildcard), not {name!r}."
+            )
+    return frozenset(names)
+
+
+def check_models_dir(value: str | None) -> Path | None:
+    """``--models-dir``: an existing folder (a shared disk), absolute; UserError otherwise."""
+    if value is None or not value.strip():
+        return None
+    folder = Path(value.strip()).expanduser().absolute()
+    if not folder.is_dir():
+        raise UserError(f"--models-dir {value!r} is not a folder: give the shared models folder's path.")
+    return folder
 
 
 def _say(text: str) -> None:
@@ -185,6 +213,16 @@ def listen_report(host: str, port: int) -> list[str]:
     return lines
 
 
+def _oidc_middleware(oidc: Any, root_path: str | None) -> Any:
+    if oidc is None:
+        return None
+    from starlette.middleware import Middleware
+
+    from desktop.share.oidc import OidcSignIn
+
+    return Middleware(OidcSignIn, settings=oidc, root_path=root_path)
+
+
 def serve(
     host: str,
     port: int | None,
@@ -194,6 +232,10 @@ def serve(
     progress: Any = None,
     drain_seconds: float | None = None,
     root_path: str | None = None,
+    public_names: frozenset[str] = frozenset(),
+    replica_id: str | None = None,
+    models_dir: Path | None = None,
+    oidc: Any = None,
 ) -> int:
     """Serve the visitors' app on ``host:port`` until Ctrl+C or SIGTERM (``pipedesk serve`` off loopback).
 
@@ -201,23 +243,36 @@ def serve(
     None (then ``$PIPEDESK_AUTH``; neither: no sign-in). ``/healthz`` tells a load balancer whether
     it can answer; SIGTERM drains: new work is refused, running requests finish (at most
     ``drain_seconds``), then it exits (:mod:`desktop.server.health`). ``root_path``: the path a reverse
-    proxy serves it under (:func:`check_root_path`). Returns the exit code.
+    proxy serves it under (:func:`check_root_path`). ``public_names``: the only Host names answered
+    besides its own loopback address (:func:`check_public_names`; none: any name, as behind a
+    platform's proxy); ``replica_id``: its sticky-session cookie (:mod:`desktop.server.replica`; by
+    default this computer's name and the port); ``models_dir``: a models folder shared by replicas,
+    served read-only (models it lacks are refused, never downloaded into it); ``oidc``: sign-in
+    through an identity provider (:class:`desktop.share.oidc.OidcSettings`) in place of ``auth``.
+    Returns the exit code.
     """
     from desktop import logs
 
     logs.setup(console=True)
     auth = auth or os.environ.get(AUTH_ENV) or None
     credentials = parse_auth(auth) if auth else None  # refused before anything is downloaded
+    if oidc is not None:
+        from desktop.share import oidc as provider
+
+        provider.check_provider(oidc)  # a wrong issuer stops the start-up, in words
 
     from desktop import server
     from desktop.engine.start import open_door
+    from desktop.models.store import ModelStore
     from desktop.server import health as healthz
+    from desktop.server import replica
     from desktop.server.api_door import ApiAccess
     from desktop.share import controller as sharing
     from desktop.share.gate import VisitorGate
     from desktop.ui.app import build_app
 
-    door = open_door(device, own_process=True)
+    store = ModelStore(models_dir, read_only=True) if models_dir is not None else None
+    door = open_door(device, own_process=True, store=store)
     prepare_models(door.store, models or [], progress)
     for line in ready_report(door.store):
         _say(line)
@@ -226,6 +281,7 @@ def serve(
     blocks = build_app(door.visitors(), local=False)  # no Models or Sharing tab, installed models only
     blocks.delete_cache = (WINDOW_S, WINDOW_S)
     port = port or server.free_port()
+    replica_id = replica_id or replica.default_id(port)
     running = None
     health = healthz.Health(
         busy=healthz.queue_busy(blocks),
@@ -248,20 +304,32 @@ def serve(
             api=ApiAccess(accepted=lambda: (credentials[1],) if credentials else (), attempts=gate),
             health=health,
             root_path=root_path,
+            public_names=public_names,
+            replica=replica_id,
+            provider_signin=_oidc_middleware(oidc, root_path),
         )
         gate.open = True
         health.ready()
         _say("Pipedesk serves the visitors' app: the tasks on the models above, no model management.")
         for line in listen_report(host, port):
             _say(line)
-        if credentials:
+        if public_names:
+            _say(f"Answers only at {', '.join(sorted(public_names))} (and its own address on this computer).")
+        if models_dir is not None:
+            _say(f"Models from {models_dir}, read-only: nothing is downloaded into it or changed.")
+        _say(f"Replica id {replica_id}: its sticky-session cookie is {replica.COOKIE}={replica_id}.")
+        if oidc is not None:
+            domain = f"; only addresses at {oidc.allowed_domain}" if oidc.allowed_domain else ""
+            _say(f"Sign-in through {oidc.issuer} (OpenID Connect){domain}; sign out at /oidc/signout.")
+        elif credentials:
             _say(f"Sign-in required: name {credentials[0]!r} and the password given with --auth/{AUTH_ENV}.")
         else:
             _say(f"No sign-in: anyone who reaches the port can use it (--auth USER:PASSWORD or {AUTH_ENV}).")
         key = "; programs send the --auth password as their key" if credentials else ""
         _say(f"Local API: /v1 (OpenAI's shape) and /mcp (MCP tools) on the same addresses{key}.")
         _say(f"(device: {door.device}; Ctrl+C to stop)")
-        log.info("Public server on %s:%s, sign-in %s", host, port, "on" if credentials else "off")
+        signin = "OpenID Connect" if oidc is not None else "password" if credentials else "off"
+        log.info("Public server on %s:%s, sign-in %s", host, port, signin)
         next_window = time.monotonic() + WINDOW_S
         while not stopping.wait(0.5):
             if time.monotonic() >= next_window:

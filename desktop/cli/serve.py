@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 import time
+from typing import Any
 
 from desktop.cli.common import add_device, terminal_progress
 from desktop.errors import UserError
@@ -68,6 +69,41 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="public server behind a reverse proxy under a path, e.g. /pipedesk (or $PIPEDESK_ROOT_PATH)",
     )
     serve.add_argument(
+        "--public-name",
+        dest="public_names",
+        metavar="NAME",
+        action="append",
+        default=None,
+        help="public server: a name people open it by, e.g. pipedesk.example.org (repeatable, or "
+        "names joined by commas); then only those names and its own loopback address are answered",
+    )
+    serve.add_argument(
+        "--replica-id",
+        default=None,
+        metavar="ID",
+        help="public server behind a load balancer: this replica's sticky-session cookie value "
+        "(pipedesk_replica=ID; default: this computer's name and the port)",
+    )
+    serve.add_argument(
+        "--models-dir",
+        default=os.environ.get("PIPEDESK_MODELS_DIR"),
+        metavar="DIR",
+        help="public server: serve the models installed in DIR, a folder shared by replicas (or "
+        "$PIPEDESK_MODELS_DIR); it is only read: models it lacks are refused, never downloaded",
+    )
+    oidc = serve.add_argument_group("sign-in through an identity provider (public server, OpenID Connect)")
+    oidc.add_argument("--oidc-issuer", metavar="URL", help="the provider's issuer address (https://...)")
+    oidc.add_argument("--oidc-client-id", metavar="ID", help="this Pipedesk's client id at the provider")
+    oidc.add_argument(
+        "--oidc-client-secret-file", metavar="FILE", help="a file holding the client secret (kept out of ps)"
+    )
+    oidc.add_argument(
+        "--oidc-allowed-domain", metavar="DOMAIN", help="only e-mail addresses at DOMAIN may use it"
+    )
+    oidc.add_argument(
+        "--oidc-session-minutes", type=float, metavar="M", help="a sign-in lasts M minutes (default 480)"
+    )
+    serve.add_argument(
         "--lan",
         action="store_true",
         help="also share on the local network, password-protected (address and password are printed)",
@@ -88,6 +124,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     app (:mod:`desktop.cli.public`), with optional sign-in and the models to serve downloaded first.
     """
     from desktop.cli import public
+    from desktop.server import replica
 
     if args.public or not public.is_loopback(args.host):
         for flag, given in (("--lan", args.lan), ("--token", args.token)):
@@ -99,6 +136,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if args.drain_seconds is not None and not 0 <= args.drain_seconds <= 3600:
             raise UserError("--drain-seconds must be between 0 and 3600.")
         root_path = public.check_root_path(args.root_path)
+        names = public.check_public_names(args.public_names)
+        models_dir = public.check_models_dir(args.models_dir)
+        oidc = _oidc_settings(args)
+        replica_id = replica.check_id(args.replica_id) if args.replica_id is not None else None
         models = public.named_models(args.models)
         return public.serve(
             args.host,
@@ -109,12 +150,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
             terminal_progress(),
             args.drain_seconds,
             root_path,
+            public_names=names,
+            replica_id=replica_id,
+            models_dir=models_dir,
+            oidc=oidc,
         )
     for flag, given in (
         ("--model", args.models),
         ("--auth", args.auth),
         ("--drain-seconds", args.drain_seconds),
         ("--root-path", args.root_path),
+        ("--public-name", args.public_names),
+        ("--replica-id", args.replica_id),
+        ("--models-dir", args.models_dir),
+        ("--oidc-issuer", args.oidc_issuer),
     ):
         if given:
             raise UserError(
@@ -122,6 +171,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 "computer the app downloads a model the first time a task uses it."
             )
     return _serve(args.host, args.port, args.device, open_browser=False, lan=args.lan, token=args.token)
+
+
+def _oidc_settings(args: argparse.Namespace) -> Any:
+    """``--oidc-*``: :class:`desktop.share.oidc.OidcSettings`, or None; never with a password."""
+    from desktop.share import oidc
+
+    settings = oidc.settings_from(
+        args.oidc_issuer,
+        args.oidc_client_id,
+        args.oidc_client_secret_file,
+        args.oidc_allowed_domain,
+        args.oidc_session_minutes,
+    )
+    if settings is not None and (args.auth or os.environ.get("PIPEDESK_AUTH")):
+        raise UserError("--auth (or PIPEDESK_AUTH) and --oidc-issuer are two ways to sign in: choose one.")
+    return settings
 
 
 def _serve(

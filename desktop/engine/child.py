@@ -22,7 +22,12 @@ log = logging.getLogger(__name__)
 
 
 def main(
-    conn: Any, device: str | None, models_root: str | None, bundle: str | None = None, warm: bool = True
+    conn: Any,
+    device: str | None,
+    models_root: str | None,
+    bundle: str | None = None,
+    warm: bool = True,
+    read_only: bool = False,
 ) -> None:
     """The child's entry point (spawned: importable, picklable arguments only). ``bundle``: the
     packaged app's folder the front sees (``sys._MEIPASS``), for the models bundled in it."""
@@ -35,7 +40,8 @@ def main(
     from desktop.engine.runtime import Runtime
     from desktop.models.store import ModelStore
 
-    runtime = Runtime(device=device, store=ModelStore(Path(models_root) if models_root else None))
+    store = ModelStore(Path(models_root) if models_root else None, read_only=read_only)
+    runtime = Runtime(device=device, store=store)
     Child(conn, runtime, InProcessEngine(runtime)).serve(warm)
 
 

@@ -96,6 +96,7 @@ class ProcessEngine(Engine):
                 str(root) if (root := self.store.fixed_root) else None,
                 _bundle(),
                 self._warm or self.generation > 0,
+                self.store.read_only,
             ),
             name="pipedesk-engine",
             daemon=True,

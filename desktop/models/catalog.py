@@ -44,6 +44,31 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._()+-]{0,79}$")
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 
 
+#: Models folders opened read-only (a replica's shared store): the catalog is never written there.
+_READ_ONLY: set[Path] = set()
+READ_ONLY = (
+    "The models folder {root} is shared read-only (pipedesk serve --models-dir): nothing is added to "
+    "it, changed or removed from here. Install models from a computer that may write to it."
+)
+
+
+def open_read_only(root: Path) -> None:
+    """From now on, nothing in this process writes the catalog or usage of the models folder ``root``."""
+    with _FILE_LOCK:
+        _READ_ONLY.add(Path(root).absolute())
+
+
+def is_read_only(root: Path | None = None) -> bool:
+    """True when the models folder ``root`` was opened read-only in this process."""
+    return Path(_root(root)).absolute() in _READ_ONLY
+
+
+def check_writable(root: Path | None = None) -> None:
+    """ModelError (a sentence) when the models folder ``root`` is read-only in this process."""
+    if is_read_only(root):
+        raise ModelError(READ_ONLY.format(root=_root(root)))
+
+
 def _root(root: Path | None) -> Path:
     if root is not None:
         return root
@@ -83,7 +108,8 @@ def load(root: Path | None = None) -> dict[str, Any]:
         ) from None
     data = _parse(raw)
     if data is None:
-        _keep_aside(path, raw)
+        if not is_read_only(root):
+            _keep_aside(path, raw)
         return {}
     return data
 
@@ -126,6 +152,7 @@ def check(root: Path | None = None) -> str | None:
 
 
 def save(data: dict[str, Any], root: Path | None = None) -> None:
+    check_writable(root)
     with _FILE_LOCK:
         fs.write_text(_catalog_file(root), json.dumps(data, indent=2))
 
@@ -163,6 +190,8 @@ def usage(root: Path | None = None) -> dict[str, float]:
 
 def touch(key: str, root: Path | None = None) -> None:
     """Remember that ``key`` was just used; written at most once a minute per model."""
+    if is_read_only(root):
+        return  # a shared read-only folder does not learn when this replica used a model
     seen = usage(root)
     now = time.time()
     if now - seen.get(key, 0) < 60:
@@ -234,6 +263,7 @@ def import_folder(
 ) -> tuple[str, Path]:
     """Copy the model in ``source`` into the store as ``name`` for ``task`` after checking it fits one
     of the task's ``kinds`` (``desktop.engine.inventory.import_folder`` fills those in)."""
+    check_writable(root)
     folder = model_folder(source)
     name = check_name(name or Path(source).name, root, reserved)
     files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
@@ -299,6 +329,7 @@ def verify_imported(name: str, root: Path | None = None) -> list[Problem]:
 
 def remove_imported(name: str, root: Path | None = None) -> int:
     """Delete an imported model's copy and its entry; returns the bytes freed."""
+    check_writable(root)
     entry = imported(root).get(name)
     folder = imported_path(name, root)
     if not entry or folder is None:

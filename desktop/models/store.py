@@ -54,8 +54,13 @@ DOWNLOAD_CHUNK_BYTES = 64 * 1024
 class ModelStore:
     """Finds, downloads, checks and removes models in one folder."""
 
-    def __init__(self, root: Path | None = None) -> None:
+    def __init__(self, root: Path | None = None, read_only: bool = False) -> None:
         self._root = root
+        #: A folder shared by replicas (``pipedesk serve --models-dir``): models are served from it,
+        #: nothing is ever written to it (downloads, repairs, removals refused in words).
+        self.read_only = read_only
+        if read_only:
+            catalog.open_read_only(self.root)
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         # Downloads in progress, by model key: written by downloading threads, read by any (the
@@ -98,8 +103,14 @@ class ModelStore:
 
     def converted_copy(self, source: Path, engine: str) -> Path:
         """Where the copy of the model in ``source`` converted for ``engine`` is kept (made by the
-        engine on first use; see :mod:`desktop.models.converted`)."""
-        return converted.copy_folder(self.root, source, engine)
+        engine on first use; see :mod:`desktop.models.converted`). A read-only folder's copies are
+        used where they exist; others are made in this process's own cache."""
+        copy = converted.copy_folder(self.root, source, engine)
+        if self.read_only and not copy.is_dir():
+            from desktop import paths
+
+            return converted.copy_folder(paths.cache_dir(), source, engine)
+        return copy
 
     def downloading(self, ref: ModelRef | None = None) -> bool:
         """True while ``ref`` (or any model, when None) is being downloaded."""
@@ -193,7 +204,7 @@ class ModelStore:
                 folder = self.local_path(ref)  # another thread may have finished it
                 if folder is None:
                     folder = self._download_locked(ref, progress, cancel)
-        catalog.touch(ref.repo, self.root)
+        catalog.touch(ref.repo, self.root)  # not in a read-only folder
         return folder
 
     def download(
@@ -212,6 +223,11 @@ class ModelStore:
         return bool(hits)
 
     def _download_locked(self, ref: ModelRef, progress: ProgressCallback | None, cancel: Cancel) -> Path:
+        if self.read_only:
+            raise ModelError(
+                f"{ref.display} is not installed in the shared models folder {self.root}, which this "
+                "server only reads: install it there from a computer that may write to it."
+            )
         if offline_mode():
             raise ModelError(downloads.offline_message(ref.display))
         commit, files = hub.listing(ref, hub_endpoint())
@@ -368,6 +384,7 @@ class ModelStore:
         self, ref: ModelRef, progress: ProgressCallback | None = None, cancel: Cancel = None
     ) -> list[Problem]:
         """Fetch again the files of ``ref`` that are missing or damaged; returns what was repaired."""
+        catalog.check_writable(self.root)
         if offline_mode():
             raise ModelError(f"Repairing {ref.display} needs the network, and this computer is offline.")
         with self._lock(ref):
@@ -388,6 +405,7 @@ class ModelStore:
 
         if bundled.bundled_path(ref) is not None:
             raise ModelError(f"{ref.display} is part of this app and cannot be removed.")
+        catalog.check_writable(self.root)
         with self._lock(ref):
             freed = self.size_on_disk(ref)
             manifest = self.manifest(ref)

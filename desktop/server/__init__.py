@@ -154,6 +154,8 @@ def start(
     queue_size: int | None = None,
     api_access: api_door.ApiAccess | None = None,
     health: Any = None,
+    public_names: frozenset[str] = frozenset(),
+    replica: str | None = None,
     **options: Any,
 ) -> Server:
     """Serve ``blocks`` on ``host:port`` (a free port when None) and return once it answers.
@@ -168,7 +170,9 @@ def start(
     module never needs the UI; so does its API (``blocks.pipedesk_api``), served on the API paths
     for whom ``api_access`` lets in (by default, whom the API itself says: the Local API switch).
     ``health``: a :class:`desktop.server.health.Health` answered at ``/healthz`` (outermost: before
-    the gate), for public servers behind a load balancer.
+    the gate), for public servers behind a load balancer. ``public_names``: the only Host names a
+    public server answers besides its own loopback address (``hosts`` becomes "named");
+    ``replica``: this replica's id, sent as the sticky-session cookie (:mod:`desktop.server.replica`).
     """
     from starlette.middleware import Middleware
 
@@ -178,7 +182,9 @@ def start(
     port = port or free_port(LOCAL_HOST if host in ("0.0.0.0", "") else host)
     if hosts is None:
         hosts = "loopback" if host in LOOPBACK_BINDS else "any"
-    names = gate.this_computer_names() if hosts == "lan" else frozenset()
+    if public_names:
+        hosts = "named"
+    names = gate.this_computer_names() if hosts == "lan" else frozenset(public_names)
     max_body = _parse_size(options.get("max_file_size", MAX_UPLOAD)) + BODY_OVERHEAD
     access = (api_access or mount.access) if mount is not None else None
     guard = Middleware(
@@ -189,6 +195,10 @@ def start(
     )
     app_kwargs = dict(options.pop("app_kwargs", None) or {})
     app_kwargs["middleware"] = [guard, *app_kwargs.get("middleware", [])]
+    if replica is not None:
+        from desktop.server.replica import ReplicaCookie
+
+        app_kwargs["middleware"].insert(0, Middleware(ReplicaCookie, replica=replica))
     if health is not None:
         from desktop.server.health import HealthRoute
 

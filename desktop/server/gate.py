@@ -7,7 +7,9 @@ Pure ASGI middleware, added by :func:`desktop.server.start` to every Gradio serv
 - **Host.** A web page whose name resolves to 127.0.0.1 (DNS rebinding) sends its
   own name as ``Host``: only this computer's names are answered (loopback names
   on a loopback server; IP addresses and this computer's name on the LAN server),
-  always at the server's own port.
+  always at the server's own port. A public server given its public names
+  (``pipedesk serve --public-name``) answers those names (at any port, unless the
+  name gives one) and its own loopback address, nothing else.
 - **Origin.** A request a browser sends from another site carries that site's
   ``Origin``: refused (and ``null``, a sandboxed or file page), so no other page
   can drive Pipedesk's controls. Scripts send no Origin and are not affected.
@@ -62,7 +64,7 @@ from desktop.server.bodies import (
     too_many_containers,
 )
 
-Hosts = Literal["loopback", "lan", "any"]
+Hosts = Literal["loopback", "lan", "any", "named"]
 
 TOKEN_PARAM = "pipedesk_token"
 TOKEN_HEADER = "X-Pipedesk-Token"
@@ -81,6 +83,7 @@ MULTIPART_FIELDS = 10
 MAX_DATA_BODY = 4 * 1024 * 1024
 
 OTHER_HOST = "This address is not Pipedesk's: open Pipedesk through this computer's own address."
+NOT_PUBLIC_NAME = "This Pipedesk server answers only at {names}: open it through that address."
 OTHER_SITE = "Pipedesk does not answer requests that other web pages make."
 NO_TOKEN = "This Pipedesk server answers only its own window (or scripts that give its token)."
 NO_FETCH = "Pipedesk serves its own files only: it does not fetch other addresses."
@@ -103,7 +106,7 @@ class GateOptions:
     port: int
     hosts: Hosts = "loopback"  # which Host names are answered
     token: str | None = None  # the per-launch secret, or None: no token asked
-    names: frozenset[str] = field(default_factory=frozenset)  # more names answered ("lan")
+    names: frozenset[str] = field(default_factory=frozenset)  # more names ("lan"), the only ones ("named")
     max_body: int | None = None  # bytes in one request body, for everybody (None: no cap)
     signed_out_body: int = SIGNED_OUT_BODY  # before sign-in, on a server with a password
     max_files: int = MAX_FILES  # files in one multipart request
@@ -142,6 +145,8 @@ def host_allowed(options: GateOptions, host: str) -> bool:
     if options.hosts == "any":
         return True
     name, port = split_host(host)
+    if options.hosts == "named" and (name in options.names or f"{name}:{port}" in options.names):
+        return True
     if port != options.port:
         return False
     if name in LOOPBACK_NAMES:
@@ -226,7 +231,7 @@ class Gate:
         headers = _headers(scope)
         host = headers.get("host", "")
         if not host_allowed(self.options, host):
-            await refuse(scope, send, 403, OTHER_HOST)
+            await refuse(scope, send, 403, self._other_host())
             return
         origin = headers.get("origin")
         if origin is not None and not same_origin(origin, host):
@@ -253,6 +258,11 @@ class Gate:
             await self.app(scope, receive, send)
             return
         await self._limited(scope, receive, send, headers, signed_in=token is not None)
+
+    def _other_host(self) -> str:
+        if self.options.hosts != "named":
+            return OTHER_HOST
+        return NOT_PUBLIC_NAME.format(names=", ".join(sorted(self.options.names)))
 
     async def _api(self, scope: dict[str, Any], receive: Any, send: Any, headers: dict[str, str]) -> None:
         """An API request: its bearer key in place of the token or a sign-in, then the body limits."""

@@ -248,6 +248,9 @@ def serve_visitors(
     api: ApiAccess | None = None,
     health: Any = None,
     root_path: str | None = None,
+    public_names: frozenset[str] = frozenset(),
+    replica: str | None = None,
+    provider_signin: Any = None,
 ) -> Any:
     """Serve the visitors' ``blocks`` as every server for other people is served (LAN sharing and
     public deployments, :mod:`desktop.cli.public`): ``gate`` in front (visitor log, sign-in lockout,
@@ -256,7 +259,9 @@ def serve_visitors(
     words, an upload limit, nothing served outside Gradio's cache, files in the visitors' folder.
     ``api``: who may use its Local API (None: nobody); ``health``: answered at ``/healthz`` (public
     servers, :mod:`desktop.server.health`); ``root_path``: the path a reverse proxy serves it under
-    (``/pipedesk``), so the page's links and calls go through the proxy. Returns the running
+    (``/pipedesk``), so the page's links and calls go through the proxy; ``public_names``,
+    ``replica``: see :func:`desktop.server.start`; ``provider_signin``: sign-in through an identity
+    provider (middleware, :mod:`desktop.share.oidc`) before the visitor gate. Returns the running
     :class:`desktop.server.Server`; runs on the caller's thread."""
     from starlette.middleware import Middleware
 
@@ -282,7 +287,8 @@ def serve_visitors(
         **({"root_path": root_path} if root_path else {}),
         "blocked_paths": [str(p) for p in private if not _is_inside(cache, p)],
         "app_kwargs": {
-            "middleware": [Middleware(gate.asgi)]
+            "middleware": ([provider_signin] if provider_signin else [])
+            + [Middleware(gate.asgi)]
             + ([Middleware(signin.SignInPage, computer=computer)] if auth and computer else []),
             "lifespan": _uploads_to_visitors_folder,
         },
@@ -297,6 +303,8 @@ def serve_visitors(
         queue_size=VISITORS_QUEUE,
         api_access=api or closed,
         health=health,
+        public_names=public_names,  # public servers: the Host names answered, the sticky cookie
+        replica=replica,
         **options,
     )
 

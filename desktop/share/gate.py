@@ -16,7 +16,7 @@ deployments); it runs on that server's event loop, inside the server's own gate
   in) and refuses a request that names any other file: Gradio accepts every file of its cache
   as an input, the owner's uploads included.
 
-The visitors' Blocks run on ``runtime.guest()``: the same loaded models and the same device
+The visitors' Blocks run on ``door.visitors()``: the same loaded models and the same device
 queue, but only models the owner already installed, and the visitors' smaller file limits.
 """
 
@@ -279,8 +279,11 @@ class VisitorGate:
 
 
 def _whose(scope: dict[str, Any], headers: dict, visitor: Visitor) -> str:
-    """Who a request comes from, for whose files are whose: the visitor's sign-in (each browser
-    signed in has its own), or its address where nobody signs in (a public deployment)."""
+    """Who a request comes from, for whose files are whose: the person signed in through an identity
+    provider (:mod:`desktop.share.oidc`), the visitor's sign-in (each browser signed in has its own),
+    or its address where nobody signs in (a public deployment)."""
+    if scope.get("pipedesk.person"):
+        return f"person:{scope['pipedesk.person']}"
     cookies = server_gate.cookies_of(headers.get(b"cookie", b"").decode("latin-1"))
     token = server_gate.session_token(scope, cookies)
     return f"session:{token}" if token else f"address:{visitor.address}"

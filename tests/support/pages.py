@@ -48,6 +48,17 @@ def panel(page, task: str):
     return page.locator(f"#run-{task}").locator("xpath=ancestor::div[contains(@class,'tabitem')]").first
 
 
+def run_sentiment(page, text: str) -> None:
+    """As a person: open the Sentiment tab, type ``text``, press Run, wait until the answer shows."""
+    tab = panel(page, "sentiment")
+    tab.get_by_label("Text").first.fill(text)
+    page.locator("#run-sentiment").click()
+    page.wait_for_function(
+        "() => document.querySelector(\"[data-testid='label-output-value']\")?.textContent.trim()",
+        timeout=60_000,
+    )
+
+
 def choose_model(page, tab, option: str | re.Pattern[str]) -> None:
     """Pick ``option`` in the Model list of the tab panel ``tab``."""
     choose(page, tab.get_by_label("Model").first, option)
