@@ -123,6 +123,7 @@ def test_smoke_mode_calls_every_task_over_http_and_passes(fake_bundle, tiny_mode
     assert smoke.run(device="cpu", out=out) == 0, out.getvalue()
     report = out.getvalue()
     assert f"{len(tiny_models)} bundled models" in report
+    assert re.search(r"engine process \d+", report), report  # answered by the engine process
     for task in TASKS:
         assert any(line.startswith(f"ok   {task} ") for line in report.splitlines()), report
     assert "ok   classify (image)" in report and "ok   page" in report
@@ -214,6 +215,7 @@ def test_packaged_app_answers_every_task_with_the_network_off(packaged_app, tiny
     report = done.stdout
     assert done.returncode == 0, report + done.stderr[-3000:]
     assert "packaged build" in report and f"{len(tiny_models)} bundled models" in report
+    assert re.search(r"engine process \d+", report), report  # the tasks answered through a frozen spawn
     for task in TASKS:
         assert any(line.startswith(f"ok   {task} ") for line in report.splitlines()), report
     assert "ok   classify (image)" in report
