@@ -181,6 +181,8 @@ class ProcessEngine(Engine):
         self._died(process)
 
     def _died(self, process: Any) -> None:
+        if process.is_alive():  # its pipe broke but it runs on (an unreadable message): end it
+            process.kill()
         process.join(5)
         why = _why(process.exitcode)
         with self._lock:

@@ -156,9 +156,15 @@ def answer_dialog(disp: str, title: str, path: Path, timeout: float = 60) -> Non
     dialog = find_window(disp, f"^{title}$", timeout=timeout)
     assert dialog, f"no {title!r} dialog"
     xdotool(disp, "windowfocus", "--sync", str(dialog))
-    xdotool(disp, "key", "--window", str(dialog), "ctrl+a")
-    xdotool(disp, "type", "--window", str(dialog), "--delay", "10", str(path))
-    xdotool(disp, "key", "--window", str(dialog), "Return")
+    time.sleep(0.5)  # a dialog just mapped on a loaded machine gives its name box the focus a moment later
+    # Real key presses (XTEST) to the focused dialog, as a keyboard sends them: Qt may drop the
+    # synthetic events xdotool sends to a named window.
+    xdotool(disp, "key", "ctrl+a")
+    xdotool(disp, "type", "--delay", "10", str(path))
+    for _ in range(3):  # an Enter taken by the path completer's list only completes: press it again
+        xdotool(disp, "key", "Return")
+        if not find_window(disp, f"^{title}$", timeout=2):
+            return
 
 
 def save_download(disp: str, target: Path, timeout: float = 20) -> str:
