@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
 import threading
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -17,6 +17,7 @@ from desktop.engine.scheduler import Work
 from desktop.engine.start import local_door
 from desktop.errors import UserError
 from desktop.tasks import TASKS
+from tests.support import wait_until as support_wait_until
 
 SST2 = "distilbert/distilbert-base-uncased-finetuned-sst-2-english"
 TEXTS = [
@@ -28,12 +29,7 @@ TEXTS = [
     "Terrible customer service, never again.",
 ]
 
-
-def wait_until(condition, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
+wait_until = functools.partial(support_wait_until, timeout=20.0)
 
 
 def busy(runtime, work: Work = Work.OWNER_REQUEST):

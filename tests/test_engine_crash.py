@@ -4,6 +4,7 @@ answered by the new engine. Traffic to 127.0.0.1 only; the local Hub serves the 
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import sys
@@ -16,17 +17,12 @@ from gradio_client.exceptions import AppError
 from gradio_client.utils import Status
 
 from tests.support import cli_env, engine_pid, free_port
+from tests.support import wait_until as support_wait_until
 from tests.test_deploy import SST2, Served
 
 pytestmark = pytest.mark.slow
 
-
-def wait_for(find, timeout: float = 120.0):
-    deadline = time.monotonic() + timeout
-    while (found := find()) is None:
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
-    return found
+wait_for = functools.partial(support_wait_until, timeout=120.0)
 
 
 def test_a_killed_engine_is_a_sentence_and_the_server_answers_the_next_request(hub, pipedesk_home):
@@ -62,7 +58,7 @@ def test_a_killed_engine_is_a_sentence_and_the_server_answers_the_next_request(h
             or not Path(f"/proc/{second}/cmdline").read_bytes()
             or None
         ),
-        30,
+        timeout=30,
     )
 
 

@@ -5,6 +5,7 @@ back. The server and window tests (test_engine_crash.py) drive the same through 
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import signal
@@ -22,12 +23,15 @@ from desktop.errors import UserError
 from desktop.models import ModelStore
 from desktop.tasks import TASKS
 from tests.support import ROOT
+from tests.support import wait_until as support_wait_until
 
 pytestmark = pytest.mark.slow
 
 SST2 = "distilbert/distilbert-base-uncased-finetuned-sst-2-english"
 GPT2 = "openai-community/gpt2"
 REVIEWS = [f"Review {n}: the delivery was late but the product is lovely." for n in range(40)]
+
+wait_until = functools.partial(support_wait_until, timeout=90.0)
 
 
 @pytest.fixture(scope="module")
@@ -53,13 +57,6 @@ def rss_bytes(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
     raise AssertionError("no VmRSS")
-
-
-def wait_until(condition, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 def test_the_engine_process_answers_as_the_in_process_engine_does(door, runtime):
@@ -243,7 +240,7 @@ def test_models_left_unused_leave_memory_after_the_set_time(hub, shared_models_d
         door.predict(TASKS["sentiment"], "I love this product!", SST2)
         wait_until(lambda: door.status.loaded == 1)
         started = engine.generation
-        wait_until(lambda: engine.generation > started, 60)  # two idle seconds later: a fresh engine
+        wait_until(lambda: engine.generation > started, timeout=60)  # two idle seconds later: a fresh engine
         wait_until(lambda: door.status.dtype)
         assert door.status.loaded == 0 and engine.last_stop == "its models were unloaded"
         assert door.predict(TASKS["sentiment"], "I love this product!", SST2).data["label"]  # loads again

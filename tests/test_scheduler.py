@@ -12,16 +12,10 @@ import pytest
 from desktop.engine.scheduler import Scheduler, Work
 from desktop.engine.start import local_door
 from desktop.tasks import TASKS
+from tests.support import wait_until
 
 SST2 = "distilbert/distilbert-base-uncased-finetuned-sst-2-english"
 REVIEWS = [f"Review {n}: the delivery was late but the product is lovely." for n in range(6)]
-
-
-def wait_until(condition, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
 
 
 def test_the_device_goes_to_the_owners_request_then_visitors_then_the_owners_file_then_visitors_files():

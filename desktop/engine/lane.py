@@ -64,11 +64,6 @@ def lower_this_thread() -> bool:
     return False
 
 
-def on_lane() -> bool:
-    """Whether the calling thread is the visitors' lane."""
-    return _lane is not None and threading.current_thread() is _lane
-
-
 def run_in_lane(call: Callable[[], T]) -> T:
     """``call()`` on the visitors' lane; the caller waits for it (exceptions come back here)."""
     global _lane

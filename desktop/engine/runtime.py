@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 from desktop.engine import lane, whisper
 from desktop.engine.batcher import Batcher
 from desktop.engine.client import Status
+from desktop.engine.copies import free_device_memory
 from desktop.engine.device import check_device_name, choose_device, default_budget_bytes, dtype_name
 from desktop.engine.loaded import Loaded, load_model, text_api
 from desktop.engine.resolve import resolve
@@ -193,13 +194,8 @@ class Runtime:
         with self._cache_lock:
             self._cache.clear()
             self.status.loaded = 0
-        import gc
-
-        gc.collect()
-        if self._device is not None and self._device.startswith("cuda"):
-            import torch
-
-            torch.cuda.empty_cache()
+        if self._device is not None:  # nothing ran yet: torch need not even be imported
+            free_device_memory()
 
     def memory_in_use(self) -> int:
         return sum(item.nbytes for item in self._cache.values())
@@ -218,8 +214,12 @@ class Runtime:
         owner's requests may pause between layers while an owner's request runs beside it on the CPU
         (:mod:`desktop.engine.scheduler`).
         """
-        if work.visitors and not lane.on_lane():
-            return lane.run_in_lane(lambda: self.infer(loaded, call, work))
+        if work.visitors:
+            return lane.run_in_lane(lambda: self._on_device(loaded, call, work))
+        return self._on_device(loaded, call, work)
+
+    def _on_device(self, loaded: Loaded, call: Callable[[], T], work: Work) -> T:
+        """:meth:`infer` on the calling thread: waits for the scheduler, runs, times."""
         import torch
 
         if work is not Work.OWNER_REQUEST:

@@ -13,8 +13,10 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -102,3 +104,12 @@ def engine_pid(parent: int) -> int | None:
             if b"spawn_main" in command:
                 return int(child)
     return None
+
+
+def wait_until(condition: Callable[[], Any], timeout: float = 30.0, interval: float = 0.01) -> Any:
+    """Poll ``condition()`` until it is truthy and return that value; fail the test after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not (found := condition()):
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(interval)
+    return found
