@@ -96,7 +96,11 @@ def engine_pid(parent: int) -> int | None:
     """The engine process of the app ``parent`` (its child started by multiprocessing's spawn, not
     multiprocessing's resource tracker), or None."""
     for task in Path(f"/proc/{parent}/task").iterdir():
-        for child in (task / "children").read_text().split():
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:  # that thread ended between the listing and the read
+            continue
+        for child in children:
             try:
                 command = Path(f"/proc/{child}/cmdline").read_bytes()
             except OSError:  # ended meanwhile
