@@ -13,3 +13,6 @@ class ModelError(UserError):
 
 class Stopped(UserError):
     """The person pressed Stop: the run ended early and its partial result was dropped."""
+
+    def __init__(self, message: str = "Stopped: nothing was kept of the unfinished run.") -> None:
+        super().__init__(message)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 import threading
+import time
 
 import pytest
 
@@ -15,6 +16,7 @@ from desktop.engine.filerun import BatchRun
 from desktop.errors import UserError
 from desktop.files.reader import read_table
 from desktop.tasks import TASKS
+from tests.support import wait_until
 
 WORDS = [
     "good",
@@ -132,6 +134,63 @@ def test_cancel_stops_between_batches_and_keeps_what_is_done(runtime):
             cancel.set()
     assert event.state == "cancelled"
     assert 4 <= len(results) < len(texts) and event.done == len(results)
+
+
+@pytest.fixture(scope="module")
+def slow_reader(tiny_models, tmp_path_factory):
+    """A DistilBERT-shaped classifier with random weights, wide and deep enough that one batch of
+    long reviews takes seconds here: a batch still in flight when Stop is pressed."""
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    folder = tmp_path_factory.mktemp("slow-reader")
+    tokenizer = AutoTokenizer.from_pretrained(
+        tiny_models["distilbert/distilbert-base-uncased-finetuned-sst-2-english"]
+    )
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=768,
+        num_hidden_layers=8,
+        num_attention_heads=12,
+        intermediate_size=3072,
+        max_position_embeddings=512,
+        num_labels=2,
+        id2label={0: "NEGATIVE", 1: "POSITIVE"},
+        label2id={"NEGATIVE": 0, "POSITIVE": 1},
+    )
+    BertForSequenceClassification(config).eval().save_pretrained(folder)
+    tokenizer.model_max_length = 512  # the tiny model's tokenizer stops at 128
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def test_stop_ends_the_batch_in_flight_within_a_second_and_keeps_nothing_of_it(runtime, slow_reader):
+    """Stop during a batch that takes seconds: the run says cancelled within a second (the batch ends
+    at its next layer) and none of that batch's rows is written (a resumed run does them)."""
+    texts = [" ".join(WORDS[(n + i) % len(WORDS)] for i in range(400)) for n in range(16)]
+    cancel = threading.Event()
+    run = BatchRun(
+        runtime, "sentiment", texts, str(slow_reader), batch_size=8, token_budget=8 * 512, cancel=cancel
+    )
+    layers = run.loaded.model.bert.encoder.layer
+    entered: list[float] = []
+    hooks = [layer.register_forward_pre_hook(lambda *_: entered.append(time.monotonic())) for layer in layers]
+    events: list[engine.BatchProgress] = []
+    try:
+        thread = threading.Thread(target=lambda: events.extend(run), daemon=True)
+        thread.start()
+        wait_until(lambda: len(entered) >= 2, timeout=60)  # the batch is in flight, past its first layer
+        layer_seconds = entered[1] - entered[0]
+        pressed = time.monotonic()
+        cancel.set()
+        thread.join(30)
+        stopped_in = time.monotonic() - pressed
+    finally:
+        for hook in hooks:
+            hook.remove()
+    # The whole batch would take len(layers) layers; Stop was pressed after the first.
+    assert layer_seconds * (len(layers) - 2) > 1.0, "the batch is too quick to show anything here"
+    assert stopped_in < 1.0 and len(entered) < len(layers), (stopped_in, layer_seconds, len(entered))
+    assert events[-1].state == "cancelled" and not any(event.results for event in events)
 
 
 def test_skipped_rows_are_not_run_again(runtime):

@@ -204,6 +204,32 @@ def test_unloading_gives_the_memory_back(door, engine):
     assert rss_bytes(me) + engine_after <= (front + engine_before) * 1.10  # the app's total
 
 
+def test_the_engine_loads_the_last_used_model_as_it_starts_but_not_after_free_memory(hub, tmp_path):
+    """The window and ``serve`` open their engine with preload: the model of the owner's last request
+    is in memory before the first request; after Free memory (or a crash) the new engine loads none."""
+    store = ModelStore(tmp_path / "models")
+    before = ProcessEngine(device="cpu", store=store)
+    try:
+        Door(before, store).predict(TASKS["sentiment"], "I love this product!", SST2)
+    finally:
+        before.close()
+    engine = ProcessEngine(device="cpu", store=store, preload=True)
+    try:
+        door = Door(engine, store)
+        wait_until(lambda: door.status.loaded == 1)
+        first = engine.pid
+        door.unload()
+        wait_until(lambda: engine.pid not in (None, first) and door.status.dtype)
+        time.sleep(2)  # had it preloaded, the model would be in memory by now
+        assert door.status.loaded == 0
+        assert door.predict(TASKS["sentiment"], "I love this product!", SST2).data["label"] in (
+            "POSITIVE",
+            "NEGATIVE",
+        )
+    finally:
+        engine.close()
+
+
 def test_the_front_never_imports_torch(hub, shared_models_dir):
     script = f"""
 import sys

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from desktop.server import health as healthz
-from tests.support import cli_env, free_port
+from tests.support import cli_env, engine_pid, free_port, wait_until
 from tests.test_deploy import SST2, Served
 
 pytestmark = pytest.mark.slow
@@ -97,6 +97,35 @@ def test_a_drain_that_runs_out_of_time_still_exits(hub, pipedesk_home):
         served.stop()
     assert rc == 0, served.text
     assert "Stopped after 0 s with requests running." in served.text
+
+
+def test_a_replica_is_out_of_the_balancer_while_its_engine_starts_again(hub, pipedesk_home):
+    """The engine process killed (out of memory, a native crash): ``/healthz`` says 503 and
+    ``engine: restarting`` until the new engine is up, then 200 again, and the next request is
+    answered; the server itself never went away."""
+    import os
+
+    from gradio_client import Client
+
+    port = free_port()
+    command = [sys.executable, "-m", "desktop", "serve", "--public", "--port", str(port), "--model", SST2]
+    served = Served(command, cli_env(pipedesk_home, hub))
+    url = f"http://127.0.0.1:{port}/healthz"
+    try:
+        served.wait_ready()
+        with httpx.Client(timeout=30) as http:
+            wait_until(lambda: http.get(url).json()["engine"] == "running", timeout=120)
+            os.kill(wait_until(lambda: engine_pid(served.proc.pid)), signal.SIGKILL)
+            down = wait_until(lambda: (r := http.get(url)).status_code == 503 and r, timeout=30)
+            assert down.json()["engine"] == "restarting" and down.json()["status"] == "ready"
+            up = wait_until(lambda: (r := http.get(url)).status_code == 200 and r, timeout=120)
+            assert up.json()["engine"] == "running"
+        answer = Client(f"http://127.0.0.1:{port}/", verbose=False).predict(
+            "I love this product!", SST2, api_name="/sentiment"
+        )
+        assert answer["label"] in ("POSITIVE", "NEGATIVE")
+    finally:
+        served.stop()
 
 
 def test_drain_seconds_is_for_public_servers_and_in_range(pipedesk_home):

@@ -148,6 +148,13 @@ def test_people_sign_in_run_and_sign_out_and_other_domains_are_refused(
     )
     try:
         assert f"Sign-in through {issuer} (OpenID Connect); only addresses at example.org" in served.text
+        with httpx.Client(timeout=60) as through_tls:  # behind a proxy that ends TLS: a Secure session
+            login = through_tls.get(f"{url}oidc/login", headers={"X-Forwarded-Proto": "https"})
+            assert login.status_code == 302 and "; secure" in login.headers["set-cookie"].lower()
+            assert (
+                login.headers["location"].startswith(issuer)
+                and "redirect_uri=https%3A%2F%2F" in login.headers["location"]
+            )
         with httpx.Client(timeout=60) as stranger:
             refused = _sentiment(stranger, url)
             assert refused.status_code == 401 and refused.text == oidc.SIGN_IN_FIRST
@@ -161,7 +168,7 @@ def test_people_sign_in_run_and_sign_out_and_other_domains_are_refused(
             assert app.status_code == 200 and str(app.url) == url and "gradio_config" in app.text
             cookie = next(r.headers["set-cookie"] for r in app.history if "oidc/callback" in str(r.url))
             assert cookie.startswith(f"{oidc.COOKIE}=") and "httponly" in cookie.lower()
-            assert "samesite=lax" in cookie.lower()
+            assert "samesite=lax" in cookie.lower() and "secure" not in cookie.lower()  # plain http here
             call = _sentiment(alice, url)
             assert call.status_code == 200, call.text
             result = alice.get(f"{url}gradio_api/call/sentiment/{call.json()['event_id']}")

@@ -89,6 +89,14 @@ def test_a_public_server_answers_its_public_names_only(hub, pipedesk_home):
             # The sticky-session cookie, and the replica's name in every answer.
             assert page.headers["x-pipedesk-replica"] == "r1"
             assert page.cookies.get(replica.COOKIE) == "r1"
+            assert (
+                "secure" not in page.headers["set-cookie"].lower()
+            )  # plain http: a Secure cookie would not come back
+            # Behind a proxy that ends TLS: the cookie only ever travels over https.
+            tls = httpx.get(
+                f"{url}/", headers={**named, "X-Forwarded-Proto": "https"}, timeout=60
+            )  # a new browser
+            assert "; Secure" in tls.headers["set-cookie"]
             again = http.get(f"{url}/config", headers=named, cookies={replica.COOKIE: "r1"})
             assert again.status_code == 200 and "set-cookie" not in again.headers
             # A person's page at the public name runs a task (Origin = the public name).

@@ -150,6 +150,35 @@ def test_memory_budget_evicts_the_least_recently_used_model(hub, shared_models_d
     assert small.memory_in_use() > 0
 
 
+def test_the_model_of_the_owners_last_request_is_loaded_while_the_app_starts(hub, tmp_path):
+    """What the person asked last is in memory before they ask again (Runtime.preload_last, run by
+    the engine as it warms up): the owner's requests are remembered, a visitor's are not; a model
+    removed since is not downloaded again at start-up; a damaged note is ignored."""
+    from desktop.engine.who import Who
+
+    root = tmp_path / "models"
+    spec = TASKS["sentiment"]
+    first = Runtime(device="cpu", store=ModelStore(root))
+    spec.predict(first, "I love it", SST2)
+    spec.predict(first, "I love it", STARS)
+    first.predict(spec, "I love it", SST2, who=Who.VISITOR)  # a visitor's request: not remembered
+
+    again = Runtime(device="cpu", store=ModelStore(root))
+    assert again.loaded_models() == []
+    again.warm_up(preload=True)
+    assert again.loaded_models() == ["BERT multilingual (1-5 stars)"] and again.load_count == 1
+    assert spec.predict(again, "I love it", STARS).data["label"] in STAR_LABELS
+    assert again.load_count == 1  # answered from memory
+
+    ModelStore(root).remove(first.resolve(spec, STARS))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # a download would fail: none is tried
+        removed = Runtime(device="cpu", store=ModelStore(root))
+        assert removed.preload_last() is None and removed.loaded_models() == []
+    (root / "last.json").write_text("{not json")
+    assert Runtime(device="cpu", store=ModelStore(root)).preload_last() is None
+
+
 def test_over_long_text_is_truncated_with_a_note_not_a_crash(runtime):
     result = TASKS["sentiment"].predict(runtime, "I love this product! " * 400, SST2)
     assert result.data["label"] in {"POSITIVE", "NEGATIVE"}

@@ -286,6 +286,7 @@ def serve(
     health = healthz.Health(
         busy=healthz.queue_busy(blocks),
         details=lambda: {"models": len(door.store.installed()), "device": door.chosen_device or "starting"},
+        engine=lambda: door.status.engine,
     )
     stopping = threading.Event()
     # Containers, Spaces and balancers' replicas stop with SIGTERM: drain first.

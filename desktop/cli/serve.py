@@ -207,7 +207,7 @@ def _serve(
     from desktop.server.api_door import ApiAccess
     from desktop.ui.app import build_app
 
-    door = open_door(device, own_process=True)
+    door = open_door(device, own_process=True, preload=True)
     running = None
     try:  # Ctrl+C during start-up stops as cleanly as Ctrl+C later
         secret = (os.environ.get("PIPEDESK_TOKEN") or server.new_token()) if token else None

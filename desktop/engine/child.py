@@ -28,6 +28,7 @@ def main(
     bundle: str | None = None,
     warm: bool = True,
     read_only: bool = False,
+    preload: bool = False,
 ) -> None:
     """The child's entry point (spawned: importable, picklable arguments only). ``bundle``: the
     packaged app's folder the front sees (``sys._MEIPASS``), for the models bundled in it."""
@@ -42,14 +43,15 @@ def main(
 
     store = ModelStore(Path(models_root) if models_root else None, read_only=read_only)
     runtime = Runtime(device=device, store=store)
-    Child(conn, runtime, InProcessEngine(runtime)).serve(warm)
+    Child(conn, runtime, InProcessEngine(runtime), preload).serve(warm)
 
 
 class Child:
     """Reads requests from ``conn`` and answers them with ``engine``; see the module doc."""
 
-    def __init__(self, conn: Any, runtime: Any, engine: Any) -> None:
+    def __init__(self, conn: Any, runtime: Any, engine: Any, preload: bool = False) -> None:
         self.conn, self.runtime, self.engine = conn, runtime, engine
+        self.preload = preload  # warming up loads the owner's last model too (Runtime.preload_last)
         self._send_lock = threading.Lock()
         self._stops: dict[int, threading.Event] = {}
         self._lock = threading.Lock()
@@ -97,7 +99,7 @@ class Child:
 
     def _warm_up(self) -> None:
         try:
-            self.runtime.warm_up()
+            self.runtime.warm_up(self.preload)
         except Exception:
             log.exception("Warming up failed; the first request will say why")
         self._status()

@@ -32,6 +32,10 @@ if TYPE_CHECKING:
     from desktop.models.store import ModelStore, ProgressCallback
 
 
+#: Engine states in which requests cannot be answered now (:attr:`Status.engine`).
+ENGINE_DOWN = ("restarting", "stopped")
+
+
 @dataclass
 class Status:
     """What the status line shows."""
@@ -41,9 +45,18 @@ class Status:
     model: str = ""
     latency_ms: float | None = None
     loaded: int = 0
+    #: The engine process: "starting", "running", "restarting" (it stopped; the next one is not up
+    #: yet) or "stopped" (it kept ending at start: not started again). In-process: always "running".
+    engine: str = "running"
 
     def line(self) -> str:
-        if not self.dtype:  # torch is still loading in the background: nothing has run yet
+        if self.engine in ENGINE_DOWN:
+            parts = [
+                "Engine: **starting again** after it stopped"
+                if self.engine == "restarting"
+                else "Engine: **stopped** (it kept ending as it started; the log file says why)"
+            ]
+        elif not self.dtype:  # torch is still loading in the background: nothing has run yet
             parts = ["Device: chosen when the first model runs (CUDA, Apple MPS or the CPU)"]
         else:
             parts = [f"Device: **{self.device.upper()}** ({self.dtype})"]

@@ -13,15 +13,15 @@ rest of the run to the CPU with a note saying so.
 
 :class:`BatchRun` is a generator of :class:`BatchProgress` events, consumed by the CLI (a progress
 bar, a results journal) and the Batch tab (live table, chart); it runs on the consumer's thread.
-Cancelling (the ``cancel`` event, or no longer iterating) stops after the batch in flight;
-everything yielded so far is done.
+Cancelling (the ``cancel`` event) ends the batch in flight at its next layer (or generated token,
+or Whisper window) and drops it; no longer iterating stops after it. Everything yielded so far is
+done; a resumed run starts from the rows not yet yielded.
 """
 
 from __future__ import annotations
 
 import enum
 import logging
-import queue
 import threading
 import time
 from collections import Counter
@@ -32,10 +32,11 @@ from typing import Any
 from desktop.engine.copies import device_failure, free_device_memory, on_cpu, out_of_memory
 from desktop.engine.fastcpu import fast_cpu
 from desktop.engine.loaded import Loaded
+from desktop.engine.prefetch import prefetched
 from desktop.engine.runtime import Runtime, finish
 from desktop.engine.scheduler import Work
 from desktop.engine.who import Who, limits
-from desktop.errors import UserError
+from desktop.errors import Stopped, UserError
 from desktop.fmt import duration
 from desktop.tasks import TASKS, get
 from desktop.tasks.spec import Piece, Prepared, TaskSpec
@@ -230,8 +231,15 @@ class BatchRun:
                     if self.cancel.is_set():
                         yield step([], RunState.CANCELLED)
                         return
+                    try:
+                        outputs = self._execute(batch)
+                    except Stopped:  # Stop pressed during the batch: it ended at a layer
+                        outputs = []
+                    if self.cancel.is_set():  # a batch cut short by Stop is dropped, not written
+                        yield step([], RunState.CANCELLED)
+                        return
                     finished = []
-                    for piece, output in zip(batch, self._execute(batch), strict=True):
+                    for piece, output in zip(batch, outputs, strict=True):
                         row = rows[piece.row]
                         row.outputs[piece.part] = output
                         row.pending -= 1
@@ -290,7 +298,7 @@ class BatchRun:
             for chunk in chunks:
                 yield self._make_window(chunk)
             return
-        yield from _prefetched(self._make_window, chunks)
+        yield from prefetched(self._make_window, chunks)
 
     def _cost(self, piece: Piece) -> int:
         return piece.length + self.spec.extra_cost(self.options)
@@ -317,9 +325,12 @@ class BatchRun:
         try:
             return self.runtime.infer(
                 loaded,
-                lambda: self.spec.forward(loaded, batch, self.options, None),
+                lambda: self.spec.forward(loaded, batch, self.options, self.cancel.is_set),
                 Work.of(self.who, file=True),
+                stop=self.cancel.is_set,
             )
+        except Stopped:
+            raise
         except Exception as exc:
             if loaded.device != "cpu" and device_failure(exc):
                 return self._device_failed(batch, exc)
@@ -383,38 +394,3 @@ def _columns_of(rows: Sequence[Any]) -> list[str]:
 def _first_line(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     return lines[0][:200] if lines else type(exc).__name__
-
-
-def _prefetched(make: Callable[[Any], Any], chunks: list[Any]) -> Iterator[Any]:
-    """``make(chunk)`` for each chunk, one step ahead on a helper thread (preparing while the GPU works)."""
-    ready: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=1)
-    stop = threading.Event()
-
-    def produce() -> None:
-        for chunk in chunks:
-            if stop.is_set():
-                return
-            try:
-                item = (True, make(chunk))
-            except BaseException as exc:  # handed to the consumer
-                item = (False, exc)
-            while not stop.is_set():
-                try:
-                    ready.put(item, timeout=0.1)
-                    break
-                except queue.Full:
-                    continue
-            if not item[0]:
-                return
-
-    thread = threading.Thread(target=produce, name="batch-prepare", daemon=True)
-    thread.start()
-    try:
-        for _ in chunks:
-            ok, value = ready.get()
-            if not ok:
-                raise value
-            yield value
-    finally:
-        stop.set()
-        thread.join(timeout=5)

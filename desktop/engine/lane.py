@@ -12,6 +12,9 @@ CPU; :mod:`desktop.engine.batcher`). Two things give the owner's pass the cores:
   beside it (:func:`owner_first`, forward pre-hooks from :func:`make_pausable`): within one
   operation, milliseconds for a request-sized batch.
 
+The same pause points end a file run's batch when its Stop is pressed (:func:`stoppable`): Stop
+takes effect within one layer, not at the end of a batch that may take seconds.
+
 Measured on 2 cores (benchmarks/README.md, ``load.py --owner``): beside 20 LAN visitors the
 owner's median latency is its idle one and its p95 fell from 3.99x to 2.4x its idle p95; the
 visitors' throughput did not drop.
@@ -28,6 +31,8 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from typing import Any, TypeVar
+
+from desktop.errors import Stopped
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -108,17 +113,28 @@ def owner_first() -> Iterator[None]:
             _owner.notify_all()
 
 
-@contextlib.contextmanager
-def pausable(yes: bool = True) -> Iterator[None]:
+def pausable(yes: bool = True) -> contextlib.AbstractContextManager[None]:
     """Around a pass that holds the device for someone other than the owner's request (a visitor's
     request, a file run): on the calling thread, the model's pause points wait while an owner's pass
     runs beside it (:func:`owner_first`)."""
-    before = getattr(_mark, "on", False)
-    _mark.on = yes
+    return _marked("on", yes)
+
+
+def stoppable(stop: Callable[[], bool] | None) -> contextlib.AbstractContextManager[None]:
+    """Around a pass whose results are dropped when ``stop()`` turns true (a file run's batch): on the
+    calling thread, the model's pause points raise :class:`~desktop.errors.Stopped` once it does."""
+    return _marked("stop", stop)
+
+
+@contextlib.contextmanager
+def _marked(name: str, value: Any) -> Iterator[None]:
+    """Set the calling thread's mark ``name`` to ``value`` for the block (what was there comes back)."""
+    before = getattr(_mark, name, None)
+    setattr(_mark, name, value)
     try:
         yield
     finally:
-        _mark.on = before
+        setattr(_mark, name, before)
 
 
 def make_pausable(model: Any) -> None:
@@ -154,8 +170,11 @@ def paused() -> int:
 
 def _pause_point(_module: Any, _inputs: Any) -> None:
     """A layer's forward pre-hook: in a pausable pass (:func:`pausable`), wait while an owner's pass
-    runs beside it."""
+    runs beside it; in a stoppable one (:func:`stoppable`), end once Stop was pressed."""
     global _paused
+    stop = getattr(_mark, "stop", None)
+    if stop is not None and stop():
+        raise Stopped
     if not _owners_beside or not getattr(_mark, "on", False):
         return
     with _owner:

@@ -55,10 +55,11 @@ class ProcessEngine(Engine):
         store: ModelStore | None = None,
         idle_limit_s: Callable[[], float] | None = None,
         warm: bool = True,
+        preload: bool = False,
     ) -> None:
         self._asked = device
         self.store = store or ModelStore()
-        self._status = Status(device=check_device_name(device), dtype="")
+        self._status = Status(device=check_device_name(device), dtype="", engine="starting")
         self._lock = threading.Lock()  # the child, its pipe and the requests waiting on it
         self._send_lock = threading.Lock()
         self._ids = itertools.count(1)
@@ -74,6 +75,7 @@ class ProcessEngine(Engine):
         self.last_stop = ""  # why the last child ended, in words
         self._idle_limit_s = idle_limit_s or _idle_limit_from_settings
         self._warm = warm  # warm up at once (else at warm_up(); a restarted engine always does)
+        self._preload = preload  # the first engine loads the owner's last model as it warms up
         self._last_used = time.monotonic()
         atexit.register(self.close)  # before multiprocessing ends its children: no restart then
         self.start()
@@ -97,6 +99,8 @@ class ProcessEngine(Engine):
                 _bundle(),
                 self._warm or self.generation > 0,
                 self.store.read_only,
+                # Not after a crash or Free memory: a restarted engine loads models when asked.
+                self._preload and self.generation == 0,
             ),
             name="pipedesk-engine",
             daemon=True,
@@ -190,12 +194,14 @@ class ProcessEngine(Engine):
                 return
             waiting, self._waiting = self._waiting, {}
             self._process = self._conn = None
-            self._status = Status(device=self._status.device, dtype="")  # until the next one is up
             lived = time.monotonic() - self._started_at
             if self._deliberate is process:  # unloading: not a failure
-                why = "its models were unloaded"
+                why, state = "its models were unloaded", "starting"
             else:
                 self._quick_deaths = self._quick_deaths + 1 if lived < QUICK_DEATH_S else 0
+                state = "stopped" if self._quick_deaths >= MAX_QUICK_DEATHS else "restarting"
+            # Until the next one is up (its first status, once warm, says "running").
+            self._status = Status(device=self._status.device, dtype="", engine=state)
         self.last_stop = why
         if self._closed:
             return

@@ -71,6 +71,7 @@ class Runtime:
         self._cache: OrderedDict[tuple[str, str], Loaded] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._load_locks: dict[tuple[str, str], threading.Lock] = {}
+        self._last_request: tuple[str, str, str] | None = None  # the owner's, as remembered
         self.scheduler = Scheduler()
         self.batcher = Batcher(self.infer, merge=batch_requests)  # concurrent requests share batches
 
@@ -92,14 +93,39 @@ class Runtime:
         """The device once chosen, else None (never chooses: the Settings tab asks without waiting)."""
         return self._device
 
-    def warm_up(self) -> None:
+    def warm_up(self, preload: bool = False) -> None:
         """Import what the first request needs (torch, transformers) and choose the device: run on a
-        background thread once the page is served, so the first answer does not wait for imports."""
+        background thread once the page is served, so the first answer does not wait for imports.
+        ``preload``: then load the model of the owner's last request too (:meth:`preload_last`)."""
         started = time.perf_counter()
         device = self.device
         text_api()
-
         log.info("Warmed up in %.1fs (device %s)", time.perf_counter() - started, device)
+        if preload:
+            self.preload_last()
+
+    def preload_last(self) -> str | None:
+        """Load the model of the owner's last request (remembered in the models folder) if it is on
+        disk: what the person most likely asks first is ready before they ask. Never downloads; a
+        model that cannot load is left to the request that asks for it. Its display name, or None."""
+        found = catalog.last_request(self.store.root)
+        if found is None:
+            return None
+        task, name, kind = found
+        try:
+            from desktop.tasks import spec_of
+
+            spec = spec_of(task)
+            target = self.resolve(spec, name or None, kind)
+            if isinstance(target, ModelRef) and self.store.local_path(target) is None:
+                return None  # removed since (or never finished): no download at start-up
+            started = time.perf_counter()
+            loaded = self.load(spec, name or None, kind)
+        except Exception as exc:  # noqa: BLE001 (a start-up nicety: the request will say what is wrong)
+            log.info("Not loading the last used model (%s %s) in advance: %s", task, name, exc)
+            return None
+        log.info("Loaded %s in advance in %.1fs", loaded.display, time.perf_counter() - started)
+        return loaded.display
 
     def warm_up_in_background(self) -> threading.Thread:
         """:meth:`warm_up` on a daemon thread (errors are logged: the first request reports them)."""
@@ -173,6 +199,12 @@ class Runtime:
                 self._cache.move_to_end(key)
             return found
 
+    def _remember(self, task: str, name: str, kind: str) -> None:
+        """Note the owner's request for :meth:`preload_last` (written only when it changed)."""
+        if (task, name, kind) != self._last_request:
+            self._last_request = (task, name, kind)
+            catalog.remember_last(task, name, kind, self.store.root)
+
     def _touch_imported(self, name: str | None) -> None:
         typed = (name or "").strip()
         if typed and typed in catalog.imported(self.store.root):
@@ -207,24 +239,31 @@ class Runtime:
 
     # --- running -----------------------------------------------------------------------
 
-    def infer(self, loaded: Loaded, call: Callable[[], T], work: Work = Work.OWNER_REQUEST) -> T:
+    def infer(
+        self, loaded: Loaded, call: Callable[[], T], work: Work = Work.OWNER_REQUEST, stop: Stop = None
+    ) -> T:
         """Run ``call()`` (a task's forward) on the device when the scheduler says so, and time it.
 
         Visitors' work runs on the visitors' lane (:mod:`desktop.engine.lane`); anyone's but the
         owner's requests may pause between layers while an owner's request runs beside it on the CPU
-        (:mod:`desktop.engine.scheduler`).
+        (:mod:`desktop.engine.scheduler`). ``stop`` (a file run's Stop; its batch is then dropped)
+        ends the pass at the next layer with :class:`~desktop.errors.Stopped`.
         """
         if work.visitors:
-            return lane.run_in_lane(lambda: self._on_device(loaded, call, work))
-        return self._on_device(loaded, call, work)
+            return lane.run_in_lane(lambda: self._on_device(loaded, call, work, stop))
+        return self._on_device(loaded, call, work, stop)
 
-    def _on_device(self, loaded: Loaded, call: Callable[[], T], work: Work) -> T:
+    def _on_device(self, loaded: Loaded, call: Callable[[], T], work: Work, stop: Stop = None) -> T:
         """:meth:`infer` on the calling thread: waits for the scheduler, runs, times."""
         import torch
 
         if work is not Work.OWNER_REQUEST:
             lane.make_pausable(loaded.model)
-        with self.scheduler.device(work, cpu=str(loaded.device) == "cpu"), torch.inference_mode():
+        with (
+            self.scheduler.device(work, cpu=str(loaded.device) == "cpu"),
+            lane.stoppable(stop),
+            torch.inference_mode(),
+        ):
             started = time.perf_counter()
             result = call()
             self.status.latency_ms = (time.perf_counter() - started) * 1000
@@ -238,7 +277,10 @@ class Runtime:
         inputs, name, options = spec.split_arguments(args)
         inputs = spec.validate(inputs, limits(who))  # refusals come before any download
         options = spec.check_options(options)
-        loaded = self.load(spec, name, spec.kind_for(inputs), progress, who)
+        kind = spec.kind_for(inputs)
+        loaded = self.load(spec, name, kind, progress, who)
+        if who is Who.OWNER:
+            self._remember(spec.id, name or "", kind)
         notes = spec.fit_options(loaded, options)
         prepared = spec.preprocess(loaded, inputs, options)
         prepared.notes[:0] = notes

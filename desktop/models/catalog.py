@@ -203,6 +203,27 @@ def touch(key: str, root: Path | None = None) -> None:
         pass  # a read-only models folder still works; it just forgets when models were used
 
 
+def remember_last(task: str, name: str, kind: str, root: Path | None = None) -> None:
+    """Remember the owner's last request (the task, the model as named, None for the default: "",
+    and the inputs' kind): the engine loads that model while the app starts (:func:`last_request`)."""
+    if is_read_only(root):
+        return
+    try:
+        fs.write_text(_root(root) / "last.json", json.dumps({"task": task, "model": name, "kind": kind}))
+    except OSError:
+        pass  # the app starts as before; only that model is not ready in advance
+
+
+def last_request(root: Path | None = None) -> tuple[str, str, str] | None:
+    """(task, model as named, kind) of the owner's last request (:func:`remember_last`), or None."""
+    try:
+        data = json.loads((_root(root) / "last.json").read_text(encoding="utf-8"))
+        found = (data["task"], data["model"], data["kind"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return found if all(isinstance(part, str) for part in found) else None
+
+
 def add_custom(repo: str, task: str, revision: str = "main", root: Path | None = None) -> None:
     """Remember a Hub id the user added for ``task`` (shown in the Models tab and ``models list``)."""
     data = load(root)

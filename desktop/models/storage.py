@@ -23,7 +23,7 @@ from desktop.models import transfers as downloads
 from desktop.models.store import ModelStore
 
 #: What a models folder holds; nothing else in it is touched.
-PARTS = ("hub", "manifests", "imported", "converted", "catalog.json", "usage.json")
+PARTS = ("hub", "manifests", "imported", "converted", "catalog.json", "usage.json", "last.json")
 
 
 def _files(path: Path) -> list[Path]:

@@ -185,6 +185,16 @@ def cookies_of(header: str) -> dict[str, str]:
     return {key: morsel.value for key, morsel in jar.items()}
 
 
+def browser_scheme(scope: dict[str, Any]) -> str:
+    """``https`` or ``http``: how the browser reached this server, through a TLS-ending proxy too (its
+    ``X-Forwarded-Proto``, first value). Decides the ``Secure`` flag of the cookies this server sets:
+    a client that claims https only keeps its own cookie off plain http."""
+    for key, value in scope.get("headers") or []:
+        if key == b"x-forwarded-proto":
+            return "https" if value.decode("latin-1").split(",")[0].strip().lower() == "https" else "http"
+    return "https" if scope.get("scheme") in ("https", "wss") else "http"
+
+
 def _cookies(headers: dict[str, str]) -> dict[str, str]:
     return cookies_of(headers.get("cookie", ""))
 

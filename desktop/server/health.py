@@ -1,8 +1,9 @@
 """A public server's health, for a load balancer: ``GET /healthz`` and a graceful drain.
 
 ``/healthz`` answers 200 with JSON while the server can answer (it is started, its models are
-installed, it is not stopping) and 503 while it starts or drains, so a balancer (nginx, HAProxy,
-a platform's checks) sends new people elsewhere. It says nothing about this computer beyond that:
+installed, it is not stopping, its engine is up) and 503 while it starts or drains or its engine
+restarts after a crash, so a balancer (nginx, HAProxy, a platform's checks) sends new people
+elsewhere. It says nothing about this computer beyond that:
 the state, how many requests are running or waiting, how many models are installed, the device.
 
 On SIGTERM the server **drains**: ``/healthz`` turns 503 at once, new work (a page, a sign-in, a
@@ -25,6 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from desktop.engine.client import ENGINE_DOWN
+
 State = Literal["starting", "ready", "draining"]
 PATH = "/healthz"
 #: The most seconds a draining server waits for its running requests before it exits.
@@ -42,6 +45,9 @@ class Health:
     state: State = "starting"
     busy: Callable[[], int] = lambda: 0
     details: Callable[[], dict[str, Any]] = dict
+    #: The engine's state (:attr:`desktop.engine.client.Status.engine`): while it restarts after a
+    #: crash, or when it could not start, the replica answers 503 so the balancer skips it.
+    engine: Callable[[], str] = lambda: "running"
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def ready(self) -> None:
@@ -55,8 +61,9 @@ class Health:
 
     def report(self) -> tuple[int, dict[str, Any]]:
         """(HTTP status, JSON body) of ``/healthz``."""
-        body = {"status": self.state, "requests": self.busy(), **self.details()}
-        return (200 if self.state == "ready" else 503), body
+        engine = self.engine()
+        body = {"status": self.state, "engine": engine, "requests": self.busy(), **self.details()}
+        return (200 if self.state == "ready" and engine not in ENGINE_DOWN else 503), body
 
     def wait_drained(self, limit: float = DRAIN_SECONDS, poll: float = 0.2) -> bool:
         """Block until no request runs or waits (True), or ``limit`` seconds passed (False)."""

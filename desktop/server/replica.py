@@ -19,6 +19,7 @@ import socket
 from typing import Any
 
 from desktop.errors import UserError
+from desktop.server.gate import browser_scheme, cookies_of
 
 COOKIE = "pipedesk_replica"
 HEADER = b"x-pipedesk-replica"
@@ -43,7 +44,6 @@ def default_id(port: int) -> str:
 
 
 def _cookie_of(scope: dict[str, Any]) -> str | None:
-    from desktop.server.gate import cookies_of
 
     for key, value in scope.get("headers") or []:
         if key == b"cookie":
@@ -70,8 +70,9 @@ class ReplicaCookie:
         async def named(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 headers = [*message.get("headers", []), (HEADER, self.replica.encode())]
-                if not known:
-                    headers.append((b"set-cookie", self.set_cookie))
+                if not known:  # Secure where the browser came over https (a TLS-ending proxy)
+                    secure = b"; Secure" if browser_scheme(scope) == "https" else b""
+                    headers.append((b"set-cookie", self.set_cookie + secure))
                 message = {**message, "headers": headers}
             await send(message)
 

@@ -36,6 +36,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from desktop.errors import UserError
+from desktop.server.gate import browser_scheme
 from desktop.server.pages import InsertIntoPage
 
 log = logging.getLogger(__name__)
@@ -202,25 +203,31 @@ class OidcSignIn:
             ]
         )
         self._routes = routes
-        self._asgi = SessionMiddleware(
-            self._dispatch,
-            secret_key=settings.cookie_key,
-            session_cookie=COOKIE,
-            max_age=int(settings.session_s) or 1,
-            same_site="lax",
-        )
+        # The session cookie is Secure where the browser came over https (TLS ends at the proxy).
+        self._sessions = {
+            secure: SessionMiddleware(
+                self._dispatch,
+                secret_key=settings.cookie_key,
+                session_cookie=COOKIE,
+                max_age=int(settings.session_s) or 1,
+                same_site="lax",
+                https_only=secure,
+            )
+            for secure in (False, True)
+        }
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] not in ("http", "websocket") or scope.get("path") in UNGUARDED:
             await self.app(scope, receive, send)
             return
-        await self._asgi(scope, receive, send)
+        secure = (self.base or "").startswith("https://") or browser_scheme(scope) == "https"
+        await self._sessions[secure](scope, receive, send)
 
     def _url(self, request: Any, path: str) -> str:
         """This server's address for ``path`` as the browser reaches it (behind a proxy too)."""
         if self.base:
             return f"{self.base}{path}"
-        scheme = request.headers.get("x-forwarded-proto", request.url.scheme).split(",")[0].strip()
+        scheme = browser_scheme(request.scope)
         return f"{scheme}://{request.headers.get('host', request.url.netloc)}{self.root}{path}"
 
     async def _dispatch(self, scope: dict[str, Any], receive: Any, send: Any) -> None:

@@ -191,7 +191,7 @@ def _start_server(args: argparse.Namespace, state: AppState, claimed: instance.I
     from desktop.engine.start import open_door
 
     started = time.perf_counter()
-    state.door = open_door(getattr(args, "device", None), own_process=True, warm=False)
+    state.door = open_door(getattr(args, "device", None), own_process=True, warm=False, preload=True)
     from desktop import server
     from desktop.ui.app import build_app
 

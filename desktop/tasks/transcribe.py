@@ -27,7 +27,6 @@ from desktop.tasks.subtitles import clock, srt, vtt
 WINDOW_SECONDS = 30
 #: Audio samples per log-mel frame (10 ms): a window's frames that hold sound, for word alignment.
 SAMPLES_PER_FRAME = 160
-STOPPED = "Stopped: nothing was kept of the unfinished run."
 LANGUAGES = (
     ("Detect automatically", "auto"),
     ("English", "en"),
@@ -143,7 +142,7 @@ class Transcribe(TaskSpec):
         features = model.features([p.audio for p in pieces], sampling_rate=SAMPLE_RATE, return_tensors="np")
         encoded = net.encode(features.input_features, stop)
         if encoded is None:
-            raise Stopped(STOPPED)
+            raise Stopped
         known = _languages(model)
         if not known:  # an English-only model takes no language and no task
             languages = ["en"] * len(pieces)
@@ -156,7 +155,7 @@ class Transcribe(TaskSpec):
         prompts = [start if options["timestamps"] else [*start, no_times] for start in starts]
         generated = net.generate(encoded, prompts, stop)
         if generated is None:
-            raise Stopped(STOPPED)
+            raise Stopped
         windows = [timing.segments(tokens, no_times + 1) for tokens in generated]
         if options["word_timestamps"]:
             _time_words(model, encoded, pieces, windows, starts, languages)

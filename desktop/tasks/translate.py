@@ -45,7 +45,7 @@ def seq2seq_forward(model: ModelView, pieces: list[Piece], stop: Stop, **kwargs:
     inputs = padded(model, [p.ids for p in pieces])
     out = model.model.generate(**inputs, stopping_criteria=stop_when(stop), **kwargs)
     if stop is not None and stop():
-        raise Stopped("Stopped: nothing was kept of the unfinished run.")
+        raise Stopped
     return [text.strip() for text in model.decode(out)]
 
 
