@@ -183,3 +183,24 @@ def test_telemetry_is_off_and_caches_are_private_before_libraries_import(pipedes
     analytics, telemetry_off, hf_home, gradio_tmp = json.loads(out.stdout)
     assert analytics is False and telemetry_off is True
     assert hf_home.startswith(str(pipedesk_home)) and gradio_tmp.startswith(str(pipedesk_home))
+
+
+def test_gradio_imports_without_rewriting_its_type_stubs(pipedesk_home):
+    """Gradio rewrites its components' .pyi stubs as it imports (a third of its import time, of the
+    page's start); with Pipedesk imported first it does not, and its components still work."""
+    code = (
+        "import desktop, gradio as gr, gradio.component_meta as m, json;"
+        "box = gr.Textbox(label='Text', value='hi');"
+        "print(json.dumps([m.create_or_modify_pyi.__module__, box.value, type(box).__name__]))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=cli_env(pipedesk_home), capture_output=True, text=True, cwd=ROOT
+    )
+    assert json.loads(out.stdout) == ["desktop.env", "hi", "Textbox"], out.stderr
+    plain = subprocess.run(
+        [sys.executable, "-c", "import gradio.component_meta as m; print(m.create_or_modify_pyi.__module__)"],
+        capture_output=True, text=True, cwd=ROOT,
+    )  # fmt: skip
+    assert (
+        plain.stdout.strip() == "gradio.component_meta"
+    )  # without Pipedesk: Gradio's own (the check can fail)

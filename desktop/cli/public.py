@@ -261,9 +261,13 @@ def serve(
 
         provider.check_provider(oidc)  # a wrong issuer stops the start-up, in words
 
-    from desktop import server
     from desktop.engine.start import open_door
     from desktop.models.store import ModelStore
+
+    store = ModelStore(models_dir, read_only=True) if models_dir is not None else None
+    # First: the engine process imports torch while this one imports Gradio and builds the app.
+    door = open_door(device, own_process=True, store=store)
+    from desktop import server
     from desktop.server import health as healthz
     from desktop.server import replica
     from desktop.server.api_door import ApiAccess
@@ -271,8 +275,6 @@ def serve(
     from desktop.share.gate import VisitorGate
     from desktop.ui.app import build_app
 
-    store = ModelStore(models_dir, read_only=True) if models_dir is not None else None
-    door = open_door(device, own_process=True, store=store)
     prepare_models(door.store, models or [], progress)
     for line in ready_report(door.store):
         _say(line)

@@ -202,12 +202,14 @@ def _serve(
 
     public.check_owner_host(host)  # the full app listens on loopback only
     logs.setup(console=True)
-    from desktop import server
     from desktop.engine.start import open_door
+
+    # First: the engine process imports torch (and loads the last model) while this one imports Gradio.
+    door = open_door(device, own_process=True, preload=True)
+    from desktop import server
     from desktop.server.api_door import ApiAccess
     from desktop.ui.app import build_app
 
-    door = open_door(device, own_process=True, preload=True)
     running = None
     try:  # Ctrl+C during start-up stops as cleanly as Ctrl+C later
         secret = (os.environ.get("PIPEDESK_TOKEN") or server.new_token()) if token else None

@@ -14,12 +14,13 @@ import logging
 import secrets
 import socket
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import gradio as gr
-
 from desktop.server import api_door, gate, sessions
+
+if TYPE_CHECKING:  # Gradio is imported where the server starts: the package's rules need not wait for it
+    import gradio as gr
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,7 @@ class Server:
 def refuse_remote_files(blocks: gr.Blocks) -> None:
     """Gradio downloads a file input given as an http(s) URL (a FileData ``path`` or ``url`` in an API
     call): every block of ``blocks`` refuses that instead, as the gate refuses ``/file=<url>``."""
+    import gradio as gr
     from gradio_client.utils import is_http_url_like
 
     def local_only(move: Any) -> Any:
