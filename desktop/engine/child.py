@@ -111,8 +111,14 @@ class Child:
             pass
 
     def _done(self, number: int) -> None:
+        from desktop.engine import whisper
+
         with self._lock:
-            self._stops.pop(number, None)
+            stop = self._stops.pop(number, None)
+        if stop is not None and stop.is_set() and whisper.computing_after_stop():
+            # Stopped, but Whisper's engine decodes the dropped batch on: the front may end this
+            # process so the CPU is free at once (ProcessEngine._abandoned).
+            self.send(("abandoned", number))
 
     def _fail(self, number: int, exc: BaseException) -> None:
         from desktop.errors import UserError

@@ -76,6 +76,7 @@ class ProcessEngine(Engine):
         self._idle_limit_s = idle_limit_s or _idle_limit_from_settings
         self._warm = warm  # warm up at once (else at warm_up(); a restarted engine always does)
         self._preload = preload  # the first engine loads the owner's last model as it warms up
+        self._cold_next = False  # the next engine waits for a request to import torch (after a Stop)
         self._last_used = time.monotonic()
         atexit.register(self.close)  # before multiprocessing ends its children: no restart then
         self.start()
@@ -97,7 +98,7 @@ class ProcessEngine(Engine):
                 self._asked,
                 str(root) if (root := self.store.fixed_root) else None,
                 _bundle(),
-                self._warm or self.generation > 0,
+                (self._warm or self.generation > 0) and not self._cold_next,
                 self.store.read_only,
                 # Not after a crash or Free memory: a restarted engine loads models when asked.
                 self._preload and self.generation == 0,
@@ -108,6 +109,7 @@ class ProcessEngine(Engine):
         process.start()
         theirs.close()
         with self._lock:
+            self._cold_next = False
             self._process, self._conn = process, mine
             self._started_at = time.monotonic()
             self.generation += 1
@@ -133,6 +135,18 @@ class ProcessEngine(Engine):
         deadline = time.monotonic() + 30
         while self.generation == generation and time.monotonic() < deadline:
             time.sleep(0.02)
+
+    def _abandoned(self, process: Any, number: int) -> None:
+        """Stop dropped a batch that the engine cannot interrupt (Whisper's decoding in CTranslate2):
+        unless someone else's request runs there, end the engine so the CPU is free at once, and
+        start the next one cold (it imports torch and loads models when a request needs them)."""
+        with self._lock:
+            others = [key for key in self._waiting if key != number]
+            if others or self._process is not process or self._closed:
+                return
+            self._deliberate, self._cold_next = process, True
+        log.info("Ending the engine: Stop left Whisper decoding a dropped batch")
+        process.kill()
 
     def close(self) -> None:
         """End the child for good (the app is quitting)."""
@@ -178,6 +192,9 @@ class ProcessEngine(Engine):
             if kind == "status":
                 self._status = message[2]
                 continue
+            if kind == "abandoned":
+                self._abandoned(process, number)
+                continue
             with self._lock:
                 waiting = self._waiting.get(number)
             if waiting is not None:
@@ -195,7 +212,7 @@ class ProcessEngine(Engine):
             waiting, self._waiting = self._waiting, {}
             self._process = self._conn = None
             lived = time.monotonic() - self._started_at
-            if self._deliberate is process:  # unloading: not a failure
+            if self._deliberate is process:  # unloading, or Stop (see _abandoned): not a failure
                 why, state = "its models were unloaded", "starting"
             else:
                 self._quick_deaths = self._quick_deaths + 1 if lived < QUICK_DEATH_S else 0

@@ -160,6 +160,7 @@ class WhisperModel:
         )
         while not all(result.done() for result in pending):
             if stop is not None and stop():
+                _abandoned.append(pending)
                 return None
             time.sleep(_POLL_SECONDS)
         return [list(result.result().sequences_ids[0]) for result in pending]
@@ -183,6 +184,17 @@ class WhisperModel:
         started = time.perf_counter()
         self._model.encode(_storage(features))
         return max(time.perf_counter() - started, 1e-9)
+
+
+#: Batches whose result Stop dropped while CTranslate2 still decodes them on its own threads.
+_abandoned: list[list[Any]] = []
+
+
+def computing_after_stop() -> bool:
+    """Whether CTranslate2 still decodes a batch that Stop dropped (it cannot be interrupted: the
+    engine process then ends and starts again cold, :mod:`desktop.engine.process`)."""
+    _abandoned[:] = [pending for pending in _abandoned if not all(r.done() for r in pending)]
+    return bool(_abandoned)
 
 
 def int8_engine() -> str:
