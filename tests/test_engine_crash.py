@@ -102,3 +102,53 @@ def test_in_the_window_a_killed_engine_is_a_sentence_and_the_next_run_is_answere
         assert app.proc.poll() is None and find_window(display, TITLE, timeout=5) == wid
     finally:
         app.stop()
+
+
+def engine_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of the engine process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.mark.window
+def test_in_the_window_stop_frees_the_engine_at_once(
+    display, hub, pipedesk_home, playwright_session, tiny_models
+):
+    """The real window: Generate with a model that writes until told to stop, Stop pressed as a
+    person does; the tab says Stopped, the text stops growing and the engine process is idle."""
+    from tests.support import ARTIFACTS
+    from tests.support.pages import message, output_text, panel
+    from tests.support.window_driver import open_window, screenshot_after, window_page
+    from tests.test_task_tabs import endless_gpt2
+
+    model = endless_gpt2(tiny_models, pipedesk_home.parent / "endless-gpt2")
+    devtools_port = free_port()
+    app, _wid = open_window(cli_env(pipedesk_home, hub), display, devtools_port)
+    try:
+        page = window_page(playwright_session, devtools_port)
+        tab = panel(page, "generate")
+        tab.get_by_label("Prompt").fill("Once upon a time")
+        tab.get_by_label("Model").first.fill(str(model))
+        tab.get_by_label("Model").first.press("Enter")
+        tab.get_by_role("button", name="Options").click()
+        tokens = tab.get_by_role("spinbutton", name="number input for Max new tokens")
+        tokens.fill("1000")
+        tokens.press("Enter")
+        page.locator("#run-generate").click()
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('textarea')].some(t => t.value.length > 40)", timeout=120_000
+        )
+        engine = engine_pid(app.proc.pid)
+        page.locator("#stop-generate").click()
+        page.locator("#run-generate").wait_for(state="visible", timeout=10_000)
+        assert "Stopped" in message(page, "generate")
+        stopped_at = len(output_text(tab, "Generated text"))
+        time.sleep(0.5)
+        before = engine_cpu_seconds(engine)
+        time.sleep(1.0)
+        assert engine_cpu_seconds(engine) - before < 0.2  # the engine writes no more: the CPU is free
+        assert len(output_text(tab, "Generated text")) == stopped_at
+        ARTIFACTS.mkdir(exist_ok=True)
+        screenshot_after(display, ARTIFACTS / "window-generate-stopped.png", lambda: None)  # looked at
+    finally:
+        app.stop()
