@@ -66,11 +66,10 @@ class _NoStubs(importlib.abc.MetaPathFinder):
         run = loader.exec_module
 
         def exec_module(module: Any) -> None:
-            try:
-                run(module)
-            finally:
-                del loader.exec_module  # the loader's own method again (a frozen app shares one loader)
-            if callable(getattr(module, "create_or_modify_pyi", None)):
+            # The loader's own method again at once: a frozen app's one loader serves every module.
+            vars(loader).pop("exec_module", None)
+            run(module)
+            if module.__name__ == GRADIO_STUBS and callable(getattr(module, "create_or_modify_pyi", None)):
                 module.create_or_modify_pyi = _no_stubs
 
         try:

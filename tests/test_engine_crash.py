@@ -16,7 +16,7 @@ from gradio_client import Client
 from gradio_client.exceptions import AppError
 from gradio_client.utils import Status
 
-from tests.support import cli_env, engine_pid, free_port
+from tests.support import cli_env, cpu_seconds, engine_pid, free_port
 from tests.support import wait_until as support_wait_until
 from tests.test_deploy import SST2, Served
 
@@ -104,12 +104,6 @@ def test_in_the_window_a_killed_engine_is_a_sentence_and_the_next_run_is_answere
         app.stop()
 
 
-def engine_cpu_seconds(pid: int) -> float:
-    """User + system CPU time of the engine process so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 @pytest.mark.window
 def test_in_the_window_stop_frees_the_engine_at_once(
     display, hub, pipedesk_home, playwright_session, tiny_models
@@ -117,7 +111,7 @@ def test_in_the_window_stop_frees_the_engine_at_once(
     """The real window: Generate with a model that writes until told to stop, Stop pressed as a
     person does; the tab says Stopped, the text stops growing and the engine process is idle."""
     from tests.support import ARTIFACTS
-    from tests.support.pages import message, output_text, panel
+    from tests.support.pages import message, output_text, panel, start_writing
     from tests.support.window_driver import open_window, screenshot_after, window_page
     from tests.test_task_tabs import endless_gpt2
 
@@ -127,26 +121,16 @@ def test_in_the_window_stop_frees_the_engine_at_once(
     try:
         page = window_page(playwright_session, devtools_port)
         tab = panel(page, "generate")
-        tab.get_by_label("Prompt").fill("Once upon a time")
-        tab.get_by_label("Model").first.fill(str(model))
-        tab.get_by_label("Model").first.press("Enter")
-        tab.get_by_role("button", name="Options").click()
-        tokens = tab.get_by_role("spinbutton", name="number input for Max new tokens")
-        tokens.fill("1000")
-        tokens.press("Enter")
-        page.locator("#run-generate").click()
-        page.wait_for_function(
-            "() => [...document.querySelectorAll('textarea')].some(t => t.value.length > 40)", timeout=120_000
-        )
+        start_writing(page, tab, "Once upon a time", str(model), 1000)
         engine = engine_pid(app.proc.pid)
         page.locator("#stop-generate").click()
         page.locator("#run-generate").wait_for(state="visible", timeout=10_000)
         assert "Stopped" in message(page, "generate")
         stopped_at = len(output_text(tab, "Generated text"))
         time.sleep(0.5)
-        before = engine_cpu_seconds(engine)
+        before = cpu_seconds(engine)
         time.sleep(1.0)
-        assert engine_cpu_seconds(engine) - before < 0.2  # the engine writes no more: the CPU is free
+        assert cpu_seconds(engine) - before < 0.2  # the engine writes no more: the CPU is free
         assert len(output_text(tab, "Generated text")) == stopped_at
         ARTIFACTS.mkdir(exist_ok=True)
         screenshot_after(display, ARTIFACTS / "window-generate-stopped.png", lambda: None)  # looked at

@@ -22,7 +22,7 @@ from desktop.engine.process import EngineStopped, ProcessEngine
 from desktop.errors import UserError
 from desktop.models import ModelStore
 from desktop.tasks import TASKS
-from tests.support import ROOT
+from tests.support import ROOT, cpu_seconds
 from tests.support import wait_until as support_wait_until
 
 pytestmark = pytest.mark.slow
@@ -44,12 +44,6 @@ def engine(hub, shared_models_dir):
 @pytest.fixture(scope="module")
 def door(engine) -> Door:
     return Door(engine, engine.store)
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of process ``pid`` so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_bytes(pid: int) -> int:

@@ -7,7 +7,15 @@ import re
 
 import pytest
 
-from tests.support.pages import choose_model, message, open_app, output_text, panel, run_and_wait
+from tests.support.pages import (
+    choose_model,
+    message,
+    open_app,
+    output_text,
+    panel,
+    run_and_wait,
+    start_writing,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -152,18 +160,7 @@ def endless_gpt2(tiny_models, folder):
 def test_stop_ends_a_generation_and_the_app_answers_at_once(page, tiny_models, tmp_path):
     model = endless_gpt2(tiny_models, tmp_path / "endless-gpt2")
     tab = panel(page, "generate")
-    tab.get_by_label("Prompt").fill("Once upon a time")
-    tab.get_by_label("Model").first.fill(str(model))
-    tab.get_by_label("Model").first.press("Enter")
-    tab.get_by_role("button", name="Options").click()
-    tokens = tab.get_by_role("spinbutton", name="number input for Max new tokens")
-    tokens.fill("500")
-    tokens.press("Enter")
-    page.locator("#run-generate").click()
-    page.locator("#stop-generate").wait_for(state="visible", timeout=20_000)
-    page.wait_for_function(
-        "() => [...document.querySelectorAll('textarea')].some(t => t.value.length > 18)", timeout=60_000
-    )
+    start_writing(page, tab, "Once upon a time", str(model), 500)
     page.locator("#stop-generate").click()
     page.locator("#run-generate").wait_for(state="visible", timeout=10_000)
     assert "Stopped" in message(page, "generate")

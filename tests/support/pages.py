@@ -93,3 +93,21 @@ def output_text(tab, label: str) -> str:
 def message(page, task: str) -> str:
     """The words in ``task``'s message box (errors and notes)."""
     return page.locator(f"#message-{task}").inner_text().strip()
+
+
+def start_writing(page, tab, prompt: str, model: str, max_new_tokens: int) -> None:
+    """As a person in the Generate tab: type the prompt and a model (a Hub id or a folder), set Max new
+    tokens under Options, press Run, and wait until the text so far is on the page."""
+    tab.get_by_label("Prompt").fill(prompt)
+    tab.get_by_label("Model").first.fill(model)
+    tab.get_by_label("Model").first.press("Enter")
+    tab.get_by_role("button", name="Options").click()
+    tokens = tab.get_by_role("spinbutton", name="number input for Max new tokens")
+    tokens.fill(str(max_new_tokens))
+    tokens.press("Enter")
+    page.locator("#run-generate").click()
+    page.locator("#stop-generate").wait_for(state="visible", timeout=20_000)
+    page.wait_for_function(
+        f"() => [...document.querySelectorAll('textarea')].some(t => t.value.length > {len(prompt) + 20})",
+        timeout=120_000,
+    )
