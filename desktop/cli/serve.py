@@ -239,7 +239,7 @@ def _serve(
         if lan:
             from desktop.share import controller as sharing
 
-            sharing.controller(door).disable()
+            sharing.stop_sharing(door)
         if running is not None:
             running.stop()
     return 0

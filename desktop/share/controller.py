@@ -384,6 +384,15 @@ _controllers: weakref.WeakKeyDictionary[Any, Sharing] = weakref.WeakKeyDictionar
 _controllers_lock = threading.Lock()
 
 
+def stop_sharing(door: Any) -> None:
+    """Stop LAN sharing for ``door`` if it was ever set up. Quitting calls it: nothing is created
+    just to be stopped (a Ctrl+C while the app still imports Gradio must not import it again)."""
+    with _controllers_lock:
+        found = _controllers.get(door)
+    if found is not None:
+        found.disable()
+
+
 def controller(door: Any, visitors_app: VisitorsApp | None = None) -> Sharing:
     """The one Sharing for ``door`` (the Sharing tab and ``serve --lan`` use the same).
 

@@ -96,7 +96,7 @@ class AppState:
         if self.door is not None:
             from desktop.share import controller as sharing
 
-            sharing.controller(self.door).disable()
+            sharing.stop_sharing(self.door)
         if self.server is not None:
             self.server.stop()
             log.info("Server on %s stopped", self.server.url)
