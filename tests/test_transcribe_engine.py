@@ -43,12 +43,18 @@ def reference(tiny_models):
     return ReferenceWhisper(tiny_models[WHISPER])
 
 
-def fresh_runtime(hub, root: Path, int8_speedup: float):
-    """A CPU runtime with its own models folder, this processor's int8 speedup set to ``int8_speedup``."""
+def fresh_runtime(hub, root: Path, int8_speedup: float, bf16_speedup: float = 0.5):
+    """A CPU runtime with its own models folder, this processor's speedups set: int8's over float32
+    (``int8_speedup``) and the torch bfloat16 encoder's over CTranslate2's (``bf16_speedup``)."""
     from desktop.engine.runtime import Runtime
     from desktop.models import ModelStore
 
-    settings.update(fast_cpu_speedups={speedup_key(whisper.int8_engine()): int8_speedup})
+    settings.update(
+        fast_cpu_speedups={
+            speedup_key(whisper.int8_engine()): int8_speedup,
+            speedup_key(whisper.bf16_engine()): bf16_speedup,
+        }
+    )
     return Runtime(device="cpu", store=ModelStore(root))
 
 
@@ -65,11 +71,15 @@ CASES = [
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("speedup", "compute_type"), [(2.0, "int8"), (0.5, "float32")])
+@pytest.mark.parametrize(
+    ("speedup", "compute_type", "bf16_speedup"),
+    [(2.0, "int8", 0.5), (0.5, "float32", 0.5), (2.0, "int8", 2.0)],
+    ids=["int8", "float32", "int8 with the bfloat16 encoder"],
+)
 def test_the_batched_path_hears_what_the_old_path_heard(
-    hub, tmp_path, recordings, reference, speedup, compute_type
+    hub, tmp_path, recordings, reference, speedup, compute_type, bf16_speedup
 ):
-    runtime = fresh_runtime(hub, tmp_path / "models", speedup)
+    runtime = fresh_runtime(hub, tmp_path / "models", speedup, bf16_speedup)
     for name, language, timestamps in CASES:
         new = SPEC.predict(runtime, str(recordings[name]), WHISPER, language, timestamps, False)
         old = reference.transcribe(audio.load_audio(str(recordings[name])).samples, language, timestamps)
@@ -79,6 +89,7 @@ def test_the_batched_path_hears_what_the_old_path_heard(
         assert new.data["language"] == old["language"], case
     loaded = runtime.load(SPEC, WHISPER)
     assert loaded.model.placement.compute_type == compute_type, "decided by this processor's speedup"
+    assert (loaded.model.encoder is not None) == (bf16_speedup > 1), "decided by this processor's speedup"
 
 
 def test_whisper_is_converted_once_into_the_store_and_removed_with_the_model(hub, tmp_path, recordings):
@@ -112,17 +123,62 @@ def test_whisper_is_converted_once_into_the_store_and_removed_with_the_model(hub
     assert not converted[0].exists(), "deleted with the model"
 
 
-def test_the_int8_decision_is_measured_once_per_processor_and_kept(hub, tmp_path, recordings):
+def test_int8_and_the_encoder_are_decided_once_per_processor_and_kept(hub, tmp_path, recordings):
+    import torch
+
     from desktop.engine.runtime import Runtime
     from desktop.models import ModelStore
 
     settings.update(fast_cpu_speedups={})
+    threads = torch.get_num_threads()
     runtime = Runtime(device="cpu", store=ModelStore(tmp_path / "models"))
     assert SPEC.predict(runtime, str(recordings["tone.wav"]), WHISPER).data["text"] == "a tone"
-    speedup = settings.load().fast_cpu_speedups[speedup_key(whisper.int8_engine())]
-    assert speedup > 0
-    expected = "int8" if speedup >= 1.05 else "float32"
-    assert runtime.load(SPEC, WHISPER).model.placement.compute_type == expected
+    known = settings.load().fast_cpu_speedups
+    speedup, bf16 = known[speedup_key(whisper.int8_engine())], known[speedup_key(whisper.bf16_engine())]
+    assert speedup > 0 and bf16 > 0
+    model = runtime.load(SPEC, WHISPER).model
+    assert model.placement.compute_type == ("int8" if speedup >= 1.05 else "float32")
+    assert (model.encoder is not None) == (bf16 >= 1.05)
+    # Measured once: another runtime (a new start of the app) loads without measuring again.
+    again = Runtime(device="cpu", store=ModelStore(tmp_path / "models"))
+    again.load(SPEC, WHISPER)
+    assert settings.load().fast_cpu_speedups == known
+    # CTranslate2 sets the loading thread's OpenMP threads to its streams' (one): torch keeps its own.
+    assert torch.get_num_threads() == threads
+
+
+def test_streams_decode_what_one_stream_decodes(tmp_path, tiny_models, recordings):
+    """Windows spread over CTranslate2 streams (one replica per thread) come back in their order
+    with the encodings, languages, tokens and word alignments of one stream."""
+    import numpy as np
+    from transformers import AutoProcessor
+
+    folder = tiny_models[WHISPER]
+    converted = whisper.convert(folder, tmp_path / "converted")
+    clips = [audio.load_audio(str(recordings[name])).samples for name in ("tone.wav", "babble.wav")]
+    features = (
+        AutoProcessor.from_pretrained(folder)
+        .feature_extractor(  # five windows of different lengths: parts of 5, 3+2 and 2+2+1
+            [clips[i % 2][: 16_000 * (3 + i)] for i in range(5)], sampling_rate=16_000, return_tensors="np"
+        )
+        .input_features
+    )
+    found, encodings = [], []
+    for threads in (1, 2, 3):
+        model = whisper.WhisperModel(folder, converted, whisper.placement("cpu", int8=False), threads)
+        assert model.streams == threads
+        encoded = model.encode(features)
+        config = model.generation_config
+        start = [config.decoder_start_token_id]
+        tokens = model.generate(encoded, [[*start, config.no_timestamps_token_id]] * len(features))
+        texts = [[t for t in row if t < config.eos_token_id] for row in tokens]
+        assert all(texts), "the tiny model hears something in every window"
+        encodings.append(encoded)
+        found.append((model.detect_language(encoded), tokens, model.align(encoded, start, texts, [300] * 5)))
+    assert found[1] == found[0] and found[2] == found[0]
+    assert np.allclose(encodings[1], encodings[0], atol=1e-4) and np.allclose(
+        encodings[2], encodings[0], atol=1e-4
+    )
 
 
 def test_a_gpu_runs_half_precision_and_apple_mps_the_cpu_engine():

@@ -14,18 +14,23 @@ and int8 is used only where it was at least 5% faster. GPUs run float16.
 
 Threads: loading (and the one-time conversion) runs on the thread that loads the model, under the
 runtime's load lock for that model; :class:`WhisperModel`'s calls run inside a task's ``forward``,
-under the device lock. CTranslate2 computes on its own threads; while Python waits for a batch it
-checks ``stop()``, and a stopped batch's result is dropped (the computation ends in the background).
+under the device lock. CTranslate2 computes on its own threads: on the CPU in several streams (one
+replica per stream, the weights shared), each decoding its share of the batch's windows; while
+Python waits for a batch it checks ``stop()``, and a stopped batch's result is dropped (the
+computation ends in the background). Encoding and alignment spread their windows over the streams
+from short-lived Python threads (CTranslate2 releases the interpreter lock while it computes).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
 import shutil
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +49,8 @@ FRAMES = 3000
 #: The longest a window's text may be, in tokens (CTranslate2 decodes up to half of this: 224).
 MAX_LENGTH = 448
 _POLL_SECONDS = 0.02
+#: The most CPU streams (measured with 2 cores only; beyond 4 each stream's batch gets small).
+MAX_STREAMS = 4
 
 
 @dataclass(frozen=True)
@@ -62,6 +69,14 @@ def placement(device: str, int8: bool) -> Placement:
         index = device.partition(":")[2]
         return Placement("cuda", int(index) if index else 0, "float16")
     return Placement("cpu", 0, "int8" if int8 else "float32")
+
+
+def streams(threads: int) -> int:
+    """How many streams decode at once on ``threads`` CPU threads: one per thread up to
+    :data:`MAX_STREAMS` (each then gets ``threads // streams`` threads). Decoding is many small
+    products that one core runs about as fast as two (benchmarks/README.md: two streams of one
+    thread decoded 1.7x faster than one stream of two on 2 cores)."""
+    return max(1, min(threads, MAX_STREAMS))
 
 
 def convert(
@@ -106,42 +121,85 @@ class WhisperModel:
 
     def __init__(self, source: Path, converted: Path, where: Placement, threads: int) -> None:
         import ctranslate2
+        import torch
 
         tf = transformers_api("GenerationConfig")
         self.generation_config = tf.GenerationConfig.from_pretrained(source)
         self.source, self.converted, self.placement = source, converted, where
         self.device = where.device if where.device == "cpu" else f"cuda:{where.index}"
+        #: On the CPU, independent streams (CTranslate2 replicas sharing the weights) that each run
+        #: a share of the windows on their own cores; on a GPU one.
+        self.streams = streams(threads) if where.device == "cpu" else 1
         self._model = ctranslate2.models.Whisper(
             str(converted),
             device=where.device,
             device_index=where.index,
             compute_type=where.compute_type,
-            intra_threads=threads,
+            intra_threads=max(1, threads // self.streams),
+            inter_threads=self.streams,
         )
+        # CTranslate2 set this thread's OpenMP threads to its own (one per stream): torch reads them.
+        torch.set_num_threads(threads)
         stored = (converted / "model.bin").stat().st_size
         self.nbytes = (
             stored // 2 if where.compute_type == "int8" else stored * (2 if where.device == "cpu" else 1)
         )
+        #: Whisper's encoder in torch bfloat16, where this processor runs it faster (set by :func:`load`).
+        self.encoder: TorchEncoder | None = None
+
+    def with_encoder(self, encoder: TorchEncoder) -> WhisperModel:
+        """This model, its windows encoded by ``encoder`` (CTranslate2 decodes what it encodes)."""
+        self.encoder = encoder
+        self.nbytes += encoder.nbytes
+        return self
 
     def encode(self, features: Any, stop: Callable[[], bool] | None = None) -> Any:
         """Log-mel features (numpy, ``[windows, mels, 3000]``) through the encoder: a numpy array
-        ``[windows, 1500, width]``, or None when ``stop()`` turned true. On the CPU one window at a
-        time (as fast as a batch there, and Stop is noticed between windows); on a GPU all at once."""
+        ``[windows, 1500, width]``, or None when ``stop()`` turned true. On the CPU one window per
+        stream at a time (as fast as a batch there, and Stop is noticed between them); on a GPU all
+        at once."""
         import numpy as np
 
         features = np.ascontiguousarray(features, dtype=np.float32)
-        step = 1 if self.placement.device == "cpu" else len(features)
-        parts = []
+        if self.encoder is not None:
+            return self.encoder.encode(features, stop)
+        step = self.streams if self.placement.device == "cpu" else len(features)
+        parts: list[Any] = []
         for start in range(0, len(features), step):
             if stop is not None and stop():
                 return None
-            out = self._model.encode(_storage(features[start : start + step]), to_cpu=True)
-            parts.append(np.array(out))
+            group = features[start : start + step]
+            if self.placement.device == "cpu":
+                parts += self._spread(len(group), lambda lo, hi, g=group: [self._encode(g[lo:hi])])
+            else:
+                parts.append(self._encode(group))
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def _encode(self, features: Any) -> Any:
+        import numpy as np
+
+        return np.array(self._model.encode(_storage(features), to_cpu=True))
+
+    def _spread(self, rows: int, call: Callable[[int, int], list[Any]]) -> list[Any]:
+        """``call(lo, hi)`` for the rows cut into one contiguous part per stream, the parts run at
+        once (each on a replica of its own); their results joined in order."""
+        parts = self._parts(rows)
+        if len(parts) <= 1:
+            return call(0, rows)
+        with ThreadPoolExecutor(len(parts), thread_name_prefix="whisper") as pool:
+            return [item for found in pool.map(lambda part: call(*part), parts) for item in found]
+
+    def _parts(self, rows: int) -> list[tuple[int, int]]:
+        """``rows`` cut into one contiguous (lo, hi) part per stream (fewer when there are fewer rows)."""
+        cuts = [rows * i // self.streams for i in range(self.streams + 1)]
+        return [(lo, hi) for lo, hi in itertools.pairwise(cuts) if lo < hi] or [(0, rows)]
 
     def detect_language(self, encoded: Any) -> list[str]:
         """The most likely language of each window (codes such as ``en``), from its encoding."""
-        return [ranked[0][0].strip("<|>") for ranked in self._model.detect_language(_storage(encoded))]
+        ranked = self._spread(
+            len(encoded), lambda lo, hi: self._model.detect_language(_storage(encoded[lo:hi]))
+        )
+        return [languages[0][0].strip("<|>") for languages in ranked]
 
     def generate(
         self, encoded: Any, prompts: list[list[int]], stop: Callable[[], bool] | None = None
@@ -149,15 +207,19 @@ class WhisperModel:
         """Greedy decoding of each window from its prompt: the tokens after the prompt (timestamps
         included unless the prompt ends with ``<|notimestamps|>``). None when ``stop()`` turned true
         meanwhile (the batch's result is then dropped when it is done)."""
-        pending = self._model.generate(
-            _storage(encoded),
-            prompts,
-            asynchronous=True,
-            beam_size=1,
-            max_length=MAX_LENGTH,
-            suppress_blank=True,
-            suppress_tokens=[-1],
-        )
+        pending = [
+            result
+            for lo, hi in self._parts(len(prompts))
+            for result in self._model.generate(
+                _storage(encoded[lo:hi]),
+                prompts[lo:hi],
+                asynchronous=True,  # each part on a stream of its own
+                beam_size=1,
+                max_length=MAX_LENGTH,
+                suppress_blank=True,
+                suppress_tokens=[-1],
+            )
+        ]
         while not all(result.done() for result in pending):
             if stop is not None and stop():
                 _abandoned.append(pending)
@@ -173,7 +235,10 @@ class WhisperModel:
         ``<|notimestamps|>``, ``frames`` the feature frames that hold sound."""
         if not any(texts):
             return [[] for _ in texts]
-        found = self._model.align(_storage(encoded), start, texts, frames)
+        found = self._spread(
+            len(texts),
+            lambda lo, hi: self._model.align(_storage(encoded[lo:hi]), start, texts[lo:hi], frames[lo:hi]),
+        )
         return [[(int(t), int(p)) for t, p in result.alignments] for result in found]
 
     def seconds_per_window(self) -> float:
@@ -184,6 +249,37 @@ class WhisperModel:
         started = time.perf_counter()
         self._model.encode(_storage(features))
         return max(time.perf_counter() - started, 1e-9)
+
+
+class TorchEncoder:
+    """Whisper's encoder in torch, bfloat16: on processors with fast bfloat16 products (Intel AMX,
+    AVX512-BF16) it encodes a window several times faster than CTranslate2's int8 encoder
+    (benchmarks/README.md), and the windows' encodings then go to CTranslate2's decoder as they
+    would from its own encoder. Used only where :func:`load` measured it faster on this processor.
+    Runs on the calling thread, with torch's threads."""
+
+    def __init__(self, source: Path) -> None:
+        import torch
+
+        tf = transformers_api("WhisperForConditionalGeneration")
+        whole = tf.WhisperForConditionalGeneration.from_pretrained(source, dtype=torch.bfloat16)
+        self.module = whole.get_encoder().eval()  # the decoder's weights are dropped with ``whole``
+        self.nbytes = sum(t.numel() * t.element_size() for t in self.module.parameters())
+
+    def encode(self, features: Any, stop: Callable[[], bool] | None = None) -> Any:
+        """As :meth:`WhisperModel.encode`: one window at a time (as fast as a batch, and Stop is
+        noticed between windows), float32 numpy out."""
+        import numpy as np
+        import torch
+
+        parts = []
+        with torch.inference_mode():
+            for window in features:
+                if stop is not None and stop():
+                    return None
+                inputs = torch.from_numpy(window[None]).to(torch.bfloat16)
+                parts.append(self.module(inputs).last_hidden_state.float().numpy())
+        return np.concatenate(parts)
 
 
 #: Batches whose result Stop dropped while CTranslate2 still decodes them on its own threads.
@@ -204,6 +300,14 @@ def int8_engine() -> str:
     return f"ctranslate2 {ctranslate2.__version__} whisper"
 
 
+def bf16_engine() -> str:
+    """What the torch encoder's speedup over CTranslate2's is remembered for, beside the processor."""
+    import ctranslate2
+    import torch
+
+    return f"torch {torch.__version__} bfloat16 whisper encoder, ctranslate2 {ctranslate2.__version__}"
+
+
 def _storage(array: Any) -> Any:
     import ctranslate2
     import numpy as np
@@ -219,7 +323,8 @@ def load(
     display: str = "",
 ) -> WhisperModel:
     """The Whisper in ``source`` ready on ``device``: converted into ``converted`` on first use; on the
-    CPU in int8 where this processor runs it faster (measured once, remembered), else float32."""
+    CPU in int8 where this processor runs it faster (measured once, remembered), else float32, its
+    encoder in torch bfloat16 where that is faster still."""
     import torch
 
     convert(source, converted, progress, display)
@@ -239,5 +344,36 @@ def load(
         )
 
     if remembered_speedup(int8_engine(), measure) >= MIN_SPEEDUP:
-        return int8
-    return WhisperModel(source, converted, placement("cpu", int8=False), threads)
+        chosen = int8
+    else:
+        chosen = WhisperModel(source, converted, placement("cpu", int8=False), threads)
+    return _with_faster_encoder(chosen, source)
+
+
+def _with_faster_encoder(model: WhisperModel, source: Path) -> WhisperModel:
+    """``model`` with its windows encoded in torch bfloat16 where this processor runs that at least
+    5% faster than CTranslate2 (measured once on as many windows as there are streams, remembered)."""
+    import numpy as np
+
+    encoder: TorchEncoder | None = None
+    windows = np.zeros((model.streams, model._model.n_mels, FRAMES), dtype=np.float32)
+
+    def measure() -> float:
+        nonlocal encoder
+        encoder = TorchEncoder(source)
+        return _fastest(lambda: model.encode(windows)) / _fastest(lambda: encoder.encode(windows))
+
+    if remembered_speedup(bf16_engine(), measure) < MIN_SPEEDUP:
+        return model
+    return model.with_encoder(encoder or TorchEncoder(source))
+
+
+def _fastest(call: Callable[[], Any], rounds: int = 2) -> float:
+    """The fastest of ``rounds`` timed calls, after one warm-up call."""
+    call()
+    best = float("inf")
+    for _ in range(rounds):
+        started = time.perf_counter()
+        call()
+        best = min(best, time.perf_counter() - started)
+    return max(best, 1e-9)
