@@ -20,7 +20,9 @@ Pipedesk's own decoder), language English, no timestamps, greedy, ``--threads`` 
 1. **old path**: transformers' ``generate`` in float32, four windows per call, as Pipedesk did before
    (tests/support/whisper_reference.py);
 2. **Pipedesk**: ``SPEC.predict`` through the runtime (CTranslate2, int8 where this processor gains,
-   windows in batches of 8): what the tab, the API, ``pipedesk run`` and file runs use;
+   windows in batches of 8 shared out among one decoding stream per core, the encoder in torch
+   bfloat16 where this processor runs it faster): what the tab, the API, ``pipedesk run`` and file
+   runs use;
 3. **faster-whisper int8**: ``WhisperModel(compute_type="int8").transcribe`` on the same converted
    model, one window after another (its default), with its fallbacks and VAD off;
 4. with ``--torch-int8``: transformers with dynamic int8 ``Linear`` layers, 8 windows per call (the
@@ -31,7 +33,9 @@ methods run in turn within each round (``--rounds``), so other work on a shared 
 alike; the table has each method's median seconds, its real-time factor (seconds per second of
 audio) and the ratios. ``--rss`` runs each method in a fresh process on a one-hour recording
 (decoded whole, then the first ``--rss-windows`` windows transcribed; 0: all) and prints its peak
-resident memory.
+resident memory. ``--parts`` times encoding and decoding of one batch of 8 windows apart, for each
+engine and precision (CTranslate2 in one stream or in streams, torch float32 and bfloat16): why
+Pipedesk encodes and decodes with what it does on this processor.
 """
 
 from __future__ import annotations
@@ -312,7 +316,7 @@ def speed(args: argparse.Namespace, models: Path, work: Path) -> None:
         print(
             f"\nWhisper {size} (random weights), {seconds / 60:g} min of audio, {args.tokens} tokens per window"
         )
-        print(f"Pipedesk runs {ready.loaded.model.placement.compute_type} on this processor")
+        print(f"Pipedesk runs {engine_of(ready.loaded.model)} on this processor")
         times: dict[str, list[float]] = {m: [] for m in methods}
         first = recording(work, 0.5)
         for method in methods:  # warm-up: one window each (the old path's first call needs none)
@@ -336,6 +340,75 @@ def speed(args: argparse.Namespace, models: Path, work: Path) -> None:
         for method in methods:
             ratio = medians[method] / medians["Pipedesk"]
             print(f"| {method} | {medians[method]:.1f} | {medians[method] / seconds:.3f} | {ratio:.2f}x |")
+
+
+def engine_of(model: Any) -> str:
+    encoder = "torch bfloat16" if model.encoder is not None else "CTranslate2"
+    return f"CTranslate2 {model.placement.compute_type} in {model.streams} streams, encoder {encoder}"
+
+
+def parts(args: argparse.Namespace, models: Path) -> None:
+    """Where a batch's time goes: encoding and decoding 8 windows, each engine and precision alone."""
+    import ctranslate2
+    import numpy as np
+    import torch
+    from transformers import WhisperForConditionalGeneration
+
+    from desktop.engine import whisper
+
+    windows = 8
+    features = (np.random.default_rng(0).standard_normal((windows, 80, 3000)) * 0.3).astype(np.float32)
+    for size in args.sizes:
+        ready = Methods(size, build_model(size, models / f"whisper-{size}"), args.tokens, args.threads, None)
+        folder, converted = ready.folder, ready.converted()
+        config = ready.loaded.model.generation_config
+        prompts = [[config.decoder_start_token_id, config.lang_to_id["<|en|>"], config.task_to_id["transcribe"],
+                    config.no_timestamps_token_id]] * windows  # fmt: skip
+        print(
+            f"\nWhisper {size}: {windows} windows, {args.tokens} tokens each; Pipedesk: {engine_of(ready.loaded.model)}"
+        )
+        print("| part | engine | seconds |\n|---|---|---:|")
+        rows: list[tuple[str, str, float]] = []
+        for label, streams in (("one stream", 1), ("streams", whisper.streams(args.threads))):
+            model = whisper.WhisperModel(folder, converted, ready.loaded.model.placement, args.threads)
+            model.streams = streams
+            if streams == 1:  # as Pipedesk ran before: one replica on every thread
+                model._model = ctranslate2.models.Whisper(
+                    str(converted), device="cpu", compute_type=model.placement.compute_type,
+                    intra_threads=args.threads,
+                )  # fmt: skip
+                torch.set_num_threads(args.threads)
+            encoded = model.encode(features)
+            rows.append(("encode", f"CTranslate2 {model.placement.compute_type}, {label}",
+                         _timed(lambda m=model: m.encode(features))))  # fmt: skip
+            rows.append(("decode", f"CTranslate2 {model.placement.compute_type}, {label}",
+                         _timed(lambda m=model, e=encoded, p=prompts: m.generate(e, p))))  # fmt: skip
+        for dtype in (torch.float32, torch.bfloat16):
+            net = WhisperForConditionalGeneration.from_pretrained(folder, dtype=dtype).eval()
+            inputs = torch.from_numpy(features).to(dtype)
+            with torch.inference_mode():
+                encoder = net.get_encoder()
+                rows.append(("encode", f"torch {str(dtype).removeprefix('torch.')}, one window a call",
+                             _timed(lambda e=encoder, x=inputs: [e(x[i : i + 1]) for i in range(windows)])))  # fmt: skip
+                out = encoder(inputs)
+                decode = lambda n=net, o=out: n.generate(  # noqa: E731
+                    encoder_outputs=o, max_new_tokens=args.tokens, min_new_tokens=args.tokens,
+                    language="en", task="transcribe",
+                )  # fmt: skip
+                rows.append(("decode", f"torch {str(dtype).removeprefix('torch.')}, transformers' generate", _timed(decode)))
+        for part, engine, seconds in sorted(rows, key=lambda row: row[0] != "encode"):
+            print(f"| {part} | {engine} | {seconds:.2f} |", flush=True)
+
+
+def _timed(call: Any) -> float:
+    call()  # warm-up
+    return min(_once(call) for _ in range(2))
+
+
+def _once(call: Any) -> float:
+    started = time.perf_counter()
+    call()
+    return time.perf_counter() - started
 
 
 def memory(args: argparse.Namespace, models: Path, work: Path) -> None:
@@ -404,6 +477,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--rss-windows", type=int, default=16, help="windows transcribed in the memory runs (0: all)"
     )
+    parser.add_argument("--parts", action="store_true", help="encoding and decoding timed apart, per engine")
     parser.add_argument("--rss-child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--work", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -414,7 +488,9 @@ def main(argv: list[str] | None = None) -> int:
         memory_child(args, models, work)
         return 0
     print(machine(args.threads))
-    if args.rss:
+    if args.parts:
+        parts(args, models)
+    elif args.rss:
         memory(args, models, work)
     else:
         speed(args, models, work)

@@ -10,7 +10,11 @@ folder and renamed into place, so a half-written copy is never used; later runs 
 
 int8 or full precision on the CPU is decided per processor, like Fast CPU mode for text
 (:func:`desktop.engine.fastcpu.remembered_speedup`): the first time, one window is encoded both ways
-and int8 is used only where it was at least 5% faster. GPUs run float16.
+and int8 is used only where it was at least 5% faster. So is the encoder: where torch encodes
+windows in bfloat16 at least 5% faster than CTranslate2 (processors with AMX or AVX512-BF16: 3x
+here), :class:`TorchEncoder` encodes them and CTranslate2 decodes its encodings. CTranslate2's
+decoding (bound by memory: its cross-attention cache is float32 on the CPU) stays, as a torch
+bfloat16 decoder measured slower. GPUs run float16.
 
 Threads: loading (and the one-time conversion) runs on the thread that loads the model, under the
 runtime's load lock for that model; :class:`WhisperModel`'s calls run inside a task's ``forward``,
