@@ -173,35 +173,16 @@ def wait_for(condition: Callable[[], bool]) -> None:
 
 def build_models(work: Path) -> dict[str, Path]:
     import transcribe as bench_transcribe
-    from transformers import (
-        AutoTokenizer,
-        BertConfig,
-        BertForSequenceClassification,
-        GPT2Config,
-        GPT2LMHeadModel,
-    )
 
+    from tests.support.slow_models import slow_reader, slow_writer
     from tests.support.tiny_models import cached_models
 
     tiny = cached_models()
     folders = {"writer": work / "writer", "reader": work / "reader", "whisper": work / "whisper-base"}
     if not folders["writer"].is_dir():
-        tokenizer = AutoTokenizer.from_pretrained(tiny["openai-community/gpt2"])
-        config = GPT2Config(vocab_size=len(tokenizer), n_positions=1024, n_embd=384, n_layer=6, n_head=6)
-        GPT2LMHeadModel(config).eval().save_pretrained(folders["writer"])
-        tokenizer.save_pretrained(folders["writer"])
+        slow_writer(tiny["openai-community/gpt2"], folders["writer"])
     if not folders["reader"].is_dir():
-        tokenizer = AutoTokenizer.from_pretrained(
-            tiny["distilbert/distilbert-base-uncased-finetuned-sst-2-english"]
-        )
-        config = BertConfig(
-            vocab_size=len(tokenizer), hidden_size=768, num_hidden_layers=8, num_attention_heads=12,
-            intermediate_size=3072, max_position_embeddings=512, num_labels=2,
-            id2label={0: "NEGATIVE", 1: "POSITIVE"}, label2id={"NEGATIVE": 0, "POSITIVE": 1},
-        )  # fmt: skip
-        BertForSequenceClassification(config).eval().save_pretrained(folders["reader"])
-        tokenizer.model_max_length = 512
-        tokenizer.save_pretrained(folders["reader"])
+        slow_reader(tiny["distilbert/distilbert-base-uncased-finetuned-sst-2-english"], folders["reader"])
     bench_transcribe.build_model("base", folders["whisper"])
     return folders
 

@@ -138,29 +138,12 @@ def test_cancel_stops_between_batches_and_keeps_what_is_done(runtime):
 
 @pytest.fixture(scope="module")
 def slow_reader(tiny_models, tmp_path_factory):
-    """A DistilBERT-shaped classifier with random weights, wide and deep enough that one batch of
-    long reviews takes seconds here: a batch still in flight when Stop is pressed."""
-    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+    """A DistilBERT-sized classifier slow enough that Stop lands during a batch
+    (tests/support/slow_models.py)."""
+    from tests.support.slow_models import slow_reader as build
 
-    folder = tmp_path_factory.mktemp("slow-reader")
-    tokenizer = AutoTokenizer.from_pretrained(
-        tiny_models["distilbert/distilbert-base-uncased-finetuned-sst-2-english"]
-    )
-    config = BertConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=768,
-        num_hidden_layers=8,
-        num_attention_heads=12,
-        intermediate_size=3072,
-        max_position_embeddings=512,
-        num_labels=2,
-        id2label={0: "NEGATIVE", 1: "POSITIVE"},
-        label2id={"NEGATIVE": 0, "POSITIVE": 1},
-    )
-    BertForSequenceClassification(config).eval().save_pretrained(folder)
-    tokenizer.model_max_length = 512  # the tiny model's tokenizer stops at 128
-    tokenizer.save_pretrained(folder)
-    return folder
+    sst2 = tiny_models["distilbert/distilbert-base-uncased-finetuned-sst-2-english"]
+    return build(sst2, tmp_path_factory.mktemp("slow-reader"))
 
 
 def test_stop_ends_the_batch_in_flight_within_a_second_and_keeps_nothing_of_it(runtime, slow_reader):

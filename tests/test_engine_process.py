@@ -135,16 +135,10 @@ def test_a_file_run_goes_on_in_the_new_engine_with_no_row_lost_or_done_twice(doo
 
 @pytest.fixture(scope="module")
 def slow_writer(tiny_models, tmp_path_factory) -> Path:
-    """A GPT-2-shaped model with random weights, wide enough that 1,000 sampled tokens take seconds
-    here (and with no end-of-text in sight): a generation still running when Stop is pressed."""
-    from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
+    """A GPT-2-shaped model slow enough that Stop lands while it writes (tests/support/slow_models.py)."""
+    from tests.support.slow_models import slow_writer as build
 
-    folder = tmp_path_factory.mktemp("slow-writer")
-    tokenizer = AutoTokenizer.from_pretrained(tiny_models[GPT2])
-    config = GPT2Config(vocab_size=len(tokenizer), n_positions=1024, n_embd=384, n_layer=6, n_head=6)
-    GPT2LMHeadModel(config).eval().save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    return build(tiny_models[GPT2], tmp_path_factory.mktemp("slow-writer"))
 
 
 def test_stop_frees_the_cpu_within_a_second(door, engine, slow_writer):
