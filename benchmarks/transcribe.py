@@ -41,6 +41,7 @@ Pipedesk encodes and decodes with what it does on this processor.
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import json
 import os
@@ -362,8 +363,8 @@ def parts(args: argparse.Namespace, models: Path) -> None:
         ready = Methods(size, build_model(size, models / f"whisper-{size}"), args.tokens, args.threads, None)
         folder, converted = ready.folder, ready.converted()
         config = ready.loaded.model.generation_config
-        prompts = [[config.decoder_start_token_id, config.lang_to_id["<|en|>"], config.task_to_id["transcribe"],
-                    config.no_timestamps_token_id]] * windows  # fmt: skip
+        start = [config.decoder_start_token_id, config.lang_to_id["<|en|>"], config.task_to_id["transcribe"]]
+        prompts = [[*start, config.no_timestamps_token_id]] * windows
         print(
             f"\nWhisper {size}: {windows} windows, {args.tokens} tokens each; Pipedesk: {engine_of(ready.loaded.model)}"
         )
@@ -372,42 +373,47 @@ def parts(args: argparse.Namespace, models: Path) -> None:
         for label, streams in (("one stream", 1), ("streams", whisper.streams(args.threads))):
             model = whisper.WhisperModel(folder, converted, ready.loaded.model.placement, args.threads)
             model.streams = streams
+            precision = model.placement.compute_type
             if streams == 1:  # as Pipedesk ran before: one replica on every thread
                 model._model = ctranslate2.models.Whisper(
-                    str(converted), device="cpu", compute_type=model.placement.compute_type,
-                    intra_threads=args.threads,
-                )  # fmt: skip
+                    str(converted), device="cpu", compute_type=precision, intra_threads=args.threads
+                )
                 torch.set_num_threads(args.threads)
             encoded = model.encode(features)
-            rows.append(("encode", f"CTranslate2 {model.placement.compute_type}, {label}",
-                         _timed(lambda m=model: m.encode(features))))  # fmt: skip
-            rows.append(("decode", f"CTranslate2 {model.placement.compute_type}, {label}",
-                         _timed(lambda m=model, e=encoded, p=prompts: m.generate(e, p))))  # fmt: skip
+            engine = f"CTranslate2 {precision}, {label}"
+            rows.append(("encode", engine, _timed(model.encode, features)))
+            rows.append(("decode", engine, _timed(model.generate, encoded, prompts)))
         for dtype in (torch.float32, torch.bfloat16):
             net = WhisperForConditionalGeneration.from_pretrained(folder, dtype=dtype).eval()
             inputs = torch.from_numpy(features).to(dtype)
+            precision = str(dtype).removeprefix("torch.")
             with torch.inference_mode():
                 encoder = net.get_encoder()
-                rows.append(("encode", f"torch {str(dtype).removeprefix('torch.')}, one window a call",
-                             _timed(lambda e=encoder, x=inputs: [e(x[i : i + 1]) for i in range(windows)])))  # fmt: skip
-                out = encoder(inputs)
-                decode = lambda n=net, o=out: n.generate(  # noqa: E731
-                    encoder_outputs=o, max_new_tokens=args.tokens, min_new_tokens=args.tokens,
-                    language="en", task="transcribe",
+                rows.append(
+                    ("encode", f"torch {precision}, one window a call", _timed(_one_by_one, encoder, inputs))
+                )
+                decode = functools.partial(
+                    net.generate, encoder_outputs=encoder(inputs), language="en", task="transcribe",
+                    max_new_tokens=args.tokens, min_new_tokens=args.tokens,
                 )  # fmt: skip
-                rows.append(("decode", f"torch {str(dtype).removeprefix('torch.')}, transformers' generate", _timed(decode)))
+                rows.append(("decode", f"torch {precision}, transformers' generate", _timed(decode)))
         for part, engine, seconds in sorted(rows, key=lambda row: row[0] != "encode"):
             print(f"| {part} | {engine} | {seconds:.2f} |", flush=True)
 
 
-def _timed(call: Any) -> float:
-    call()  # warm-up
-    return min(_once(call) for _ in range(2))
+def _one_by_one(encoder: Any, windows: Any) -> list[Any]:
+    return [encoder(windows[i : i + 1]) for i in range(len(windows))]
 
 
-def _once(call: Any) -> float:
+def _timed(call: Any, *args: Any) -> float:
+    """The fastest of two timed calls, after a warm-up call."""
+    call(*args)
+    return min(_once(call, *args) for _ in range(2))
+
+
+def _once(call: Any, *args: Any) -> float:
     started = time.perf_counter()
-    call()
+    call(*args)
     return time.perf_counter() - started
 
 
