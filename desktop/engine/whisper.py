@@ -356,9 +356,12 @@ def load(
 
 def _with_faster_encoder(model: WhisperModel, source: Path) -> WhisperModel:
     """``model`` with its windows encoded in torch bfloat16 where this processor runs that at least
-    5% faster than CTranslate2 (measured once on as many windows as there are streams, remembered)."""
+    5% faster than CTranslate2 (measured once on as many windows as there are streams, remembered;
+    only on processors with bfloat16 arithmetic of their own, where it can win)."""
     import numpy as np
 
+    if model.placement.device != "cpu" or not bf16_native():
+        return model
     encoder: TorchEncoder | None = None
     windows = np.zeros((model.streams, model._model.n_mels, FRAMES), dtype=np.float32)
 
@@ -370,6 +373,17 @@ def _with_faster_encoder(model: WhisperModel, source: Path) -> WhisperModel:
     if remembered_speedup(bf16_engine(), measure) < MIN_SPEEDUP:
         return model
     return model.with_encoder(encoder or TorchEncoder(source))
+
+
+def bf16_native() -> bool:
+    """Whether this processor computes in bfloat16 itself (Intel AMX, AVX512-BF16). Elsewhere torch
+    emulates bfloat16, slower than float32, and measuring it on a large Whisper would take minutes."""
+    import torch
+
+    checks = [
+        getattr(torch.cpu, name, None) for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+    ]
+    return any(check() for check in checks if check is not None)
 
 
 def _fastest(call: Callable[[], Any], rounds: int = 2) -> float:
