@@ -33,7 +33,12 @@ def test_public_names_are_names_people_open():
     names = public.check_public_names(["Pipedesk.Example.org, tools.example.org:8443", "10.0.0.5"])
     assert names == {"pipedesk.example.org", "tools.example.org:8443", "10.0.0.5"}
     assert public.check_public_names(None) == frozenset()
-    for bad in ("https://pipedesk.example.org", "example.org/pipedesk", "*.example.org", "a:99999", "a b"):
+    # IPv6 addresses as browsers write them in Host: in brackets, compressed, lower case.
+    written = ["[2001:DB8:0:0::5]:8443", "2001:db8::7", "[2001:db8::9]"]
+    assert public.check_public_names(written) == {"[2001:db8::5]:8443", "[2001:db8::7]", "[2001:db8::9]"}
+    bad_names = ("https://pipedesk.example.org", "example.org/pipedesk", "*.example.org", "a:99999", "a b")
+    bad_addresses = ("[2001:db8::5", "[2001:db8::5]8443", "[example.org]", "[2001:db8::5]:0", "2001:db8::zz")
+    for bad in (*bad_names, *bad_addresses):
         with pytest.raises(UserError, match="--public-name takes the name people open"):
             public.check_public_names([bad])
 
@@ -52,6 +57,15 @@ def test_a_named_gate_answers_its_names_and_its_own_loopback_only():
         assert gate.host_allowed(options, host), host
     for host in ("evil.example", "b.org", "b.org:443", "127.0.0.1:8080", "attacker.pipedesk.example.org", ""):
         assert not gate.host_allowed(options, host), host
+    # A server named by its IPv6 address answers Host headers as browsers send them for it.
+    names = public.check_public_names(["2001:DB8::5", "[2001:db8::6]:8443"])
+    options = gate.GateOptions(port=7861, hosts="named", names=names)
+    for host in ("[2001:db8::5]", "[2001:db8::5]:443", "[2001:db8::6]:8443", "[::1]:7861"):
+        assert gate.host_allowed(options, host), host
+    for host in ("[2001:db8::6]", "[2001:db8::6]:443", "[2001:db8::7]", "2001:db8::5", "[::1]:80"):
+        assert not gate.host_allowed(options, host), host
+    assert gate.same_origin("https://[2001:db8::5]", "[2001:db8::5]"), "its own page may call it"
+    assert not gate.same_origin("https://[2001:db8::7]", "[2001:db8::5]")
 
 
 def test_replica_ids_are_cookie_values():
@@ -76,12 +90,14 @@ def test_public_name_and_replica_id_are_for_public_servers(pipedesk_home):
 @pytest.mark.slow
 def test_a_public_server_answers_its_public_names_only(hub, pipedesk_home):
     port = free_port()
-    command = _serve(port, "--model", SST2, "--public-name", "pipedesk.example.org", "--replica-id", "r1")
+    names = ("--public-name", "pipedesk.example.org", "--public-name", "[2001:DB8::5]")
+    command = _serve(port, "--model", SST2, *names, "--replica-id", "r1")
     served = Served(command, cli_env(pipedesk_home, hub))
     url = f"http://127.0.0.1:{port}"
+    answers_only = "[2001:db8::5], pipedesk.example.org"
     try:
         served.wait_ready()
-        assert "Answers only at pipedesk.example.org" in served.text
+        assert f"Answers only at {answers_only}" in served.text
         with httpx.Client(timeout=60) as http:
             named = {"Host": "pipedesk.example.org"}
             page = http.get(f"{url}/", headers=named)
@@ -107,12 +123,20 @@ def test_a_public_server_answers_its_public_names_only(hub, pipedesk_home):
             )
             assert call.status_code == 200, call.text
             assert http.get(f"{url}/", headers={"Host": f"127.0.0.1:{port}"}).status_code == 200
-            for other in ("evil.example", "pipedesk.example.org.evil.example", f"localhost:{port + 1}"):
+            # Opened by its IPv6 address (the request itself goes to 127.0.0.1: only the Host says so).
+            assert http.get(f"{url}/", headers={"Host": "[2001:db8::5]"}).status_code == 200
+            others = (
+                "evil.example",
+                "pipedesk.example.org.evil.example",
+                f"localhost:{port + 1}",
+                "[2001:db8::6]",
+            )
+            for other in others:
                 refused = http.get(f"{url}/", headers={"Host": other})
                 assert refused.status_code == 403, other
                 assert (
                     refused.text
-                    == "This Pipedesk server answers only at pipedesk.example.org: open it through that address."
+                    == f"This Pipedesk server answers only at {answers_only}: open it through that address."
                 )
             from_elsewhere = http.post(
                 f"{url}/gradio_api/call/sentiment",

@@ -21,6 +21,7 @@ Threads: everything here runs on the main thread (the CLI); the server serves fr
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import logging
 import os
 import re
@@ -72,19 +73,34 @@ def check_root_path(value: str | None) -> str | None:
 
 def check_public_names(values: list[str] | None) -> frozenset[str]:
     """``--public-name`` (repeatable, or names joined by commas): host names or IP addresses, each
-    with an optional ``:PORT``, lower case; UserError for anything else (a URL, a path, a wildcard)."""
+    with an optional ``:PORT``, lower case; an IPv6 address in brackets (``[2001:db8::1]:8443``, or
+    bare without a port), written as browsers send it in ``Host``; UserError for anything else (a
+    URL, a path, a wildcard)."""
     names = [part.strip().lower() for value in values or [] for part in value.split(",") if part.strip()]
-    for name in names:
-        host, _, port = name.rpartition(":") if name.count(":") == 1 else (name, "", "")
-        ok_port = not port or (port.isdigit() and 0 < int(port) < 65536)
-        if not (
-            ok_port and re.fullmatch(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*", host)
-        ):
-            raise UserError(
-                f"--public-name takes the name people open, such as pipedesk.example.org or "
-                f"pipedesk.example.org:8443 (no scheme, path or wildcard), not {name!r}."
-            )
-    return frozenset(names)
+    return frozenset(_public_name(name) for name in names)
+
+
+_HOST_NAME = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
+
+
+def _public_name(name: str) -> str:
+    """One ``--public-name``, as the ``Host`` header carries it; UserError if it is not one."""
+    if name.startswith("[") or name.count(":") > 1:  # IPv6: [address] or [address]:PORT, or bare
+        address, bracket, port = name[1:].partition("]") if name.startswith("[") else (name, "]", "")
+        port = port.removeprefix(":") if bracket and (port.startswith(":") or not port) else "?"
+        try:
+            host = f"[{ipaddress.IPv6Address(address).compressed}]"
+        except ValueError:
+            host = ""
+    else:
+        host, _, port = name.partition(":")
+        host = host if _HOST_NAME.fullmatch(host) else ""
+    if not host or (port and not (port.isdigit() and 0 < int(port) < 65536)):
+        raise UserError(
+            f"--public-name takes the name people open, such as pipedesk.example.org, "
+            f"pipedesk.example.org:8443 or [2001:db8::1] (no scheme, path or wildcard), not {name!r}."
+        )
+    return f"{host}:{port}" if port else host
 
 
 def check_models_dir(value: str | None) -> Path | None:

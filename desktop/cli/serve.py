@@ -74,7 +74,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="NAME",
         action="append",
         default=None,
-        help="public server: a name people open it by, e.g. pipedesk.example.org (repeatable, or "
+        help="public server: a name people open it by, e.g. pipedesk.example.org or [2001:db8::5] (repeatable, or "
         "names joined by commas); then only those names and its own loopback address are answered",
     )
     serve.add_argument(
