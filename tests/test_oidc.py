@@ -8,9 +8,14 @@ Chromium for a person signing in. Traffic to 127.0.0.1 and localhost only.
 from __future__ import annotations
 
 import asyncio
+import base64
+import html
+import json
+import re
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -135,6 +140,12 @@ def _sign_in(http: httpx.Client, url: str, email: str) -> httpx.Response:
     return http.post(str(form.url), data={"sub": email})
 
 
+def _provider_signout_link(page: str) -> str:
+    found = re.search(r'<a href="([^"]+)">Sign out of your identity provider too</a>', page)
+    assert found, page
+    return html.unescape(found.group(1))
+
+
 def _sentiment(http: httpx.Client, url: str) -> httpx.Response:
     return http.post(f"{url}gradio_api/call/sentiment", json={"data": ["I love this!", SST2]})
 
@@ -182,6 +193,18 @@ def test_people_sign_in_run_and_sign_out_and_other_domains_are_refused(
             bye = alice.get(f"{url}oidc/signout")
             assert bye.status_code == 200 and "You are signed out of this Pipedesk." in bye.text
             assert _sentiment(alice, url).status_code == 401
+            # ... and may sign out of the provider too: its end-session page, her ID token as the hint.
+            target = _provider_signout_link(bye.text)
+            assert target.startswith(f"{issuer}/oauth2/end_session?")
+            query = parse_qs(urlsplit(target).query)
+            assert query["client_id"] == ["pipedesk"] and len(query["id_token_hint"]) == 1
+            hint = query["id_token_hint"][0]
+            claims = json.loads(base64.urlsafe_b64decode(hint.split(".")[1] + "=="))
+            assert claims["email"] == "alice@example.org" and claims["iss"] == issuer
+            ended = alice.get(target)
+            assert ended.status_code == 200 and hint in ended.text  # the provider's own sign-out form
+            again = _provider_signout_link(alice.get(f"{url}oidc/signout").text)
+            assert "id_token_hint" not in again, "signed out already: no token left to hint with"
 
         with httpx.Client(timeout=60, follow_redirects=True) as mallory:
             answer = _sign_in(mallory, url, "mallory@other.org")
@@ -236,6 +259,11 @@ def test_a_person_signs_in_at_the_provider_runs_a_task_and_signs_out(
         assert page.console_errors == []
         page.get_by_role("link", name="Sign out").click()
         page.get_by_role("heading", name="Signed out").wait_for()
+        page.screenshot(path=str(ARTIFACTS / "oidc-signed-out.png"))
+        page.get_by_role("link", name="Sign out of your identity provider too").click()
+        page.get_by_role("heading", name="End Session").wait_for()  # the provider's own page
+        assert "id_token_hint" in page.content(), "the provider was told whose session ends"
+        page.get_by_role("button", name="End session").click()
         page.goto(url)
         page.get_by_placeholder("sub").wait_for()  # back at the provider
     finally:

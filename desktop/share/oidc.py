@@ -14,7 +14,8 @@ The session is Starlette's ``SessionMiddleware``: a cookie signed with a key der
 client secret (every replica with the same secret accepts it, so a session that moves to another
 replica stays signed in), HttpOnly, SameSite=Lax (the provider's redirect back is a top-level
 navigation), valid for ``session_s`` from sign-in whatever happens meanwhile. ``/oidc/signout``
-ends it. Every run a signed-in person starts is logged with their e-mail address.
+ends it and, where the provider publishes an ``end_session_endpoint``, offers a link that signs the
+person out of the provider too (RP-initiated logout, the ID token as its hint). Every run a signed-in person starts is logged with their e-mail address.
 
 ``/healthz`` is answered before this (a balancer has no session); the Local API's paths need a
 signed-in browser too. Runs on the server's event loop.
@@ -33,7 +34,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 from desktop.errors import UserError
 from desktop.server.gate import browser_scheme
@@ -163,14 +164,30 @@ def signed_in_as(email: str) -> str:
     )
 
 
-def _page(title: str, text: str, link: str, link_text: str) -> bytes:
+def _page(title: str, text: str, link: str, link_text: str, *more: tuple[str, str]) -> bytes:
+    """A small page: a title, a sentence and its links (``link``, then ``more`` (url, words) pairs)."""
+    links = "".join(
+        f'<p><a href="{html.escape(url)}">{html.escape(words)}</a></p>'
+        for url, words in ((link, link_text), *more)
+    )
     return (
         f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
         '<meta name="viewport" content="width=device-width, initial-scale=1"></head>'
         '<body style="font:16px/1.5 system-ui,sans-serif;max-width:34em;margin:4em auto;padding:0 1em">'
-        f"<h1>{html.escape(title)}</h1><p>{html.escape(text)}</p>"
-        f'<p><a href="{html.escape(link)}">{html.escape(link_text)}</a></p></body></html>'
+        f"<h1>{html.escape(title)}</h1><p>{html.escape(text)}</p>{links}</body></html>"
     ).encode()
+
+
+def provider_signout(metadata: dict[str, Any], client_id: str, id_token: str | None) -> str | None:
+    """Where the person also signs out of the identity provider (OpenID Connect RP-initiated logout:
+    its ``end_session_endpoint`` with the ID token as a hint and this client's id; no
+    ``post_logout_redirect_uri``, which the provider would need registered: it shows its own page).
+    None when the provider publishes no such endpoint."""
+    endpoint = metadata.get("end_session_endpoint")
+    if not isinstance(endpoint, str) or urlsplit(endpoint).scheme not in ("http", "https"):
+        return None
+    query = {"client_id": client_id, **({"id_token_hint": id_token} if id_token else {})}
+    return f"{endpoint}{'&' if '?' in endpoint else '?'}{urlencode(query)}"
 
 
 class OidcSignIn:
@@ -296,20 +313,36 @@ class OidcSignIn:
             return HTMLResponse(_page("Not allowed", str(exc), signout, "Sign out"), 403)
         next_path = request.session.get("next", "/")
         request.session.clear()
-        request.session.update({"email": email, "until": time.time() + self.settings.session_s})
+        request.session.update(
+            # The ID token is kept for signing out of the provider too (its hint, see provider_signout).
+            {
+                "email": email,
+                "until": time.time() + self.settings.session_s,
+                "id_token": token.get("id_token"),
+            }
+        )
         log.info("%s signed in (OpenID Connect)", email)
         return RedirectResponse(self._url(request, next_path), 303)
 
     async def _signout(self, request: Any) -> Any:
         from starlette.responses import HTMLResponse
 
-        email = request.session.get("email")
+        email, id_token = request.session.get("email"), request.session.get("id_token")
         request.session.clear()
         if email:
             log.info("%s signed out", email)
         again = self._url(request, f"{PREFIX}login")
+        more = []
+        try:
+            metadata = await self.client.load_server_metadata()
+        except Exception as exc:  # the provider out of reach: signing out of Pipedesk still works
+            log.warning("The identity provider's metadata could not be read: %s", exc)
+            metadata = {}
+        provider = provider_signout(metadata, self.settings.client_id, id_token if email else None)
+        if provider:
+            more.append((provider, "Sign out of your identity provider too"))
         return HTMLResponse(
-            _page("Signed out", "You are signed out of this Pipedesk.", again, "Sign in again")
+            _page("Signed out", "You are signed out of this Pipedesk.", again, "Sign in again", *more)
         )
 
     async def _log_run(self, scope: dict[str, Any], receive: Any, email: str) -> Any:
