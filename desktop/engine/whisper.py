@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from desktop.engine.speedups import MIN_SPEEDUP, remembered_speedup
+from desktop.engine.speedups import MIN_SPEEDUP, fastest, remembered_speedup
 from desktop.hf import transformers_api
 
 log = logging.getLogger(__name__)
@@ -245,15 +245,6 @@ class WhisperModel:
         )
         return [[(int(t), int(p)) for t, p in result.alignments] for result in found]
 
-    def seconds_per_window(self) -> float:
-        """Seconds to encode one window of silence (what decides int8 or float32 on a processor)."""
-        import numpy as np
-
-        features = np.zeros((1, self._model.n_mels, FRAMES), dtype=np.float32)
-        started = time.perf_counter()
-        self._model.encode(_storage(features))
-        return max(time.perf_counter() - started, 1e-9)
-
 
 class TorchEncoder:
     """Whisper's encoder in torch, bfloat16: on processors with fast bfloat16 products (Intel AMX,
@@ -329,6 +320,7 @@ def load(
     """The Whisper in ``source`` ready on ``device``: converted into ``converted`` on first use; on the
     CPU in int8 where this processor runs it faster (measured once, remembered), else float32, its
     encoder in torch bfloat16 where that is faster still."""
+    import numpy as np
     import torch
 
     convert(source, converted, progress, display)
@@ -339,18 +331,18 @@ def load(
         except RuntimeError as exc:  # CTranslate2 without CUDA, or the GPU's libraries not found
             log.warning("Whisper runs on the CPU: CTranslate2 could not use %s (%s)", device, exc)
     int8 = WhisperModel(source, converted, placement("cpu", int8=True), threads)
+    full: WhisperModel | None = None
 
-    def measure() -> float:
+    def measure() -> float:  # one window of silence encoded both ways
+        nonlocal full
         full = WhisperModel(source, converted, placement("cpu", int8=False), threads)
-        full.seconds_per_window(), int8.seconds_per_window()  # warm-up
-        return min(full.seconds_per_window() for _ in range(2)) / min(
-            int8.seconds_per_window() for _ in range(2)
-        )
+        window = np.zeros((1, full._model.n_mels, FRAMES), dtype=np.float32)
+        return fastest(lambda: full._encode(window)) / fastest(lambda: int8._encode(window))
 
     if remembered_speedup(int8_engine(), measure) >= MIN_SPEEDUP:
         chosen = int8
-    else:
-        chosen = WhisperModel(source, converted, placement("cpu", int8=False), threads)
+    else:  # the full-precision model the measurement loaded, if it just ran
+        chosen = full or WhisperModel(source, converted, placement("cpu", int8=False), threads)
     return _with_faster_encoder(chosen, source)
 
 
@@ -368,7 +360,7 @@ def _with_faster_encoder(model: WhisperModel, source: Path) -> WhisperModel:
     def measure() -> float:
         nonlocal encoder
         encoder = TorchEncoder(source)
-        return _fastest(lambda: model.encode(windows)) / _fastest(lambda: encoder.encode(windows))
+        return fastest(lambda: model.encode(windows)) / fastest(lambda: encoder.encode(windows))
 
     if remembered_speedup(bf16_engine(), measure) < MIN_SPEEDUP:
         return model
@@ -384,14 +376,3 @@ def bf16_native() -> bool:
         getattr(torch.cpu, name, None) for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
     ]
     return any(check() for check in checks if check is not None)
-
-
-def _fastest(call: Callable[[], Any], rounds: int = 2) -> float:
-    """The fastest of ``rounds`` timed calls, after one warm-up call."""
-    call()
-    best = float("inf")
-    for _ in range(rounds):
-        started = time.perf_counter()
-        call()
-        best = min(best, time.perf_counter() - started)
-    return max(best, 1e-9)

@@ -15,7 +15,8 @@ client secret (every replica with the same secret accepts it, so a session that 
 replica stays signed in), HttpOnly, SameSite=Lax (the provider's redirect back is a top-level
 navigation), valid for ``session_s`` from sign-in whatever happens meanwhile. ``/oidc/signout``
 ends it and, where the provider publishes an ``end_session_endpoint``, offers a link that signs the
-person out of the provider too (RP-initiated logout, the ID token as its hint). Every run a signed-in person starts is logged with their e-mail address.
+person out of the provider too (RP-initiated logout, the ID token as its hint). Every run a
+signed-in person starts is logged with their e-mail address.
 
 ``/healthz`` is answered before this (a balancer has no session); the Local API's paths need a
 signed-in browser too. Runs on the server's event loop.
@@ -332,15 +333,13 @@ class OidcSignIn:
         if email:
             log.info("%s signed out", email)
         again = self._url(request, f"{PREFIX}login")
-        more = []
         try:
-            metadata = await self.client.load_server_metadata()
+            metadata = await self.client.load_server_metadata()  # fetched once, then kept by Authlib
         except Exception as exc:  # the provider out of reach: signing out of Pipedesk still works
             log.warning("The identity provider's metadata could not be read: %s", exc)
             metadata = {}
-        provider = provider_signout(metadata, self.settings.client_id, id_token if email else None)
-        if provider:
-            more.append((provider, "Sign out of your identity provider too"))
+        provider = provider_signout(metadata, self.settings.client_id, id_token)
+        more = [(provider, "Sign out of your identity provider too")] if provider else []
         return HTMLResponse(
             _page("Signed out", "You are signed out of this Pipedesk.", again, "Sign in again", *more)
         )
